@@ -1,0 +1,134 @@
+package main
+
+/*
+#include <stdlib.h>
+#include "gunmetal.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/mattn/go-pointer"
+
+	"gunmetal/core"
+)
+
+// An event crosses into C as one malloc: the gm_event, then its arrays
+// (headers, killed), then its strings and data, each NUL-terminated.
+
+const (
+	evSize  = C.sizeof_gm_event
+	hdrSize = C.sizeof_gm_header
+)
+
+func align8(n int) int { return (n + 7) &^ 7 }
+
+func eventBytes(ev *core.Event) int {
+	n := align8(evSize) + len(ev.Headers)*hdrSize + len(ev.Killed)*8
+	for _, s := range [...]string{ev.Protocol, ev.Reason, ev.Method, ev.URI} {
+		if s != "" {
+			n += len(s) + 1
+		}
+	}
+	for _, h := range ev.Headers {
+		n += len(h.Name) + len(h.Value) + 2
+	}
+	if ev.Data != nil {
+		n += len(ev.Data) + 1
+	}
+	return n
+}
+
+// marshal copies ev into C memory; nil if malloc fails. The event takes a
+// reference on its connection handle.
+func marshal(ev *core.Event) *C.gm_event {
+	total := eventBytes(ev)
+	mem := C.malloc(C.size_t(total))
+	if mem == nil {
+		return nil
+	}
+	buf := unsafe.Slice((*byte)(mem), total)
+	e := (*C.gm_event)(mem)
+	*e = C.gm_event{}
+	e.size = C.uint32_t(evSize)
+	e.kind = C.uint16_t(ev.Kind)
+	if ev.Fin {
+		e.fin = 1
+	}
+	e.ws_opcode = C.uint8_t(ev.WSOp)
+	e.status = C.int32_t(ev.Status)
+	if ev.Kind == core.EvWS && ev.WSOp == core.WSClose {
+		e.status = C.int32_t(ev.CloseCode)
+	}
+	e.ref = C.gm_ref(ev.Ref)
+	e.new_ref = C.gm_ref(ev.NewRef)
+	if ev.Conn != nil {
+		if h, ok := ev.Conn.Tag().(*connHandle); ok {
+			h.ref()
+			e.conn = (*C.gm_conn)(h.self)
+		}
+	}
+	off := align8(evSize)
+	if len(ev.Headers) > 0 {
+		hs := unsafe.Slice((*C.gm_header)(unsafe.Pointer(&buf[off])), len(ev.Headers))
+		e.headers, e.n_headers = &hs[0], C.size_t(len(hs))
+		off += len(ev.Headers) * hdrSize
+	}
+	if len(ev.Killed) > 0 {
+		ks := unsafe.Slice((*C.gm_ref)(unsafe.Pointer(&buf[off])), len(ev.Killed))
+		for i, k := range ev.Killed {
+			ks[i] = C.gm_ref(k)
+		}
+		e.killed, e.n_killed = &ks[0], C.size_t(len(ks))
+		off += len(ev.Killed) * 8
+	}
+	if len(ev.Headers) > 0 {
+		hs := unsafe.Slice(e.headers, len(ev.Headers))
+		for i, h := range ev.Headers {
+			hs[i].name, off = putString(buf, off, h.Name)
+			hs[i].name_len = C.size_t(len(h.Name))
+			hs[i].value, off = putString(buf, off, h.Value)
+			hs[i].value_len = C.size_t(len(h.Value))
+		}
+	}
+	if ev.Protocol != "" {
+		e.protocol, off = putString(buf, off, ev.Protocol)
+	}
+	if ev.Reason != "" {
+		e.reason, off = putString(buf, off, ev.Reason)
+	}
+	if ev.Method != "" {
+		e.method, off = putString(buf, off, ev.Method)
+	}
+	if ev.URI != "" {
+		e.uri, off = putString(buf, off, ev.URI)
+	}
+	if ev.Data != nil {
+		copy(buf[off:], ev.Data)
+		buf[off+len(ev.Data)] = 0
+		e.data = (*C.uint8_t)(unsafe.Pointer(&buf[off]))
+		e.data_len = C.size_t(len(ev.Data))
+	}
+	return e
+}
+
+func putString(buf []byte, off int, s string) (*C.char, int) {
+	copy(buf[off:], s)
+	buf[off+len(s)] = 0
+	return (*C.char)(unsafe.Pointer(&buf[off])), off + len(s) + 1
+}
+
+//export gm_event_free
+func gm_event_free(e *C.gm_event) {
+	defer guard(nil)
+	if e == nil {
+		return
+	}
+	if e.conn != nil {
+		if h, ok := pointer.Restore(unsafe.Pointer(e.conn)).(*connHandle); ok {
+			h.unref()
+		}
+	}
+	C.free(unsafe.Pointer(e))
+}

@@ -1,0 +1,533 @@
+package main
+
+/*
+#include <stdint.h>
+#include "gunmetal.h"
+*/
+import "C"
+
+import (
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/mattn/go-pointer"
+
+	"gunmetal/core"
+)
+
+// cgo cannot declare const parameters, so the functions of the header that
+// take const pointers are exported as gmgo_* and wrapped in gunmetal.c.
+//
+// Every export recovers panics (guard) and reports failures through the
+// thread's error sentence. This file is marshalling only: no protocol logic.
+
+func goString(p *C.char, what string) (string, *status) {
+	if p == nil {
+		return "", fail(C.GM_EINVAL, "%s is NULL", what)
+	}
+	s := C.GoString(p)
+	if !utf8.ValidString(s) {
+		return "", fail(C.GM_EINVAL, "%s is not valid UTF-8", what)
+	}
+	return s, nil
+}
+
+func goStringN(p *C.char, n C.size_t, what string) (string, *status) {
+	if n == ^C.size_t(0) {
+		return goString(p, what)
+	}
+	if p == nil {
+		if n == 0 {
+			return "", nil
+		}
+		return "", fail(C.GM_EINVAL, "%s is NULL", what)
+	}
+	return C.GoStringN(p, C.int(n)), nil
+}
+
+func duration(ms C.int) time.Duration {
+	if ms < 0 {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func parseOpts(js *C.char, port int) (*core.Options, *status) {
+	var raw []byte
+	if js != nil {
+		s, st := goString(js, "opts_json")
+		if st != nil {
+			return nil, st
+		}
+		raw = []byte(s)
+	}
+	o, err := core.ParseOptions(raw, port)
+	if err != nil {
+		return nil, fromErr(err)
+	}
+	return o, nil
+}
+
+//export gm_queue_new
+func gm_queue_new() (out *C.gm_queue) {
+	defer guard(nil)
+	q, err := core.NewQueue()
+	if err != nil {
+		fail(C.GM_ENOMEM, "cannot make the queue's eventfd: %v", err).report()
+		return nil
+	}
+	return newQueueHandle(q)
+}
+
+//export gm_queue_free
+func gm_queue_free(p *C.gm_queue) {
+	defer guard(nil)
+	if p == nil {
+		return
+	}
+	q, st := queueOf(p)
+	if st != nil {
+		st.report()
+		return
+	}
+	pointer.Unref(unsafe.Pointer(p))
+	live.Add(-1)
+	q.Free()
+}
+
+//export gm_queue_fd
+func gm_queue_fd(p *C.gm_queue) (rc C.int) {
+	defer guard(&rc)
+	q, st := queueOf(p)
+	if st != nil {
+		return st.report()
+	}
+	return C.int(q.FD())
+}
+
+//export gm_queue_len
+func gm_queue_len(p *C.gm_queue) (rc C.int) {
+	defer guard(&rc)
+	q, st := queueOf(p)
+	if st != nil {
+		return st.report()
+	}
+	return C.int(q.Len())
+}
+
+//export gm_queue_wake
+func gm_queue_wake(p *C.gm_queue) (rc C.int) {
+	defer guard(&rc)
+	q, st := queueOf(p)
+	if st != nil {
+		return st.report()
+	}
+	q.Wake()
+	return C.GM_OK
+}
+
+var pollBufs = sync.Pool{New: func() any { s := make([]*core.Event, 256); return &s }}
+
+//export gm_queue_poll
+func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) (rc C.int) {
+	defer guard(&rc)
+	q, st := queueOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if out == nil || max <= 0 {
+		return fail(C.GM_EINVAL, "out must be an array of max > 0 pointers").report()
+	}
+	bp := pollBufs.Get().(*[]*core.Event)
+	defer pollBufs.Put(bp)
+	evs := *bp
+	if int(max) < len(evs) {
+		evs = evs[:max]
+	}
+	n, err := q.Poll(evs, duration(timeoutMS))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	dst := unsafe.Slice(out, int(max))
+	for i := 0; i < n; i++ {
+		dst[i] = marshal(evs[i])
+		evs[i] = nil
+		if dst[i] == nil {
+			// The events taken past this point are lost to the host: say
+			// so rather than hide it.
+			for j := i + 1; j < n; j++ {
+				evs[j] = nil
+			}
+			if i == 0 {
+				return fail(C.GM_ENOMEM, "out of memory copying %d events", n).report()
+			}
+			return C.int(i)
+		}
+	}
+	return C.int(n)
+}
+
+func open(owner *C.gm_queue, out **C.gm_conn, opts *C.char, port int,
+	start func(o *core.Options, q *core.Queue, h *connHandle) (*core.Conn, error)) *status {
+	q, st := queueOf(owner)
+	if st != nil {
+		return st
+	}
+	if out == nil {
+		return fail(C.GM_EINVAL, "out is NULL")
+	}
+	o, st := parseOpts(opts, port)
+	if st != nil {
+		return st
+	}
+	h := newConnHandle()
+	c, err := start(o, q, h)
+	if err != nil {
+		h.unref()
+		return fromErr(err)
+	}
+	h.c = c
+	*out = (*C.gm_conn)(h.self)
+	return nil
+}
+
+//export gmgo_open
+func gmgo_open(owner *C.gm_queue, host *C.char, port C.int, opts *C.char, out **C.gm_conn) (rc C.int) {
+	defer guard(&rc)
+	hs, st := goString(host, "host")
+	if st != nil {
+		return st.report()
+	}
+	if port < 1 || port > 65535 {
+		return fail(C.GM_EINVAL, "port %d out of range 1..65535", int(port)).report()
+	}
+	return open(owner, out, opts, int(port), func(o *core.Options, q *core.Queue, h *connHandle) (*core.Conn, error) {
+		return core.Open(hs, int(port), o, q, h)
+	}).report()
+}
+
+//export gmgo_open_unix
+func gmgo_open_unix(owner *C.gm_queue, path *C.char, opts *C.char, out **C.gm_conn) (rc C.int) {
+	defer guard(&rc)
+	ps, st := goString(path, "path")
+	if st != nil {
+		return st.report()
+	}
+	return open(owner, out, opts, 0, func(o *core.Options, q *core.Queue, h *connHandle) (*core.Conn, error) {
+		return core.OpenUnix(ps, o, q, h)
+	}).report()
+}
+
+//export gm_close
+func gm_close(p *C.gm_conn) (rc C.int) {
+	defer guard(&rc)
+	if p == nil {
+		return C.GM_OK
+	}
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	h.c.Close()
+	return C.GM_OK
+}
+
+//export gm_shutdown
+func gm_shutdown(p *C.gm_conn) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	return fromErr(h.c.Shutdown()).report()
+}
+
+//export gm_conn_free
+func gm_conn_free(p *C.gm_conn) {
+	defer guard(nil)
+	if p == nil {
+		return
+	}
+	h, st := connOf(p)
+	if st != nil {
+		st.report()
+		return
+	}
+	if h.freed.Swap(true) {
+		return
+	}
+	h.c.Close()
+	h.unref()
+}
+
+//export gm_set_owner
+func gm_set_owner(p *C.gm_conn, qp *C.gm_queue) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	q, st := queueOf(qp)
+	if st != nil {
+		return st.report()
+	}
+	return fromErr(h.c.SetOwner(q)).report()
+}
+
+// Static protocol names for gm_await_up, so the host needs not free them.
+var protoNames = map[string]*C.char{}
+var protoNamesMu sync.Mutex
+
+func staticName(s string) *C.char {
+	protoNamesMu.Lock()
+	defer protoNamesMu.Unlock()
+	p, ok := protoNames[s]
+	if !ok {
+		p = C.CString(s) // kept for the life of the process: a handful of names
+		protoNames[s] = p
+	}
+	return p
+}
+
+//export gmgo_await_up
+func gmgo_await_up(p *C.gm_conn, timeoutMS C.int, protocol **C.char) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	name, err := h.c.AwaitUp(duration(timeoutMS))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	if protocol != nil {
+		*protocol = staticName(name)
+	}
+	return C.GM_OK
+}
+
+func goHeaders(hs *C.gm_header, n C.size_t) ([]core.Header, *status) {
+	if n == 0 {
+		return nil, nil
+	}
+	if hs == nil {
+		return nil, fail(C.GM_EINVAL, "headers is NULL but n_headers is %d", uint64(n))
+	}
+	if n > 1<<16 {
+		return nil, fail(C.GM_EINVAL, "n_headers %d is too many", uint64(n))
+	}
+	in := unsafe.Slice(hs, int(n))
+	out := make([]core.Header, len(in))
+	for i := range in {
+		name, st := goStringN(in[i].name, in[i].name_len, "header name "+strconv.Itoa(i))
+		if st != nil {
+			return nil, st
+		}
+		value, st := goStringN(in[i].value, in[i].value_len, "header value "+strconv.Itoa(i))
+		if st != nil {
+			return nil, st
+		}
+		out[i] = core.Header{Name: name, Value: value}
+	}
+	return out, nil
+}
+
+//export gmgo_request
+func gmgo_request(p *C.gm_conn, method, path *C.char, hs *C.gm_header, nh C.size_t,
+	body unsafe.Pointer, bodyLen C.size_t, flags C.unsigned, opts *C.gm_req_opts, ref *C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if ref == nil {
+		return fail(C.GM_EINVAL, "ref is NULL").report()
+	}
+	r := &core.Request{Stream: flags&C.GM_REQ_STREAM != 0}
+	if flags&^C.GM_REQ_STREAM != 0 {
+		return fail(C.GM_EINVAL, "unknown request flags 0x%x", uint(flags)).report()
+	}
+	if r.Method, st = goString(method, "method"); st != nil {
+		return st.report()
+	}
+	if r.Path, st = goString(path, "path"); st != nil {
+		return st.report()
+	}
+	if r.Headers, st = goHeaders(hs, nh); st != nil {
+		return st.report()
+	}
+	if bodyLen > 0 {
+		if body == nil {
+			return fail(C.GM_EINVAL, "body is NULL but body_len is %d", uint64(bodyLen)).report()
+		}
+		r.Body = C.GoBytes(body, C.int(bodyLen))
+	}
+	if opts != nil {
+		if opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
+			return fail(C.GM_EINVAL, "gm_req_opts.size is %d; set it to sizeof(gm_req_opts)", uint32(opts.size)).report()
+		}
+		if opts.timeout_ms < 0 || opts.flow < 0 {
+			return fail(C.GM_EINVAL, "gm_req_opts timeout_ms and flow must be >= 0").report()
+		}
+		r.Timeout = duration(opts.timeout_ms)
+		r.Flow = int(opts.flow)
+		if opts.reply_to != nil {
+			if r.ReplyTo, st = queueOf(opts.reply_to); st != nil {
+				return st.report()
+			}
+		}
+	}
+	id, err := h.c.Request(r)
+	if err != nil {
+		return fromErr(err).report()
+	}
+	*ref = C.gm_ref(id)
+	return C.GM_OK
+}
+
+//export gmgo_data
+func gmgo_data(p *C.gm_conn, ref C.gm_ref, data unsafe.Pointer, n C.size_t, fin C.int) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if n > 0 && data == nil {
+		return fail(C.GM_EINVAL, "data is NULL but len is %d", uint64(n)).report()
+	}
+	var b []byte
+	if n > 0 {
+		// The engine copies into its output buffer before returning, so a
+		// view of the caller's memory is enough.
+		b = unsafe.Slice((*byte)(data), int(n))
+	}
+	return fromErr(h.c.Data(uint64(ref), b, fin != 0)).report()
+}
+
+//export gm_cancel
+func gm_cancel(p *C.gm_conn, ref C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	return fromErr(h.c.Cancel(uint64(ref))).report()
+}
+
+//export gm_update_flow
+func gm_update_flow(p *C.gm_conn, ref C.gm_ref, n C.int) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	return fromErr(h.c.UpdateFlow(uint64(ref), int(n))).report()
+}
+
+//export gm_await
+func gm_await(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if out == nil {
+		return fail(C.GM_EINVAL, "out is NULL").report()
+	}
+	ev, err := h.c.Await(uint64(ref), duration(timeoutMS))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	if *out = marshal(ev); *out == nil {
+		return fail(C.GM_ENOMEM, "out of memory").report()
+	}
+	return C.GM_OK
+}
+
+//export gm_await_body
+func gm_await_body(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if out == nil {
+		return fail(C.GM_EINVAL, "out is NULL").report()
+	}
+	b, err := h.c.AwaitBody(uint64(ref), duration(timeoutMS))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	data := b.Data
+	if data == nil {
+		data = []byte{}
+	}
+	ev := &core.Event{Kind: core.EvData, Fin: true, Conn: h.c, Ref: uint64(ref), Status: b.Status, Data: data, Headers: b.Trailers}
+	if *out = marshal(ev); *out == nil {
+		return fail(C.GM_ENOMEM, "out of memory").report()
+	}
+	return C.GM_OK
+}
+
+func infoEvent(h *connHandle, ref uint64, kv ...string) *C.gm_event {
+	hs := make([]core.Header, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		hs = append(hs, core.Header{Name: kv[i], Value: kv[i+1]})
+	}
+	return marshal(&core.Event{Kind: 100, Conn: h.c, Ref: ref, Headers: hs})
+}
+
+//export gm_info
+func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if out == nil {
+		return fail(C.GM_EINVAL, "out is NULL").report()
+	}
+	in := h.c.Info()
+	kv := []string{"state", in.State, "protocol", in.Protocol, "transport", in.Transport,
+		"host", in.Host, "port", strconv.Itoa(in.Port), "origin", in.Origin}
+	if in.Local != "" {
+		kv = append(kv, "local", in.Local)
+	}
+	if in.Peer != "" {
+		kv = append(kv, "peer", in.Peer)
+	}
+	if *out = infoEvent(h, 0, kv...); *out == nil {
+		return fail(C.GM_ENOMEM, "out of memory").report()
+	}
+	return C.GM_OK
+}
+
+//export gm_stream_info
+func gm_stream_info(p *C.gm_conn, ref C.gm_ref, out **C.gm_event) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if out == nil {
+		return fail(C.GM_EINVAL, "out is NULL").report()
+	}
+	si, err := h.c.StreamInfo(uint64(ref))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	*out = infoEvent(h, uint64(ref), "ref", strconv.FormatUint(si.Ref, 10), "state", si.State,
+		"method", si.Method, "path", si.Path, "protocol", si.Protocol, "flow", strconv.Itoa(si.Flow))
+	if *out == nil {
+		return fail(C.GM_ENOMEM, "out of memory").report()
+	}
+	return C.GM_OK
+}
+
+// gm__live_handles is for the leak test: handles not yet released.
+//
+//export gm__live_handles
+func gm__live_handles() C.int64_t { return C.int64_t(live.Load()) }

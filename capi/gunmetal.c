@@ -1,0 +1,74 @@
+/* The parts of the C ABI that need no Go: error strings, the thread-local
+ * error sentence, the version. Calling them costs no C→Go crossing. */
+#include <string.h>
+#include "gunmetal.h"
+
+static __thread char gm_errbuf[1024];
+
+void gm__set_errmsg(const char *s, size_t n) {
+    if (n >= sizeof gm_errbuf) n = sizeof gm_errbuf - 1;
+    memcpy(gm_errbuf, s, n);
+    gm_errbuf[n] = 0;
+}
+
+const char *gm_errmsg(void) { return gm_errbuf; }
+
+const char *gm_version(void) { return GM_VERSION_STRING; }
+
+int gm_version_number(void) { return GM_VERSION_NUMBER; }
+
+const char *gm_strerror(int code) {
+    switch (code) {
+    case GM_OK: return "ok";
+    case GM_EINVAL: return "invalid argument";
+    case GM_ENOMEM: return "out of memory";
+    case GM_ECLOSED: return "connection closed";
+    case GM_ETIMEOUT: return "timed out";
+    case GM_EOPTION: return "invalid option";
+    case GM_ENOSTREAM: return "no such stream";
+    case GM_ENOTUP: return "connection not up";
+    case GM_EBADSTATE: return "not possible in this state";
+    case GM_EUNSUPPORTED: return "not supported by the protocol";
+    case GM_ESTREAM: return "stream error";
+    case GM_EINTERNAL: return "internal error";
+    case GM_EQUEUE: return "queue freed";
+    }
+    return "unknown error";
+}
+
+void gm_events_free(gm_event **evs, int n) {
+    if (!evs) return;
+    for (int i = 0; i < n; i++) gm_event_free(evs[i]);
+}
+
+/* cgo cannot declare const parameters: the Go side exports these under
+ * gmgo_* names, and the header's const signatures forward to them. */
+extern int gmgo_open(gm_queue *, char *, int, char *, gm_conn **);
+extern int gmgo_open_unix(gm_queue *, char *, char *, gm_conn **);
+extern int gmgo_await_up(gm_conn *, int, char **);
+extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, size_t, unsigned, gm_req_opts *, gm_ref *);
+extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int);
+
+int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, gm_conn **out) {
+    return gmgo_open(owner, (char *)host, port, (char *)opts_json, out);
+}
+
+int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_conn **out) {
+    return gmgo_open_unix(owner, (char *)path, (char *)opts_json, out);
+}
+
+int gm_await_up(gm_conn *c, int timeout_ms, const char **protocol) {
+    return gmgo_await_up(c, timeout_ms, (char **)protocol);
+}
+
+int gm_request(gm_conn *c, const char *method, const char *path,
+               const gm_header *headers, size_t n_headers,
+               const void *body, size_t body_len,
+               unsigned flags, const gm_req_opts *opts, gm_ref *ref) {
+    return gmgo_request(c, (char *)method, (char *)path, (gm_header *)headers, n_headers,
+                        (void *)body, body_len, flags, (gm_req_opts *)opts, ref);
+}
+
+int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin) {
+    return gmgo_data(c, ref, (void *)data, len, fin);
+}

@@ -1,0 +1,977 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors returned by Conn methods. Their text is what the C ABI hands out.
+var (
+	ErrClosed      = errors.New("connection is closed")
+	ErrBadArg      = errors.New("invalid argument")
+	ErrNoStream    = errors.New("no such stream")
+	ErrNotUp       = errors.New("connection is not up")
+	ErrUnsupported = errors.New("not supported by this protocol")
+	ErrBadState    = errors.New("badstate")
+)
+
+// connection states, as in gun.erl
+type connState uint8
+
+const (
+	stateConnecting connState = iota // domain_lookup, connecting, tls_handshake
+	stateUp                          // connected
+	stateNotConnected                // waiting to retry
+	stateClosing                     // graceful shutdown or protocol closing
+	stateDone                        // EXIT sent
+)
+
+var stateNames = [...]string{"connecting", "connected", "not_connected", "closing", "closed"}
+
+var lastRef atomic.Uint64
+
+// newRef makes a stream reference: never 0, never reused in the process.
+func newRef() uint64 { return lastRef.Add(1) }
+
+// Request is one request; Gun's request/headers/get/post/... all make one.
+type Request struct {
+	Method  string
+	Path    string // origin-form: path and query
+	Headers []Header
+	Body    []byte
+	// Stream: the body follows with Data calls, ending with fin (Gun's
+	// gun:headers). Body must then be empty.
+	Stream  bool
+	ReplyTo *Queue        // nil: the connection's owner
+	Timeout time.Duration // 0: none. Past it the stream gets ERROR "timeout" and is cancelled.
+	Flow    int           // Gun's flow for this stream; 0: the protocol option's
+
+	ref   uint64
+	timer *time.Timer
+}
+
+// Ref is the stream reference given to the request.
+func (r *Request) Ref() uint64 { return r.ref }
+
+// Conn is one Gun connection.
+type Conn struct {
+	opts     *Options
+	host     string // as given, IPv6 without brackets
+	port     int
+	unixPath string
+	tlsConf  *tls.Config // built once so the session cache survives reconnects
+	tag      any
+	done     chan struct{}
+
+	mu       sync.Mutex
+	rcond    sync.Cond // the reader: budget released, flow updated, closing
+	wcond    sync.Cond // the writer: output to write, or closing
+	drained  sync.Cond // API callers: output buffer drained below its bound
+	owner    *Queue
+	state    connState
+	proto    protocol
+	protoNm  string // the last protocol that was up, for info
+	nc       net.Conn
+	wbuf     []byte
+	wspare   []byte
+	wclosed  bool
+	werr     error
+	pending  []*Request // made while not connected, sent on UP
+	replyTo  map[uint64]*Queue
+	timers   map[uint64]*time.Timer
+	budget   int // bytes of events the host has not taken yet
+	batch    []*Event
+	batching bool
+	closeReq string // set by Close/Free: the exit reason
+	shutReq  bool   // Shutdown was called
+	cancelDial context.CancelFunc
+	kick     chan struct{} // wakes the manager while it waits to retry
+	closeTimer *time.Timer
+	local, peer string
+}
+
+// readBudget bounds the bytes a connection may have in queues that the host
+// has not taken: past it the connection stops reading its socket.
+const readBudget = 16 << 20
+
+// writeBound: API calls that write wait while this much output is pending.
+const writeBound = 4 << 20
+
+// Open starts a connection to host:port owned by q. It returns at once;
+// the connection comes up (EvUp) or fails (EvExit) in the background. tag
+// is the caller's, returned by Tag (the C ABI keeps its handle there); nil
+// is fine. opts nil means every default.
+func Open(host string, port int, opts *Options, q *Queue, tag any) (*Conn, error) {
+	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if h == "" || !utf8.ValidString(h) || strings.ContainsAny(h, " \t\r\n\x00/") {
+		return nil, fmt.Errorf("%w: invalid host %q", ErrBadArg, host)
+	}
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("%w: port %d out of range 1..65535", ErrBadArg, port)
+	}
+	return start(&Conn{host: h, port: port, tag: tag}, opts, q)
+}
+
+// OpenUnix starts a connection over the Unix socket at path.
+func OpenUnix(path string, opts *Options, q *Queue, tag any) (*Conn, error) {
+	if path == "" || !utf8.ValidString(path) || strings.ContainsRune(path, 0) {
+		return nil, fmt.Errorf("%w: invalid unix socket path %q", ErrBadArg, path)
+	}
+	return start(&Conn{host: "localhost", unixPath: path, tag: tag}, opts, q)
+}
+
+func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
+	if q == nil {
+		return nil, fmt.Errorf("%w: no owner queue", ErrBadArg)
+	}
+	if opts == nil {
+		var err error
+		if opts, err = ParseOptions(nil, c.port); err != nil {
+			return nil, err
+		}
+	}
+	c.opts = opts
+	if opts.Transport == "tls" {
+		conf, err := opts.TLSConfig(c.host)
+		if err != nil {
+			return nil, err
+		}
+		c.tlsConf = conf
+	}
+	c.rcond.L, c.wcond.L, c.drained.L = &c.mu, &c.mu, &c.mu
+	c.done = make(chan struct{})
+	c.kick = make(chan struct{}, 1)
+	c.owner = q
+	if !q.adopt(c) {
+		return nil, ErrQueueClosed
+	}
+	go c.run()
+	return c, nil
+}
+
+// Tag is what the opener passed to Open.
+func (c *Conn) Tag() any { return c.tag }
+
+// Done is closed once the connection has sent its EXIT event.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Owner is the queue that receives the connection's events.
+func (c *Conn) Owner() *Queue {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.owner
+}
+
+// authority is host[:port] for the Host header and :authority, without
+// the scheme's default port, IPv6 bracketed.
+func (c *Conn) authority() string {
+	h := c.host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	if c.unixPath != "" || (c.port == 80 && c.opts.Transport == "tcp") || (c.port == 443 && c.opts.Transport == "tls") {
+		return h
+	}
+	return h + ":" + strconv.Itoa(c.port)
+}
+
+// ---- the state machine ----
+
+func (c *Conn) run() {
+	retries := c.opts.Retry
+	delayed := 0 // retries that waited, for the retry policy
+	for {
+		nc, name, err := c.connect()
+		if err == nil {
+			retries, delayed = c.opts.Retry, 0
+			reason, exitReason := c.serve(nc, name)
+			if exitReason != "" {
+				c.exit(exitReason)
+				return
+			}
+			err = errors.New(reason)
+		}
+		if r := c.closeRequested(); r != "" {
+			c.exit(r)
+			return
+		}
+		reason := reasonOf(err)
+		if retries == 0 {
+			c.exit(reason)
+			return
+		}
+		var wait time.Duration
+		if retries != c.opts.Retry { // Gun retries at once after a disconnect or a first failure
+			delayed++
+			wait = c.opts.RetryTimeout
+			if c.opts.RetryFun != nil {
+				wait = c.opts.RetryFun.Delay(delayed)
+			}
+		}
+		retries--
+		if !c.sleep(wait) {
+			c.exit(c.closeRequested())
+			return
+		}
+	}
+}
+
+// sleep waits d, false when Close or Shutdown interrupted it.
+func (c *Conn) sleep(d time.Duration) bool {
+	c.mu.Lock()
+	if c.closeReq != "" || c.shutReq {
+		c.mu.Unlock()
+		return false
+	}
+	c.state = stateNotConnected
+	c.mu.Unlock()
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.kick:
+		}
+	}
+	return c.closeRequested() == ""
+}
+
+func (c *Conn) closeRequested() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeReq != "" {
+		return c.closeReq
+	}
+	if c.shutReq {
+		return "shutdown"
+	}
+	return ""
+}
+
+// connect dials and handshakes; name is the protocol to speak.
+func (c *Conn) connect() (net.Conn, string, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	if c.closeReq != "" || c.shutReq {
+		c.mu.Unlock()
+		cancel()
+		return nil, "", errors.New("shutdown")
+	}
+	c.state = stateConnecting
+	c.cancelDial = cancel
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.cancelDial = nil
+		c.mu.Unlock()
+		cancel()
+	}()
+	return dial(ctx, c)
+}
+
+// serve runs one connected socket until it ends. It returns the DOWN reason,
+// or an exit reason when the connection must not reconnect.
+func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
+	newProto := protocols[name]
+	c.mu.Lock()
+	if c.closeReq != "" || c.shutReq {
+		c.mu.Unlock()
+		nc.Close()
+		return "", c.closeRequested()
+	}
+	c.nc = nc
+	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
+	if c.unixPath != "" {
+		c.local, c.peer = "", c.unixPath
+	}
+	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
+	c.proto = newProto(c)
+	c.protoNm = c.proto.name()
+	c.state = stateUp
+	c.emit(&Event{Kind: EvUp, Protocol: c.protoNm})
+	pending := c.pending
+	c.pending = nil
+	for _, r := range pending {
+		c.sendLocked(r)
+	}
+	c.mu.Unlock()
+
+	wdone := make(chan struct{})
+	go c.writeLoop(nc, wdone)
+	reason := c.readLoop(nc)
+
+	c.mu.Lock()
+	c.wclosed = true
+	c.wcond.Broadcast()
+	c.mu.Unlock()
+	nc.Close()
+	<-wdone
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.proto
+	c.proto, c.nc = nil, nil
+	c.drained.Broadcast()
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+		c.closeTimer = nil
+	}
+	if c.closeReq != "" {
+		return "", c.closeReq
+	}
+	if c.shutReq {
+		return "", "shutdown"
+	}
+	c.batching = true
+	killed := p.down()
+	streamReason := "closed"
+	if reason != "closed" {
+		streamReason = "closed: " + reason
+	}
+	for _, ref := range killed {
+		c.emit(&Event{Kind: EvError, Ref: ref, Reason: streamReason})
+	}
+	c.emit(&Event{Kind: EvDown, Protocol: p.name(), Reason: reason, Killed: killed})
+	c.flushEvents()
+	c.state = stateNotConnected
+	return reason, ""
+}
+
+// errCloseNormal is what a protocol returns to close the connection as
+// planned (a response with connection: close): DOWN's reason is "normal".
+var errCloseNormal = errors.New("normal")
+
+func (c *Conn) readLoop(nc net.Conn) string {
+	buf := make([]byte, 64<<10)
+	have := 0
+	for {
+		n, rerr := nc.Read(buf[have:])
+		have += n
+		c.mu.Lock()
+		var perr error
+		for {
+			if have > 0 {
+				c.batching = true
+				var used int
+				used, perr = c.proto.handle(buf[:have])
+				c.flushEvents()
+				have = copy(buf, buf[used:have])
+			}
+			if perr == nil && rerr != nil {
+				c.batching = true
+				perr = c.proto.eof()
+				c.flushEvents()
+				if perr == nil {
+					perr = rerr
+				}
+			}
+			if perr == nil && c.state == stateClosing && c.proto.idle() {
+				perr = errShutdownDone
+			}
+			blocked := false
+			for perr == nil && c.closeReq == "" && !c.wclosed && (c.budget > readBudget || c.proto.paused()) {
+				blocked = true
+				c.rcond.Wait()
+			}
+			// Bytes left over because the flow ran out are handled as soon
+			// as it is back, before reading more.
+			if !blocked || have == 0 || perr != nil {
+				break
+			}
+		}
+		if perr == nil && c.closeReq != "" {
+			perr = errors.New(c.closeReq)
+		}
+		if perr == nil && c.werr != nil {
+			perr = c.werr
+		}
+		c.mu.Unlock()
+		if perr != nil {
+			return reasonOf(perr)
+		}
+		if have == len(buf) {
+			// One element (a header block, say) larger than the buffer:
+			// grow it; the protocol enforces its own limits.
+			nb := make([]byte, 2*len(buf))
+			copy(nb, buf[:have])
+			buf = nb
+		}
+	}
+}
+
+var errShutdownDone = errors.New("shutdown")
+
+func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
+	defer close(done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		for len(c.wbuf) == 0 && !c.wclosed {
+			c.wcond.Wait()
+		}
+		if len(c.wbuf) == 0 {
+			return
+		}
+		out := c.wbuf
+		c.wbuf = c.wspare[:0]
+		c.mu.Unlock()
+		if t := c.opts.TCP.SendTimeout; t > 0 {
+			nc.SetWriteDeadline(time.Now().Add(t))
+		}
+		_, err := nc.Write(out)
+		c.mu.Lock()
+		if cap(out) <= writeBound {
+			c.wspare = out[:0]
+		}
+		c.drained.Broadcast()
+		if err != nil {
+			if c.werr == nil {
+				c.werr = err
+			}
+			c.wbuf = c.wbuf[:0]
+			c.rcond.Broadcast()
+			nc.Close() // the reader returns and the connection goes down
+			return
+		}
+	}
+}
+
+// write queues bytes for the socket. Called with c.mu held, by protocols.
+func (c *Conn) write(b []byte) {
+	if len(c.wbuf) == 0 {
+		c.wcond.Signal()
+	}
+	c.wbuf = append(c.wbuf, b...)
+}
+
+// waitDrained blocks the caller (lock held) while too much output is
+// pending, so a producer can't outrun the socket. False if the socket died.
+func (c *Conn) waitDrained() bool {
+	nc := c.nc
+	for len(c.wbuf) > writeBound && c.nc == nc && c.werr == nil && !c.wclosed {
+		c.drained.Wait()
+	}
+	return c.nc == nc && c.werr == nil && !c.wclosed
+}
+
+// exit sends the last event. Requests queued while not connected get an
+// ERROR first: they were never sent and will never be answered.
+func (c *Conn) exit(reason string) {
+	c.mu.Lock()
+	c.batching = true
+	for _, r := range c.pending {
+		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closed: " + reason})
+	}
+	c.pending = nil
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.timers = nil
+	c.state = stateDone
+	c.emit(&Event{Kind: EvExit, Reason: reason})
+	c.flushEvents()
+	owner := c.owner
+	c.mu.Unlock()
+	owner.disown(c)
+	close(c.done)
+}
+
+// ---- events ----
+
+// emit sends an event to its stream's reply_to queue or the owner. Called
+// with c.mu held.
+func (c *Conn) emit(ev *Event) {
+	ev.Conn = c
+	if c.batching {
+		c.batch = append(c.batch, ev)
+		return
+	}
+	c.deliver(ev)
+}
+
+// route picks the queue of an event: its stream's reply_to, or the owner.
+// A stream's last event also disarms its timeout.
+func (c *Conn) route(ev *Event) *Queue {
+	if ev.Ref == 0 {
+		return c.owner
+	}
+	ends := streamEnds(ev)
+	if ends && c.timers != nil {
+		if t, ok := c.timers[ev.Ref]; ok {
+			t.Stop()
+			delete(c.timers, ev.Ref)
+		}
+	}
+	if c.replyTo != nil {
+		if q, ok := c.replyTo[ev.Ref]; ok {
+			if ends {
+				delete(c.replyTo, ev.Ref)
+			}
+			return q
+		}
+	}
+	return c.owner
+}
+
+func (c *Conn) deliver(ev *Event) {
+	ev.credit = ev.size()
+	c.pushRun(c.route(ev), []*Event{ev}, ev.credit)
+}
+
+func (c *Conn) pushRun(q *Queue, evs []*Event, credit int) {
+	if q.push(evs...) {
+		c.budget += credit
+		return
+	}
+	for _, e := range evs {
+		e.credit = 0
+	}
+}
+
+// flushEvents delivers the batch, one queue lock per run of events going to
+// the same queue.
+func (c *Conn) flushEvents() {
+	c.batching = false
+	b := c.batch
+	var q *Queue
+	start, total := 0, 0
+	for i, ev := range b {
+		eq := c.route(ev)
+		if eq != q && i > start {
+			c.pushRun(q, b[start:i], total)
+			start, total = i, 0
+		}
+		q = eq
+		ev.credit = ev.size()
+		total += ev.credit
+	}
+	if len(b) > start {
+		c.pushRun(q, b[start:], total)
+	}
+	clear(b)
+	c.batch = b[:0]
+}
+
+func streamEnds(ev *Event) bool {
+	switch ev.Kind {
+	case EvResponse, EvData:
+		return ev.Fin
+	case EvTrailers, EvError:
+		return true
+	}
+	return false
+}
+
+// consume is called when the host takes events: their bytes leave the read
+// budget, and data tells the protocol (HTTP/2 window updates).
+func (c *Conn) consume(evs []*Event) {
+	c.mu.Lock()
+	credit := 0
+	for _, ev := range evs {
+		credit += ev.credit
+		ev.credit = 0
+		if ev.Kind == EvData && c.proto != nil && len(ev.Data) > 0 {
+			c.proto.consumed(ev.Ref, len(ev.Data))
+		}
+	}
+	before := c.budget
+	c.budget -= credit
+	if before > readBudget && c.budget <= readBudget {
+		c.rcond.Signal()
+	}
+	c.mu.Unlock()
+}
+
+// ---- the API ----
+
+// Request validates r and sends it, or queues it while not connected. It
+// returns the stream reference. Invalid input is refused before anything
+// is written.
+func (c *Conn) Request(r *Request) (uint64, error) {
+	if err := validateRequest(r); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.state == stateDone || c.closeReq != "":
+		return 0, ErrClosed
+	case c.shutReq || c.state == stateClosing:
+		ref := newRef()
+		c.emit(&Event{Kind: EvError, Ref: ref, Reason: "closing"})
+		return ref, nil
+	}
+	r.ref = newRef()
+	if r.ReplyTo != nil && r.ReplyTo != c.owner {
+		if c.replyTo == nil {
+			c.replyTo = map[uint64]*Queue{}
+		}
+		c.replyTo[r.ref] = r.ReplyTo
+	}
+	if r.Timeout > 0 {
+		c.armTimeout(r)
+	}
+	if c.state != stateUp {
+		if len(c.pending) >= c.opts.MaxPendingRequests {
+			c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: fmt.Sprintf(
+				"too_many_pending: %d requests already wait for the connection (max_pending_requests)", len(c.pending))})
+			return r.ref, nil
+		}
+		c.pending = append(c.pending, r)
+		return r.ref, nil
+	}
+	c.sendLocked(r)
+	return r.ref, nil
+}
+
+func (c *Conn) sendLocked(r *Request) {
+	if err := c.proto.request(r); err != nil {
+		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
+	}
+}
+
+func (c *Conn) armTimeout(r *Request) {
+	if c.timers == nil {
+		c.timers = map[uint64]*time.Timer{}
+	}
+	ref := r.ref
+	c.timers[ref] = time.AfterFunc(r.Timeout, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.timers[ref]; !ok {
+			return
+		}
+		delete(c.timers, ref)
+		for i, p := range c.pending {
+			if p.ref == ref {
+				c.pending = append(c.pending[:i], c.pending[i+1:]...)
+				break
+			}
+		}
+		if c.proto != nil {
+			c.proto.cancel(ref)
+		}
+		c.emit(&Event{Kind: EvError, Ref: ref, Reason: "timeout"})
+	})
+}
+
+// Data sends a piece of a streamed request body (or, on raw connections,
+// bytes). fin ends the body. It blocks while too much output is pending.
+func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateDone || c.closeReq != "" {
+		return ErrClosed
+	}
+	for _, r := range c.pending {
+		if r.ref == ref {
+			return fmt.Errorf("%w: the request is queued until the connection is up; send its body after UP", ErrNotUp)
+		}
+	}
+	if c.proto == nil {
+		return ErrNotUp
+	}
+	if err := c.proto.data(ref, p, fin); err != nil {
+		return err
+	}
+	if !c.waitDrained() {
+		return fmt.Errorf("%w: the connection went down while sending", ErrClosed)
+	}
+	return nil
+}
+
+// Cancel silences a stream: no more events for it (Gun's cancel). HTTP/2
+// resets it.
+func (c *Conn) Cancel(ref uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateDone || c.closeReq != "" {
+		return ErrClosed
+	}
+	for i, r := range c.pending {
+		if r.ref == ref {
+			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			return nil
+		}
+	}
+	if t, ok := c.timers[ref]; ok {
+		t.Stop()
+		delete(c.timers, ref)
+	}
+	if c.proto == nil {
+		return ErrNoStream
+	}
+	return c.proto.cancel(ref)
+}
+
+// UpdateFlow adds n to a stream's flow (Gun's update_flow).
+func (c *Conn) UpdateFlow(ref uint64, n int) error {
+	if n <= 0 {
+		return fmt.Errorf("%w: flow increment must be positive", ErrBadArg)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateDone || c.closeReq != "" {
+		return ErrClosed
+	}
+	if c.proto == nil {
+		return ErrNoStream
+	}
+	err := c.proto.updateFlow(ref, n)
+	c.rcond.Signal()
+	return err
+}
+
+// Close ends the connection at once (Gun's gun:close): no DOWN, then EXIT
+// with reason "shutdown". Idempotent.
+func (c *Conn) Close() { c.closeWith("shutdown") }
+
+func (c *Conn) closeWith(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeReq != "" || c.state == stateDone {
+		return
+	}
+	c.closeReq = reason
+	c.abortLocked()
+}
+
+func (c *Conn) abortLocked() {
+	if c.cancelDial != nil {
+		c.cancelDial()
+	}
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	c.wclosed = true
+	c.rcond.Broadcast()
+	c.wcond.Broadcast()
+	c.drained.Broadcast()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown closes gracefully (Gun's gun:shutdown): in-flight streams
+// finish within closing_timeout, new requests fail with "closing", then
+// EXIT "shutdown". Never reconnects.
+func (c *Conn) Shutdown() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeReq != "" || c.state == stateDone {
+		return ErrClosed
+	}
+	if c.shutReq {
+		return nil
+	}
+	c.shutReq = true
+	if c.state != stateUp {
+		c.abortLocked()
+		return nil
+	}
+	c.state = stateClosing
+	timeout := c.proto.shutdown()
+	if c.proto.idle() {
+		c.abortLocked()
+		return nil
+	}
+	if timeout > 0 {
+		c.closeTimer = time.AfterFunc(timeout, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.abortLocked()
+		})
+	}
+	c.rcond.Signal()
+	return nil
+}
+
+// SetOwner gives the connection to another queue (Gun's set_owner). Events
+// already queued stay where they are.
+func (c *Conn) SetOwner(q *Queue) error {
+	if q == nil {
+		return fmt.Errorf("%w: no queue", ErrBadArg)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateDone || c.closeReq != "" {
+		return ErrClosed
+	}
+	if c.shutReq {
+		return fmt.Errorf("%w: the owner of the connection cannot be changed when the connection is shutting down", ErrBadState)
+	}
+	if q == c.owner {
+		return nil
+	}
+	if !q.adopt(c) {
+		return ErrQueueClosed
+	}
+	c.owner.disown(c)
+	c.owner = q
+	return nil
+}
+
+// Info describes the connection (Gun's gun:info).
+type Info struct {
+	State     string // connecting, connected, not_connected, closing, closed
+	Protocol  string // the protocol in use or last used; "" before the first UP
+	Transport string // tcp, tls
+	Host      string
+	Port      int
+	Origin    string // scheme://authority
+	Local     string // local address, "" when not connected
+	Peer      string // peer address or unix socket path
+}
+
+func (c *Conn) Info() Info {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	scheme := "http"
+	if c.opts.Transport == "tls" {
+		scheme = "https"
+	}
+	in := Info{State: stateNames[c.state], Protocol: c.protoNm, Transport: c.opts.Transport,
+		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority()}
+	if c.nc != nil {
+		in.Local, in.Peer = c.local, c.peer
+	}
+	return in
+}
+
+// StreamInfo describes one stream (Gun's gun:stream_info).
+type StreamInfo struct {
+	Ref      uint64
+	State    string // "running" or "stopping" (cancelled, waiting for the end)
+	Method   string
+	Path     string
+	Protocol string
+	Flow     int // remaining flow, -1 when flow control is off
+}
+
+func (c *Conn) StreamInfo(ref uint64) (StreamInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateDone || c.closeReq != "" {
+		return StreamInfo{}, ErrClosed
+	}
+	for _, r := range c.pending {
+		if r.ref == ref {
+			return StreamInfo{Ref: ref, State: "queued", Method: r.Method, Path: r.Path, Flow: -1}, nil
+		}
+	}
+	if c.proto == nil {
+		return StreamInfo{}, ErrNoStream
+	}
+	si, ok := c.proto.streamInfo(ref)
+	if !ok {
+		return StreamInfo{}, ErrNoStream
+	}
+	si.Ref, si.Protocol = ref, c.proto.name()
+	return si, nil
+}
+
+// AwaitUp takes this connection's next UP from its owner's queue (Gun's
+// await_up), leaving other events in place. When the connection has exited
+// it fails with ErrClosed and the EXIT stays queued for the owner.
+func (c *Conn) AwaitUp(timeout time.Duration) (string, error) {
+	ev, err := c.Owner().takeMatch(func(e *Event) matchResult {
+		switch {
+		case e.Conn != c:
+			return skip
+		case e.Kind == EvUp:
+			return take
+		case e.Kind == EvExit:
+			return stop
+		}
+		return skip
+	}, timeout)
+	if err != nil {
+		return "", err
+	}
+	return ev.Protocol, nil
+}
+
+// ErrTimeout: an await call ran out of time.
+var ErrTimeout = errors.New("timeout")
+
+// Await takes the next event of stream ref from the queue it goes to (its
+// reply_to or the owner), or this connection's ERROR without a stream
+// (Gun's await). When the connection has exited it fails with ErrClosed,
+// leaving the EXIT queued.
+func (c *Conn) Await(ref uint64, timeout time.Duration) (*Event, error) {
+	c.mu.Lock()
+	q := c.owner
+	if rq, ok := c.replyTo[ref]; ok {
+		q = rq
+	}
+	c.mu.Unlock()
+	return q.takeMatch(func(e *Event) matchResult {
+		switch {
+		case e.Conn != c:
+			return skip
+		case e.Ref == ref || (e.Ref == 0 && e.Kind == EvError):
+			return take
+		case e.Kind == EvExit:
+			return stop
+		}
+		return skip
+	}, timeout)
+}
+
+// StreamError is how an await call reports a stream that ended with an
+// ERROR event.
+type StreamError struct{ Reason string }
+
+func (e *StreamError) Error() string { return "stream error: " + e.Reason }
+
+// Body is what AwaitBody collects.
+type Body struct {
+	Status   int // 0 when the RESPONSE had been taken before
+	Headers  []Header
+	Data     []byte
+	Trailers []Header
+}
+
+// AwaitBody takes the stream's events until its end and returns the body
+// (Gun's await_body, which also accepts the RESPONSE if it is still
+// queued). The timeout applies to each wait, as in Gun.
+func (c *Conn) AwaitBody(ref uint64, timeout time.Duration) (*Body, error) {
+	b := &Body{}
+	for {
+		ev, err := c.Await(ref, timeout)
+		if err != nil {
+			return nil, err
+		}
+		switch ev.Kind {
+		case EvResponse:
+			b.Status, b.Headers = ev.Status, ev.Headers
+			if ev.Fin {
+				return b, nil
+			}
+		case EvData:
+			if b.Data == nil && ev.Fin {
+				b.Data = ev.Data
+			} else {
+				b.Data = append(b.Data, ev.Data...)
+			}
+			if ev.Fin {
+				return b, nil
+			}
+		case EvTrailers:
+			b.Trailers = ev.Headers
+			return b, nil
+		case EvError:
+			return nil, &StreamError{Reason: ev.Reason}
+		}
+	}
+}

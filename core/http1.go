@@ -1,0 +1,385 @@
+package core
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// http1 is Gun's gun_http: requests are written as soon as they are made
+// (pipelining) and responses are matched to them in order.
+func init() { protocols["http"] = newHTTP1 }
+
+type h1Stream struct {
+	ref      uint64
+	method   string
+	path     string
+	flow     int  // Gun's flow: data events left before the socket pauses; -1 off
+	silenced bool // cancelled: its response is read and dropped
+	gotHead  bool
+}
+
+// h1Out is the request whose body is being streamed.
+type h1Out struct {
+	ref       uint64
+	chunked   bool
+	remaining int64 // content-length left; -1 when chunked
+}
+
+type http1 struct {
+	c          *Conn
+	v10        bool
+	parser     *h1Parser
+	begun      bool         // parser.Begin called for streams[0]
+	streams    []*h1Stream  // written, awaiting their responses in order
+	out        *h1Out       // body being streamed; later requests wait
+	waiting    []*Request   // made while a body was being streamed
+	closeAfter bool         // connection: close was sent or received
+	scratch    []byte
+}
+
+func newHTTP1(c *Conn) protocol {
+	o := &c.opts.HTTP
+	return &http1{
+		c:   c,
+		v10: o.Version == "HTTP/1.0",
+		parser: newH1Parser(h1Limits{
+			MaxHeaderBlock:  o.MaxHeaderBlockSize,
+			MaxTrailerBlock: o.MaxTrailerBlockSize,
+			MaxChunkLine:    4096,
+		}),
+	}
+}
+
+func (h *http1) name() string { return "http" }
+
+func hasHeader(hs []Header, name string) (string, bool) {
+	for _, x := range hs {
+		if strings.EqualFold(x.Name, name) {
+			return x.Value, true
+		}
+	}
+	return "", false
+}
+
+func headerHasToken(hs []Header, name, token string) bool {
+	for _, x := range hs {
+		if strings.EqualFold(x.Name, name) {
+			for _, t := range strings.Split(x.Value, ",") {
+				if strings.EqualFold(strings.TrimSpace(t), token) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (h *http1) request(r *Request) error {
+	if h.closeAfter {
+		// This connection ends after the responses in flight: the request
+		// goes out on the next one.
+		h.c.pending = append(h.c.pending, r)
+		return nil
+	}
+	if h.out != nil {
+		h.waiting = append(h.waiting, r)
+		return nil
+	}
+	return h.write(r)
+}
+
+func (h *http1) write(r *Request) error {
+	out := &h1Out{ref: r.ref, remaining: -1}
+	if r.Stream {
+		if cl, ok := hasHeader(r.Headers, "content-length"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("badarg: invalid content-length %q", cl)
+			}
+			out.remaining = n
+		} else if h.v10 {
+			return fmt.Errorf("badarg: an HTTP/1.0 request body streamed without content-length cannot be delimited")
+		} else {
+			out.chunked = true
+		}
+	}
+	b := h.scratch[:0]
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, r.Path...)
+	if h.v10 {
+		b = append(b, " HTTP/1.0\r\n"...)
+	} else {
+		b = append(b, " HTTP/1.1\r\n"...)
+	}
+	if _, ok := hasHeader(r.Headers, "host"); !ok {
+		b = append(b, "host: "...)
+		b = append(b, h.c.authority()...)
+		b = append(b, "\r\n"...)
+	}
+	for _, x := range r.Headers {
+		b = append(b, x.Name...)
+		b = append(b, ": "...)
+		b = append(b, x.Value...)
+		b = append(b, "\r\n"...)
+	}
+	if out.chunked {
+		if !headerHasToken(r.Headers, "transfer-encoding", "chunked") {
+			b = append(b, "transfer-encoding: chunked\r\n"...)
+		}
+	} else if !r.Stream {
+		if _, ok := hasHeader(r.Headers, "content-length"); !ok {
+			switch {
+			case len(r.Body) > 0:
+				b = append(b, "content-length: "...)
+				b = strconv.AppendInt(b, int64(len(r.Body)), 10)
+				b = append(b, "\r\n"...)
+			case r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH":
+				b = append(b, "content-length: 0\r\n"...)
+			}
+		}
+	}
+	b = append(b, "\r\n"...)
+	if len(r.Body) <= 16<<10 {
+		b = append(b, r.Body...)
+		h.c.write(b)
+	} else {
+		h.c.write(b)
+		h.c.write(r.Body)
+	}
+	if cap(b) <= 64<<10 {
+		h.scratch = b[:0]
+	}
+	if headerHasToken(r.Headers, "connection", "close") {
+		h.closeAfter = true
+	}
+	flow := r.Flow
+	if flow == 0 {
+		flow = h.c.opts.HTTP.Flow
+	}
+	if flow == 0 {
+		flow = -1
+	}
+	h.streams = append(h.streams, &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow})
+	if r.Stream {
+		h.out = out
+	}
+	return nil
+}
+
+func (h *http1) data(ref uint64, p []byte, fin bool) error {
+	o := h.out
+	if o == nil || o.ref != ref {
+		for _, r := range h.waiting {
+			if r.ref == ref {
+				return fmt.Errorf("%w: the body of an earlier request is still being sent; this one's can follow once it ends", ErrBadState)
+			}
+		}
+		return fmt.Errorf("%w: stream %d is not sending a body", ErrNoStream, ref)
+	}
+	if o.chunked {
+		if len(p) > 0 { // Gun ignores empty nofin chunks: an empty chunk would end the body
+			var hdr [20]byte
+			b := strconv.AppendInt(hdr[:0], int64(len(p)), 16)
+			b = append(b, '\r', '\n')
+			h.c.write(b)
+			h.c.write(p)
+			h.c.write([]byte("\r\n"))
+		}
+		if fin {
+			h.c.write([]byte("0\r\n\r\n"))
+		}
+	} else {
+		if int64(len(p)) > o.remaining {
+			return fmt.Errorf("%w: %d bytes exceed the content-length left (%d)", ErrBadArg, len(p), o.remaining)
+		}
+		o.remaining -= int64(len(p))
+		if len(p) > 0 {
+			h.c.write(p)
+		}
+		if fin && o.remaining != 0 {
+			// The server waits for the rest: the only honest way out is
+			// to close the connection.
+			return fmt.Errorf("%w: body ended %d bytes short of its content-length", ErrBadArg, o.remaining)
+		}
+	}
+	if fin {
+		h.out = nil
+		for len(h.waiting) > 0 && h.out == nil {
+			r := h.waiting[0]
+			h.waiting = h.waiting[1:]
+			if err := h.write(r); err != nil {
+				h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
+			}
+		}
+	}
+	return nil
+}
+
+func (h *http1) handle(buf []byte) (int, error) {
+	off := 0
+	for off < len(buf) {
+		if len(h.streams) == 0 {
+			return off, fmt.Errorf("protocol_error: %d unexpected bytes from the server with no request in flight", len(buf)-off)
+		}
+		s := h.streams[0]
+		if !h.begun {
+			h.parser.Begin(s.method)
+			h.begun = true
+		}
+		if s.flow == 0 && s.gotHead && !s.silenced {
+			return off, nil // Gun's flow ran out: leave the rest in the buffer
+		}
+		part, n, err := h.parser.Next(buf[off:])
+		if err != nil {
+			return off, fmt.Errorf("protocol_error: %v", err)
+		}
+		off += n
+		done := false
+		switch part.Kind {
+		case h1None:
+			return off, nil
+		case h1Inform:
+			if !s.silenced {
+				h.c.emit(&Event{Kind: EvInform, Ref: s.ref, Status: part.Status, Headers: part.Headers})
+			}
+		case h1Upgrade:
+			return off, fmt.Errorf("protocol_error: 101 switching protocols to a request that asked for no upgrade")
+		case h1Head:
+			s.gotHead = true
+			if part.Close {
+				h.closeAfter = true
+			}
+			if !s.silenced {
+				h.c.emit(&Event{Kind: EvResponse, Ref: s.ref, Fin: part.Fin, Status: part.Status, Headers: part.Headers})
+			}
+			done = part.Fin
+		case h1Data:
+			if !s.silenced && (len(part.Data) > 0 || part.Fin) {
+				h.c.emit(&Event{Kind: EvData, Ref: s.ref, Fin: part.Fin, Data: append([]byte(nil), part.Data...)})
+				if s.flow > 0 {
+					s.flow--
+				}
+			}
+			done = part.Fin
+		case h1Trailers:
+			if !s.silenced {
+				h.c.emit(&Event{Kind: EvTrailers, Ref: s.ref, Headers: part.Headers})
+			}
+			done = true
+		}
+		if done {
+			h.streams[0] = nil
+			h.streams = h.streams[1:]
+			h.begun = false
+			if h.closeAfter {
+				return off, errCloseNormal
+			}
+		}
+	}
+	return off, nil
+}
+
+func (h *http1) eof() error {
+	if len(h.streams) == 0 || !h.begun {
+		return nil
+	}
+	part, ok, _ := h.parser.EOF()
+	if !ok {
+		return nil
+	}
+	s := h.streams[0]
+	if !s.silenced {
+		h.c.emit(&Event{Kind: EvData, Ref: s.ref, Fin: true, Data: part.Data})
+	}
+	h.streams = h.streams[1:]
+	h.begun = false
+	return nil
+}
+
+func (h *http1) find(ref uint64) *h1Stream {
+	for _, s := range h.streams {
+		if s.ref == ref {
+			return s
+		}
+	}
+	return nil
+}
+
+// cancel silences the stream, as Gun does: HTTP/1.1 cannot abort one
+// response without closing the connection, so the response is still read,
+// and dropped. Unknown streams are ignored (they may have just ended).
+func (h *http1) cancel(ref uint64) error {
+	if s := h.find(ref); s != nil {
+		s.silenced = true
+		return nil
+	}
+	for i, r := range h.waiting {
+		if r.ref == ref {
+			h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
+			return nil
+		}
+	}
+	return nil
+}
+
+func (h *http1) updateFlow(ref uint64, n int) error {
+	if s := h.find(ref); s != nil && s.flow >= 0 {
+		s.flow += n
+	}
+	return nil
+}
+
+func (h *http1) consumed(uint64, int) {}
+
+func (h *http1) paused() bool {
+	if len(h.streams) == 0 {
+		return false
+	}
+	s := h.streams[0]
+	return s.flow == 0 && s.gotHead && !s.silenced
+}
+
+// down: the requests in flight die with the connection; requests not yet
+// written (waiting behind a streamed body) go back to the connection's
+// queue and are sent after the reconnect.
+func (h *http1) down() []uint64 {
+	killed := make([]uint64, 0, len(h.streams))
+	for _, s := range h.streams {
+		if !s.silenced {
+			killed = append(killed, s.ref)
+		}
+	}
+	h.c.pending = append(h.waiting, h.c.pending...)
+	h.streams, h.waiting, h.out = nil, nil, nil
+	return killed
+}
+
+func (h *http1) shutdown() time.Duration {
+	for _, r := range h.waiting {
+		h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closing"})
+	}
+	h.waiting = nil
+	return h.c.opts.HTTP.ClosingTimeout
+}
+
+func (h *http1) idle() bool { return len(h.streams) == 0 && h.out == nil && len(h.waiting) == 0 }
+
+func (h *http1) streamInfo(ref uint64) (StreamInfo, bool) {
+	s := h.find(ref)
+	if s == nil {
+		for _, r := range h.waiting {
+			if r.ref == ref {
+				return StreamInfo{State: "queued", Method: r.Method, Path: r.Path, Flow: -1}, true
+			}
+		}
+		return StreamInfo{}, false
+	}
+	st := "running"
+	if s.silenced {
+		st = "stopping"
+	}
+	return StreamInfo{State: st, Method: s.method, Path: s.path, Flow: s.flow}, true
+}

@@ -1,0 +1,1877 @@
+package core
+
+// Connection options: Gun 2.x's gun:opts() as one JSON object.
+//
+// The keys are Gun's option names; a value is the JSON spelling of Gun's:
+// atoms are strings ("tls", "verify_none", "HTTP/1.0"), timeouts are
+// milliseconds as JSON integers or the string "infinity" where Gun allows
+// infinity, lists are arrays and maps are objects. Validation is strict, as
+// gun:open/3's check_options is: an unknown key, a wrong type or an
+// out-of-range value is refused with an *OptionError naming the key, the
+// value and, inside a protocol's options, the protocol (Gun's
+// {options, {http2, {Key, Value}}}). A JSON null value counts as "not given"
+// (the default applies), so that C callers may serialise optional fields.
+//
+// How Gun's terms are spelled here:
+//
+//	protocols           ["http2", "http"], or with options:
+//	                    [["http2", {...http2_opts}], {"http": {...}}, "raw"]
+//	                    (Gun's {http2, Opts}; such options replace http2_opts
+//	                    for that connection, as in Gun)
+//	tcp_opts            an object: nodelay, keepalive, send_timeout,
+//	                    send_timeout_close, sndbuf, recbuf, ip, port, inet,
+//	                    inet6 (Gun takes a gen_tcp option list)
+//	tls_opts            an object: verify, cacertfile, certfile, keyfile,
+//	                    server_name_indication, versions, reuse_sessions,
+//	                    session_lifetime, session_cache_client_max
+//	ws_opts.protocols   ["mqtt", ...] or [["mqtt", "handler_module"], ...]
+//	socks_opts.auth     ["none", ["username_password", "User", "Pass"]]
+//	retry_fun           a policy declared as data, see RetryPolicy
+//	cookie_store        true or false: gunmetal's own in-memory jar
+//
+// Gun keys accepted but without effect in gunmetal: supervise, trace (both
+// must be booleans), ws_opts.default_protocol and ws_opts.user_opts (there
+// are no handler modules), tcp_opts.send_timeout_close (a send timeout
+// always closes the connection). Gun keys refused with "not supported by
+// gunmetal" are listed in optUnsupported below.
+//
+// gunmetal's own keys: max_pending_requests, cookie_ignore_informational at
+// the top level (the default for http_opts' and http2_opts'), raw_opts,
+// http2_opts.wait_for_stream_slot, http2_opts.max_header_list_size,
+// ws_opts.max_message_size (an alias of Gun's ws_opts.max_frame_size) and
+// the tls_opts object's keys above.
+//
+// In the parsed Options every time.Duration of 0 means infinity, except
+// RetryTimeout (0 = retry at once). Because of that a timeout of 0 ms, which
+// Gun would take as "expire at once", is refused: give a positive number of
+// milliseconds or "infinity". For the same reason flow must be positive
+// (leave it out to disable flow control, as in Gun) and
+// max_concurrent_streams positive or "infinity".
+
+import (
+	"bytes"
+	"container/list"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// OptionError is Gun's {options, Opt} / {options, {Proto, {Key, Value}}}.
+type OptionError struct {
+	// Proto is "" for a top-level key, else the dotted path of the option
+	// set that holds Key: "http_opts", "http2_opts", "ws_opts", "tcp_opts",
+	// "tls_opts", "raw_opts", "socks_opts", "retry_fun",
+	// "socks_opts.tls_opts", "protocols.http2" (the options given with a
+	// protocol in the protocols list)...
+	Proto string
+	Key   string
+	// Value is the offending JSON value, decoded (integers as int64, other
+	// numbers as float64, then string, bool, []any, map[string]any), or nil
+	// when the option is missing.
+	Value any
+	// Msg says why, e.g. "unknown option", "must be a non-negative integer",
+	// "must be one of tcp, tls".
+	Msg string
+}
+
+func (e *OptionError) Error() string {
+	name := e.Key
+	if e.Proto != "" {
+		if name != "" {
+			name = e.Proto + "." + name
+		} else {
+			name = e.Proto
+		}
+	}
+	var b strings.Builder
+	if name == "" {
+		b.WriteString("options")
+	} else {
+		b.WriteString("option ")
+		b.WriteString(name)
+	}
+	if e.Value != nil {
+		b.WriteString(" = ")
+		b.WriteString(optFormatValue(e.Value))
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Options is a connection's configuration, every default filled.
+type Options struct {
+	Transport string   // "tcp" | "tls"; default "tls" when port == 443, else "tcp" (unix sockets: "tcp"); "ssl" is taken as "tls"
+	Protocols []string // each "http" | "http2" | "raw" | "socks"; default ["http"] on tcp, ["http2","http"] on tls; exactly one on tcp
+
+	Retry        int           // "retry", default 5, >= 0
+	RetryTimeout time.Duration // "retry_timeout", default 5000 ms, >= 0
+	RetryFun     *RetryPolicy  // "retry_fun", default nil (every retry waits RetryTimeout)
+
+	// 0 = infinity (the default for all three). Gun's names:
+	// connect_timeout, domain_lookup_timeout, tls_handshake_timeout.
+	ConnectTimeout, DomainLookupTimeout, TLSHandshakeTimeout time.Duration
+
+	// MaxPendingRequests is how many requests are queued while not
+	// connected (gunmetal's "max_pending_requests"); default 1024, >= 0.
+	MaxPendingRequests int
+
+	// CookieStore is "cookie_store": true enables an in-memory cookie jar
+	// for the connection; default false. Gun takes a store {Module, State};
+	// gunmetal has one store and this switches it on.
+	CookieStore bool
+	// CookieIgnoreInformational is a top-level "cookie_ignore_informational"
+	// (a gunmetal convenience): the default of http_opts' and http2_opts'
+	// cookie_ignore_informational, which are what the engine uses. Default
+	// false, as Gun's.
+	CookieIgnoreInformational bool
+
+	Supervise bool // "supervise": accepted, no effect (default true)
+	Trace     bool // "trace": accepted, no effect (default false)
+
+	TCP   TCPOpts
+	TLS   TLSOpts
+	HTTP  HTTPOpts
+	HTTP2 HTTP2Opts
+	WS    WSOpts
+	Raw   RawOpts
+	Socks *SocksOpts // nil unless given
+}
+
+// RetryPolicy is "retry_fun" declared as data:
+//
+//	{"backoff": "fixed"|"exponential"|"linear",  (required)
+//	 "initial": ms (default retry_timeout),
+//	 "max": ms (default 60000, or initial when that is larger),
+//	 "factor": number >= 1 (exponential only; default 2)}
+//
+// Gun's retry_fun is an Erlang fun; gunmetal cannot call one, so the usual
+// strategies are declared instead. The number of retries is still "retry".
+type RetryPolicy struct {
+	Backoff      string
+	Initial, Max time.Duration
+	Factor       float64
+}
+
+// Delay gives the wait before retry number attempt (1-based, counting
+// delayed retries): fixed waits Initial every time, linear Initial*attempt,
+// exponential Initial*Factor^(attempt-1); never more than Max (when Max > 0).
+func (p *RetryPolicy) Delay(attempt int) time.Duration {
+	if p == nil {
+		return 0
+	}
+	if attempt < 1 {
+		attempt = 1
+	}
+	limit := p.Max
+	if limit <= 0 {
+		limit = math.MaxInt64
+	}
+	init := p.Initial
+	if init <= 0 {
+		return 0
+	}
+	var d time.Duration
+	switch p.Backoff {
+	case "linear":
+		if int64(attempt) > int64(limit)/int64(init) {
+			return limit
+		}
+		d = init * time.Duration(attempt)
+	case "exponential":
+		f := p.Factor
+		if f == 0 {
+			f = 2
+		}
+		if f < 1 || math.IsNaN(f) {
+			f = 1
+		}
+		x := float64(init) * math.Pow(f, float64(attempt-1))
+		if math.IsInf(x, 0) || math.IsNaN(x) || x >= float64(limit) {
+			return limit
+		}
+		d = time.Duration(x)
+	default: // "fixed"
+		d = init
+	}
+	if d > limit {
+		d = limit
+	}
+	return d
+}
+
+// RetryDelay is the wait before retry number attempt (1-based): RetryFun's
+// when given, else RetryTimeout.
+func (o *Options) RetryDelay(attempt int) time.Duration {
+	if o.RetryFun != nil {
+		return o.RetryFun.Delay(attempt)
+	}
+	return o.RetryTimeout
+}
+
+// TCPOpts is "tcp_opts" (Gun: a gen_tcp option list; here an object).
+type TCPOpts struct {
+	NoDelay          bool          // "nodelay", default true
+	KeepAlive        bool          // "keepalive", default false
+	SendTimeout      time.Duration // "send_timeout", default 15000 ms ("infinity" → 0)
+	SendTimeoutClose bool          // "send_timeout_close", default true; accepted, a send timeout always closes
+	SndBuf, RecBuf   int           // "sndbuf", "recbuf"; 0 = OS default
+	LocalIP          string        // "ip": local address to bind (must parse as an IP)
+	LocalPort        int           // "port": local port to bind, 0..65535
+	Inet6            bool          // "inet6": prefer IPv6
+	Inet4            bool          // "inet": force IPv4 (both true is refused)
+}
+
+// TLSOpts is "tls_opts" (Gun: an ssl option list; here an object).
+type TLSOpts struct {
+	Verify                bool          // "verify": "verify_peer" (default, true) | "verify_none"
+	CACertFile            string        // "cacertfile": PEM CAs trusted instead of the system roots
+	CertFile, KeyFile     string        // "certfile", "keyfile": client certificate (both or neither)
+	ServerNameIndication  string        // "server_name_indication": a host name, or "disable"; "" = the host connected to
+	ALPN                  []string      // not a key: derived from the protocols ("h2", "http/1.1")
+	SessionLifetime       time.Duration // "session_lifetime" in ms (Erlang's ssl takes seconds), default 86400000; "infinity" → 0
+	SessionCacheClientMax int           // "session_cache_client_max", default 1000, > 0
+	Reuse                 bool          // "reuse_sessions", default true
+	Versions              []string      // "versions": non-empty subset of "tlsv1.2", "tlsv1.3"; default both
+
+	// sessions is the resumption cache, shared by every config built from
+	// these options (and by their copies), so that reconnects resume.
+	sessions tls.ClientSessionCache
+}
+
+// HTTPOpts is "http_opts".
+type HTTPOpts struct {
+	KeepAlive                 time.Duration // "keepalive", default 0 = infinity
+	Version                   string        // "version": "HTTP/1.1" (default) | "HTTP/1.0"
+	ClosingTimeout            time.Duration // "closing_timeout", default 15000 ms; 0 = infinity
+	Flow                      int           // "flow": 0 = no flow control (default); > 0 initial flow per stream
+	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
+	MaxHeaders                int           // "max_headers", default 100 (Gun 2.6)
+	MaxHeaderBlockSize        int           // "max_header_block_size", default 100000 (Gun 2.4)
+	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
+}
+
+// HTTP2Opts is "http2_opts", with Gun's names and defaults (and
+// cow_http2_machine's for the state machine options).
+type HTTP2Opts struct {
+	ClosingTimeout            time.Duration // "closing_timeout" 15000 ms; 0 = infinity
+	Flow                      int           // "flow"; 0 = no flow control
+	KeepAlive                 time.Duration // "keepalive"; 0 = infinity (default)
+	KeepAliveTolerance        int           // "keepalive_tolerance"; 0 = off (default); > 0 unacked pings before closing
+	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
+	NotifySettingsChanged     bool          // "notify_settings_changed", default false
+	MaxHeaders                int           // "max_headers" (Gun 2.5), default 100
+
+	InitialConnectionWindowSize     uint32        // 8000000 (Gun's default); 65535..2^31-1
+	InitialStreamWindowSize         uint32        // 8000000; 0..2^31-1
+	MaxConnectionWindowSize         uint32        // 2^31-1
+	MaxStreamWindowSize             uint32        // 2^31-1
+	ConnectionWindowMarginSize      uint32        // 65535
+	StreamWindowMarginSize          uint32        // 65535
+	ConnectionWindowUpdateThreshold uint32        // 163840
+	StreamWindowUpdateThreshold     uint32        // 163840
+	StreamWindowDataThreshold       uint32        // 16384
+	MaxStreamBufferSize             uint32        // 8000000
+	MaxConcurrentStreams            uint32        // 0 = infinity (what we advertise)
+	MaxDecodeTableSize              uint32        // 4096
+	MaxEncodeTableSize              uint32        // 4096
+	MaxFrameSizeReceived            uint32        // 16384; 16384..16777215
+	MaxFrameSizeSent                uint32        // 0 = infinity (use the server's); else 16384..16777215
+	MaxFragmentedHeaderBlockSize    int           // 32768; 16384..2^31-1
+	PrefaceTimeout, SettingsTimeout time.Duration // 5000 ms each; 0 = infinity
+	EnableConnectProtocol           bool          // "enable_connect_protocol", false
+	WaitForStreamSlot               bool          // gunmetal "wait_for_stream_slot", false
+	MaxHeaderListSize               uint32        // gunmetal "max_header_list_size"; 0 = none
+}
+
+// WSOpts is "ws_opts" (also what ws_upgrade takes).
+type WSOpts struct {
+	ClosingTimeout time.Duration // "closing_timeout" 15000 ms; 0 = infinity
+	Compress       bool          // "compress": true, false (default) or "compat"
+	CompressCompat bool          // "compress": "compat" (Gun 2.5): offer permessage-deflate without parameters
+	Flow           int           // "flow"; 0 = no flow control
+	KeepAlive      time.Duration // "keepalive"; 0 = infinity
+	// Protocols are the subprotocols offered, in order. Gun takes
+	// [{Name, Handler}]; gunmetal takes ["name", ...] or
+	// [["name", "handler"], ...] (the handler is ignored).
+	Protocols       []string
+	SilencePings    bool   // "silence_pings", true
+	DefaultProtocol string // "default_protocol", "gun_ws_h"; accepted, unused
+	// MaxMessageSize is Gun's "max_frame_size" (the largest incoming
+	// message, across fragments, after decompression), also accepted as
+	// "max_message_size"; 0 = infinity. Default 16 MiB (Gun's is 1000000).
+	MaxMessageSize int64
+	// IgnoreInvalidRequestHeaders is "invalid_request_headers": "ignore"
+	// (true) or "raise" (false, the default).
+	IgnoreInvalidRequestHeaders bool
+}
+
+// RawOpts is "raw_opts" (and the options of "raw" in a protocols list).
+type RawOpts struct {
+	Flow int // "flow"; 0 = no flow control
+}
+
+// SocksOpts is "socks_opts".
+type SocksOpts struct {
+	Host      string   // "host" (required): the destination, name or IP
+	Port      int      // "port" (required): 1..65535
+	Version   int      // "version": 5
+	Auth      []string // "auth": methods offered in order, "none" | "username_password"; default ["none"]
+	Username  string   // from ["username_password", User, Pass] in auth, or "username"
+	Password  string   // likewise, or "password"
+	Protocols []string // default ["http"] on tcp, ["http2","http"] on tls
+	Transport string   // "tcp" (default) | "tls": the transport to the destination, through the proxy
+	TLSOpts   *TLSOpts // "tls_opts"; defaults filled when Transport is "tls", else nil unless given
+
+	TLSHandshakeTimeout time.Duration // "tls_handshake_timeout"; 0 = infinity
+
+	// Options given with a protocol in Protocols ({http2, Opts}); nil when
+	// not given (the connection's own then apply).
+	HTTP  *HTTPOpts
+	HTTP2 *HTTP2Opts
+	Raw   *RawOpts
+	Socks *SocksOpts // a further socks hop
+}
+
+// Defaults.
+
+// DefaultOptions is what ParseOptions gives for "{}" and port (0 for a unix
+// socket).
+func DefaultOptions(port int) *Options {
+	o := &Options{
+		Retry:              5,
+		RetryTimeout:       5000 * time.Millisecond,
+		MaxPendingRequests: 1024,
+		Supervise:          true,
+		TCP:                DefaultTCPOpts(),
+		TLS:                *DefaultTLSOpts(),
+		HTTP:               *DefaultHTTPOpts(),
+		HTTP2:              *DefaultHTTP2Opts(),
+		WS:                 *DefaultWSOpts(),
+	}
+	o.Transport = optDefaultTransport(port)
+	o.Protocols = optDefaultProtocols(o.Transport)
+	o.TLS.ALPN = optALPN(o.Protocols)
+	return o
+}
+
+// DefaultTCPOpts is tcp_opts' defaults.
+func DefaultTCPOpts() TCPOpts {
+	return TCPOpts{NoDelay: true, SendTimeout: 15000 * time.Millisecond, SendTimeoutClose: true}
+}
+
+// DefaultTLSOpts is tls_opts' defaults, with a fresh session cache.
+func DefaultTLSOpts() *TLSOpts {
+	t := &TLSOpts{
+		Verify:                true,
+		SessionLifetime:       86400000 * time.Millisecond,
+		SessionCacheClientMax: 1000,
+		Reuse:                 true,
+		Versions:              []string{"tlsv1.2", "tlsv1.3"},
+	}
+	t.sessions = NewTLSSessionCache(t.SessionCacheClientMax, t.SessionLifetime)
+	return t
+}
+
+// DefaultHTTPOpts is http_opts' defaults.
+func DefaultHTTPOpts() *HTTPOpts {
+	return &HTTPOpts{
+		Version:             "HTTP/1.1",
+		ClosingTimeout:      15000 * time.Millisecond,
+		MaxHeaders:          100,
+		MaxHeaderBlockSize:  100000,
+		MaxTrailerBlockSize: 10000,
+	}
+}
+
+// DefaultHTTP2Opts is http2_opts' defaults.
+func DefaultHTTP2Opts() *HTTP2Opts {
+	return &HTTP2Opts{
+		ClosingTimeout:                  15000 * time.Millisecond,
+		MaxHeaders:                      100,
+		InitialConnectionWindowSize:     8000000,
+		InitialStreamWindowSize:         8000000,
+		MaxConnectionWindowSize:         math.MaxInt32,
+		MaxStreamWindowSize:             math.MaxInt32,
+		ConnectionWindowMarginSize:      65535,
+		StreamWindowMarginSize:          65535,
+		ConnectionWindowUpdateThreshold: 163840,
+		StreamWindowUpdateThreshold:     163840,
+		StreamWindowDataThreshold:       16384,
+		MaxStreamBufferSize:             8000000,
+		MaxDecodeTableSize:              4096,
+		MaxEncodeTableSize:              4096,
+		MaxFrameSizeReceived:            16384,
+		MaxFragmentedHeaderBlockSize:    32768,
+		PrefaceTimeout:                  5000 * time.Millisecond,
+		SettingsTimeout:                 5000 * time.Millisecond,
+	}
+}
+
+// DefaultWSOpts is ws_opts' defaults.
+func DefaultWSOpts() *WSOpts {
+	return &WSOpts{
+		ClosingTimeout:  15000 * time.Millisecond,
+		SilencePings:    true,
+		DefaultProtocol: "gun_ws_h",
+		MaxMessageSize:  16 << 20,
+	}
+}
+
+func optDefaultTransport(port int) string {
+	if port == 443 {
+		return "tls"
+	}
+	return "tcp"
+}
+
+func optDefaultProtocols(transport string) []string {
+	if transport == "tls" {
+		return []string{"http2", "http"}
+	}
+	return []string{"http"}
+}
+
+// optALPN maps protocols to ALPN names, in the protocols' order (Gun's
+// ensure_alpn_sni happens to reverse them; the list is documented as an
+// order of preference, so gunmetal keeps it). raw and socks add none.
+func optALPN(protocols []string) []string {
+	var out []string
+	for _, p := range protocols {
+		switch p {
+		case "http":
+			out = append(out, "http/1.1")
+		case "http2":
+			out = append(out, "h2")
+		}
+	}
+	return out
+}
+
+// optUnsupported lists the Gun keys gunmetal refuses, per option set.
+var optUnsupported = map[string]map[string]string{
+	"": {
+		"event_handler":  "not supported by gunmetal: events go to the owner's queue",
+		"http3_opts":     "not supported by gunmetal: no HTTP/3",
+		"transport_opts": "not supported by gunmetal: a Gun 1.x option, use tcp_opts and tls_opts",
+		"spdy_opts":      "not supported by gunmetal: SPDY was removed in Gun 2.0",
+		"type":           "not supported by gunmetal: a Gun 1.0 option, use transport",
+	},
+	"http_opts": {
+		"content_handlers":      "not supported by gunmetal: Erlang handler modules",
+		"transform_header_name": "not supported by gunmetal: takes an Erlang fun",
+	},
+	"http2_opts": {
+		"content_handlers": "not supported by gunmetal: Erlang handler modules",
+	},
+	"ws_opts": {
+		"reply_to": "not supported by gunmetal: pass reply_to to the call",
+		"tunnel":   "not supported by gunmetal: pass the tunnel to the call",
+	},
+	"tls_opts": {
+		"verify_fun":                      "not supported by gunmetal: takes an Erlang fun",
+		"customize_hostname_check":        "not supported by gunmetal: takes Erlang funs",
+		"partial_chain":                   "not supported by gunmetal: takes an Erlang fun",
+		"cacerts":                         "not supported by gunmetal: use cacertfile",
+		"cert":                            "not supported by gunmetal: use certfile",
+		"key":                             "not supported by gunmetal: use keyfile",
+		"certs_keys":                      "not supported by gunmetal: use certfile and keyfile",
+		"password":                        "not supported by gunmetal: keyfile must not be encrypted",
+		"ciphers":                         "not supported by gunmetal: Go chooses the cipher suites",
+		"alpn_advertised_protocols":       "not supported by gunmetal: ALPN is derived from protocols",
+		"client_preferred_next_protocols": "not supported by gunmetal: ALPN is derived from protocols",
+		"depth":                           "not supported by gunmetal",
+		"crl_check":                       "not supported by gunmetal",
+		"session_tickets":                 "not supported by gunmetal: use reuse_sessions",
+		"reuse_session":                   "not supported by gunmetal: use reuse_sessions",
+	},
+}
+
+// Parsing.
+
+// ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
+// connection to port (0 for a unix socket), and fills every default. Empty
+// input, "null" and "{}" give all defaults. Errors are *OptionError (a JSON
+// syntax error is one with Key "" and Msg "invalid JSON: ...").
+func ParseOptions(js []byte, port int) (*Options, error) {
+	if port < 0 || port > 65535 {
+		return nil, &OptionError{Key: "port", Value: int64(port), Msg: "must be between 0 and 65535"}
+	}
+	o := DefaultOptions(port)
+	obj, err := optParseObject("", "", js)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		transportSet, protocolsSet  bool
+		httpCII, http2CII           bool
+		retryFun                    json.RawMessage
+		protoEntries                []optProtoEntry
+		tupleHTTP                   *HTTPOpts
+		tupleHTTP2                  *HTTP2Opts
+		tupleRaw                    *RawOpts
+		tupleSocks                  *SocksOpts
+		tupleHTTPCII, tupleHTTP2CII bool
+	)
+	for _, k := range obj.keys {
+		f := optField{proto: "", key: k, raw: obj.vals[k]}
+		var err error
+		switch k {
+		case "connect_timeout":
+			o.ConnectTimeout, err = f.timeout()
+		case "cookie_store":
+			if c := optKind(f.raw); c != 't' && c != 'f' {
+				err = f.fail("must be true or false: gunmetal has its own in-memory cookie store and cannot take a Gun store module")
+				break
+			}
+			o.CookieStore, err = f.boolean()
+		case "cookie_ignore_informational":
+			o.CookieIgnoreInformational, err = f.boolean()
+		case "domain_lookup_timeout":
+			o.DomainLookupTimeout, err = f.timeout()
+		case "http_opts":
+			httpCII, err = parseHTTPOptsInto("", k, f.raw, &o.HTTP)
+		case "http2_opts":
+			http2CII, err = parseHTTP2OptsInto("", k, f.raw, &o.HTTP2)
+		case "max_pending_requests":
+			var n int64
+			n, err = f.integer(0, math.MaxInt32)
+			o.MaxPendingRequests = int(n)
+		case "protocols":
+			protoEntries, err = optParseProtocols("", k, f.raw)
+			if err != nil {
+				break
+			}
+			protocolsSet = true
+			o.Protocols = o.Protocols[:0:0]
+			for _, e := range protoEntries {
+				o.Protocols = append(o.Protocols, e.name)
+				if e.opts == nil {
+					continue
+				}
+				switch e.name {
+				case "http":
+					tupleHTTP = DefaultHTTPOpts()
+					tupleHTTPCII, err = parseHTTPOptsInto(k, e.name, e.opts, tupleHTTP)
+				case "http2":
+					tupleHTTP2 = DefaultHTTP2Opts()
+					tupleHTTP2CII, err = parseHTTP2OptsInto(k, e.name, e.opts, tupleHTTP2)
+				case "raw":
+					tupleRaw = &RawOpts{}
+					err = parseRawOptsInto(k, e.name, e.opts, tupleRaw)
+				case "socks":
+					tupleSocks, err = parseSocksOpts(k, e.name, e.opts)
+				}
+				if err != nil {
+					break
+				}
+			}
+		case "raw_opts":
+			err = parseRawOptsInto("", k, f.raw, &o.Raw)
+		case "retry":
+			var n int64
+			n, err = f.integer(0, math.MaxInt32)
+			o.Retry = int(n)
+		case "retry_fun":
+			retryFun = f.raw // needs retry_timeout: parsed below
+		case "retry_timeout":
+			o.RetryTimeout, err = f.millis(0)
+		case "socks_opts":
+			o.Socks, err = parseSocksOpts("", k, f.raw)
+		case "supervise":
+			o.Supervise, err = f.boolean()
+		case "tcp_opts":
+			err = parseTCPOptsInto("", k, f.raw, &o.TCP)
+		case "tls_handshake_timeout":
+			o.TLSHandshakeTimeout, err = f.timeout()
+		case "tls_opts":
+			err = parseTLSOptsInto("", k, f.raw, &o.TLS)
+		case "trace":
+			o.Trace, err = f.boolean()
+		case "transport":
+			var s string
+			s, err = f.enum("tcp", "tls", "ssl")
+			if err == nil {
+				if s == "ssl" {
+					s = "tls"
+				}
+				o.Transport = s
+				transportSet = true
+			} else {
+				err = f.fail("must be one of tcp, tls")
+			}
+		case "ws_opts":
+			err = parseWSOptsInto("", k, f.raw, &o.WS)
+		default:
+			err = f.unknown("")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	if !transportSet {
+		o.Transport = optDefaultTransport(port)
+	}
+	if !protocolsSet {
+		o.Protocols = optDefaultProtocols(o.Transport)
+	} else if o.Transport == "tcp" && len(o.Protocols) != 1 {
+		return nil, &OptionError{Key: "protocols", Value: optDecodeValue(obj.vals["protocols"]),
+			Msg: "must contain exactly one protocol when transport is tcp (ALPN needs tls)"}
+	}
+	if tupleHTTP != nil {
+		o.HTTP, httpCII = *tupleHTTP, tupleHTTPCII
+	}
+	if tupleHTTP2 != nil {
+		o.HTTP2, http2CII = *tupleHTTP2, tupleHTTP2CII
+	}
+	if tupleRaw != nil {
+		o.Raw = *tupleRaw
+	}
+	if tupleSocks != nil {
+		o.Socks = tupleSocks
+	}
+	if !httpCII {
+		o.HTTP.CookieIgnoreInformational = o.CookieIgnoreInformational
+	}
+	if !http2CII {
+		o.HTTP2.CookieIgnoreInformational = o.CookieIgnoreInformational
+	}
+	if o.Socks == nil && optContains(o.Protocols, "socks") {
+		return nil, &OptionError{Key: "socks_opts",
+			Msg: "required when protocols include socks (host and port are mandatory)"}
+	}
+	if retryFun != nil {
+		p, err := parseRetryPolicy("", "retry_fun", retryFun, o.RetryTimeout)
+		if err != nil {
+			return nil, err
+		}
+		o.RetryFun = p
+	}
+	o.TLS.ALPN = optALPN(o.Protocols)
+	return o, nil
+}
+
+// ParseHTTPOpts parses http_opts alone (e.g. per-request options), with
+// defaults filled. Errors name the proto "http_opts".
+func ParseHTTPOpts(js []byte) (*HTTPOpts, error) {
+	o := DefaultHTTPOpts()
+	if _, err := parseHTTPOptsInto("", "http_opts", js, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// ParseHTTP2Opts parses http2_opts alone, with defaults filled.
+func ParseHTTP2Opts(js []byte) (*HTTP2Opts, error) {
+	o := DefaultHTTP2Opts()
+	if _, err := parseHTTP2OptsInto("", "http2_opts", js, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// ParseWSOpts parses ws_opts alone (ws_upgrade's options), with defaults
+// filled: as in Gun, they replace the connection's ws_opts, they are not
+// merged into them.
+func ParseWSOpts(js []byte) (*WSOpts, error) {
+	o := DefaultWSOpts()
+	if err := parseWSOptsInto("", "ws_opts", js, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func parseHTTPOptsInto(parent, key string, raw json.RawMessage, dst *HTTPOpts) (cii bool, err error) {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return false, err
+	}
+	path := optJoin(parent, key)
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		var n int64
+		switch k {
+		case "closing_timeout":
+			dst.ClosingTimeout, err = f.timeout()
+		case "cookie_ignore_informational":
+			dst.CookieIgnoreInformational, err = f.boolean()
+			cii = true
+		case "flow":
+			n, err = f.flow()
+			dst.Flow = int(n)
+		case "keepalive":
+			dst.KeepAlive, err = f.timeout()
+		case "max_headers":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.MaxHeaders = int(n)
+		case "max_header_block_size":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.MaxHeaderBlockSize = int(n)
+		case "max_trailer_block_size":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.MaxTrailerBlockSize = int(n)
+		case "version":
+			dst.Version, err = f.enum("HTTP/1.1", "HTTP/1.0")
+		default:
+			err = f.unknown("http_opts")
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return cii, nil
+}
+
+func parseHTTP2OptsInto(parent, key string, raw json.RawMessage, dst *HTTP2Opts) (cii bool, err error) {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return false, err
+	}
+	path := optJoin(parent, key)
+	const max31 = math.MaxInt32
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		var n int64
+		u32 := func(min, max int64, dst *uint32) {
+			n, err = f.integer(min, max)
+			*dst = uint32(n)
+		}
+		switch k {
+		case "closing_timeout":
+			dst.ClosingTimeout, err = f.timeout()
+		case "cookie_ignore_informational":
+			dst.CookieIgnoreInformational, err = f.boolean()
+			cii = true
+		case "flow":
+			n, err = f.flow()
+			dst.Flow = int(n)
+		case "keepalive":
+			dst.KeepAlive, err = f.timeout()
+		case "keepalive_tolerance":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.KeepAliveTolerance = int(n)
+		case "notify_settings_changed":
+			dst.NotifySettingsChanged, err = f.boolean()
+		case "max_headers":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.MaxHeaders = int(n)
+		case "connection_window_margin_size":
+			u32(0, max31, &dst.ConnectionWindowMarginSize)
+		case "connection_window_update_threshold":
+			u32(0, max31, &dst.ConnectionWindowUpdateThreshold)
+		case "enable_connect_protocol":
+			dst.EnableConnectProtocol, err = f.boolean()
+		case "initial_connection_window_size":
+			u32(65535, max31, &dst.InitialConnectionWindowSize)
+		case "initial_stream_window_size":
+			u32(0, max31, &dst.InitialStreamWindowSize)
+		case "max_concurrent_streams":
+			if f.isInfinity() {
+				dst.MaxConcurrentStreams = 0
+				break
+			}
+			n, err = f.integer(1, math.MaxUint32)
+			if err != nil {
+				err = f.fail("must be a positive integer or \"infinity\" (0 is not supported)")
+			}
+			dst.MaxConcurrentStreams = uint32(n)
+		case "max_connection_window_size":
+			u32(0, max31, &dst.MaxConnectionWindowSize)
+		case "max_decode_table_size":
+			u32(0, math.MaxUint32, &dst.MaxDecodeTableSize)
+		case "max_encode_table_size":
+			u32(0, math.MaxUint32, &dst.MaxEncodeTableSize)
+		case "max_fragmented_header_block_size":
+			n, err = f.integer(16384, max31)
+			dst.MaxFragmentedHeaderBlockSize = int(n)
+		case "max_frame_size_received":
+			u32(16384, 16777215, &dst.MaxFrameSizeReceived)
+		case "max_frame_size_sent":
+			if f.isInfinity() {
+				dst.MaxFrameSizeSent = 0
+				break
+			}
+			n, err = f.integer(16384, 16777215)
+			if err != nil {
+				err = f.fail("must be between 16384 and 16777215, or \"infinity\"")
+			}
+			dst.MaxFrameSizeSent = uint32(n)
+		case "max_stream_buffer_size":
+			u32(0, math.MaxUint32, &dst.MaxStreamBufferSize)
+		case "max_stream_window_size":
+			u32(0, max31, &dst.MaxStreamWindowSize)
+		case "preface_timeout":
+			dst.PrefaceTimeout, err = f.timeout()
+		case "settings_timeout":
+			dst.SettingsTimeout, err = f.timeout()
+		case "stream_window_data_threshold":
+			u32(0, max31, &dst.StreamWindowDataThreshold)
+		case "stream_window_margin_size":
+			u32(0, max31, &dst.StreamWindowMarginSize)
+		case "stream_window_update_threshold":
+			u32(0, max31, &dst.StreamWindowUpdateThreshold)
+		case "wait_for_stream_slot":
+			dst.WaitForStreamSlot, err = f.boolean()
+		case "max_header_list_size":
+			u32(0, math.MaxUint32, &dst.MaxHeaderListSize)
+		default:
+			err = f.unknown("http2_opts")
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return cii, nil
+}
+
+func parseWSOptsInto(parent, key string, raw json.RawMessage, dst *WSOpts) error {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return err
+	}
+	path := optJoin(parent, key)
+	sizeKey := ""
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		var n int64
+		switch k {
+		case "closing_timeout":
+			dst.ClosingTimeout, err = f.timeout()
+		case "compress":
+			if s, e := f.strict(); e == nil && s == "compat" {
+				dst.Compress, dst.CompressCompat = true, true
+				break
+			}
+			dst.Compress, err = f.boolean()
+			dst.CompressCompat = false
+			if err != nil {
+				err = f.fail("must be true, false or \"compat\"")
+			}
+		case "default_protocol":
+			dst.DefaultProtocol, err = f.nonEmptyString()
+		case "flow":
+			n, err = f.flow()
+			dst.Flow = int(n)
+		case "invalid_request_headers":
+			var s string
+			s, err = f.enum("raise", "ignore")
+			dst.IgnoreInvalidRequestHeaders = s == "ignore"
+		case "keepalive":
+			dst.KeepAlive, err = f.timeout()
+		case "max_frame_size", "max_message_size":
+			if sizeKey != "" {
+				err = f.fail("conflicts with " + sizeKey + " (the same limit)")
+				break
+			}
+			sizeKey = k
+			if f.isInfinity() {
+				dst.MaxMessageSize = 0
+				break
+			}
+			n, err = f.integer(1, math.MaxInt64)
+			if err != nil {
+				err = f.fail("must be a positive integer or \"infinity\"")
+			}
+			dst.MaxMessageSize = n
+		case "protocols":
+			dst.Protocols, err = optParseWSProtocols(f)
+		case "silence_pings":
+			dst.SilencePings, err = f.boolean()
+		case "user_opts":
+			// Any term: only custom subprotocol handlers read it.
+		default:
+			err = f.unknown("ws_opts")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseRawOptsInto(parent, key string, raw json.RawMessage, dst *RawOpts) error {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return err
+	}
+	path := optJoin(parent, key)
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		switch k {
+		case "flow":
+			var n int64
+			n, err = f.flow()
+			dst.Flow = int(n)
+		default:
+			err = f.unknown("raw_opts")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseTCPOptsInto(parent, key string, raw json.RawMessage, dst *TCPOpts) error {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return err
+	}
+	path := optJoin(parent, key)
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		var n int64
+		switch k {
+		case "nodelay":
+			dst.NoDelay, err = f.boolean()
+		case "keepalive":
+			dst.KeepAlive, err = f.boolean()
+		case "send_timeout":
+			dst.SendTimeout, err = f.timeout()
+		case "send_timeout_close":
+			dst.SendTimeoutClose, err = f.boolean()
+		case "sndbuf":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.SndBuf = int(n)
+		case "recbuf":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.RecBuf = int(n)
+		case "ip":
+			var s string
+			s, err = f.strict()
+			if err == nil && net.ParseIP(s) == nil {
+				err = f.fail("must be an IP address")
+			} else if err != nil {
+				err = f.fail("must be an IP address (a string)")
+			}
+			dst.LocalIP = s
+		case "port":
+			n, err = f.integer(0, 65535)
+			dst.LocalPort = int(n)
+		case "inet6":
+			dst.Inet6, err = f.boolean()
+		case "inet":
+			dst.Inet4, err = f.boolean()
+		default:
+			err = f.unknown("tcp_opts")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if dst.Inet4 && dst.Inet6 {
+		return &OptionError{Proto: path, Key: "inet6", Value: true, Msg: "conflicts with inet: choose one address family"}
+	}
+	return nil
+}
+
+func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) error {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return err
+	}
+	path := optJoin(parent, key)
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		var n int64
+		switch k {
+		case "verify":
+			var s string
+			s, err = f.enum("verify_peer", "verify_none")
+			dst.Verify = s == "verify_peer"
+		case "cacertfile":
+			dst.CACertFile, err = f.nonEmptyString()
+		case "certfile":
+			dst.CertFile, err = f.nonEmptyString()
+		case "keyfile":
+			dst.KeyFile, err = f.nonEmptyString()
+		case "server_name_indication":
+			var s string
+			s, err = f.nonEmptyString()
+			if err == nil && strings.ContainsAny(s, " \t\r\n/") {
+				err = f.fail("must be a host name or \"disable\"")
+			}
+			dst.ServerNameIndication = s
+		case "session_lifetime":
+			dst.SessionLifetime, err = f.timeout()
+		case "session_cache_client_max":
+			n, err = f.integer(1, math.MaxInt32)
+			dst.SessionCacheClientMax = int(n)
+		case "reuse_sessions":
+			dst.Reuse, err = f.boolean()
+		case "versions":
+			dst.Versions, err = optParseVersions(f)
+		default:
+			err = f.unknown("tls_opts")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if dst.CertFile != "" && dst.KeyFile == "" {
+		return &OptionError{Proto: path, Key: "keyfile", Msg: "required when certfile is given"}
+	}
+	if dst.KeyFile != "" && dst.CertFile == "" {
+		return &OptionError{Proto: path, Key: "certfile", Msg: "required when keyfile is given"}
+	}
+	dst.sessions = nil
+	if dst.Reuse {
+		dst.sessions = NewTLSSessionCache(dst.SessionCacheClientMax, dst.SessionLifetime)
+	}
+	return nil
+}
+
+func parseSocksOpts(parent, key string, raw json.RawMessage) (*SocksOpts, error) {
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return nil, err
+	}
+	path := optJoin(parent, key)
+	s := &SocksOpts{Version: 5, Transport: "tcp"}
+	var (
+		hostSet, portSet, protocolsSet, authSet bool
+		authCreds                               bool // username_password given with its credentials
+		userKey, passKey                        bool
+		tlsHandshakeTimeout                     time.Duration
+	)
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		var n int64
+		switch k {
+		case "host":
+			s.Host, err = f.nonEmptyString()
+			if err == nil && len(s.Host) > 255 {
+				err = f.fail("must be at most 255 bytes long")
+			}
+			hostSet = true
+		case "port":
+			n, err = f.integer(1, 65535)
+			s.Port = int(n)
+			portSet = true
+		case "version":
+			n, err = f.integer(5, 5)
+			if err != nil {
+				err = f.fail("must be 5")
+			}
+			s.Version = int(n)
+		case "auth":
+			s.Auth, authCreds, err = optParseSocksAuth(f, s)
+			authSet = true
+		case "username":
+			s.Username, err = f.socksCredential()
+			userKey = true
+		case "password":
+			s.Password, err = f.socksCredential()
+			passKey = true
+		case "protocols":
+			var entries []optProtoEntry
+			entries, err = optParseProtocols(path, k, f.raw)
+			if err != nil {
+				break
+			}
+			protocolsSet = true
+			for _, e := range entries {
+				s.Protocols = append(s.Protocols, e.name)
+				if e.opts == nil {
+					continue
+				}
+				switch e.name {
+				case "http":
+					s.HTTP = DefaultHTTPOpts()
+					_, err = parseHTTPOptsInto(optJoin(path, k), e.name, e.opts, s.HTTP)
+				case "http2":
+					s.HTTP2 = DefaultHTTP2Opts()
+					_, err = parseHTTP2OptsInto(optJoin(path, k), e.name, e.opts, s.HTTP2)
+				case "raw":
+					s.Raw = &RawOpts{}
+					err = parseRawOptsInto(optJoin(path, k), e.name, e.opts, s.Raw)
+				case "socks":
+					s.Socks, err = parseSocksOpts(optJoin(path, k), e.name, e.opts)
+				}
+				if err != nil {
+					break
+				}
+			}
+		case "transport":
+			s.Transport, err = f.enum("tcp", "tls", "ssl")
+			if s.Transport == "ssl" {
+				s.Transport = "tls"
+			}
+			if err != nil {
+				err = f.fail("must be one of tcp, tls")
+			}
+		case "tls_opts":
+			s.TLSOpts = DefaultTLSOpts()
+			err = parseTLSOptsInto(path, k, f.raw, s.TLSOpts)
+		case "tls_handshake_timeout":
+			tlsHandshakeTimeout, err = f.timeout()
+		default:
+			err = f.unknown("socks_opts")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.TLSHandshakeTimeout = tlsHandshakeTimeout
+	if !hostSet {
+		return nil, &OptionError{Proto: path, Key: "host", Msg: "required"}
+	}
+	if !portSet {
+		return nil, &OptionError{Proto: path, Key: "port", Msg: "required"}
+	}
+	switch {
+	case userKey && !passKey:
+		return nil, &OptionError{Proto: path, Key: "password", Msg: "required with username"}
+	case passKey && !userKey:
+		return nil, &OptionError{Proto: path, Key: "username", Msg: "required with password"}
+	case userKey && authCreds:
+		return nil, &OptionError{Proto: path, Key: "username", Value: s.Username,
+			Msg: "conflicts with the credentials given in auth"}
+	}
+	switch {
+	case !authSet && userKey:
+		s.Auth = []string{"username_password"}
+	case !authSet:
+		s.Auth = []string{"none"}
+	case optContains(s.Auth, "username_password") && !authCreds && !userKey:
+		return nil, &OptionError{Proto: path, Key: "username", Msg: "required when auth includes username_password"}
+	case !optContains(s.Auth, "username_password") && userKey:
+		return nil, &OptionError{Proto: path, Key: "username", Value: s.Username,
+			Msg: "only used when auth includes username_password"}
+	}
+	if !protocolsSet {
+		s.Protocols = optDefaultProtocols(s.Transport)
+	} else if s.Transport == "tcp" && len(s.Protocols) != 1 {
+		return nil, &OptionError{Proto: path, Key: "protocols", Value: optDecodeValue(obj.vals["protocols"]),
+			Msg: "must contain exactly one protocol when transport is tcp (ALPN needs tls)"}
+	}
+	if s.Socks == nil && optContains(s.Protocols, "socks") {
+		return nil, &OptionError{Proto: path, Key: "protocols",
+			Value: optDecodeValue(obj.vals["protocols"]),
+			Msg:   "a further socks hop needs its options: [\"socks\", {\"host\": ..., \"port\": ...}]"}
+	}
+	if s.Transport == "tls" && s.TLSOpts == nil {
+		s.TLSOpts = DefaultTLSOpts()
+	}
+	if s.TLSOpts != nil {
+		s.TLSOpts.ALPN = optALPN(s.Protocols)
+	}
+	return s, nil
+}
+
+func parseRetryPolicy(parent, key string, raw json.RawMessage, retryTimeout time.Duration) (*RetryPolicy, error) {
+	if c := optKind(raw); c == 'f' || c == 't' || c == '"' || c == '[' || (c >= '0' && c <= '9') || c == '-' {
+		f := optField{proto: parent, key: key, raw: raw}
+		return nil, f.fail("must be an object {\"backoff\": \"fixed\"|\"exponential\"|\"linear\", \"initial\", \"max\", \"factor\"}: gunmetal cannot call an Erlang fun")
+	}
+	obj, err := optParseObject(parent, key, raw)
+	if err != nil {
+		return nil, err
+	}
+	path := optJoin(parent, key)
+	p := &RetryPolicy{Initial: retryTimeout, Factor: 2}
+	var backoffSet, maxSet bool
+	var maxField optField
+	for _, k := range obj.keys {
+		f := optField{proto: path, key: k, raw: obj.vals[k]}
+		switch k {
+		case "backoff":
+			p.Backoff, err = f.enum("fixed", "exponential", "linear")
+			backoffSet = true
+		case "initial":
+			p.Initial, err = f.millis(0)
+		case "max":
+			p.Max, err = f.millis(0)
+			maxSet, maxField = true, f
+		case "factor":
+			p.Factor, err = f.number()
+			if err == nil && (p.Factor < 1 || p.Factor > 1000) {
+				err = f.fail("must be a number between 1 and 1000")
+			}
+		default:
+			err = f.unknown("retry_fun")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !backoffSet {
+		return nil, &OptionError{Proto: path, Key: "backoff", Msg: "required: one of fixed, exponential, linear"}
+	}
+	if !maxSet {
+		p.Max = max(60000*time.Millisecond, p.Initial)
+	} else if p.Max < p.Initial {
+		return nil, maxField.fail(fmt.Sprintf("must be at least initial (%d ms)", p.Initial.Milliseconds()))
+	}
+	return p, nil
+}
+
+// optProtoEntry is one element of a protocols list.
+type optProtoEntry struct {
+	name string
+	opts json.RawMessage // nil unless given as [name, opts] or {name: opts}
+}
+
+var optProtocolNames = []string{"http", "http2", "raw", "socks"}
+
+// optParseProtocols parses Gun's protocols(): a non-empty list of distinct
+// names, each alone or with its options.
+func optParseProtocols(parent, key string, raw json.RawMessage) ([]optProtoEntry, error) {
+	whole := optField{proto: parent, key: key, raw: raw}
+	elems, err := whole.array()
+	if err != nil {
+		return nil, whole.fail("must be a list of protocols (http, http2, raw, socks)")
+	}
+	if len(elems) == 0 {
+		return nil, whole.fail("must not be empty")
+	}
+	var out []optProtoEntry
+	seen := map[string]bool{}
+	for _, el := range elems {
+		var e optProtoEntry
+		switch optKind(el) {
+		case '"':
+			_ = json.Unmarshal(el, &e.name)
+		case '[':
+			var pair []json.RawMessage
+			if json.Unmarshal(el, &pair) != nil || len(pair) != 2 || optKind(pair[0]) != '"' || optKind(pair[1]) != '{' {
+				return nil, whole.fail(fmt.Sprintf("element %s must be a protocol name or [name, {options}]", optCompact(el)))
+			}
+			_ = json.Unmarshal(pair[0], &e.name)
+			e.opts = pair[1]
+		case '{':
+			o, err := optParseObject(parent, key, el)
+			if err != nil {
+				return nil, err
+			}
+			if len(o.keys) != 1 || optKind(o.vals[o.keys[0]]) != '{' {
+				return nil, whole.fail(fmt.Sprintf("element %s must be a protocol name or {name: {options}}", optCompact(el)))
+			}
+			e.name, e.opts = o.keys[0], o.vals[o.keys[0]]
+		default:
+			return nil, whole.fail(fmt.Sprintf("element %s must be a protocol name (http, http2, raw, socks)", optCompact(el)))
+		}
+		if !optContains(optProtocolNames, e.name) {
+			return nil, whole.fail(fmt.Sprintf("unknown protocol %q: must be one of http, http2, raw, socks", e.name))
+		}
+		if seen[e.name] {
+			return nil, whole.fail(fmt.Sprintf("protocol %s is listed twice", e.name))
+		}
+		seen[e.name] = true
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// optParseWSProtocols parses ws_opts.protocols: ["name", ...] or
+// [["name", "handler"], ...].
+func optParseWSProtocols(f optField) ([]string, error) {
+	elems, err := f.array()
+	if err != nil {
+		return nil, f.fail("must be a list of subprotocol names")
+	}
+	out := []string{}
+	for _, el := range elems {
+		var name string
+		switch optKind(el) {
+		case '"':
+			_ = json.Unmarshal(el, &name)
+		case '[':
+			var pair []json.RawMessage
+			if json.Unmarshal(el, &pair) != nil || len(pair) != 2 || optKind(pair[0]) != '"' || optKind(pair[1]) != '"' {
+				return nil, f.fail(fmt.Sprintf("element %s must be a name or [name, handler]", optCompact(el)))
+			}
+			_ = json.Unmarshal(pair[0], &name)
+		default:
+			return nil, f.fail(fmt.Sprintf("element %s must be a name or [name, handler]", optCompact(el)))
+		}
+		if !optIsToken(name) {
+			return nil, f.fail(fmt.Sprintf("subprotocol %q is not a valid token", name))
+		}
+		if optContains(out, name) {
+			return nil, f.fail(fmt.Sprintf("subprotocol %q is listed twice", name))
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+func optParseVersions(f optField) ([]string, error) {
+	const msg = "must be a non-empty list of tlsv1.2, tlsv1.3"
+	elems, err := f.array()
+	if err != nil || len(elems) == 0 {
+		return nil, f.fail(msg)
+	}
+	var out []string
+	for _, el := range elems {
+		var v string
+		if optKind(el) != '"' || json.Unmarshal(el, &v) != nil || (v != "tlsv1.2" && v != "tlsv1.3") {
+			return nil, f.fail(msg)
+		}
+		if optContains(out, v) {
+			return nil, f.fail(fmt.Sprintf("version %s is listed twice", v))
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// optParseSocksAuth parses socks_opts.auth: "none", "username_password"
+// (with the username and password keys), or
+// ["username_password", User, Pass].
+func optParseSocksAuth(f optField, s *SocksOpts) (methods []string, creds bool, err error) {
+	const msg = "must be a non-empty list of \"none\" and [\"username_password\", User, Pass]"
+	elems, err := f.array()
+	if err != nil || len(elems) == 0 {
+		return nil, false, f.fail(msg)
+	}
+	for _, el := range elems {
+		var m string
+		switch optKind(el) {
+		case '"':
+			_ = json.Unmarshal(el, &m)
+			if m != "none" && m != "username_password" {
+				return nil, false, f.fail(msg)
+			}
+		case '[':
+			var parts []string
+			if json.Unmarshal(el, &parts) != nil || len(parts) != 3 || parts[0] != "username_password" {
+				return nil, false, f.fail(msg)
+			}
+			for _, c := range parts[1:] {
+				if len(c) == 0 || len(c) > 255 {
+					return nil, false, f.fail("username and password must be 1 to 255 bytes long (RFC 1929)")
+				}
+			}
+			m, creds = "username_password", true
+			s.Username, s.Password = parts[1], parts[2]
+		default:
+			return nil, false, f.fail(msg)
+		}
+		if optContains(methods, m) {
+			return nil, false, f.fail(fmt.Sprintf("method %s is listed twice", m))
+		}
+		methods = append(methods, m)
+	}
+	return methods, creds, nil
+}
+
+// JSON plumbing.
+
+// optObject is a JSON object's members in document order, nulls left out.
+type optObject struct {
+	keys []string
+	vals map[string]json.RawMessage
+}
+
+// optParseObject reads the object at parent.key. Empty input and null give
+// an empty object; duplicate keys are refused.
+func optParseObject(parent, key string, raw []byte) (*optObject, error) {
+	obj := &optObject{vals: map[string]json.RawMessage{}}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return obj, nil
+	}
+	path := optJoin(parent, key)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	syntax := func(err error) error {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return &OptionError{Proto: parent, Key: key, Msg: "invalid JSON: " + err.Error()}
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntax(err)
+	}
+	switch tok {
+	case nil:
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, syntax(errors.New("trailing data after null"))
+		}
+		return obj, nil
+	case json.Delim('{'):
+	default:
+		msg := "must be an object"
+		if path == "" {
+			msg = "must be a JSON object"
+		}
+		if valid := json.Valid(raw); !valid {
+			return nil, syntax(errors.New("not a single JSON value"))
+		}
+		return nil, &OptionError{Proto: parent, Key: key, Value: optDecodeValue(raw), Msg: msg}
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntax(err)
+		}
+		k, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, syntax(err)
+		}
+		if seen[k] {
+			return nil, &OptionError{Proto: path, Key: k, Value: optDecodeValue(v), Msg: "duplicate key"}
+		}
+		seen[k] = true
+		if optKind(v) == 'n' {
+			continue // null: not given
+		}
+		obj.keys = append(obj.keys, k)
+		obj.vals[k] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, syntax(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errors.New("trailing data after the object")
+		}
+		return nil, syntax(err)
+	}
+	return obj, nil
+}
+
+// optField is one member of an option set, ready to be checked.
+type optField struct {
+	proto, key string
+	raw        json.RawMessage
+}
+
+func (f optField) fail(msg string) error {
+	return &OptionError{Proto: f.proto, Key: f.key, Value: optDecodeValue(f.raw), Msg: msg}
+}
+
+// unknown refuses the key: "not supported by gunmetal" when Gun has it,
+// else "unknown option".
+func (f optField) unknown(set string) error {
+	if msg, ok := optUnsupported[set][f.key]; ok {
+		return f.fail(msg)
+	}
+	return f.fail("unknown option")
+}
+
+func (f optField) boolean() (bool, error) {
+	switch string(bytes.TrimSpace(f.raw)) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, f.fail("must be a boolean (true or false)")
+}
+
+// strict decodes a JSON string.
+func (f optField) strict() (string, error) {
+	var s string
+	if optKind(f.raw) != '"' || json.Unmarshal(f.raw, &s) != nil {
+		return "", f.fail("must be a string")
+	}
+	return s, nil
+}
+
+func (f optField) nonEmptyString() (string, error) {
+	s, err := f.strict()
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", f.fail("must be a non-empty string")
+	}
+	return s, nil
+}
+
+func (f optField) enum(values ...string) (string, error) {
+	s, err := f.strict()
+	if err == nil && optContains(values, s) {
+		return s, nil
+	}
+	return "", f.fail("must be one of " + strings.Join(values, ", "))
+}
+
+func (f optField) isInfinity() bool {
+	return string(bytes.TrimSpace(f.raw)) == `"infinity"`
+}
+
+// integer accepts a JSON integer (no fraction, no exponent) in [min, max].
+func (f optField) integer(min, max int64) (int64, error) {
+	s := string(bytes.TrimSpace(f.raw))
+	if optIsInteger(s) {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= min && n <= max {
+			return n, nil
+		}
+	}
+	return 0, f.fail(optRangeMsg(min, max))
+}
+
+// number accepts any finite JSON number.
+func (f optField) number() (float64, error) {
+	s := string(bytes.TrimSpace(f.raw))
+	if c := optKind(f.raw); c == '-' || (c >= '0' && c <= '9') {
+		if x, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(x, 0) {
+			return x, nil
+		}
+	}
+	return 0, f.fail("must be a number")
+}
+
+// flow is a positive integer (Gun: pos_integer()).
+func (f optField) flow() (int64, error) {
+	n, err := f.integer(1, math.MaxInt32)
+	if err != nil {
+		return 0, f.fail("must be a positive integer (leave it out to disable flow control)")
+	}
+	return n, nil
+}
+
+const optMaxMillis = math.MaxInt64 / int64(time.Millisecond)
+
+// millis is a number of milliseconds >= min, without infinity.
+func (f optField) millis(min int64) (time.Duration, error) {
+	n, err := f.integer(min, optMaxMillis)
+	if err != nil {
+		if min == 0 {
+			return 0, f.fail("must be a non-negative integer (milliseconds)")
+		}
+		return 0, f.fail("must be a positive integer (milliseconds)")
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// timeout is Gun's timeout(): "infinity" (→ 0) or a positive number of
+// milliseconds (0 ms is refused: 0 means infinity in Options).
+func (f optField) timeout() (time.Duration, error) {
+	if f.isInfinity() {
+		return 0, nil
+	}
+	n, err := f.integer(1, optMaxMillis)
+	if err != nil {
+		return 0, f.fail("must be a positive integer (milliseconds) or \"infinity\"")
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+func (f optField) array() ([]json.RawMessage, error) {
+	var elems []json.RawMessage
+	if optKind(f.raw) != '[' || json.Unmarshal(f.raw, &elems) != nil {
+		return nil, f.fail("must be a list")
+	}
+	return elems, nil
+}
+
+func (f optField) socksCredential() (string, error) {
+	s, err := f.strict()
+	if err != nil || len(s) == 0 || len(s) > 255 {
+		return "", f.fail("must be a string of 1 to 255 bytes (RFC 1929)")
+	}
+	return s, nil
+}
+
+func optKind(raw []byte) byte {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+func optIsInteger(s string) bool {
+	if strings.HasPrefix(s, "-") {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func optRangeMsg(min, max int64) string {
+	switch {
+	case max == math.MaxInt64 && min == 0, max == optMaxMillis && min == 0:
+		return "must be a non-negative integer"
+	case max == math.MaxInt64 && min == 1, max == optMaxMillis && min == 1:
+		return "must be a positive integer"
+	case min == max:
+		return fmt.Sprintf("must be %d", min)
+	case max == math.MaxInt64:
+		return fmt.Sprintf("must be an integer >= %d", min)
+	default:
+		return fmt.Sprintf("must be between %d and %d", min, max)
+	}
+}
+
+// optIsToken reports whether s is an RFC 9110 token.
+func optIsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func optJoin(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	if key == "" {
+		return parent
+	}
+	return parent + "." + key
+}
+
+func optContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// optDecodeValue decodes raw for an OptionError: integers as int64, other
+// numbers as float64.
+func optDecodeValue(raw []byte) any {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return string(raw)
+	}
+	return optNormalize(v)
+}
+
+func optNormalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case []any:
+		for i := range x {
+			x[i] = optNormalize(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = optNormalize(x[k])
+		}
+	}
+	return v
+}
+
+func optFormatValue(v any) string {
+	b, err := json.Marshal(v)
+	s := string(b)
+	if err != nil {
+		s = fmt.Sprint(v)
+	}
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
+}
+
+func optCompact(raw []byte) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return optFormatValue(json.RawMessage(b.Bytes()))
+}
+
+// TLS.
+
+// TLSConfig builds the client tls.Config for host: SNI (host, the
+// server_name_indication override, or none with "disable"; never for IP
+// literals, as Go does), verification against the system roots or
+// cacertfile (verify_none sets InsecureSkipVerify), the client certificate,
+// min/max version, ALPN from Protocols ("h2" for http2, "http/1.1" for http,
+// in the protocols' order) and the session cache. The cache belongs to the
+// options and is shared by every config built from them, so that reconnects
+// resume sessions. Errors are *OptionError naming the tls_opts key.
+func (o *Options) TLSConfig(host string) (*tls.Config, error) {
+	return o.TLS.clientConfig("tls_opts", host, optALPN(o.Protocols))
+}
+
+// ClientConfig is TLSConfig for these TLS options alone, with t.ALPN (e.g.
+// a socks hop's TLSOpts, whose ALPN ParseOptions fills from its protocols).
+func (t *TLSOpts) ClientConfig(host string) (*tls.Config, error) {
+	return t.clientConfig("tls_opts", host, t.ALPN)
+}
+
+func (t *TLSOpts) clientConfig(proto, host string, alpn []string) (*tls.Config, error) {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13}
+	if len(alpn) > 0 {
+		cfg.NextProtos = append([]string(nil), alpn...)
+	}
+	if len(t.Versions) > 0 {
+		hasV12, hasV13 := optContains(t.Versions, "tlsv1.2"), optContains(t.Versions, "tlsv1.3")
+		if !hasV12 {
+			cfg.MinVersion = tls.VersionTLS13
+		}
+		if !hasV13 {
+			cfg.MaxVersion = tls.VersionTLS12
+		}
+	}
+	if t.CACertFile != "" {
+		pem, err := os.ReadFile(t.CACertFile)
+		if err != nil {
+			return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "cannot read: " + err.Error()}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "no PEM certificate found"}
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, &OptionError{Proto: proto, Key: "certfile", Value: t.CertFile, Msg: "cannot load with keyfile: " + err.Error()}
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if t.Reuse {
+		cfg.ClientSessionCache = t.sessions
+		if cfg.ClientSessionCache == nil {
+			// Built by hand rather than by DefaultTLSOpts or a parse: there
+			// is no cache to share, so this config gets its own.
+			cfg.ClientSessionCache = NewTLSSessionCache(t.SessionCacheClientMax, t.SessionLifetime)
+		}
+	}
+	sni := host
+	if t.ServerNameIndication != "" {
+		sni = t.ServerNameIndication
+	}
+	switch {
+	case !t.Verify:
+		cfg.InsecureSkipVerify = true
+		if sni != "disable" {
+			cfg.ServerName = sni
+		}
+	case sni == "disable":
+		// No SNI, but the certificate is still checked against host: Go
+		// only skips SNI with an empty ServerName, which also skips its
+		// own verification, so it is done here.
+		cfg.InsecureSkipVerify = true
+		roots := cfg.RootCAs
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: server sent no certificate")
+			}
+			opts := x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		}
+	default:
+		cfg.ServerName = sni
+	}
+	return cfg, nil
+}
+
+// NewTLSSessionCache is a client session cache of at most capacity entries
+// (least recently used evicted first) whose sessions are forgotten lifetime
+// after they were stored (0 = kept until evicted).
+func NewTLSSessionCache(capacity int, lifetime time.Duration) tls.ClientSessionCache {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &optSessionCache{capacity: capacity, lifetime: lifetime, now: time.Now,
+		ll: list.New(), m: map[string]*list.Element{}}
+}
+
+type optSessionCache struct {
+	mu       sync.Mutex
+	capacity int
+	lifetime time.Duration
+	now      func() time.Time
+	ll       *list.List // front = most recent
+	m        map[string]*list.Element
+}
+
+type optSessionEntry struct {
+	key    string
+	cs     *tls.ClientSessionState
+	stored time.Time
+}
+
+func (c *optSessionCache) Get(key string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*optSessionEntry)
+	if c.lifetime > 0 && c.now().Sub(e.stored) > c.lifetime {
+		c.ll.Remove(el)
+		delete(c.m, key)
+		return nil, false
+	}
+	c.ll.MoveToFront(el)
+	return e.cs, true
+}
+
+func (c *optSessionCache) Put(key string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.m[key]; ok {
+		if cs == nil {
+			c.ll.Remove(el)
+			delete(c.m, key)
+			return
+		}
+		e := el.Value.(*optSessionEntry)
+		e.cs, e.stored = cs, c.now()
+		c.ll.MoveToFront(el)
+		return
+	}
+	if cs == nil {
+		return
+	}
+	c.m[key] = c.ll.PushFront(&optSessionEntry{key: key, cs: cs, stored: c.now()})
+	for c.ll.Len() > c.capacity {
+		el := c.ll.Back()
+		c.ll.Remove(el)
+		delete(c.m, el.Value.(*optSessionEntry).key)
+	}
+}

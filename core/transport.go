@@ -1,0 +1,189 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"syscall"
+)
+
+// dial resolves, connects and (for tls) handshakes, honouring
+// domain_lookup_timeout, connect_timeout and tls_handshake_timeout. It
+// returns the connected socket and the protocol to speak on it: the ALPN
+// choice on TLS, else the first of "protocols".
+func dial(ctx context.Context, c *Conn) (net.Conn, string, error) {
+	o := c.opts
+	nc, err := dialTransport(ctx, c)
+	if err != nil {
+		return nil, "", err
+	}
+	name := o.Protocols[0]
+	if o.Transport == "tls" {
+		tc := tls.Client(nc, c.tlsConf)
+		hctx := ctx
+		if o.TLSHandshakeTimeout > 0 {
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(ctx, o.TLSHandshakeTimeout)
+			defer cancel()
+		}
+		if err := tc.HandshakeContext(hctx); err != nil {
+			nc.Close()
+			return nil, "", err
+		}
+		switch tc.ConnectionState().NegotiatedProtocol {
+		case "h2":
+			name = "http2"
+		case "http/1.1":
+			name = "http"
+		default: // no ALPN: HTTP/1.1 if we offered it (Gun does the same)
+			if contains(o.Protocols, "http") {
+				name = "http"
+			}
+		}
+		nc = tc
+	}
+	if protocols[name] == nil {
+		nc.Close()
+		return nil, "", fmt.Errorf("protocol %s is not available in this build", name)
+	}
+	return nc, name, nil
+}
+
+func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
+	o := c.opts
+	d := net.Dialer{KeepAlive: -1}
+	if o.TCP.KeepAlive {
+		d.KeepAlive = 0 // Go's default period
+	}
+	if c.unixPath != "" {
+		if o.ConnectTimeout > 0 {
+			d.Timeout = o.ConnectTimeout
+		}
+		return d.DialContext(ctx, "unix", c.unixPath)
+	}
+	if o.TCP.LocalIP != "" || o.TCP.LocalPort != 0 {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.TCP.LocalIP), Port: o.TCP.LocalPort}
+	}
+	network := "tcp"
+	if o.TCP.Inet4 {
+		network = "tcp4"
+	}
+	// Resolve first, under its own timeout, as Gun's domain_lookup does.
+	var ips []net.IP
+	if ip := net.ParseIP(c.host); ip != nil {
+		ips = []net.IP{ip}
+	} else {
+		lctx := ctx
+		if o.DomainLookupTimeout > 0 {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithTimeout(ctx, o.DomainLookupTimeout)
+			defer cancel()
+		}
+		addrs, err := net.DefaultResolver.LookupIPAddr(lctx, c.host)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			if o.TCP.Inet4 && a.IP.To4() == nil {
+				continue
+			}
+			ips = append(ips, a.IP)
+		}
+		if o.TCP.Inet6 { // IPv6 addresses first, IPv4 as fallback
+			sort.SliceStable(ips, func(i, j int) bool { return ips[i].To4() == nil && ips[j].To4() != nil })
+		}
+		if len(ips) == 0 {
+			return nil, &net.DNSError{Err: "no suitable address", Name: c.host, IsNotFound: true}
+		}
+	}
+	var last error
+	for _, ip := range ips {
+		cctx := ctx
+		var cancel context.CancelFunc = func() {}
+		if o.ConnectTimeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
+		}
+		nc, err := d.DialContext(cctx, network, net.JoinHostPort(ip.String(), strconv.Itoa(c.port)))
+		cancel()
+		if err == nil {
+			if tc, ok := nc.(*net.TCPConn); ok {
+				tc.SetNoDelay(o.TCP.NoDelay)
+				if o.TCP.SndBuf > 0 {
+					tc.SetWriteBuffer(o.TCP.SndBuf)
+				}
+				if o.TCP.RecBuf > 0 {
+					tc.SetReadBuffer(o.TCP.RecBuf)
+				}
+			}
+			return nc, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// reasonOf turns an error into Gun's reason: the POSIX atom for socket
+// errors (econnrefused, econnreset, ...), "timeout", "nxdomain", "closed"
+// for a peer's close; else the error's text.
+func reasonOf(err error) string {
+	if err == nil {
+		return "normal"
+	}
+	var errno syscall.Errno
+	var dnsErr *net.DNSError
+	var alert tls.AlertError
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		return "closed"
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return "nxdomain"
+		}
+		if dnsErr.IsTimeout {
+			return "timeout"
+		}
+		return "nxdomain: " + dnsErr.Error()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case errors.As(err, &errno):
+		if name := errnoNames[errno]; name != "" {
+			return name
+		}
+		return "error: " + errno.Error()
+	case errors.As(err, &certErr):
+		return "tls_alert: bad_certificate: " + certErr.Error()
+	case errors.As(err, &alert):
+		return "tls_alert: " + alert.Error()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return err.Error()
+}
+
+var errnoNames = map[syscall.Errno]string{
+	syscall.ECONNREFUSED: "econnrefused", syscall.ECONNRESET: "econnreset", syscall.ECONNABORTED: "econnaborted",
+	syscall.EPIPE: "epipe", syscall.ETIMEDOUT: "etimedout", syscall.EHOSTUNREACH: "ehostunreach",
+	syscall.ENETUNREACH: "enetunreach", syscall.ENOENT: "enoent", syscall.EACCES: "eacces",
+	syscall.EADDRINUSE: "eaddrinuse", syscall.EADDRNOTAVAIL: "eaddrnotavail", syscall.EAFNOSUPPORT: "eafnosupport",
+}

@@ -1,0 +1,352 @@
+/*
+ * gunmetal.h — the C interface of libgunmetal.
+ *
+ * gunmetal is Erlang's Gun HTTP client (HTTP/1.1, HTTP/2, WebSocket, raw
+ * TCP/TLS) rebuilt as a Go engine. A connection (gm_conn) is Gun's
+ * connection process: it connects in the background, reports UP, carries
+ * streams, reports DOWN and reconnects per its retry options, and ends with
+ * exactly one EXIT event. Every event goes to a queue (gm_queue), the owner's
+ * mailbox, which the host drains in batches with gm_queue_poll or waits on
+ * through a file descriptor (gm_queue_fd) with poll/epoll/asyncio/enif_select.
+ * The library never calls back into host code: the queue is the only way out.
+ *
+ * CONVENTIONS (they hold for every function below unless it says otherwise)
+ *
+ *   Threads   Every function may be called from any thread, concurrently.
+ *             Blocking functions (gm_queue_poll, gm_await*, gm_data when the
+ *             socket is slow) block only the calling thread.
+ *   Status    Functions return int: GM_OK (0) or a negative GM_E* code.
+ *             After a failing call, gm_errmsg() on the same thread gives a
+ *             sentence saying what was wrong.
+ *   Strings   Input strings are NUL-terminated UTF-8; invalid UTF-8 is refused
+ *             with GM_EINVAL. The library copies what it keeps: the caller
+ *             owns its buffers and may reuse them as soon as a call returns.
+ *   Handles   gm_queue and gm_conn are opaque. C lifetime rules apply: release
+ *             a handle exactly once and never use it afterwards (its address
+ *             may be reused by a later handle, as with malloc). Passing NULL
+ *             where a handle is required returns GM_EINVAL; the release
+ *             functions accept NULL as a no-op. A released handle that is
+ *             used anyway answers GM_EINVAL or GM_ECLOSED, never a crash, as
+ *             long as its address has not been reused.
+ *   Bad input Is an error code and a sentence, and nothing is written to the
+ *             wire: NULL pointers, invalid UTF-8, CR/LF/NUL in a header value,
+ *             a header name or method that is not a token, a path with a
+ *             space or control character, a port outside 1..65535, an unknown
+ *             option key, an option of the wrong type.
+ *   Panics    No Go panic ever crosses into C: an internal failure returns
+ *             GM_EINTERNAL with the panic's text in gm_errmsg().
+ *
+ * THE GO RUNTIME IN YOUR PROCESS
+ *   Loading the library starts a Go runtime (one per process). It never
+ *   installs handlers through os/signal, but Go needs SA_ONSTACK on any
+ *   signal handler the host installs after loading it. Do not fork after
+ *   loading (exec right away is fine); never unload the library.
+ *
+ * ABI PROMISE
+ *   Within a major version the ABI only grows: functions, event kinds, error
+ *   codes, option keys and struct fields are added, never removed or
+ *   reordered; new struct fields go at the end. Structs that cross the ABI
+ *   begin with a `size` field so both sides know which fields exist.
+ */
+#ifndef GUNMETAL_H
+#define GUNMETAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GM_VERSION_MAJOR 0
+#define GM_VERSION_MINOR 1
+#define GM_VERSION_PATCH 0
+#define GM_VERSION_STRING "0.1.0"
+/* GM_VERSION_NUMBER is MAJOR*10000 + MINOR*100 + PATCH. */
+#define GM_VERSION_NUMBER (GM_VERSION_MAJOR * 10000 + GM_VERSION_MINOR * 100 + GM_VERSION_PATCH)
+
+/* The version of the library actually loaded, e.g. "0.1.0"; a static string. */
+const char *gm_version(void);
+/* GM_VERSION_NUMBER of the library actually loaded. */
+int gm_version_number(void);
+
+/* ---------------------------------------------------------------- errors */
+
+/* Status codes. Append-only: values never change meaning. */
+enum {
+    GM_OK = 0,
+    GM_EINVAL = -1,       /* bad argument: NULL, bad UTF-8, invalid header... */
+    GM_ENOMEM = -2,       /* out of memory */
+    GM_ECLOSED = -3,      /* the connection is closed (gm_close) or has exited */
+    GM_ETIMEOUT = -4,     /* a wait ran out of time */
+    GM_EOPTION = -5,      /* bad option: the message names the key and value */
+    GM_ENOSTREAM = -6,    /* no such stream on this connection */
+    GM_ENOTUP = -7,       /* the connection is not up (yet) */
+    GM_EBADSTATE = -8,    /* not possible in the connection's current state */
+    GM_EUNSUPPORTED = -9, /* the protocol in use cannot do that */
+    GM_ESTREAM = -10,     /* gm_await_body: the stream ended with an ERROR */
+    GM_EINTERNAL = -11,   /* a bug: please report the message */
+    GM_EQUEUE = -12       /* the queue was freed */
+};
+
+/* A static English name for a status code ("invalid argument", ...). Never
+ * NULL: unknown codes give "unknown error". */
+const char *gm_strerror(int code);
+
+/* The sentence explaining the last failing call made by this thread, or ""
+ * when there was none. The string is thread-local and stays valid until the
+ * next gm_* call on this thread. Successful calls do not clear it. */
+const char *gm_errmsg(void);
+
+/* ---------------------------------------------------------------- types */
+
+typedef struct gm_queue gm_queue;  /* an owner's mailbox */
+typedef struct gm_conn gm_conn;    /* a connection */
+
+/* A stream reference: never 0, never reused within a process. */
+typedef uint64_t gm_ref;
+
+/* A header field. On input the lengths are used and the strings need no NUL
+ * (a length of SIZE_MAX means "NUL-terminated: use strlen"). In events both
+ * strings are also NUL-terminated. */
+typedef struct gm_header {
+    const char *name;
+    const char *value;
+    size_t name_len;
+    size_t value_len;
+} gm_header;
+
+/* Event kinds (Gun's messages). Append-only. */
+enum {
+    GM_EV_UP = 1,        /* gun_up: protocol */
+    GM_EV_DOWN = 2,      /* gun_down: protocol, reason, killed[] */
+    GM_EV_EXIT = 3,      /* the connection's last event: reason */
+    GM_EV_INFORM = 4,    /* gun_inform: ref, status, headers */
+    GM_EV_RESPONSE = 5,  /* gun_response: ref, fin, status, headers */
+    GM_EV_DATA = 6,      /* gun_data: ref, fin, data */
+    GM_EV_TRAILERS = 7,  /* gun_trailers: ref, headers */
+    GM_EV_PUSH = 8,      /* gun_push: ref (the parent), new_ref, method, uri, headers */
+    GM_EV_ERROR = 9,     /* gun_error: ref (0: connection-wide), reason */
+    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, headers */
+    GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data, status = close code */
+    GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
+    GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
+    GM_EV_INFO = 100     /* not a message: the record gm_info/gm_stream_info fill */
+};
+
+/* WebSocket frame kinds (gm_event.ws_opcode). */
+enum { GM_WS_TEXT = 1, GM_WS_BINARY = 2, GM_WS_CLOSE = 8, GM_WS_PING = 9, GM_WS_PONG = 10 };
+
+/*
+ * gm_event — one message. Everything it points to lives in the same
+ * allocation and stays valid until gm_event_free(ev). Fields that do not
+ * apply to a kind are 0/NULL.
+ *
+ * `conn` is the handle of the connection the event is about. It stays valid
+ * while the event lives, even if gm_conn_free was called meanwhile (the
+ * event holds a reference), so the host can always compare it with its own
+ * handles.
+ *
+ * `reason` is a short string: an atom of Gun's ("closed", "normal",
+ * "shutdown", "econnrefused", "nxdomain", "timeout", "closing", "owner_down")
+ * optionally followed by ": " and detail ("closed: econnreset",
+ * "protocol_error: ..."). For EXIT it is Gun's exit reason: "shutdown"
+ * after gm_close/gm_shutdown, "owner_down" after gm_queue_free, else the
+ * last failure (retries ran out), e.g. "econnrefused" or "closed".
+ */
+typedef struct gm_event {
+    uint32_t size;          /* sizeof(gm_event) as the library knows it */
+    uint16_t kind;          /* GM_EV_* */
+    uint8_t fin;            /* 1 when this is the stream's last event of its kind (Gun's fin) */
+    uint8_t ws_opcode;      /* GM_WS_* for GM_EV_WS */
+    int32_t status;         /* INFORM/RESPONSE: HTTP status; WS close: the close code */
+    gm_conn *conn;
+    gm_ref ref;             /* the stream, 0 for connection events */
+    gm_ref new_ref;         /* PUSH: the pushed stream */
+    const char *protocol;   /* UP, DOWN, TUNNEL_UP: "http", "http2", "raw", "socks", "ws" */
+    const char *reason;     /* ERROR, DOWN, EXIT, NOTIFY */
+    const char *method;     /* PUSH */
+    const char *uri;        /* PUSH */
+    const gm_header *headers;
+    size_t n_headers;
+    const uint8_t *data;    /* DATA, WS payload; NUL-terminated for convenience */
+    size_t data_len;
+    const gm_ref *killed;   /* DOWN: the streams lost with the connection */
+    size_t n_killed;
+} gm_event;
+
+/* Frees one event and everything it points to; NULL is a no-op. */
+void gm_event_free(gm_event *ev);
+/* Frees evs[0..n-1] (each may be NULL). The array itself is the caller's. */
+void gm_events_free(gm_event **evs, int n);
+
+/* ---------------------------------------------------------------- queues */
+
+/* Makes a queue. Returns NULL (and sets gm_errmsg) if the OS refuses an
+ * eventfd. Release with gm_queue_free. */
+gm_queue *gm_queue_new(void);
+
+/* Closes every connection the queue owns (their EXIT reason is
+ * "owner_down"; the EXIT events are discarded with the queue), drops the
+ * queued events and closes the fd. The connections' handles stay valid until
+ * gm_conn_free. NULL is a no-op. Do not call it while another thread is
+ * blocked in gm_queue_poll on the same queue: wake that thread first. */
+void gm_queue_free(gm_queue *q);
+
+/* The queue's file descriptor, readable exactly while the queue holds events
+ * (level-triggered; also readable after gm_queue_wake until the next poll).
+ * Owned by the queue: do not close or read it. Negative GM_E* on error. */
+int gm_queue_fd(gm_queue *q);
+
+/* Takes up to `max` events into out[0..n-1], waiting up to timeout_ms for the
+ * first one (0: do not wait; -1: wait forever). Returns n >= 0 (0 on
+ * timeout or gm_queue_wake) or a negative GM_E* code. Each event is the
+ * caller's to free with gm_event_free. Taking events is what lets the
+ * connections read on: a host that stops polling slows the servers down
+ * instead of growing memory. Take them in batches: every call crosses from
+ * C into Go. */
+int gm_queue_poll(gm_queue *q, gm_event **out, int max, int timeout_ms);
+
+/* Makes a thread blocked in gm_queue_poll on q return, and the fd readable.
+ * Callable from any thread, including signal-free contexts of other
+ * threads; cheap. */
+int gm_queue_wake(gm_queue *q);
+
+/* The number of events waiting in q (>= 0) or a negative GM_E* code. */
+int gm_queue_len(gm_queue *q);
+
+/* ---------------------------------------------------------------- connections */
+
+/*
+ * Opens a connection to host:port, owned by `owner`, and returns at once with
+ * *out set; connecting happens in the background and ends in GM_EV_UP or,
+ * when every retry failed, GM_EV_EXIT. host is a name, an IPv4 literal or an
+ * IPv6 literal (with or without brackets).
+ *
+ * opts_json: NULL or a JSON object with Gun's option names (see README):
+ *   transport ("tcp"|"tls"; default tls on port 443, else tcp), protocols
+ *   (["http"], ["http2"], ["http2","http"], ...), retry (5), retry_timeout
+ *   (5000 ms), retry_fun ({"backoff":"exponential","initial":..,"max":..}),
+ *   connect_timeout / domain_lookup_timeout / tls_handshake_timeout (ms or
+ *   "infinity"), max_pending_requests (1024), tcp_opts, tls_opts (verify
+ *   on by default with the system roots; "verify":"verify_none" turns it off;
+ *   cacertfile, certfile, keyfile, server_name_indication), http_opts,
+ *   http2_opts, ws_opts.
+ * Errors: GM_EINVAL (NULL owner/host/out, bad host, port out of range),
+ * GM_EOPTION (message: `option http_opts.version = "2": must be ...`),
+ * GM_EQUEUE (owner freed). On error *out is untouched.
+ * Release the handle with gm_conn_free (after gm_close, or after the EXIT).
+ */
+int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, gm_conn **out);
+
+/* As gm_open, over the Unix socket at path. */
+int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_conn **out);
+
+/* Ends the connection at once (Gun's gun:close): in-flight streams are
+ * dropped, no DOWN is sent, the EXIT's reason is "shutdown". The handle stays
+ * valid (later calls answer GM_ECLOSED) until gm_conn_free. NULL and a closed
+ * connection are no-ops returning GM_OK. */
+int gm_close(gm_conn *c);
+
+/* Closes gracefully (Gun's gun:shutdown): requests in flight finish (bounded
+ * by the protocol's closing_timeout), requests made afterwards fail at once
+ * with an ERROR "closing", and the connection never reconnects; EXIT's
+ * reason is "shutdown". GM_ECLOSED if already closed. */
+int gm_shutdown(gm_conn *c);
+
+/* Releases the handle; closes the connection first if it is still open.
+ * Events still queued keep their `conn` pointer valid until they are freed.
+ * NULL is a no-op. Call it exactly once per handle. */
+void gm_conn_free(gm_conn *c);
+
+/* Moves the connection to another queue (Gun's set_owner); events already
+ * queued stay where they are. GM_EBADSTATE while shutting down. */
+int gm_set_owner(gm_conn *c, gm_queue *q);
+
+/* Waits up to timeout_ms (-1: forever) for this connection's next UP in its
+ * owner's queue and takes it, leaving every other event in place (selective
+ * receive). *protocol (may be NULL) gets a static string ("http", "http2",
+ * ...). GM_ETIMEOUT on timeout; GM_ECLOSED when the connection exited (the
+ * EXIT stays queued for the owner). */
+int gm_await_up(gm_conn *c, int timeout_ms, const char **protocol);
+
+/* Request flags. */
+#define GM_REQ_STREAM 0x1u  /* the body follows with gm_data (Gun's gun:headers); body must be NULL/0 */
+
+/* Per-request options; NULL means the defaults. Set size = sizeof(gm_req_opts). */
+typedef struct gm_req_opts {
+    uint32_t size;
+    int32_t timeout_ms;  /* > 0: past it the stream gets ERROR "timeout" and is cancelled (0: none) */
+    int32_t flow;        /* > 0: Gun's flow for this stream (events before it pauses); 0: the protocol's option */
+    gm_queue *reply_to;  /* NULL: the owner. The stream's events go to this queue. */
+} gm_req_opts;
+
+/*
+ * Sends a request (Gun's gun:request / gun:headers and get/post/...): method,
+ * path (origin form, with query), headers[0..n_headers-1] (may be NULL when
+ * 0), a body of body_len bytes (may be NULL when 0). A host header is added
+ * when missing; content-length is added for a body; with GM_REQ_STREAM and
+ * no content-length, HTTP/1.1 uses chunked encoding.
+ * While the connection is not up the request waits (up to
+ * max_pending_requests) and goes out on UP; requests in flight when a
+ * connection is lost are not retried (they get ERROR "closed" and appear in
+ * DOWN's killed list).
+ * *ref gets the stream reference. Errors: GM_EINVAL for bad input (nothing
+ * is sent), GM_ECLOSED after gm_close/exit. A request made during
+ * gm_shutdown gets a ref whose only event is ERROR "closing".
+ */
+int gm_request(gm_conn *c, const char *method, const char *path,
+               const gm_header *headers, size_t n_headers,
+               const void *body, size_t body_len,
+               unsigned flags, const gm_req_opts *opts, gm_ref *ref);
+
+/* Sends len bytes of a streamed request body; fin = 1 ends it (Gun's
+ * gun:data). Empty non-fin pieces are ignored. Blocks while the connection
+ * has a lot of unsent output (the socket is slower than the caller).
+ * GM_ENOTUP while the request is still waiting for the connection;
+ * GM_ENOSTREAM if ref is not sending a body. */
+int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin);
+
+/* Cancels a stream (Gun's gun:cancel): no more events for it. HTTP/1.1 still
+ * reads (and drops) the response; HTTP/2 resets the stream. Unknown or
+ * finished streams are ignored (GM_OK), as in Gun. */
+int gm_cancel(gm_conn *c, gm_ref ref);
+
+/* Adds n > 0 to a stream's flow (Gun's update_flow): a stream opened with a
+ * flow stops being read after that many DATA events until the host adds
+ * more. */
+int gm_update_flow(gm_conn *c, gm_ref ref, int n);
+
+/* Waits up to timeout_ms for the next event of stream ref in the queue it
+ * goes to (its reply_to, else the owner) and takes it, leaving every other
+ * event in place (Gun's gun:await). A connection-wide ERROR of this
+ * connection also ends the wait (and is taken). GM_ETIMEOUT on timeout;
+ * GM_ECLOSED when the connection exited (the EXIT stays queued). *out is
+ * the caller's to free with gm_event_free. */
+int gm_await(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
+
+/* Waits for the rest of a stream's body (Gun's gun:await_body): takes its
+ * events until fin and returns one GM_EV_DATA event holding the whole body in
+ * data, with status the response's status (0 if the RESPONSE had already
+ * been taken) and the trailers, if any, in headers. The timeout applies to
+ * each wait, as in Gun. GM_ESTREAM when the stream ends with an ERROR (the
+ * reason is in gm_errmsg); GM_ETIMEOUT; GM_ECLOSED. */
+int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
+
+/* Fills *out with a GM_EV_INFO record describing the connection (Gun's
+ * gun:info): headers are (key, value) pairs: state (connecting, connected,
+ * not_connected, closing, closed), protocol, transport, host, port, origin
+ * (scheme://authority), and when connected, sock_ip/sock_port (local) and
+ * peer (address, or the socket path). Free with gm_event_free. */
+int gm_info(gm_conn *c, gm_event **out);
+
+/* Fills *out with a GM_EV_INFO record for a stream (Gun's
+ * gun:stream_info): ref, and headers ref, state (running, stopping, queued),
+ * method, path, protocol, flow (-1 when off). GM_ENOSTREAM for an unknown or
+ * finished stream. */
+int gm_stream_info(gm_conn *c, gm_ref ref, gm_event **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GUNMETAL_H */
