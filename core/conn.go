@@ -28,11 +28,11 @@ var (
 type connState uint8
 
 const (
-	stateConnecting connState = iota // domain_lookup, connecting, tls_handshake
-	stateUp                          // connected
-	stateNotConnected                // waiting to retry
-	stateClosing                     // graceful shutdown or protocol closing
-	stateDone                        // EXIT sent
+	stateConnecting   connState = iota // domain_lookup, connecting, tls_handshake
+	stateUp                            // connected
+	stateNotConnected                  // waiting to retry
+	stateClosing                       // graceful shutdown or protocol closing
+	stateDone                          // EXIT sent
 )
 
 var stateNames = [...]string{"connecting", "connected", "not_connected", "closing", "closed"}
@@ -57,6 +57,7 @@ type Request struct {
 
 	ref   uint64
 	timer *time.Timer
+	ws    *wsUp // a WebSocket upgrade (WSUpgrade, conn_ws.go); nil for requests
 }
 
 // Ref is the stream reference given to the request.
@@ -72,30 +73,33 @@ type Conn struct {
 	tag      any
 	done     chan struct{}
 
-	mu       sync.Mutex
-	rcond    sync.Cond // the reader: budget released, flow updated, closing
-	wcond    sync.Cond // the writer: output to write, or closing
-	drained  sync.Cond // API callers: output buffer drained below its bound
-	owner    *Queue
-	state    connState
-	proto    protocol
-	protoNm  string // the last protocol that was up, for info
-	nc       net.Conn
-	wbuf     []byte
-	wspare   []byte
-	wclosed  bool
-	werr     error
-	pending  []*Request // made while not connected, sent on UP
-	replyTo  map[uint64]*Queue
-	timers   map[uint64]*time.Timer
-	budget   int // bytes of events the host has not taken yet
-	batch    []*Event
-	batching bool
-	closeReq string // set by Close/Free: the exit reason
-	shutReq  bool   // Shutdown was called
-	cancelDial context.CancelFunc
-	kick     chan struct{} // wakes the manager while it waits to retry
-	closeTimer *time.Timer
+	mu          sync.Mutex
+	rcond       sync.Cond // the reader: budget released, flow updated, closing
+	wcond       sync.Cond // the writer: output to write, or closing
+	drained     sync.Cond // API callers: output buffer drained below its bound
+	wincond     sync.Cond // API callers blocked on a protocol's send window (HTTP/2): windows grew, or the connection died
+	owner       *Queue
+	state       connState
+	proto       protocol
+	protoNm     string // the last protocol that was up, for info
+	nc          net.Conn
+	wbuf        []byte
+	wspare      []byte
+	wclosed     bool
+	werr        error
+	pending     []*Request // made while not connected, sent on UP
+	replyTo     map[uint64]*Queue
+	timers      map[uint64]*time.Timer
+	budget      int    // bytes of events the host has not taken yet
+	settled     bool   // exited and every event released
+	onSettled   func() // see OnSettled
+	batch       []*Event
+	batching    bool
+	closeReq    string // set by Close/Free: the exit reason
+	shutReq     bool   // Shutdown was called
+	cancelDial  context.CancelFunc
+	kick        chan struct{} // wakes the manager while it waits to retry
+	closeTimer  *time.Timer
 	local, peer string
 }
 
@@ -147,7 +151,7 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		}
 		c.tlsConf = conf
 	}
-	c.rcond.L, c.wcond.L, c.drained.L = &c.mu, &c.mu, &c.mu
+	c.rcond.L, c.wcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu, &c.mu
 	c.done = make(chan struct{})
 	c.kick = make(chan struct{}, 1)
 	c.owner = q
@@ -312,7 +316,15 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	c.mu.Lock()
 	c.wclosed = true
 	c.wcond.Broadcast()
+	c.wincond.Broadcast()
 	c.mu.Unlock()
+	// Let the writer flush what the protocol wrote last (an HTTP/2 GOAWAY
+	// saying why, say) before the socket closes; bounded, as the peer may
+	// not be reading.
+	select {
+	case <-wdone:
+	case <-time.After(flushOnClose):
+	}
 	nc.Close()
 	<-wdone
 
@@ -320,6 +332,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	defer c.mu.Unlock()
 	p := c.proto
 	c.proto, c.nc = nil, nil
+	if d, ok := p.(interface{ detach() }); ok {
+		d.detach() // a protocol with goroutines of its own (ws) lets go
+	}
 	c.drained.Broadcast()
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
@@ -338,6 +353,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		streamReason = "closed: " + reason
 	}
 	for _, ref := range killed {
+		if e, ok := p.(interface{ ended(uint64) bool }); ok && e.ended(ref) {
+			continue // listed in DOWN (a closed WebSocket, Gun #265) but already over
+		}
 		c.emit(&Event{Kind: EvError, Ref: ref, Reason: streamReason})
 	}
 	c.emit(&Event{Kind: EvDown, Protocol: p.name(), Reason: reason, Killed: killed})
@@ -345,6 +363,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	c.state = stateNotConnected
 	return reason, ""
 }
+
+// flushOnClose bounds how long a closing socket waits for its last output.
+const flushOnClose = time.Second
 
 // errCloseNormal is what a protocol returns to close the connection as
 // planned (a response with connection: close): DOWN's reason is "normal".
@@ -366,10 +387,15 @@ func (c *Conn) readLoop(nc net.Conn) string {
 				c.flushEvents()
 				have = copy(buf, buf[used:have])
 			}
+			// After Close (or Shutdown's closing_timeout) the read fails
+			// because we closed the socket (abortLocked sets wclosed): that
+			// is no end of a close-delimited body.
 			if perr == nil && rerr != nil {
-				c.batching = true
-				perr = c.proto.eof()
-				c.flushEvents()
+				if !c.wclosed {
+					c.batching = true
+					perr = c.proto.eof()
+					c.flushEvents()
+				}
 				if perr == nil {
 					perr = rerr
 				}
@@ -480,9 +506,13 @@ func (c *Conn) exit(reason string) {
 	c.emit(&Event{Kind: EvExit, Reason: reason})
 	c.flushEvents()
 	owner := c.owner
+	settled := c.settleLocked()
 	c.mu.Unlock()
 	owner.disown(c)
 	close(c.done)
+	if settled != nil {
+		settled()
+	}
 }
 
 // ---- events ----
@@ -512,14 +542,21 @@ func (c *Conn) route(ev *Event) *Queue {
 		}
 	}
 	if c.replyTo != nil {
+		// The entry stays until the stream's last event is taken (see
+		// forgetStream): until then Await must look in that queue.
 		if q, ok := c.replyTo[ev.Ref]; ok {
-			if ends {
-				delete(c.replyTo, ev.Ref)
-			}
 			return q
 		}
 	}
 	return c.owner
+}
+
+// forgetStream drops a stream's reply_to once its last event has been taken
+// or discarded. Called with c.mu held.
+func (c *Conn) forgetStream(ev *Event) {
+	if ev.Ref != 0 && c.replyTo != nil && streamEnds(ev) {
+		delete(c.replyTo, ev.Ref)
+	}
 }
 
 func (c *Conn) deliver(ev *Event) {
@@ -528,12 +565,13 @@ func (c *Conn) deliver(ev *Event) {
 }
 
 func (c *Conn) pushRun(q *Queue, evs []*Event, credit int) {
-	if q.push(evs...) {
+	if !c.settled && q.push(evs...) {
 		c.budget += credit
 		return
 	}
 	for _, e := range evs {
 		e.credit = 0
+		c.forgetStream(e)
 	}
 }
 
@@ -579,16 +617,85 @@ func (c *Conn) consume(evs []*Event) {
 	for _, ev := range evs {
 		credit += ev.credit
 		ev.credit = 0
+		c.forgetStream(ev)
 		if ev.Kind == EvData && c.proto != nil && len(ev.Data) > 0 {
 			c.proto.consumed(ev.Ref, len(ev.Data))
 		}
 	}
+	c.uncharge(credit)
+}
+
+// uncharge takes credit off the read budget and unlocks c.mu; the
+// connection may settle.
+func (c *Conn) uncharge(credit int) {
 	before := c.budget
 	c.budget -= credit
 	if before > readBudget && c.budget <= readBudget {
 		c.rcond.Signal()
 	}
+	f := c.settleLocked()
 	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// settleLocked: once the connection has exited and every event it emitted
+// has been released, it has settled, and the OnSettled function runs (the
+// caller runs the returned function after unlocking).
+func (c *Conn) settleLocked() func() {
+	if c.settled || c.state != stateDone || c.budget != 0 {
+		return nil
+	}
+	c.settled = true
+	f := c.onSettled
+	c.onSettled = nil
+	return f
+}
+
+// OnSettled runs f once the connection has exited and the host has
+// released every event it emitted (at once if that is already so). The C
+// ABI frees a connection's handle then, so every event's conn stays valid.
+func (c *Conn) OnSettled(f func()) {
+	c.mu.Lock()
+	if c.settled {
+		c.mu.Unlock()
+		f()
+		return
+	}
+	c.onSettled = f
+	f = c.settleLocked()
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// Credit is what a taken event holds of its connection's read budget.
+func (ev *Event) Credit() int { return ev.credit }
+
+// ReleaseTaken releases an event that was copied out and dropped (the C
+// ABI's gm_event_free), from what was kept of it.
+func (c *Conn) ReleaseTaken(kind EventKind, ref uint64, fin bool, dataLen, credit int) {
+	c.mu.Lock()
+	c.forgetStream(&Event{Kind: kind, Ref: ref, Fin: fin})
+	if kind == EvData && c.proto != nil && dataLen > 0 {
+		c.proto.consumed(ref, dataLen)
+	}
+	c.uncharge(credit)
+}
+
+// Pin charges credit to the connection for a record made outside the
+// queues (the C ABI's info records), so it settles only after their
+// release; 0 when it has settled already.
+func (c *Conn) Pin(credit int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled {
+		return 0
+	}
+	c.budget += credit
+	return credit
 }
 
 // ---- the API ----
@@ -602,11 +709,20 @@ func (c *Conn) Request(r *Request) (uint64, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := checkProtoRequest(c, r); err != nil {
+		return 0, err
+	}
 	switch {
 	case c.state == stateDone || c.closeReq != "":
 		return 0, ErrClosed
 	case c.shutReq || c.state == stateClosing:
 		ref := newRef()
+		if r.ReplyTo != nil && r.ReplyTo != c.owner { // the error goes where the stream's events would
+			if c.replyTo == nil {
+				c.replyTo = map[uint64]*Queue{}
+			}
+			c.replyTo[ref] = r.ReplyTo
+		}
 		c.emit(&Event{Kind: EvError, Ref: ref, Reason: "closing"})
 		return ref, nil
 	}
@@ -634,6 +750,10 @@ func (c *Conn) Request(r *Request) (uint64, error) {
 }
 
 func (c *Conn) sendLocked(r *Request) {
+	if r.ws != nil {
+		c.sendWSLocked(r)
+		return
+	}
 	if err := c.proto.request(r); err != nil {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
 	}
@@ -697,9 +817,13 @@ func (c *Conn) Cancel(ref uint64) error {
 	if c.state == stateDone || c.closeReq != "" {
 		return ErrClosed
 	}
+	delete(c.replyTo, ref) // a silenced stream has no last event to drop it
 	for i, r := range c.pending {
 		if r.ref == ref {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			if r.ws != nil {
+				r.ws.fail(errWSDone)
+			}
 			return nil
 		}
 	}
@@ -725,6 +849,9 @@ func (c *Conn) UpdateFlow(ref uint64, n int) error {
 	}
 	if c.proto == nil {
 		return ErrNoStream
+	}
+	if p := c.wsStreamOf(ref); p != nil {
+		return p.updateFlow(ref, n) // a WebSocket's flow counts messages (also over HTTP/2)
 	}
 	err := c.proto.updateFlow(ref, n)
 	c.rcond.Signal()
@@ -756,6 +883,7 @@ func (c *Conn) abortLocked() {
 	c.rcond.Broadcast()
 	c.wcond.Broadcast()
 	c.drained.Broadcast()
+	c.wincond.Broadcast()
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -894,9 +1022,12 @@ func (c *Conn) AwaitUp(timeout time.Duration) (string, error) {
 			return stop
 		}
 		return skip
-	}, timeout)
+	}, timeout, c.done)
 	if err != nil {
 		return "", err
+	}
+	if c.Owner().isDeferred() {
+		releaseEvents([]*Event{ev})
 	}
 	return ev.Protocol, nil
 }
@@ -909,13 +1040,19 @@ var ErrTimeout = errors.New("timeout")
 // (Gun's await). When the connection has exited it fails with ErrClosed,
 // leaving the EXIT queued.
 func (c *Conn) Await(ref uint64, timeout time.Duration) (*Event, error) {
+	ev, _, err := c.await(ref, timeout)
+	return ev, err
+}
+
+// await is Await, also returning the queue the event came from.
+func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) {
 	c.mu.Lock()
 	q := c.owner
 	if rq, ok := c.replyTo[ref]; ok {
 		q = rq
 	}
 	c.mu.Unlock()
-	return q.takeMatch(func(e *Event) matchResult {
+	ev, err := q.takeMatch(func(e *Event) matchResult {
 		switch {
 		case e.Conn != c:
 			return skip
@@ -925,7 +1062,8 @@ func (c *Conn) Await(ref uint64, timeout time.Duration) (*Event, error) {
 			return stop
 		}
 		return skip
-	}, timeout)
+	}, timeout, c.done)
+	return ev, q, err
 }
 
 // StreamError is how an await call reports a stream that ended with an
@@ -948,9 +1086,12 @@ type Body struct {
 func (c *Conn) AwaitBody(ref uint64, timeout time.Duration) (*Body, error) {
 	b := &Body{}
 	for {
-		ev, err := c.Await(ref, timeout)
+		ev, q, err := c.await(ref, timeout)
 		if err != nil {
 			return nil, err
+		}
+		if q.isDeferred() { // the events end here, in the Body
+			releaseEvents([]*Event{ev})
 		}
 		switch ev.Kind {
 		case EvResponse:

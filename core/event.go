@@ -22,8 +22,8 @@ const (
 	EvTrailers EventKind = 7  // gun_trailers: Ref, Headers
 	EvPush     EventKind = 8  // gun_push: Ref (parent), NewRef, Method, URI, Headers
 	EvError    EventKind = 9  // gun_error: Ref (0 for a connection-wide error), Reason
-	EvUpgrade  EventKind = 10 // gun_upgrade: Ref, Protocols (in Headers as "protocol" entries), Headers
-	EvWS       EventKind = 11 // gun_ws: Ref, WSOp, Data, CloseCode
+	EvUpgrade  EventKind = 10 // gun_upgrade: Ref, Protocol ("websocket": Gun's [<<"websocket">>]), Headers (the 101's)
+	EvWS       EventKind = 11 // gun_ws: Ref, WSOp, Data; close: CloseCode (0: none) and the reason in Data
 	EvNotify   EventKind = 12 // gun_notify: Reason names it ("ping_ack", "settings_changed"), Ref, Headers
 	EvTunnelUp EventKind = 13 // gun_tunnel_up: Ref, Protocol
 )

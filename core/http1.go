@@ -18,6 +18,7 @@ type h1Stream struct {
 	flow     int  // Gun's flow: data events left before the socket pauses; -1 off
 	silenced bool // cancelled: its response is read and dropped
 	gotHead  bool
+	ws       *wsUp // a WebSocket upgrade: a 101 switches the connection to ws
 }
 
 // h1Out is the request whose body is being streamed.
@@ -31,11 +32,12 @@ type http1 struct {
 	c          *Conn
 	v10        bool
 	parser     *h1Parser
-	begun      bool         // parser.Begin called for streams[0]
-	streams    []*h1Stream  // written, awaiting their responses in order
-	out        *h1Out       // body being streamed; later requests wait
-	waiting    []*Request   // made while a body was being streamed
-	closeAfter bool         // connection: close was sent or received
+	begun      bool        // parser.Begin called for streams[0]
+	streams    []*h1Stream // written, awaiting their responses in order
+	out        *h1Out      // body being streamed; later requests wait
+	waiting    []*Request  // made while a body was being streamed, or an upgrade was in flight
+	upgrading  *h1Stream   // a WebSocket upgrade awaiting its response; later requests wait
+	closeAfter bool        // connection: close was sent or received
 	scratch    []byte
 }
 
@@ -83,11 +85,83 @@ func (h *http1) request(r *Request) error {
 		h.c.pending = append(h.c.pending, r)
 		return nil
 	}
-	if h.out != nil {
+	if h.out != nil || h.upgrading != nil {
 		h.waiting = append(h.waiting, r)
 		return nil
 	}
 	return h.write(r)
+}
+
+// wsUpgrade sends a WebSocket upgrade (Gun's gun_http:ws_upgrade): a GET
+// pipelined after the requests in flight, whose responses come first.
+// Requests made after it wait for its outcome: Gun writes them at once and
+// loses them when the upgrade succeeds (the server would read their bytes
+// as WebSocket frames); here they get ERROR badstate on a 101 and are
+// written after any other answer.
+func (h *http1) wsUpgrade(r *Request) error {
+	if h.v10 {
+		return fmt.Errorf("badstate: Websocket cannot be used over an HTTP/1.0 connection.")
+	}
+	return h.request(r)
+}
+
+// wsPending: ref is an upgrade not answered yet.
+func (h *http1) wsPending(ref uint64) bool {
+	if s := h.find(ref); s != nil && s.ws != nil {
+		return true
+	}
+	for _, r := range h.waiting {
+		if r.ref == ref && r.ws != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// flushWaiting writes the requests that waited, until one must wait again.
+func (h *http1) flushWaiting() {
+	for len(h.waiting) > 0 && h.out == nil && h.upgrading == nil {
+		r := h.waiting[0]
+		h.waiting = h.waiting[1:]
+		if h.closeAfter {
+			h.c.pending = append(h.c.pending, r)
+			continue
+		}
+		if err := h.write(r); err != nil {
+			h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
+			if r.ws != nil {
+				r.ws.fail(errWSDone)
+			}
+		}
+	}
+}
+
+// switchToWS: the 101 to upgrade s. The connection's protocol becomes ws
+// and the bytes after the 101 are its own.
+func (h *http1) switchToWS(s *h1Stream, hs []Header, buf []byte, off int) (int, error) {
+	p, err := s.ws.accept(hs)
+	if err != nil {
+		return off, err // Gun closes the connection; DOWN kills the stream
+	}
+	h.streams[0] = nil
+	h.streams = h.streams[1:]
+	h.begun, h.upgrading = false, nil
+	c := h.c
+	c.emit(&Event{Kind: EvUpgrade, Ref: s.ref, Protocol: "websocket", Headers: hs})
+	// Nothing was written after the upgrade; what waited for it can't go.
+	for _, x := range h.streams {
+		c.emit(&Event{Kind: EvError, Ref: x.ref, Reason: "badstate: the connection was upgraded to Websocket."})
+	}
+	for _, r := range h.waiting {
+		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "badstate: the connection was upgraded to Websocket."})
+		if r.ws != nil {
+			r.ws.fail(errWSDone)
+		}
+	}
+	h.streams, h.waiting = nil, nil
+	c.proto, c.protoNm = p, p.name()
+	n, err := p.handle(buf[off:])
+	return off + n, err
 }
 
 func (h *http1) write(r *Request) error {
@@ -152,17 +226,26 @@ func (h *http1) write(r *Request) error {
 	if cap(b) <= 64<<10 {
 		h.scratch = b[:0]
 	}
-	if headerHasToken(r.Headers, "connection", "close") {
+	// HTTP/1.0 without keep-alive closes after each response: later
+	// requests wait for the next connection instead of dying pipelined.
+	if headerHasToken(r.Headers, "connection", "close") || (h.v10 && !headerHasToken(r.Headers, "connection", "keep-alive")) {
 		h.closeAfter = true
 	}
 	flow := r.Flow
 	if flow == 0 {
 		flow = h.c.opts.HTTP.Flow
 	}
+	if r.ws != nil {
+		flow = r.ws.opts.Flow // Gun: the upgrade stream's flow is ws_opts' (a rejection's DATA counts)
+	}
 	if flow == 0 {
 		flow = -1
 	}
-	h.streams = append(h.streams, &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow})
+	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws}
+	h.streams = append(h.streams, s)
+	if r.ws != nil {
+		h.upgrading = s
+	}
 	if r.Stream {
 		h.out = out
 	}
@@ -195,25 +278,19 @@ func (h *http1) data(ref uint64, p []byte, fin bool) error {
 		if int64(len(p)) > o.remaining {
 			return fmt.Errorf("%w: %d bytes exceed the content-length left (%d)", ErrBadArg, len(p), o.remaining)
 		}
+		if fin && int64(len(p)) != o.remaining {
+			// Refused before anything is written: the body stays open and
+			// the caller can still send the rest.
+			return fmt.Errorf("%w: body would end %d bytes short of its content-length", ErrBadArg, o.remaining-int64(len(p)))
+		}
 		o.remaining -= int64(len(p))
 		if len(p) > 0 {
 			h.c.write(p)
 		}
-		if fin && o.remaining != 0 {
-			// The server waits for the rest: the only honest way out is
-			// to close the connection.
-			return fmt.Errorf("%w: body ended %d bytes short of its content-length", ErrBadArg, o.remaining)
-		}
 	}
 	if fin {
 		h.out = nil
-		for len(h.waiting) > 0 && h.out == nil {
-			r := h.waiting[0]
-			h.waiting = h.waiting[1:]
-			if err := h.write(r); err != nil {
-				h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
-			}
-		}
+		h.flushWaiting()
 	}
 	return nil
 }
@@ -246,9 +323,15 @@ func (h *http1) handle(buf []byte) (int, error) {
 				h.c.emit(&Event{Kind: EvInform, Ref: s.ref, Status: part.Status, Headers: part.Headers})
 			}
 		case h1Upgrade:
-			return off, fmt.Errorf("protocol_error: 101 switching protocols to a request that asked for no upgrade")
+			if s.ws == nil {
+				return off, fmt.Errorf("protocol_error: 101 switching protocols to a request that asked for no upgrade")
+			}
+			return h.switchToWS(s, part.Headers, buf, off)
 		case h1Head:
 			s.gotHead = true
+			if s.ws != nil {
+				s.ws.fail(errWSDone) // rejected: an ordinary response, as in Gun
+			}
 			if part.Close {
 				h.closeAfter = true
 			}
@@ -274,6 +357,10 @@ func (h *http1) handle(buf []byte) (int, error) {
 			h.streams[0] = nil
 			h.streams = h.streams[1:]
 			h.begun = false
+			if h.upgrading == s {
+				h.upgrading = nil
+				h.flushWaiting()
+			}
 			if h.closeAfter {
 				return off, errCloseNormal
 			}
@@ -296,6 +383,9 @@ func (h *http1) eof() error {
 	}
 	h.streams = h.streams[1:]
 	h.begun = false
+	if h.upgrading == s {
+		h.upgrading = nil // the connection ends: down() requeues what waited
+	}
 	return nil
 }
 
@@ -319,6 +409,9 @@ func (h *http1) cancel(ref uint64) error {
 	for i, r := range h.waiting {
 		if r.ref == ref {
 			h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
+			if r.ws != nil {
+				r.ws.fail(errWSDone)
+			}
 			return nil
 		}
 	}
@@ -351,15 +444,21 @@ func (h *http1) down() []uint64 {
 		if !s.silenced {
 			killed = append(killed, s.ref)
 		}
+		if s.ws != nil {
+			s.ws.fail(ErrClosed)
+		}
 	}
 	h.c.pending = append(h.waiting, h.c.pending...)
-	h.streams, h.waiting, h.out = nil, nil, nil
+	h.streams, h.waiting, h.out, h.upgrading = nil, nil, nil, nil
 	return killed
 }
 
 func (h *http1) shutdown() time.Duration {
 	for _, r := range h.waiting {
 		h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closing"})
+		if r.ws != nil {
+			r.ws.fail(errWSDone)
+		}
 	}
 	h.waiting = nil
 	return h.c.opts.HTTP.ClosingTimeout

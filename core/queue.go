@@ -19,16 +19,17 @@ var ErrQueueClosed = errors.New("queue is closed")
 // one read when it is emptied. Wake also makes it readable, once, so a host
 // blocked in poll(2) returns; a take that finds nothing clears that.
 type Queue struct {
-	mu      sync.Mutex
-	events  []*Event // events[head:] are pending
-	head    int
-	efd     int
-	fdSet   bool // the eventfd counter is non-zero
-	woken   bool // Wake was called and no take has seen it yet
-	waiters int
-	changed chan struct{} // closed (and replaced) on push or wake while waiters > 0
-	closed  bool
-	conns   map[*Conn]struct{}
+	mu       sync.Mutex
+	events   []*Event // events[head:] are pending
+	head     int
+	efd      int
+	fdSet    bool // the eventfd counter is non-zero
+	woken    bool // Wake was called and no take has seen it yet
+	waiters  int
+	changed  chan struct{} // closed (and replaced) on push or wake while waiters > 0
+	closed   bool
+	deferred bool // see SetDeferredRelease
+	conns    map[*Conn]struct{}
 }
 
 // NewQueue makes a queue with its eventfd.
@@ -142,8 +143,33 @@ func (q *Queue) takeLocked(out []*Event, match func(*Event) bool) int {
 // with 0 events, after Wake. Taking an event gives its bytes back to its
 // connection's read budget.
 func (q *Queue) Poll(out []*Event, timeout time.Duration) (int, error) {
-	return q.take(out, nil, timeout, nil)
+	n, err := q.take(out, nil, timeout, nil, nil)
+	q.released(out[:n])
+	return n, err
 }
+
+// SetDeferredRelease makes taken events stay charged to their connection
+// until ReleaseEvents is called for them, instead of when they are taken.
+// The C ABI uses it so that flow control follows gm_event_free and a
+// connection's handle outlives every event that names it.
+func (q *Queue) SetDeferredRelease(on bool) {
+	q.mu.Lock()
+	q.deferred = on
+	q.mu.Unlock()
+}
+
+func (q *Queue) released(evs []*Event) {
+	q.mu.Lock()
+	deferred := q.deferred
+	q.mu.Unlock()
+	if !deferred {
+		releaseEvents(evs)
+	}
+}
+
+// ReleaseEvents gives taken events back to their connections (read budget,
+// HTTP/2 windows): only for queues in deferred-release mode.
+func ReleaseEvents(evs []*Event) { releaseEvents(evs) }
 
 type matchResult uint8
 
@@ -162,12 +188,13 @@ func (q *Queue) TakeMatch(match func(*Event) bool, timeout time.Duration) (*Even
 			return take
 		}
 		return skip
-	}, timeout)
+	}, timeout, nil)
 }
 
 // takeMatch: selective receive where match may also stop the wait, which
-// then fails with ErrClosed.
-func (q *Queue) takeMatch(match func(*Event) matchResult, timeout time.Duration) (*Event, error) {
+// then fails with ErrClosed, as does done closing with nothing matched.
+// The event is released unless the queue defers releases.
+func (q *Queue) takeMatch(match func(*Event) matchResult, timeout time.Duration, done <-chan struct{}) (*Event, error) {
 	var out [1]*Event
 	stopped := false
 	n, err := q.take(out[:], func(e *Event) bool {
@@ -181,11 +208,12 @@ func (q *Queue) takeMatch(match func(*Event) matchResult, timeout time.Duration)
 			stopped = true
 		}
 		return false
-	}, timeout, &stopped)
+	}, timeout, &stopped, done)
 	switch {
 	case err != nil:
 		return nil, err
 	case n == 1:
+		q.released(out[:1])
 		return out[0], nil
 	case stopped:
 		return nil, ErrClosed
@@ -193,7 +221,9 @@ func (q *Queue) takeMatch(match func(*Event) matchResult, timeout time.Duration)
 	return nil, ErrTimeout
 }
 
-func (q *Queue) take(out []*Event, match func(*Event) bool, timeout time.Duration, stopped *bool) (int, error) {
+// take moves up to len(out) matching events out of the queue, waiting up to
+// timeout for the first. It releases nothing: callers do.
+func (q *Queue) take(out []*Event, match func(*Event) bool, timeout time.Duration, stopped *bool, done <-chan struct{}) (int, error) {
 	if len(out) == 0 {
 		return 0, nil
 	}
@@ -211,7 +241,6 @@ func (q *Queue) take(out []*Event, match func(*Event) bool, timeout time.Duratio
 				q.clearFD()
 			}
 			q.mu.Unlock()
-			releaseEvents(out[:n])
 			return n, nil
 		}
 		if timer == nil && timeout > 0 {
@@ -222,14 +251,19 @@ func (q *Queue) take(out []*Event, match func(*Event) bool, timeout time.Duratio
 		q.waiters++
 		q.mu.Unlock()
 		var expired bool
+		var tc <-chan time.Time
 		if timer != nil {
-			select {
-			case <-ch:
-			case <-timer.C:
-				expired = true
+			tc = timer.C
+		}
+		select {
+		case <-ch:
+		case <-tc:
+			expired = true
+		case <-done:
+			expired = true
+			if stopped != nil {
+				*stopped = true // nothing more can come: one last look
 			}
-		} else {
-			<-ch
 		}
 		q.mu.Lock()
 		q.waiters--
@@ -295,4 +329,10 @@ func (q *Queue) Free() {
 		c.closeWith("owner_down")
 	}
 	unix.Close(q.efd)
+}
+
+func (q *Queue) isDeferred() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deferred
 }
