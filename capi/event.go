@@ -14,8 +14,12 @@ import (
 	"gunmetal/core"
 )
 
-// An event crosses into C as one malloc: the gm_event, then its arrays
-// (headers, killed), then its strings and data, each NUL-terminated.
+// An event crosses into C as one malloc: a private prefix (what the event
+// holds of its connection's read budget, given back by gm_event_free), the
+// gm_event, its arrays (headers, killed), then its strings and data, each
+// NUL-terminated.
+
+const prefixSize = 16
 
 const (
 	evSize  = C.sizeof_gm_event
@@ -40,14 +44,19 @@ func eventBytes(ev *core.Event) int {
 	return n
 }
 
-// marshal copies ev into C memory; nil if malloc fails. The event takes a
-// reference on its connection handle.
-func marshal(ev *core.Event) *C.gm_event {
+// marshal copies ev into C memory; nil if malloc fails (the event is then
+// released at once). credit is what the C event will give back when freed.
+func marshal(ev *core.Event, credit int) *C.gm_event {
 	total := eventBytes(ev)
-	mem := C.malloc(C.size_t(total))
-	if mem == nil {
+	base := C.malloc(C.size_t(prefixSize + total))
+	if base == nil {
+		if ev.Conn != nil {
+			ev.Conn.ReleaseTaken(ev.Kind, ev.Ref, ev.Fin, len(ev.Data), credit)
+		}
 		return nil
 	}
+	*(*int64)(base) = int64(credit)
+	mem := unsafe.Add(base, prefixSize)
 	buf := unsafe.Slice((*byte)(mem), total)
 	e := (*C.gm_event)(mem)
 	*e = C.gm_event{}
@@ -65,7 +74,6 @@ func marshal(ev *core.Event) *C.gm_event {
 	e.new_ref = C.gm_ref(ev.NewRef)
 	if ev.Conn != nil {
 		if h, ok := ev.Conn.Tag().(*connHandle); ok {
-			h.ref()
 			e.conn = (*C.gm_conn)(h.self)
 		}
 	}
@@ -125,10 +133,12 @@ func gm_event_free(e *C.gm_event) {
 	if e == nil {
 		return
 	}
+	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 	if e.conn != nil {
-		if h, ok := pointer.Restore(unsafe.Pointer(e.conn)).(*connHandle); ok {
-			h.unref()
+		// The handle is live: it is released only after this release.
+		if h, ok := pointer.Restore(unsafe.Pointer(e.conn)).(*connHandle); ok && h.c != nil {
+			h.c.ReleaseTaken(core.EventKind(e.kind), uint64(e.ref), e.fin != 0, int(e.data_len), int(*(*int64)(base)))
 		}
 	}
-	C.free(unsafe.Pointer(e))
+	C.free(base)
 }

@@ -3,10 +3,13 @@ package main
 /*
 #include <stdint.h>
 #include "gunmetal.h"
+const char *gm__static_name(const char *s, size_t n);
 */
 import "C"
 
 import (
+	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -79,6 +82,8 @@ func gm_queue_new() (out *C.gm_queue) {
 		fail(C.GM_ENOMEM, "cannot make the queue's eventfd: %v", err).report()
 		return nil
 	}
+	// Flow control follows gm_event_free, not gm_queue_poll.
+	q.SetDeferredRelease(true)
 	return newQueueHandle(q)
 }
 
@@ -153,12 +158,13 @@ func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) 
 	}
 	dst := unsafe.Slice(out, int(max))
 	for i := 0; i < n; i++ {
-		dst[i] = marshal(evs[i])
+		dst[i] = marshal(evs[i], evs[i].Credit())
 		evs[i] = nil
 		if dst[i] == nil {
 			// The events taken past this point are lost to the host: say
 			// so rather than hide it.
 			for j := i + 1; j < n; j++ {
+				core.ReleaseEvents(evs[j : j+1])
 				evs[j] = nil
 			}
 			if i == 0 {
@@ -186,7 +192,7 @@ func open(owner *C.gm_queue, out **C.gm_conn, opts *C.char, port int,
 	h := newConnHandle()
 	c, err := start(o, q, h)
 	if err != nil {
-		h.unref()
+		h.release()
 		return fromErr(err)
 	}
 	h.c = c
@@ -260,7 +266,10 @@ func gm_conn_free(p *C.gm_conn) {
 		return
 	}
 	h.c.Close()
-	h.unref()
+	// Closing is quick (the socket is closed under the goroutines); wait
+	// for the EXIT so the handle's release below is deterministic.
+	<-h.c.Done()
+	h.c.OnSettled(h.release)
 }
 
 //export gm_set_owner
@@ -277,19 +286,10 @@ func gm_set_owner(p *C.gm_conn, qp *C.gm_queue) (rc C.int) {
 	return fromErr(h.c.SetOwner(q)).report()
 }
 
-// Static protocol names for gm_await_up, so the host needs not free them.
-var protoNames = map[string]*C.char{}
-var protoNamesMu sync.Mutex
-
+// staticName gives a protocol name from C static storage, so the host
+// needs not free it.
 func staticName(s string) *C.char {
-	protoNamesMu.Lock()
-	defer protoNamesMu.Unlock()
-	p, ok := protoNames[s]
-	if !ok {
-		p = C.CString(s) // kept for the life of the process: a handful of names
-		protoNames[s] = p
-	}
-	return p
+	return C.gm__static_name((*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s)))
 }
 
 //export gmgo_await_up
@@ -300,6 +300,9 @@ func gmgo_await_up(p *C.gm_conn, timeoutMS C.int, protocol **C.char) (rc C.int) 
 		return st.report()
 	}
 	name, err := h.c.AwaitUp(duration(timeoutMS))
+	if errors.Is(err, core.ErrTimeout) {
+		return fail(C.GM_ETIMEOUT, "no UP within %d ms (connection state: %s)", int(timeoutMS), h.c.Info().State).report()
+	}
 	if err != nil {
 		return fromErr(err).report()
 	}
@@ -441,7 +444,7 @@ func gm_await(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event) (rc
 	if err != nil {
 		return fromErr(err).report()
 	}
-	if *out = marshal(ev); *out == nil {
+	if *out = marshal(ev, ev.Credit()); *out == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
@@ -466,10 +469,16 @@ func gm_await_body(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event
 		data = []byte{}
 	}
 	ev := &core.Event{Kind: core.EvData, Fin: true, Conn: h.c, Ref: uint64(ref), Status: b.Status, Data: data, Headers: b.Trailers}
-	if *out = marshal(ev); *out == nil {
+	if *out = record(ev); *out == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
+}
+
+// record marshals an event made here, not taken from a queue: it pins its
+// connection like a queued event until gm_event_free.
+func record(ev *core.Event) *C.gm_event {
+	return marshal(ev, ev.Conn.Pin(64))
 }
 
 func infoEvent(h *connHandle, ref uint64, kv ...string) *C.gm_event {
@@ -477,7 +486,7 @@ func infoEvent(h *connHandle, ref uint64, kv ...string) *C.gm_event {
 	for i := 0; i+1 < len(kv); i += 2 {
 		hs = append(hs, core.Header{Name: kv[i], Value: kv[i+1]})
 	}
-	return marshal(&core.Event{Kind: 100, Conn: h.c, Ref: ref, Headers: hs})
+	return record(&core.Event{Kind: 100, Conn: h.c, Ref: ref, Headers: hs})
 }
 
 //export gm_info
@@ -493,8 +502,8 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	in := h.c.Info()
 	kv := []string{"state", in.State, "protocol", in.Protocol, "transport", in.Transport,
 		"host", in.Host, "port", strconv.Itoa(in.Port), "origin", in.Origin}
-	if in.Local != "" {
-		kv = append(kv, "local", in.Local)
+	if ip, port, err := net.SplitHostPort(in.Local); err == nil {
+		kv = append(kv, "sock_ip", ip, "sock_port", port)
 	}
 	if in.Peer != "" {
 		kv = append(kv, "peer", in.Peer)
@@ -525,6 +534,98 @@ func gm_stream_info(p *C.gm_conn, ref C.gm_ref, out **C.gm_event) (rc C.int) {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
+}
+
+//export gm_ping
+func gm_ping(p *C.gm_conn, ref *C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if ref == nil {
+		return fail(C.GM_EINVAL, "ref is NULL").report()
+	}
+	id, err := h.c.Ping()
+	if err != nil {
+		return fromErr(err).report()
+	}
+	*ref = C.gm_ref(id)
+	return C.GM_OK
+}
+
+//export gmgo_ws_upgrade
+func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, opts *C.char, ref *C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if ref == nil {
+		return fail(C.GM_EINVAL, "ref is NULL").report()
+	}
+	ps, st := goString(path, "path")
+	if st != nil {
+		return st.report()
+	}
+	headers, st := goHeaders(hs, nh)
+	if st != nil {
+		return st.report()
+	}
+	var wo *core.WSOpts // nil: the connection's ws_opts
+	if opts != nil {
+		js, st := goString(opts, "ws_opts_json")
+		if st != nil {
+			return st.report()
+		}
+		o, err := core.ParseWSOpts([]byte(js))
+		if err != nil {
+			return fromErr(err).report()
+		}
+		wo = o
+	}
+	id, err := h.c.WSUpgrade(ps, headers, wo)
+	if err != nil {
+		return fromErr(err).report()
+	}
+	*ref = C.gm_ref(id)
+	return C.GM_OK
+}
+
+//export gmgo_ws_send
+func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if n > 0 && frames == nil {
+		return fail(C.GM_EINVAL, "frames is NULL but n is %d", uint64(n)).report()
+	}
+	if n > 1<<20 {
+		return fail(C.GM_EINVAL, "n %d is too many frames", uint64(n)).report()
+	}
+	in := unsafe.Slice(frames, int(n))
+	out := make([]core.WSFrame, len(in))
+	for i := range in {
+		f := &in[i]
+		if f.len > 0 && f.data == nil {
+			return fail(C.GM_EINVAL, "frame %d: data is NULL but len is %d", i, uint64(f.len)).report()
+		}
+		if f.op > 255 {
+			return fail(C.GM_EINVAL, "frame %d: unknown op %d", i, uint32(f.op)).report()
+		}
+		out[i] = core.WSFrame{Op: uint8(f.op), Code: int(f.code)}
+		if f.op == C.GM_WS_CLOSE && f.code > 0xffff {
+			return fail(C.GM_EINVAL, "frame %d: close code %d out of range", i, uint32(f.code)).report()
+		}
+		if f.len > 0 {
+			// A view of the caller's memory: the engine copies what it
+			// writes before returning and keeps nothing.
+			out[i].Data = unsafe.Slice((*byte)(f.data), int(f.len))
+		}
+	}
+	return fromErr(h.c.WSSend(uint64(ref), out)).report()
 }
 
 // gm__live_handles is for the leak test: handles not yet released.

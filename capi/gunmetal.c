@@ -13,6 +13,14 @@ void gm__set_errmsg(const char *s, size_t n) {
 
 const char *gm_errmsg(void) { return gm_errbuf; }
 
+/* Protocol names handed out by gm_await_up: static, never freed. */
+const char *gm__static_name(const char *s, size_t n) {
+    static const char *const names[] = {"http", "http2", "raw", "socks", "ws"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0) return names[i];
+    return "unknown";
+}
+
 const char *gm_version(void) { return GM_VERSION_STRING; }
 
 int gm_version_number(void) { return GM_VERSION_NUMBER; }
@@ -48,6 +56,8 @@ extern int gmgo_open_unix(gm_queue *, char *, char *, gm_conn **);
 extern int gmgo_await_up(gm_conn *, int, char **);
 extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, size_t, unsigned, gm_req_opts *, gm_ref *);
 extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int);
+extern int gmgo_ws_upgrade(gm_conn *, char *, gm_header *, size_t, char *, gm_ref *);
+extern int gmgo_ws_send(gm_conn *, gm_ref, gm_ws_frame *, size_t);
 
 int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, gm_conn **out) {
     return gmgo_open(owner, (char *)host, port, (char *)opts_json, out);
@@ -71,4 +81,13 @@ int gm_request(gm_conn *c, const char *method, const char *path,
 
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin) {
     return gmgo_data(c, ref, (void *)data, len, fin);
+}
+
+int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
+                  const char *ws_opts_json, gm_ref *ref) {
+    return gmgo_ws_upgrade(c, (char *)path, (gm_header *)headers, n_headers, (char *)ws_opts_json, ref);
+}
+
+int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n) {
+    return gmgo_ws_send(c, ref, (gm_ws_frame *)frames, n);
 }

@@ -4,6 +4,7 @@ package main
 #cgo CFLAGS: -I${SRCDIR}/../include -O2
 #include "gunmetal.h"
 void gm__set_errmsg(const char *s, size_t n);
+const char *gm__static_name(const char *s, size_t n);
 */
 import "C"
 
@@ -20,16 +21,16 @@ import (
 )
 
 // Handles are go-pointer keys: real C pointers that map back to Go values,
-// so C never holds a Go pointer. A connection handle is reference counted:
-// one reference for the host (dropped by gm_conn_free) and one per event
-// that points at it (dropped by gm_event_free).
+// so C never holds a Go pointer. A connection's handle is released once the
+// host has called gm_conn_free AND the connection has settled (exited, every
+// event it emitted freed by the host): so an event's conn is valid for as
+// long as the event lives, and an address is reused only after that.
 
 type queueHandle struct{ q *core.Queue }
 
 type connHandle struct {
 	c     *core.Conn
 	self  unsafe.Pointer
-	refs  atomic.Int32
 	freed atomic.Bool
 }
 
@@ -43,19 +44,15 @@ func newQueueHandle(q *core.Queue) *C.gm_queue {
 
 func newConnHandle() *connHandle {
 	h := &connHandle{}
-	h.refs.Store(1)
 	h.self = pointer.Save(h)
 	live.Add(1)
 	return h
 }
 
-func (h *connHandle) ref() { h.refs.Add(1) }
-
-func (h *connHandle) unref() {
-	if h.refs.Add(-1) == 0 {
-		pointer.Unref(h.self)
-		live.Add(-1)
-	}
+// release gives the handle's address back.
+func (h *connHandle) release() {
+	pointer.Unref(h.self)
+	live.Add(-1)
 }
 
 // status is an error code with its sentence.

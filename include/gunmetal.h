@@ -127,8 +127,8 @@ enum {
     GM_EV_TRAILERS = 7,  /* gun_trailers: ref, headers */
     GM_EV_PUSH = 8,      /* gun_push: ref (the parent), new_ref, method, uri, headers */
     GM_EV_ERROR = 9,     /* gun_error: ref (0: connection-wide), reason */
-    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, headers */
-    GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data, status = close code */
+    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, protocol ("websocket"), headers (the 101's) */
+    GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data; close: status = code (0: none), data = reason */
     GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
     GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
     GM_EV_INFO = 100     /* not a message: the record gm_info/gm_stream_info fill */
@@ -143,9 +143,15 @@ enum { GM_WS_TEXT = 1, GM_WS_BINARY = 2, GM_WS_CLOSE = 8, GM_WS_PING = 9, GM_WS_
  * apply to a kind are 0/NULL.
  *
  * `conn` is the handle of the connection the event is about. It stays valid
- * while the event lives, even if gm_conn_free was called meanwhile (the
- * event holds a reference), so the host can always compare it with its own
- * handles.
+ * while the event lives, even if gm_conn_free was called meanwhile: a
+ * connection's handle is released only once the host has called
+ * gm_conn_free, the connection has exited and every event it emitted has
+ * been freed. So the host can always compare it with its own handles, and an
+ * address is reused only after all that.
+ *
+ * An event holds its share of the connection's read budget (and, for DATA on
+ * HTTP/2, of the flow-control windows) until it is freed: free events
+ * promptly, or the connection stops reading and the server slows down.
  *
  * `reason` is a short string: an atom of Gun's ("closed", "normal",
  * "shutdown", "econnrefused", "nxdomain", "timeout", "closing", "owner_down")
@@ -201,10 +207,10 @@ int gm_queue_fd(gm_queue *q);
 /* Takes up to `max` events into out[0..n-1], waiting up to timeout_ms for the
  * first one (0: do not wait; -1: wait forever). Returns n >= 0 (0 on
  * timeout or gm_queue_wake) or a negative GM_E* code. Each event is the
- * caller's to free with gm_event_free. Taking events is what lets the
- * connections read on: a host that stops polling slows the servers down
- * instead of growing memory. Take them in batches: every call crosses from
- * C into Go. */
+ * caller's to free with gm_event_free. Freeing events is what lets the
+ * connections read on: a host that stops polling (or freeing) slows the
+ * servers down instead of growing memory. Take them in batches: every call
+ * crosses from C into Go. */
 int gm_queue_poll(gm_queue *q, gm_event **out, int max, int timeout_ms);
 
 /* Makes a thread blocked in gm_queue_poll on q return, and the fd readable.
@@ -254,8 +260,10 @@ int gm_close(gm_conn *c);
  * reason is "shutdown". GM_ECLOSED if already closed. */
 int gm_shutdown(gm_conn *c);
 
-/* Releases the handle; closes the connection first if it is still open.
- * Events still queued keep their `conn` pointer valid until they are freed.
+/* Releases the handle; closes the connection first if it is still open and
+ * waits (briefly: the socket is closed under it) for the connection to
+ * exit. Events still queued or held keep their `conn` pointer valid until
+ * they are freed; the handle's address is given back after the last one.
  * NULL is a no-op. Call it exactly once per handle. */
 void gm_conn_free(gm_conn *c);
 
@@ -294,6 +302,13 @@ typedef struct gm_req_opts {
  * *ref gets the stream reference. Errors: GM_EINVAL for bad input (nothing
  * is sent), GM_ECLOSED after gm_close/exit. A request made during
  * gm_shutdown gets a ref whose only event is ERROR "closing".
+ * HTTP/2 (whenever the connection speaks it or may): connection-specific
+ * headers (connection, keep-alive, proxy-connection, transfer-encoding,
+ * upgrade; te other than "trailers") are GM_EINVAL; a request past the
+ * server's max_concurrent_streams gets ERROR "too_many_streams: ..." at
+ * once, unless http2_opts.wait_for_stream_slot queues it; after the
+ * server's GOAWAY a request gets ERROR "closing", and streams the server
+ * did not process get ERROR "unprocessed: ..." (safe to retry).
  */
 int gm_request(gm_conn *c, const char *method, const char *path,
                const gm_header *headers, size_t n_headers,
@@ -302,9 +317,12 @@ int gm_request(gm_conn *c, const char *method, const char *path,
 
 /* Sends len bytes of a streamed request body; fin = 1 ends it (Gun's
  * gun:data). Empty non-fin pieces are ignored. Blocks while the connection
- * has a lot of unsent output (the socket is slower than the caller).
- * GM_ENOTUP while the request is still waiting for the connection;
- * GM_ENOSTREAM if ref is not sending a body. */
+ * has a lot of unsent output (the socket is slower than the caller), and
+ * on HTTP/2 while the server's flow-control window (the stream's or the
+ * connection's) is closed: the body is never buffered. GM_ENOTUP while the
+ * request is still waiting for the connection; GM_ENOSTREAM if ref is not
+ * sending a body or its stream was reset meanwhile; GM_ECLOSED if the
+ * connection went down meanwhile. */
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin);
 
 /* Cancels a stream (Gun's gun:cancel): no more events for it. HTTP/1.1 still
@@ -328,7 +346,9 @@ int gm_await(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
 /* Waits for the rest of a stream's body (Gun's gun:await_body): takes its
  * events until fin and returns one GM_EV_DATA event holding the whole body in
  * data, with status the response's status (0 if the RESPONSE had already
- * been taken) and the trailers, if any, in headers. The timeout applies to
+ * been taken) and the trailers, if any, in headers (the response's own
+ * headers are not included: take the RESPONSE with gm_await first when you
+ * need them). The timeout applies to
  * each wait, as in Gun. GM_ESTREAM when the stream ends with an ERROR (the
  * reason is in gm_errmsg); GM_ETIMEOUT; GM_ECLOSED. */
 int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
@@ -345,6 +365,131 @@ int gm_info(gm_conn *c, gm_event **out);
  * method, path, protocol, flow (-1 when off). GM_ENOSTREAM for an unknown or
  * finished stream. */
 int gm_stream_info(gm_conn *c, gm_ref ref, gm_event **out);
+
+/* Sends a ping to the server (Gun's gun:ping) and sets *ref to its
+ * reference. When the server acknowledges it, a GM_EV_NOTIFY event with
+ * reason "ping_ack" and that ref arrives (pings the server never answers
+ * give nothing). HTTP/2 only: GM_EUNSUPPORTED on an HTTP/1.1 connection,
+ * GM_ENOTUP while the connection is not up, GM_ECLOSED after gm_close or
+ * EXIT, GM_EBADSTATE when 1024 pings already wait for their ack.
+ * GM_EINVAL for NULL c or ref. */
+int gm_ping(gm_conn *c, gm_ref *ref);
+
+/* HTTP/2 notifications (GM_EV_NOTIFY, ref 0): with the option
+ * http2_opts.notify_settings_changed, each SETTINGS frame from the server
+ * gives reason "settings_changed" with every server setting as a header:
+ * header_table_size, enable_push, max_concurrent_streams,
+ * initial_window_size, max_frame_size, max_header_list_size,
+ * enable_connect_protocol (values in decimal, "true"/"false", or
+ * "infinity" where unlimited). A server push is a GM_EV_PUSH (ref: the
+ * request's stream, new_ref: the pushed stream, whose events follow with
+ * that ref), in the order the server sent it: servers promise before
+ * they answer, so it comes before the request's own GM_EV_RESPONSE. Pushes
+ * for another scheme or authority are refused. */
+
+/* ------------------------------------------------------------- WebSocket */
+
+/*
+ * Upgrades the connection to WebSocket (Gun's gun:ws_upgrade): a GET of path
+ * with headers[0..n_headers-1] (may be NULL when 0) plus the upgrade headers,
+ * then the WebSocket protocol on the SAME connection. Returns at once; *ref
+ * gets the stream reference. Outcomes, as events of that ref:
+ *   - GM_EV_UPGRADE: protocol "websocket", headers the 101's (the negotiated
+ *     subprotocol is its sec-websocket-protocol header). From then on the
+ *     connection's protocol is "ws" and the stream's frames arrive as
+ *     GM_EV_WS events; send with gm_ws_send.
+ *   - the server said no: an ordinary GM_EV_RESPONSE (+ GM_EV_DATA), as in
+ *     Gun; the connection stays HTTP.
+ *   - a 101 that fails Gun's checks (Sec-WebSocket-Accept, an extension or
+ *     subprotocol we did not offer): GM_EV_ERROR "ws_handshake_failed: ...",
+ *     and the connection goes DOWN.
+ * HTTP/1.1: the upgrade is pipelined after the requests in flight (their
+ * responses come first); requests made after it wait for its outcome and
+ * get GM_EV_ERROR "badstate: ..." if it succeeds (Gun writes them and loses
+ * them). On an upgraded HTTP/1.1 connection, gm_request and gm_ws_upgrade
+ * give a connection-wide GM_EV_ERROR (ref 0) "badstate: This connection only
+ * accepts Websocket frames.". Over HTTP/1.0 the stream gets GM_EV_ERROR
+ * "badstate: Websocket cannot be used over an HTTP/1.0 connection.".
+ * HTTP/2: RFC 8441 extended CONNECT on a stream of its own, once the
+ * server's SETTINGS allow it (SETTINGS_ENABLE_CONNECT_PROTOCOL; else the
+ * stream gets GM_EV_ERROR "badstate: ..."); the UPGRADE's headers are the
+ * 2xx's; other streams, WebSockets included, go on beside it. While the
+ * connection is not up the upgrade waits and goes out on UP, like a
+ * request.
+ *
+ * ws_opts_json: NULL for the connection's ws_opts, or a JSON object that
+ * replaces them (as in Gun), with Gun's keys and defaults: compress (false;
+ * true offers permessage-deflate), keepalive (ms between pings, "infinity"),
+ * protocols (subprotocols offered, ["chat", ...]; a 101 naming one we did
+ * not offer fails, one naming none is accepted), silence_pings (true: pings
+ * and pongs are not events; pings are always answered), flow (GM_EV_WS
+ * events before the stream pauses; gm_update_flow adds), closing_timeout
+ * (15000 ms), max_message_size (alias max_frame_size; default 16 MiB; a
+ * larger incoming message closes the WebSocket with 1009 and gives the
+ * stream GM_EV_ERROR "max_message_size: ..."). An incoming text message that
+ * is not UTF-8 closes it with 1007 and gives GM_EV_ERROR "badencoding: ...";
+ * a frame that breaks the protocol, GM_EV_ERROR "ws_error: ...".
+ *
+ * The end: a close frame from either side ends the stream (GM_EV_WS close).
+ * On HTTP/1.1 it ends the connection too: GM_EV_DOWN follows with protocol
+ * "ws", reason "normal" and the stream in its killed list (Gun #265), then
+ * the connection reconnects per its retry options as an HTTP connection (no
+ * automatic re-upgrade). Over HTTP/2 only the stream ends (END_STREAM).
+ * A WebSocket lost with its connection gets GM_EV_ERROR "closed..." and is
+ * in DOWN's killed list.
+ *
+ * Errors: GM_EINVAL (bad path or header: nothing is sent), GM_EOPTION (bad
+ * ws_opts_json, the message names the key), GM_ECLOSED, GM_EUNSUPPORTED (a
+ * protocol without WebSocket: raw, socks).
+ */
+int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
+                  const char *ws_opts_json, gm_ref *ref);
+
+/* A frame for gm_ws_send. op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING or
+ * GM_WS_CLOSE (GM_WS_PONG is refused, see below); data/len the payload
+ * (data may be NULL when len is 0; text must be UTF-8); for GM_WS_CLOSE,
+ * code is the close code (0: a close frame without code or reason) and
+ * data/len the reason (at most 123 bytes of UTF-8). code is ignored for
+ * other ops. */
+typedef struct gm_ws_frame {
+    uint32_t op;
+    uint32_t code;
+    const void *data;
+    size_t len;
+} gm_ws_frame;
+
+/*
+ * Sends frames[0..n-1] on WebSocket stream ref, in order (Gun's
+ * gun:ws_send). Every frame is checked first: a bad one fails the call and
+ * nothing is sent. Text and binary frames are written before it returns (it
+ * blocks while much output is pending, as gm_data does); the library copies
+ * nothing it needs after returning. A close frame must be the last: it
+ * starts the close handshake (closing_timeout bounds the wait for the
+ * peer's close frame), after which the stream and, on HTTP/1.1, the
+ * connection end; later calls answer GM_EBADSTATE (or GM_ENOSTREAM once the
+ * stream is gone).
+ *
+ * What coder/websocket (the framing library) cannot do, and so gunmetal
+ * does not pretend to:
+ *   - a ping with a payload of the caller's: send GM_WS_PING with len 0; the
+ *     library picks the payload (a decimal counter). len > 0 gives
+ *     GM_EUNSUPPORTED. The ping may reach the wire after frames that follow
+ *     it in the same call.
+ *   - an unsolicited pong: GM_EUNSUPPORTED (pings are answered
+ *     automatically).
+ *   - data messages that arrive after our close frame and before the peer's
+ *     may be dropped (its close handshake discards them; Gun delivers them).
+ *     The peer's close frame is still reported.
+ *   - the wait for the peer's close frame is at most 5 s whatever
+ *     closing_timeout says.
+ *
+ * Errors: GM_EINVAL (bad op, bad close code, reason too long, invalid UTF-8,
+ * a frame after a close frame, NULL frames with n > 0), GM_EUNSUPPORTED,
+ * GM_ENOSTREAM (ref is not this connection's WebSocket), GM_EBADSTATE (the
+ * upgrade has not completed yet, or the stream is closing), GM_ENOTUP (the
+ * upgrade waits for the connection), GM_ECLOSED.
+ */
+int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
 
 #ifdef __cplusplus
 }
