@@ -1,0 +1,92 @@
+"""gunmetal: Erlang's Gun HTTP client (HTTP/1.1, HTTP/2, WebSocket) as a Go
+engine behind a C ABI, driven from Python over ctypes.
+
+Sync::
+
+    import gunmetal
+    with gunmetal.open("example.com", 443) as conn:
+        conn.await_up(5)
+        ref = conn.get("/")
+        status, headers, body, trailers = conn.await_body(ref, 5)
+
+asyncio: see :mod:`gunmetal.aio`.
+"""
+
+from __future__ import annotations
+
+from ._core import (
+    BaseConnection,
+    BufferLike,
+    Connection,
+    HeadersIn,
+    Managed,
+    Queue,
+    StrOrBytes,
+    live_handles,
+    open,
+    open_unix,
+    version,
+)
+from ._errors import (
+    BadState,
+    Closed,
+    Error,
+    InternalError,
+    InvalidArgument,
+    NoMemory,
+    NoStream,
+    NotUp,
+    OptionError,
+    ProtocolError,
+    QueueClosed,
+    StreamClosed,
+    StreamError,
+    StreamTimeout,
+    Timeout,
+    Unsupported,
+    UpgradeRejected,
+    strerror,
+)
+from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadState",
+    "BaseConnection",
+    "Body",
+    "BufferLike",
+    "Closed",
+    "Connection",
+    "Error",
+    "Event",
+    "EventKind",
+    "Header",
+    "HeadersIn",
+    "InternalError",
+    "InvalidArgument",
+    "Managed",
+    "NoMemory",
+    "NoStream",
+    "NotUp",
+    "OptionError",
+    "ProtocolError",
+    "Queue",
+    "QueueClosed",
+    "StrOrBytes",
+    "StreamClosed",
+    "StreamError",
+    "StreamTimeout",
+    "Timeout",
+    "Unsupported",
+    "UpgradeRejected",
+    "WSFrame",
+    "WSMessage",
+    "WSOpcode",
+    "__version__",
+    "live_handles",
+    "open",
+    "open_unix",
+    "strerror",
+    "version",
+]

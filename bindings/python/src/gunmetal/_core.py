@@ -1,0 +1,850 @@
+"""The sync API: Managed handles, Queue, Connection, open/open_unix.
+
+A thin layer over libgunmetal: argument conversion, one C call, error
+conversion. No protocol logic lives here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import threading
+import weakref
+from collections.abc import Mapping
+from ctypes import byref, c_char, c_char_p, c_uint64, c_void_p
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from . import _ffi
+from ._errors import (
+    Closed,
+    InvalidArgument,
+    OptionError,
+    check,
+    from_code,
+    stream_error,
+)
+from ._events import Body, Event, EventKind, WSFrame, WSMessage, WSOpcode, decode
+
+StrOrBytes = Union[str, bytes]
+HeadersIn = Union[
+    Mapping[StrOrBytes, StrOrBytes],
+    Iterable[Tuple[StrOrBytes, StrOrBytes]],
+    None,
+]
+"""Request headers: a list of (name, value) pairs of str or bytes, or a mapping."""
+
+BufferLike = Union[bytes, bytearray, memoryview, str]
+"""A body: bytes, str (sent as UTF-8) or any object with the buffer protocol."""
+
+POLL_BATCH = 256
+_FOREVER_SLICE_MS = 1000  # infinite awaits wait in slices so Ctrl-C gets through
+_INT_MAX = 2**31 - 1
+
+# ------------------------------------------------------------------ registry
+
+# The Python object of every live connection handle, by address, so events
+# can name their connection. An event keeps its connection's address from
+# being reused while it lives, so a lookup can never find the wrong object.
+_conns: "weakref.WeakValueDictionary[int, BaseConnection]" = weakref.WeakValueDictionary()
+_lookup: Callable[[int], Any] = _conns.get
+
+# ------------------------------------------------------------------ conversions
+
+
+def timeout_ms(timeout: Optional[float], what: str = "timeout") -> int:
+    """Seconds (float) → the library's milliseconds; None → -1 (forever)."""
+    if timeout is None:
+        return -1
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, not {type(timeout).__name__}")
+    if math.isnan(timeout):
+        raise ValueError(f"{what} is NaN")
+    if timeout <= 0:
+        return 0
+    return min(_INT_MAX, int(math.ceil(timeout * 1000)))
+
+
+def _cstr(x: Any, what: str) -> bytes:
+    """A NUL-terminated C string argument: str (UTF-8) or bytes, without NUL."""
+    if isinstance(x, str):
+        b = x.encode("utf-8", "surrogateescape")
+    elif isinstance(x, bytes):
+        b = x
+    elif isinstance(x, (bytearray, memoryview)):
+        b = bytes(x)
+    else:
+        raise TypeError(f"{what} must be str or bytes, not {type(x).__name__}")
+    if b"\x00" in b:
+        # ctypes would cut the string there: refuse rather than send less.
+        raise InvalidArgument(_ffi.GM_EINVAL, f"{what} contains a NUL byte")
+    return b
+
+
+def _hstr(x: Any, what: str) -> bytes:
+    if isinstance(x, str):
+        return x.encode("utf-8", "surrogateescape")
+    if isinstance(x, bytes):
+        return x
+    if isinstance(x, (bytearray, memoryview)):
+        return bytes(x)
+    raise TypeError(f"{what} must be str or bytes, not {type(x).__name__}")
+
+
+def c_headers(headers: HeadersIn) -> Tuple[Any, int]:
+    """(gm_header array or None, count). The array keeps its bytes alive."""
+    if not headers:
+        return None, 0
+    if isinstance(headers, (str, bytes)):
+        raise TypeError("headers must be a list of (name, value) pairs or a mapping, not a string")
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    try:
+        pairs = list(items)
+    except TypeError:
+        raise TypeError(
+            f"headers must be a list of (name, value) pairs or a mapping, not {type(headers).__name__}"
+        ) from None
+    n = len(pairs)
+    if n == 0:
+        return None, 0
+    arr = (_ffi.gm_header * n)()
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"header {i} must be a (name, value) pair, not {pair!r:.60}")
+        name = _hstr(pair[0], f"header {i} name")
+        value = _hstr(pair[1], f"header {i} value")
+        h = arr[i]
+        h.name = name
+        h.name_len = len(name)
+        h.value = value
+        h.value_len = len(value)
+    return arr, n
+
+
+# Read-only buffers other than bytes (a memoryview slice of bytes, say) are
+# passed without a copy through the buffer protocol, where CPython has it.
+class _Py_buffer(ctypes.Structure):
+    _fields_ = [
+        ("buf", c_void_p),
+        ("obj", c_void_p),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", c_char_p),
+        ("shape", c_void_p),
+        ("strides", c_void_p),
+        ("suboffsets", c_void_p),
+        ("internal", c_void_p),
+    ]
+
+
+try:
+    _GetBuffer: Any = ctypes.pythonapi.PyObject_GetBuffer
+    _GetBuffer.argtypes = [ctypes.py_object, ctypes.POINTER(_Py_buffer), ctypes.c_int]
+    _GetBuffer.restype = ctypes.c_int
+    _ReleaseBuffer: Any = ctypes.pythonapi.PyBuffer_Release
+    _ReleaseBuffer.argtypes = [ctypes.POINTER(_Py_buffer)]
+    _ReleaseBuffer.restype = None
+except (AttributeError, OSError):  # not CPython
+    _GetBuffer = None
+    _ReleaseBuffer = None
+
+
+class _Buf:
+    """A body argument as (pointer, length) for the length of one C call."""
+
+    __slots__ = ("ptr", "len", "_view", "_keep")
+
+    def __init__(self, body: Any, what: str = "body") -> None:
+        self._view: Optional[_Py_buffer] = None
+        self._keep: Any = None
+        if body is None:
+            self.ptr: Any = None
+            self.len = 0
+            return
+        if isinstance(body, bytes):
+            self.ptr, self.len = (body if body else None), len(body)
+            return
+        if isinstance(body, str):
+            b = body.encode("utf-8")
+            self.ptr, self.len = (b if b else None), len(b)
+            return
+        try:
+            mv = memoryview(body)
+        except TypeError:
+            raise TypeError(f"{what} must be bytes, str or a buffer, not {type(body).__name__}") from None
+        n = mv.nbytes
+        self.len = n
+        if n == 0:
+            self.ptr = None
+            return
+        if not mv.c_contiguous:
+            b = mv.tobytes()
+            self.ptr = b
+            return
+        if not mv.readonly:
+            arr = (c_char * n).from_buffer(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv)
+            self._keep = arr
+            self.ptr = ctypes.addressof(arr)
+            return
+        if _GetBuffer is not None:
+            view = _Py_buffer()
+            if _GetBuffer(mv, byref(view), 0) == 0:
+                self._view = view
+                self._keep = mv
+                self.ptr = view.buf
+                return
+        b = mv.tobytes()
+        self.ptr = b
+
+    def release(self) -> None:
+        if self._view is not None:
+            _ReleaseBuffer(byref(self._view))
+            self._view = None
+        self._keep = None
+
+
+def opts_json(opts: Mapping[str, Any], prefix: str = "") -> Optional[bytes]:
+    """Connection options (Gun's keys) → the JSON object the library takes."""
+    if not opts:
+        return None
+    for k, v in opts.items():
+        try:
+            json.dumps(v, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise OptionError(_ffi.GM_EOPTION, f"option {prefix}{k}: {e}", key=prefix + k) from None
+    return json.dumps(dict(opts), allow_nan=False).encode("utf-8")
+
+
+# ------------------------------------------------------------------ Managed
+
+_close_lock = threading.Lock()
+M = TypeVar("M", bound="Managed")
+
+
+class Managed:
+    """A library handle owned by a Python object.
+
+    ``close()`` releases it (idempotent, thread-safe); the object is a context
+    manager; ``__del__`` releases a handle that was never closed.  Using the
+    object after ``close()`` raises :class:`gunmetal.Closed`.
+    """
+
+    _handle: Optional[int] = None
+    _kind = "handle"
+
+    def _h(self) -> int:
+        h = self._handle
+        if h is None:
+            raise Closed(_ffi.GM_ECLOSED, f"{self._kind} is closed: close() was called")
+        return h
+
+    def _release(self, handle: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Releases the handle. Idempotent."""
+        with _close_lock:
+            h = self._handle
+            self._handle = None
+        if h is not None:
+            self._release(h)
+
+    def __enter__(self: M) -> M:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if self._handle is not None:
+            try:
+                self.close()
+            except Exception:  # interpreter shutdown: nothing left to report to
+                pass
+
+
+# ------------------------------------------------------------------ Queue
+
+
+class Queue(Managed):
+    """An owner's mailbox (gm_queue): the events of the connections it owns.
+
+    ``fileno()`` is readable while events wait (level-triggered), for
+    select/poll/epoll/asyncio; ``poll(max, timeout)`` takes up to `max` events
+    in one call.  Closing a queue closes every connection it owns.
+    """
+
+    _kind = "queue"
+
+    def __init__(self) -> None:
+        h = _ffi.gm_queue_new()
+        if not h:
+            raise from_code(_ffi.GM_ENOMEM)
+        self._handle = h
+        self._fd = check(_ffi.gm_queue_fd(h))
+        self._bufs: List[Any] = []
+
+    def _release(self, handle: int) -> None:
+        # Wake a thread blocked in poll before freeing (the header's rule).
+        _ffi.gm_queue_wake(handle)
+        _ffi.gm_queue_free(handle)
+
+    def fileno(self) -> int:
+        """The queue's fd (owned by the queue: do not close or read it)."""
+        self._h()
+        return self._fd
+
+    def __len__(self) -> int:
+        return check(_ffi.gm_queue_len(self._h()))
+
+    def wake(self) -> None:
+        """Makes a poll blocked in another thread return (with no events)."""
+        check(_ffi.gm_queue_wake(self._h()))
+
+    def poll(self, max: int = POLL_BATCH, timeout: Optional[float] = None) -> List[Event]:
+        """Takes up to `max` events, waiting up to `timeout` seconds for the
+        first one (None: until one comes or :meth:`wake`; 0: don't wait).
+        Returns [] on timeout or wake. The C events are freed before this
+        returns: everything is copied into the Event objects."""
+        h = self._h()
+        if isinstance(max, bool) or not isinstance(max, int):
+            raise TypeError(f"max must be an int, not {type(max).__name__}")
+        if max <= 0:
+            raise InvalidArgument(_ffi.GM_EINVAL, f"max must be > 0, not {max}")
+        ms = timeout_ms(timeout)
+        pooled = max <= POLL_BATCH
+        if pooled:
+            try:
+                buf = self._bufs.pop()
+            except IndexError:
+                buf = (c_void_p * POLL_BATCH)()
+        else:
+            buf = (c_void_p * max)()
+        try:
+            n = _ffi.gm_queue_poll(h, buf, max, ms)
+            if n <= 0:
+                if n < 0:
+                    raise from_code(n)
+                return []
+            try:
+                return [decode(buf[i], _lookup) for i in range(n)]
+            finally:
+                _ffi.gm_events_free(buf, n)
+        finally:
+            if pooled:
+                self._bufs.append(buf)
+
+    def __repr__(self) -> str:
+        return f"<gunmetal.Queue fd={self._fd}{' closed' if self.closed else ''}>"
+
+
+# ------------------------------------------------------------------ connections
+
+
+def _take_event(out: c_void_p) -> Event:
+    addr = out.value
+    assert addr
+    try:
+        return decode(addr, _lookup)
+    finally:
+        _ffi.gm_event_free(addr)
+
+
+def _info_dict(ev: Event) -> Dict[str, str]:
+    return {k: v for k, v in ev.headers}
+
+
+def ws_frames(frames: Union[WSMessage, Sequence[WSMessage]]) -> List[WSFrame]:
+    """str → text frame, bytes → binary frame, WSFrame as is; one or a list."""
+    items: Sequence[Any] = (
+        [frames] if isinstance(frames, (str, bytes, bytearray, memoryview, WSFrame)) else frames
+    )
+    out: List[WSFrame] = []
+    for f in items:
+        if isinstance(f, WSFrame):
+            out.append(f)
+        elif isinstance(f, str):
+            out.append(WSFrame(WSOpcode.TEXT, f.encode("utf-8")))
+        elif isinstance(f, (bytes, bytearray, memoryview)):
+            out.append(WSFrame(WSOpcode.BINARY, bytes(f)))
+        else:
+            raise TypeError(f"a WebSocket frame must be str, bytes or WSFrame, not {type(f).__name__}")
+    return out
+
+
+class BaseConnection(Managed):
+    """What the sync and asyncio connections share: the handle, its queue,
+    requests, cancel/update_flow/shutdown/set_owner/info/stream_info/close."""
+
+    _kind = "connection"
+    queue: Queue
+
+    def __init__(self, handle: int, queue: Queue, own_queue: bool, where: str) -> None:
+        self._handle = handle
+        self.queue = queue
+        self._queues: List[Queue] = [queue] if own_queue else []
+        self._where = where
+        _conns[handle] = self
+
+    @classmethod
+    def _open_handle(
+        cls, host: Any, port: Any, owner: Optional[Queue], opts: Mapping[str, Any]
+    ) -> Tuple[int, Queue, bool, str]:
+        h = _cstr(host, "host")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"port must be an int, not {type(port).__name__}")
+        if not -(2**31) <= port < 2**31:
+            raise InvalidArgument(_ffi.GM_EINVAL, f"port {port} out of range 1..65535")
+        js = opts_json(opts)
+        q, own = _owner_queue(owner)
+        out = c_void_p()
+        rc = _ffi.gm_open(q._h(), h, port, js, byref(out))
+        if rc < 0:
+            err = from_code(rc)
+            if own:
+                q.close()
+            raise err
+        assert out.value
+        return out.value, q, own, f"{h.decode('utf-8', 'replace')}:{port}"
+
+    @classmethod
+    def _open_unix_handle(
+        cls, path: Any, owner: Optional[Queue], opts: Mapping[str, Any]
+    ) -> Tuple[int, Queue, bool, str]:
+        p = _cstr(path, "path")
+        js = opts_json(opts)
+        q, own = _owner_queue(owner)
+        out = c_void_p()
+        rc = _ffi.gm_open_unix(q._h(), p, js, byref(out))
+        if rc < 0:
+            err = from_code(rc)
+            if own:
+                q.close()
+            raise err
+        assert out.value
+        return out.value, q, own, f"unix:{p.decode('utf-8', 'replace')}"
+
+    def _release(self, handle: int) -> None:
+        _ffi.gm_conn_free(handle)
+        for q in self._queues:
+            q.close()
+        self._queues = []
+
+    # ---- requests
+
+    def _request(
+        self,
+        method: Any,
+        path: Any,
+        headers: HeadersIn,
+        body: Any,
+        stream: bool,
+        timeout: Optional[float],
+        flow: Optional[int],
+        reply_to: Optional[Queue],
+    ) -> int:
+        h = self._handle
+        if h is None:
+            h = self._h()
+        m = method if type(method) is bytes and b"\x00" not in method else _cstr(method, "method")
+        p = _cstr(path, "path")
+        arr, n = c_headers(headers) if headers else (None, 0)
+        if stream and body is not None:
+            raise InvalidArgument(_ffi.GM_EINVAL, "a streamed request (body sent with data()) takes no body")
+        opts = None
+        if type(flow) is int and timeout is None and reply_to is None and flow in _FLOW_OPTS:
+            opts = _FLOW_OPTS[flow]  # read-only to the library: shared
+        elif timeout is not None or flow is not None or reply_to is not None:
+            opts = _ffi.gm_req_opts()
+            opts.size = ctypes.sizeof(_ffi.gm_req_opts)
+            if timeout is not None:
+                opts.timeout_ms = max(1, timeout_ms(timeout))
+            if flow is not None:
+                if isinstance(flow, bool) or not isinstance(flow, int):
+                    raise TypeError(f"flow must be an int, not {type(flow).__name__}")
+                if not 0 < flow < 2**31:
+                    raise InvalidArgument(_ffi.GM_EINVAL, f"flow must be a positive int, not {flow}")
+                opts.flow = flow
+            if reply_to is not None:
+                if not isinstance(reply_to, Queue):
+                    raise TypeError(f"reply_to must be a gunmetal.Queue, not {type(reply_to).__name__}")
+                opts.reply_to = reply_to._h()
+        ref = c_uint64()
+        if body is None or (type(body) is bytes and body):
+            # the common cases, without a _Buf
+            rc = _ffi.gm_request(
+                h, m, p, arr, n, body, len(body) if body is not None else 0,
+                _ffi.GM_REQ_STREAM if stream else 0,
+                byref(opts) if opts is not None else None, byref(ref),
+            )
+        else:
+            buf = _Buf(body)
+            try:
+                rc = _ffi.gm_request(
+                    h, m, p, arr, n, buf.ptr, buf.len, _ffi.GM_REQ_STREAM if stream else 0,
+                    byref(opts) if opts is not None else None, byref(ref),
+                )
+            finally:
+                buf.release()
+        if rc < 0:
+            raise from_code(rc)
+        return ref.value
+
+    def _data(self, ref: int, data: Any, fin: bool) -> None:
+        h = self._h()
+        buf = _Buf(data, "data")
+        try:
+            rc = _ffi.gm_data(h, _ref(ref), buf.ptr, buf.len, 1 if fin else 0)
+        finally:
+            buf.release()
+        if rc < 0:
+            raise from_code(rc)
+
+    def _ws_upgrade(self, path: Any, headers: HeadersIn, ws_opts: Optional[Mapping[str, Any]]) -> int:
+        h = self._h()
+        p = _cstr(path, "path")
+        arr, n = c_headers(headers)
+        js = opts_json(ws_opts, "ws_opts.") if ws_opts else None
+        ref = c_uint64()
+        check(_ffi.gm_ws_upgrade(h, p, arr, n, js, byref(ref)))
+        return ref.value
+
+    def _ws_send(self, ref: int, frames: Any) -> None:
+        h = self._h()
+        r = _ref(ref)
+        fs = ws_frames(frames)
+        n = len(fs)
+        if n == 0:
+            return
+        arr = (_ffi.gm_ws_frame * n)()
+        keep = []
+        for i, f in enumerate(fs):
+            c = arr[i]
+            c.op = int(f.opcode)
+            c.code = f.code
+            if f.data:
+                b = c_char_p(f.data)
+                keep.append(b)
+                c.data = ctypes.cast(b, c_void_p).value
+                c.len = len(f.data)
+        check(_ffi.gm_ws_send(h, r, arr, n))
+        del keep
+
+    def _ping(self) -> int:
+        ref = c_uint64()
+        check(_ffi.gm_ping(self._h(), byref(ref)))
+        return ref.value
+
+    # ---- stream control
+
+    def cancel(self, ref: int) -> None:
+        """Cancels a stream (Gun's cancel): no more events for it. Unknown or
+        finished streams are ignored."""
+        check(_ffi.gm_cancel(self._h(), _ref(ref)))
+
+    def update_flow(self, ref: int, n: int) -> None:
+        """Adds n > 0 to a stream's flow (Gun's update_flow)."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        if not 0 < n < 2**31:
+            raise InvalidArgument(_ffi.GM_EINVAL, f"flow increment must be a positive int, not {n}")
+        check(_ffi.gm_update_flow(self._h(), _ref(ref), n))
+
+    def shutdown(self) -> None:
+        """Closes gracefully (Gun's shutdown): streams in flight finish, new
+        requests fail with "closing", EXIT "shutdown" follows. The object must
+        still be closed (or collected) to release the handle."""
+        check(_ffi.gm_shutdown(self._h()))
+
+    def set_owner(self, queue: Queue) -> None:
+        """Moves the connection to another queue (Gun's set_owner); events
+        already queued stay where they are."""
+        if not isinstance(queue, Queue):
+            raise TypeError(f"queue must be a gunmetal.Queue, not {type(queue).__name__}")
+        check(_ffi.gm_set_owner(self._h(), queue._h()))
+        self.queue = queue
+
+    def info(self) -> Dict[str, str]:
+        """Gun's info: state, protocol, transport, host, port, origin, and when
+        connected the local and peer addresses."""
+        out = c_void_p()
+        check(_ffi.gm_info(self._h(), byref(out)))
+        return _info_dict(_take_event(out))
+
+    def stream_info(self, ref: int) -> Optional[Dict[str, str]]:
+        """Gun's stream_info: ref, state, method, path, protocol, flow; None for
+        an unknown or finished stream."""
+        out = c_void_p()
+        rc = _ffi.gm_stream_info(self._h(), _ref(ref), byref(out))
+        if rc == _ffi.GM_ENOSTREAM:
+            return None
+        check(rc)
+        return _info_dict(_take_event(out))
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        mod = "gunmetal.aio" if type(self).__module__.endswith("aio") else "gunmetal"
+        return f"<{mod}.{type(self).__name__} {self._where}{state}>"
+
+
+# gm_req_opts with only a flow, for the flows asyncio streams use
+_FLOW_OPTS: Dict[int, Any] = {}
+for _n in (1, 2, 4, 8, 16, 32, 64, 128):
+    _o = _ffi.gm_req_opts()
+    _o.size = ctypes.sizeof(_ffi.gm_req_opts)
+    _o.flow = _n
+    _FLOW_OPTS[_n] = _o
+
+
+def _ref(ref: Any) -> int:
+    if isinstance(ref, bool) or not isinstance(ref, int):
+        raise TypeError(f"ref must be an int, not {type(ref).__name__}")
+    if not 0 <= ref < 2**64:
+        raise InvalidArgument(_ffi.GM_EINVAL, f"ref {ref} out of range")
+    return ref
+
+
+def _owner_queue(owner: Optional[Queue]) -> Tuple[Queue, bool]:
+    if owner is None:
+        return Queue(), True
+    if not isinstance(owner, Queue):
+        raise TypeError(f"owner must be a gunmetal.Queue, not {type(owner).__name__}")
+    return owner, False
+
+
+class Connection(BaseConnection):
+    """A Gun connection, driven synchronously. Make one with :func:`open` or
+    :func:`open_unix`. Events go to ``conn.queue`` (its own queue unless an
+    ``owner`` was given); the await methods take this connection's events
+    out of it selectively, leaving the others in place."""
+
+    # ---- waiting
+
+    def await_up(self, timeout: Optional[float] = None) -> str:
+        """Waits for this connection's next UP and returns the protocol
+        ("http", "http2", ...). Raises Timeout, or Closed when the connection
+        exited (the EXIT event stays in the queue)."""
+        h = self._h()
+        proto = c_char_p()
+        ms = timeout_ms(timeout)
+        while True:
+            rc = _ffi.gm_await_up(h, _FOREVER_SLICE_MS if ms < 0 else ms, byref(proto))
+            if rc == _ffi.GM_ETIMEOUT:
+                self._raise_if_exited()
+                if ms < 0:
+                    h = self._h()
+                    continue
+            check(rc)
+            return (proto.value or b"").decode("utf-8", "replace")
+
+    def await_(self, ref: int, timeout: Optional[float] = None) -> Event:
+        """Takes the next event of stream `ref` (Gun's await), or a
+        connection-wide ERROR. Raises Timeout, or Closed when the connection
+        has exited."""
+        h = self._h()
+        r = _ref(ref)
+        ms = timeout_ms(timeout)
+        out = c_void_p()
+        while True:
+            rc = _ffi.gm_await(h, r, _FOREVER_SLICE_MS if ms < 0 else ms, byref(out))
+            if rc == _ffi.GM_ETIMEOUT:
+                self._raise_if_exited()
+                if ms < 0:
+                    h = self._h()
+                    continue
+            check(rc)
+            return _take_event(out)
+
+    def _raise_if_exited(self) -> None:
+        # A timeout on an exited connection is Closed. (Libraries built
+        # before the 0.1.0 fix waited out the timeout, forever for -1, once
+        # the EXIT event had been taken, instead of answering GM_ECLOSED.)
+        out = c_void_p()
+        if _ffi.gm_info(self._h(), byref(out)) == _ffi.GM_OK:
+            if _info_dict(_take_event(out)).get("state") == "closed":
+                raise Closed(_ffi.GM_ECLOSED, "connection is closed")
+
+    def await_body(self, ref: int, timeout: Optional[float] = None) -> Body:
+        """Waits for the rest of the response of `ref` (Gun's await_body) and
+        returns ``Body(status, headers, body, trailers)``; status 0 and no
+        headers if the RESPONSE had been taken already. The timeout applies
+        to each wait. Raises a StreamError subclass when the stream ends with
+        an ERROR."""
+        status, headers, prefix = 0, [], b""
+        while True:
+            ev = self.await_(ref, timeout)
+            k = ev.kind
+            if k == EventKind.RESPONSE:
+                status, headers = ev.status, ev.headers
+                if ev.fin:
+                    return Body(status, headers, b"", [])
+                break
+            if k == EventKind.DATA:
+                if ev.fin:
+                    return Body(0, [], ev.data, [])
+                prefix = ev.data
+                break
+            if k == EventKind.TRAILERS:
+                return Body(0, [], b"", ev.headers)
+            if k == EventKind.ERROR:
+                raise stream_error(ev.reason or "error")
+            # INFORM, PUSH: not part of the body (as Gun's await_body)
+        out = c_void_p()
+        check(_ffi.gm_await_body(self._h(), _ref(ref), timeout_ms(timeout), byref(out)))
+        rest = _take_event(out)
+        return Body(status, headers, prefix + rest.data if prefix else rest.data, rest.headers)
+
+    # ---- requests (Gun's request/headers/get/post/...)
+
+    def request(
+        self,
+        method: StrOrBytes,
+        path: StrOrBytes,
+        headers: HeadersIn = None,
+        body: Optional[BufferLike] = None,
+        *,
+        stream: bool = False,
+        timeout: Optional[float] = None,
+        flow: Optional[int] = None,
+        reply_to: Optional[Queue] = None,
+    ) -> int:
+        """Sends a request and returns its stream ref. With ``stream=True``
+        the body follows with :meth:`data`. ``timeout`` (seconds): past it
+        the stream gets ERROR "timeout"; ``flow``: Gun's flow for this stream;
+        ``reply_to``: the queue that gets this stream's events."""
+        return self._request(method, path, headers, body, stream, timeout, flow, reply_to)
+
+    def headers(
+        self,
+        method: StrOrBytes,
+        path: StrOrBytes,
+        headers: HeadersIn = None,
+        *,
+        timeout: Optional[float] = None,
+        flow: Optional[int] = None,
+        reply_to: Optional[Queue] = None,
+    ) -> int:
+        """Gun's headers: starts a request whose body follows with :meth:`data`."""
+        return self._request(method, path, headers, None, True, timeout, flow, reply_to)
+
+    def get(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+            flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
+        return self._request(b"GET", path, headers, None, False, timeout, flow, reply_to)
+
+    def head(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+             flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
+        return self._request(b"HEAD", path, headers, None, False, timeout, flow, reply_to)
+
+    def options(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+                flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
+        return self._request(b"OPTIONS", path, headers, None, False, timeout, flow, reply_to)
+
+    def delete(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+               flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
+        return self._request(b"DELETE", path, headers, None, False, timeout, flow, reply_to)
+
+    def post(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,
+             timeout: Optional[float] = None, flow: Optional[int] = None,
+             reply_to: Optional[Queue] = None) -> int:
+        """POST. As in Gun, without a body the request is streamed: send
+        the body with :meth:`data` (use ``body=b""`` for an empty one)."""
+        return self._request(b"POST", path, headers, body, body is None, timeout, flow, reply_to)
+
+    def put(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,
+            timeout: Optional[float] = None, flow: Optional[int] = None,
+            reply_to: Optional[Queue] = None) -> int:
+        """PUT; without a body the request is streamed (see :meth:`post`)."""
+        return self._request(b"PUT", path, headers, body, body is None, timeout, flow, reply_to)
+
+    def patch(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,
+              timeout: Optional[float] = None, flow: Optional[int] = None,
+              reply_to: Optional[Queue] = None) -> int:
+        """PATCH; without a body the request is streamed (see :meth:`post`)."""
+        return self._request(b"PATCH", path, headers, body, body is None, timeout, flow, reply_to)
+
+    def data(self, ref: int, data: BufferLike, fin: bool = False) -> None:
+        """Sends a piece of a streamed request body; ``fin=True`` ends it.
+        Blocks (without the GIL) while the socket is slower than the caller."""
+        self._data(ref, data, fin)
+
+    # ---- WebSocket and ping
+
+    def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, **ws_opts: Any) -> int:
+        """Gun's ws_upgrade: returns the stream ref at once. Then comes an
+        UPGRADE event (the 101's headers) and WS events, or an ordinary
+        RESPONSE when the server says no. `ws_opts` (compress, protocols,
+        keepalive, silence_pings, flow, closing_timeout, max_message_size)
+        replace the connection's ws_opts when given, as in Gun."""
+        return self._ws_upgrade(path, headers, ws_opts)
+
+    def ws_send(self, ref: int, frames: Union[WSMessage, Sequence[WSMessage]]) -> None:
+        """Gun's ws_send: one frame or a list, sent in order (str → text,
+        bytes → binary; WSFrame.ping() / WSFrame.close(code, reason)).
+        Blocks (without the GIL) while the socket is slower than the caller.
+        The library cannot send pongs or pings with a payload: Unsupported."""
+        self._ws_send(ref, frames)
+
+    def ping(self) -> int:
+        """Gun's ping (HTTP/2): returns the ref of the NOTIFY "ping_ack"
+        event that comes when the server answers."""
+        return self._ping()
+
+
+def open(host: StrOrBytes, port: int, *, owner: Optional[Queue] = None, **opts: Any) -> Connection:
+    """Opens a connection to host:port (Gun's open) and returns at once; it
+    connects in the background (use :meth:`Connection.await_up`).
+
+    `opts` are Gun's option keys (transport, protocols, retry, retry_timeout,
+    connect_timeout, tls_opts, http_opts, http2_opts, ws_opts, ...) with
+    JSON-able values. Bad options raise :class:`OptionError` naming the key.
+    `owner`: the Queue that gets the events (default: a queue of its own)."""
+    handle, q, own, where = Connection._open_handle(host, port, owner, opts)
+    return Connection(handle, q, own, where)
+
+
+def open_unix(path: StrOrBytes, *, owner: Optional[Queue] = None, **opts: Any) -> Connection:
+    """Opens a connection over the Unix socket at `path` (Gun's open_unix)."""
+    handle, q, own, where = Connection._open_unix_handle(path, owner, opts)
+    return Connection(handle, q, own, where)
+
+
+def version() -> str:
+    """The version of the loaded library ("0.1.0")."""
+    v = _ffi.gm_version()
+    return v.decode() if v else ""
+
+
+def live_handles() -> int:
+    """Handles the library has not released (test-only export; -1 if absent)."""
+    f = _ffi.gm__live_handles
+    return int(f()) if f is not None else -1
+
+
+__all__ = [
+    "Queue",
+    "Connection",
+    "BaseConnection",
+    "Managed",
+    "open",
+    "open_unix",
+    "version",
+    "live_handles",
+]

@@ -1,0 +1,30 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PKG_ROOT, SRC
+
+BLOCKS = re.findall(r"```python\n(.*?)```", open(os.path.join(PKG_ROOT, "README.md")).read(), re.S)
+
+
+def test_readme_has_sync_and_asyncio_examples() -> None:
+    assert len(BLOCKS) >= 2
+    assert any("gunmetal.open(" in b for b in BLOCKS)
+    assert any("gunmetal.aio.open(" in b for b in BLOCKS)
+
+
+@pytest.mark.parametrize("i", range(len(BLOCKS)))
+def test_readme_example_runs(i: int, tmp_path: "os.PathLike[str]") -> None:
+    env = dict(os.environ, PYTHONPATH=SRC)
+    r = subprocess.run([sys.executable, "-c", BLOCKS[i]], cwd=str(tmp_path), env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "up: http" in r.stdout
+    print(r.stdout)

@@ -1,0 +1,170 @@
+"""WebSocket (sync and asyncio) against the test server's /ws echo, and
+HTTP/2's ping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import List
+
+import pytest
+
+import gunmetal
+import gunmetal.aio
+from gunmetal import EventKind, WSFrame, WSOpcode
+from conftest import Server, http2_available
+
+
+def ws_events(c: gunmetal.Connection, ref: int, n: int) -> List[gunmetal.Event]:
+    return [c.await_(ref, 5) for _ in range(n)]
+
+
+def test_sync_ws_upgrade_send_recv_close(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        c.await_up(5)
+        ref = c.ws_upgrade("/ws", [("x-test", "1")], protocols=["echo"])
+        up = c.await_(ref, 5)
+        assert up.kind == EventKind.UPGRADE and up.protocol == "websocket"
+        assert ("sec-websocket-protocol", "echo") in up.headers
+        c.ws_send(ref, "héllo")
+        c.ws_send(ref, [b"\x00\x01", WSFrame.binary(b"two"), WSFrame.text("three")])
+        evs = ws_events(c, ref, 4)
+        assert [(e.ws_opcode, e.data) for e in evs] == [
+            (WSOpcode.TEXT, "héllo".encode()), (WSOpcode.BINARY, b"\x00\x01"),
+            (WSOpcode.BINARY, b"two"), (WSOpcode.TEXT, b"three")]
+        assert all(e.kind == EventKind.WS and e.conn is c for e in evs)
+        assert c.info()["protocol"] == "ws"
+        c.ws_send(ref, WSFrame.close(1000, "bye"))
+        close = c.await_(ref, 5)
+        assert close.kind == EventKind.WS and close.ws_opcode == WSOpcode.CLOSE and close.status == 1000
+        # HTTP/1.1: the close ends the connection (DOWN, protocol ws, the stream killed)
+        for ev in c.queue.poll(10, 5):
+            if ev.kind == EventKind.DOWN:
+                assert ev.protocol == "ws" and ev.reason == "normal" and ev.killed == [ref]
+
+
+def test_sync_ws_server_close_code(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        ref = c.ws_upgrade("/ws?close=4001")
+        assert c.await_(ref, 5).kind == EventKind.UPGRADE
+        ev = c.await_(ref, 5)
+        assert ev.ws_opcode == WSOpcode.CLOSE and ev.status == 4001 and ev.data == b"bye"
+
+
+def test_sync_ws_rejected_is_a_response(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        ref = c.ws_upgrade("/ws-reject")
+        b = c.await_body(ref, 5)
+        assert b.status == 403
+        assert c.info()["protocol"] == "http"
+
+
+def test_sync_ws_bad_input(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        c.await_up(5)
+        with pytest.raises(gunmetal.OptionError) as ei:
+            c.ws_upgrade("/ws", compress="yes")
+        assert ei.value.key and "compress" in ei.value.key
+        with pytest.raises(gunmetal.OptionError) as ei:
+            c.ws_upgrade("/ws", protocols={"echo"})
+        assert ei.value.key == "ws_opts.protocols"
+        with pytest.raises(gunmetal.InvalidArgument):
+            c.ws_upgrade("/w s")
+        ref = c.ws_upgrade("/ws")
+        assert c.await_(ref, 5).kind == EventKind.UPGRADE
+        with pytest.raises(gunmetal.Unsupported):
+            c.ws_send(ref, WSFrame.pong(b"x"))  # the framing library cannot
+        with pytest.raises(gunmetal.InvalidArgument):
+            c.ws_send(ref, WSFrame.close(1000, "x" * 200))  # reason > 123 bytes
+        with pytest.raises(gunmetal.InvalidArgument):
+            c.ws_send(ref, [WSFrame.close(), "after close"])
+        with pytest.raises(TypeError, match="a WebSocket frame must be"):
+            c.ws_send(ref, [5])  # type: ignore[list-item]
+        with pytest.raises(gunmetal.NoStream):
+            c.ws_send(ref + 1000, "x")
+        c.ws_send(ref, [])  # nothing to send
+        c.ws_send(ref, WSFrame.ping())
+        c.ws_send(ref, "still fine")
+        while True:
+            ev = c.await_(ref, 5)
+            if ev.ws_opcode == WSOpcode.TEXT:
+                assert ev.data == b"still fine"
+                break
+
+
+async def test_aio_ws_echo(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        await c.up(5)
+        ws = await c.ws_upgrade("/ws", protocols=["chat", "echo"])
+        assert ws.protocol == "chat"
+        await ws.send("hi")
+        await ws.send([b"bin", WSFrame.text("t2")])
+        frames = [await ws.recv(5) for _ in range(3)]
+        assert [(f.opcode, f.data) for f in frames] == [
+            (WSOpcode.TEXT, b"hi"), (WSOpcode.BINARY, b"bin"), (WSOpcode.TEXT, b"t2")]
+        assert frames[0].as_text() == "hi"
+        big = bytes(range(256)) * 4096  # 1 MiB
+        await ws.send(big)
+        got = await ws.recv(5)
+        assert got.data == big
+        await ws.close(1000, "done")
+        rest = [f async for f in ws]
+        assert rest and rest[-1].opcode == WSOpcode.CLOSE and rest[-1].code == 1000
+        assert ws.closed and ws.close_frame is not None
+        with pytest.raises(gunmetal.Closed):
+            await ws.recv()
+        down = None
+        while down is None:
+            ev = await c.next_event(5)
+            if ev.kind == EventKind.DOWN:
+                down = ev
+        assert down.protocol == "ws" and down.killed == [ws.ref]
+
+
+async def test_aio_ws_many_messages_flow(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0, window=4) as c:
+        ws = await c.ws_upgrade("/ws")
+        await ws.send([f"m{i}" for i in range(200)])
+        await asyncio.sleep(0.2)
+        assert len(c._streams[ws.ref].events) <= 4  # the flow window holds the rest back
+        got = [(await ws.recv(5)).data for _ in range(200)]
+        assert got == [f"m{i}".encode() for i in range(200)]
+
+
+async def test_aio_ws_server_closes(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        ws = await c.ws_upgrade("/ws?close=1001")
+        frames = [f async for f in ws]
+        assert [(f.opcode, f.code, f.data) for f in frames] == [(WSOpcode.CLOSE, 1001, b"bye")]
+
+
+async def test_aio_ws_rejected(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        with pytest.raises(gunmetal.UpgradeRejected) as ei:
+            await c.ws_upgrade("/ws-reject")
+        assert ei.value.status == 403 and ei.value.body == b"no\n"
+        assert isinstance(ei.value, gunmetal.StreamError)
+        assert await (await c.get("/bytes/2")).read() == b"ab"  # still HTTP
+
+
+def test_ping_http1_unsupported(conn: gunmetal.Connection) -> None:
+    with pytest.raises(gunmetal.Unsupported):
+        conn.ping()
+
+
+def test_ping_http2(server: Server) -> None:
+    if not http2_available(server):
+        pytest.skip("no HTTP/2")
+    with gunmetal.open(server.host, server.http, protocols=["http2"]) as c:
+        c.await_up(5)
+        ref = c.ping()
+        ev = c.await_(ref, 5)
+        assert ev.kind == EventKind.NOTIFY and ev.reason == "ping_ack"
+
+
+async def test_aio_ping_http2(server: Server) -> None:
+    if not http2_available(server):
+        pytest.skip("no HTTP/2")
+    async with gunmetal.aio.open(server.host, server.http, protocols=["http2"]) as c:
+        await c.up(5)
+        await c.ping(5)
+        assert not c._streams
