@@ -1,0 +1,811 @@
+%% gunmetal: Gun 2.x's API on the gunmetal engine.
+%%
+%% Code written for Gun runs with the module name changed: the functions
+%% have Gun's names, arities and return values, the owner receives Gun's
+%% message tuples ({gun_up, ConnPid, Protocol}, {gun_response, ConnPid,
+%% StreamRef, IsFin, Status, Headers}, ...), and ConnPid is a real process
+%% that exits with Gun's exit reasons, so monitors, links and 'DOWN'
+%% messages behave as they do with Gun. The messages are sent by the NIF
+%% straight to the owner or the stream's reply_to; ConnPid only stands for
+%% the connection (and holds body pieces sent before the connection is up).
+%%
+%% Deviations from Gun (see README.md): options that take Erlang funs or
+%% modules (retry_fun, event_handler, content_handlers, cookie stores other
+%% than "on") are refused or mapped, as the engine cannot call Erlang code;
+%% tunnels (connect/2,3,4 and the tunnel request option) are not there yet;
+%% info/1 has no socket and no event handler; ws_upgrade/ws_send/ping answer
+%% {error, unsupported} while the loaded library lacks WebSocket and ping.
+-module(gunmetal).
+
+%% Connection.
+-export([open/2, open/3, open_unix/2, set_owner/2, info/1, close/1, shutdown/1]).
+
+%% Requests.
+-export([delete/2, delete/3, delete/4, get/2, get/3, get/4, head/2, head/3, head/4,
+	options/2, options/3, options/4, patch/3, patch/4, patch/5, post/3, post/4, post/5,
+	put/3, put/4, put/5]).
+-export([headers/4, headers/5, request/5, request/6]).
+-export([data/4]).
+-export([ping/1, ping/2]).
+
+%% Awaiting and flushing messages.
+-export([await/2, await/3, await/4, await_body/2, await_body/3, await_body/4,
+	await_up/1, await_up/2, await_up/3, flush/1]).
+
+%% Streams.
+-export([update_flow/3, cancel/2, stream_info/2]).
+
+%% Websocket.
+-export([ws_upgrade/2, ws_upgrade/3, ws_upgrade/4, ws_send/3]).
+
+%% gunmetal's own.
+-export([features/0, version/0]).
+
+%% Internal.
+-export([conn_init/3]).
+
+-type req_headers() :: [{binary() | string() | atom(), iodata()}]
+	| #{binary() | string() | atom() => iodata()}.
+-type stream_ref() :: reference().
+-type resp_headers() :: [{binary(), binary()}].
+-type ws_frame() :: close | ping | pong
+	| {text | binary | close | ping | pong, iodata()}
+	| {close, 1000..4999, iodata()}.
+-export_type([req_headers/0, stream_ref/0, resp_headers/0, ws_frame/0]).
+
+%% Connection.
+
+-spec open(inet:hostname() | inet:ip_address() | binary(), inet:port_number())
+	-> {ok, pid()} | {error, any()}.
+open(Host, Port) ->
+	open(Host, Port, #{}).
+
+-spec open(inet:hostname() | inet:ip_address() | binary(), inet:port_number(), map())
+	-> {ok, pid()} | {error, any()}.
+open(Host, Port, Opts) when is_list(Host); is_atom(Host); is_tuple(Host); is_binary(Host) ->
+	do_open({tcp, Host, host_bin(Host), Port}, Opts).
+
+-spec open_unix(string() | binary(), map()) -> {ok, pid()} | {error, any()}.
+open_unix(SocketPath, Opts) ->
+	do_open({unix, SocketPath, iolist_to_binary(SocketPath)}, Opts).
+
+host_bin(H) when is_binary(H) -> H;
+host_bin(H) when is_atom(H) -> atom_to_binary(H);
+host_bin(H) when is_list(H) ->
+	case unicode:characters_to_binary(H) of
+		B when is_binary(B) -> B;
+		_ -> error(badarg)
+	end;
+host_bin(H) when is_tuple(H) ->
+	case inet:ntoa(H) of
+		{error, _} -> error(badarg);
+		S -> list_to_binary(S)
+	end.
+
+do_open(Where, Opts0) when is_map(Opts0) ->
+	Opts = case Opts0 of
+		#{transport := ssl} -> Opts0#{transport => tls};
+		_ -> Opts0
+	end,
+	case gunmetal_opts:to_json(Opts) of
+		{error, _} = Error ->
+			Error;
+		{ok, Json0} ->
+			Json = iolist_to_binary(Json0),
+			Owner = self(),
+			{OriginHost, OriginPort} = case Where of
+				{tcp, H, _, P} -> {H, P};
+				{unix, _, _} -> {<<"localhost">>, 0}
+			end,
+			Static = #{origin_host => OriginHost, origin_port => OriginPort,
+				unix => element(1, Where) =:= unix},
+			Spawn = case maps:get(supervise, Opts, true) of
+				false -> spawn_link;
+				_ -> spawn
+			end,
+			ConnPid = erlang:Spawn(?MODULE, conn_init, [Owner, Static, self()]),
+			Res = case Where of
+				{tcp, _, HostBin, Port} when is_integer(Port) ->
+					gunmetal_nif:open(ConnPid, HostBin, Port, Json);
+				{tcp, _, _, _} ->
+					{error, einval, <<"port must be an integer">>};
+				{unix, _, PathBin} ->
+					gunmetal_nif:open_unix(ConnPid, PathBin, Json)
+			end,
+			case Res of
+				ok ->
+					{ok, ConnPid};
+				{error, Code, Msg} ->
+					unlink(ConnPid),
+					exit(ConnPid, kill),
+					case Code of
+						options -> {error, gunmetal_opts:option_error(Msg, Opts)};
+						einval -> {error, {badarg, Msg}};
+						_ -> {error, {Code, Msg}}
+					end
+			end
+	end;
+do_open(_, Opts) ->
+	{error, {options, Opts}}.
+
+-spec set_owner(pid(), pid()) -> ok.
+set_owner(ServerPid, NewOwnerPid) when is_pid(ServerPid), is_pid(NewOwnerPid) ->
+	case gunmetal_nif:set_owner(ServerPid, self(), NewOwnerPid) of
+		ok ->
+			ServerPid ! {'$gunmetal_owner', NewOwnerPid},
+			ok;
+		{error, noproc, _} ->
+			ServerPid ! {'$gunmetal_owner', NewOwnerPid},
+			ok;
+		{error, badstate, Msg} ->
+			self() ! {gun_error, ServerPid, {badstate, Msg}},
+			ok;
+		_ ->
+			ok
+	end.
+
+-spec info(pid()) -> map().
+info(ServerPid) when is_pid(ServerPid) ->
+	MRef = monitor(process, ServerPid),
+	ServerPid ! {'$gunmetal_info', self(), MRef},
+	Static = receive
+		{MRef, S} ->
+			demonitor(MRef, [flush]),
+			S;
+		{'DOWN', MRef, process, ServerPid, _} ->
+			exit({noproc, {?MODULE, info, [ServerPid]}})
+	end,
+	KV = case gunmetal_nif:info(ServerPid) of
+		{ok, L} -> maps:from_list(L);
+		_ -> #{<<"state">> => <<"closed">>}
+	end,
+	Transport = binary_to_atom(maps:get(<<"transport">>, KV, <<"tcp">>)),
+	Info0 = #{
+		owner => maps:get(owner, Static),
+		socket => undefined,
+		transport => Transport,
+		state_name => state_name(maps:get(<<"state">>, KV, <<"closed">>)),
+		origin_scheme => case Transport of tls -> <<"https">>; _ -> <<"http">> end,
+		origin_host => maps:get(origin_host, Static),
+		origin_port => case Static of
+			#{unix := true} -> case Transport of tls -> 443; _ -> 80 end;
+			_ -> maps:get(origin_port, Static)
+		end,
+		intermediaries => [],
+		cookie_store => undefined,
+		event_handler => undefined,
+		event_handler_state => undefined
+	},
+	%% The local address: sock_ip and sock_port (gm_info as the header
+	%% documents it), or "local" as ip:port (libgunmetal 0.1.0).
+	Local = case KV of
+		#{<<"sock_ip">> := SIP, <<"sock_port">> := SPort} ->
+			case {inet:parse_address(binary_to_list(SIP)), catch binary_to_integer(SPort)} of
+				{{ok, IP0}, Port0} when is_integer(Port0) -> {ok, IP0, Port0};
+				_ -> error
+			end;
+		#{<<"local">> := LocalAddr} -> split_addr(LocalAddr);
+		_ -> error
+	end,
+	Info1 = case Local of
+		{ok, IP, Port} -> Info0#{sock_ip => IP, sock_port => Port};
+		error -> Info0
+	end,
+	case maps:get(<<"protocol">>, KV, <<>>) of
+		<<>> -> Info1;
+		Proto -> Info1#{protocol => binary_to_atom(Proto)}
+	end.
+
+state_name(<<"connected">>) -> connected;
+state_name(<<"connecting">>) -> connecting;
+state_name(<<"not_connected">>) -> not_connected;
+state_name(<<"closing">>) -> closing;
+state_name(Other) -> binary_to_atom(Other).
+
+split_addr(Bin) ->
+	case string:split(Bin, ":", trailing) of
+		[Host0, PortBin] ->
+			Host = string:trim(Host0, both, "[]"),
+			case {inet:parse_address(binary_to_list(Host)), catch binary_to_integer(PortBin)} of
+				{{ok, IP}, Port} when is_integer(Port) -> {ok, IP, Port};
+				_ -> error
+			end;
+		_ ->
+			error
+	end.
+
+%% Gun's close/1 stops the connection process (supervisor:terminate_child):
+%% it has exited, with reason shutdown, when close/1 returns.
+-spec close(pid()) -> ok | {error, not_found}.
+close(ServerPid) when is_pid(ServerPid) ->
+	case gunmetal_nif:close(ServerPid) of
+		ok ->
+			MRef = monitor(process, ServerPid),
+			exit(ServerPid, shutdown),
+			receive
+				{'DOWN', MRef, process, ServerPid, _} -> ok
+			after 5000 ->
+				exit(ServerPid, kill),
+				receive {'DOWN', MRef, process, ServerPid, _} -> ok end
+			end;
+		noconn ->
+			{error, not_found}
+	end.
+
+-spec shutdown(pid()) -> ok.
+shutdown(ServerPid) when is_pid(ServerPid) ->
+	_ = gunmetal_nif:shutdown(ServerPid),
+	ok.
+
+%% Requests.
+
+-spec delete(pid(), iodata()) -> stream_ref().
+delete(ServerPid, Path) ->
+	request(ServerPid, <<"DELETE">>, Path, [], <<>>).
+
+-spec delete(pid(), iodata(), req_headers()) -> stream_ref().
+delete(ServerPid, Path, Headers) ->
+	request(ServerPid, <<"DELETE">>, Path, Headers, <<>>).
+
+-spec delete(pid(), iodata(), req_headers(), map()) -> stream_ref().
+delete(ServerPid, Path, Headers, ReqOpts) ->
+	request(ServerPid, <<"DELETE">>, Path, Headers, <<>>, ReqOpts).
+
+-spec get(pid(), iodata()) -> stream_ref().
+get(ServerPid, Path) ->
+	request(ServerPid, <<"GET">>, Path, [], <<>>).
+
+-spec get(pid(), iodata(), req_headers()) -> stream_ref().
+get(ServerPid, Path, Headers) ->
+	request(ServerPid, <<"GET">>, Path, Headers, <<>>).
+
+-spec get(pid(), iodata(), req_headers(), map()) -> stream_ref().
+get(ServerPid, Path, Headers, ReqOpts) ->
+	request(ServerPid, <<"GET">>, Path, Headers, <<>>, ReqOpts).
+
+-spec head(pid(), iodata()) -> stream_ref().
+head(ServerPid, Path) ->
+	request(ServerPid, <<"HEAD">>, Path, [], <<>>).
+
+-spec head(pid(), iodata(), req_headers()) -> stream_ref().
+head(ServerPid, Path, Headers) ->
+	request(ServerPid, <<"HEAD">>, Path, Headers, <<>>).
+
+-spec head(pid(), iodata(), req_headers(), map()) -> stream_ref().
+head(ServerPid, Path, Headers, ReqOpts) ->
+	request(ServerPid, <<"HEAD">>, Path, Headers, <<>>, ReqOpts).
+
+-spec options(pid(), iodata()) -> stream_ref().
+options(ServerPid, Path) ->
+	request(ServerPid, <<"OPTIONS">>, Path, [], <<>>).
+
+-spec options(pid(), iodata(), req_headers()) -> stream_ref().
+options(ServerPid, Path, Headers) ->
+	request(ServerPid, <<"OPTIONS">>, Path, Headers, <<>>).
+
+-spec options(pid(), iodata(), req_headers(), map()) -> stream_ref().
+options(ServerPid, Path, Headers, ReqOpts) ->
+	request(ServerPid, <<"OPTIONS">>, Path, Headers, <<>>, ReqOpts).
+
+-spec patch(pid(), iodata(), req_headers()) -> stream_ref().
+patch(ServerPid, Path, Headers) ->
+	headers(ServerPid, <<"PATCH">>, Path, Headers).
+
+-spec patch(pid(), iodata(), req_headers(), iodata() | map()) -> stream_ref().
+patch(ServerPid, Path, Headers, ReqOpts) when is_map(ReqOpts) ->
+	headers(ServerPid, <<"PATCH">>, Path, Headers, ReqOpts);
+patch(ServerPid, Path, Headers, Body) ->
+	request(ServerPid, <<"PATCH">>, Path, Headers, Body).
+
+-spec patch(pid(), iodata(), req_headers(), iodata(), map()) -> stream_ref().
+patch(ServerPid, Path, Headers, Body, ReqOpts) ->
+	request(ServerPid, <<"PATCH">>, Path, Headers, Body, ReqOpts).
+
+-spec post(pid(), iodata(), req_headers()) -> stream_ref().
+post(ServerPid, Path, Headers) ->
+	headers(ServerPid, <<"POST">>, Path, Headers).
+
+-spec post(pid(), iodata(), req_headers(), iodata() | map()) -> stream_ref().
+post(ServerPid, Path, Headers, ReqOpts) when is_map(ReqOpts) ->
+	headers(ServerPid, <<"POST">>, Path, Headers, ReqOpts);
+post(ServerPid, Path, Headers, Body) ->
+	request(ServerPid, <<"POST">>, Path, Headers, Body).
+
+-spec post(pid(), iodata(), req_headers(), iodata(), map()) -> stream_ref().
+post(ServerPid, Path, Headers, Body, ReqOpts) ->
+	request(ServerPid, <<"POST">>, Path, Headers, Body, ReqOpts).
+
+-spec put(pid(), iodata(), req_headers()) -> stream_ref().
+put(ServerPid, Path, Headers) ->
+	headers(ServerPid, <<"PUT">>, Path, Headers).
+
+-spec put(pid(), iodata(), req_headers(), iodata() | map()) -> stream_ref().
+put(ServerPid, Path, Headers, ReqOpts) when is_map(ReqOpts) ->
+	headers(ServerPid, <<"PUT">>, Path, Headers, ReqOpts);
+put(ServerPid, Path, Headers, Body) ->
+	request(ServerPid, <<"PUT">>, Path, Headers, Body).
+
+-spec put(pid(), iodata(), req_headers(), iodata(), map()) -> stream_ref().
+put(ServerPid, Path, Headers, Body, ReqOpts) ->
+	request(ServerPid, <<"PUT">>, Path, Headers, Body, ReqOpts).
+
+-spec headers(pid(), iodata(), iodata(), req_headers()) -> stream_ref().
+headers(ServerPid, Method, Path, Headers) ->
+	headers(ServerPid, Method, Path, Headers, #{}).
+
+-spec headers(pid(), iodata(), iodata(), req_headers(), map()) -> stream_ref().
+headers(ServerPid, Method, Path, Headers, ReqOpts) ->
+	do_request(ServerPid, Method, Path, Headers, <<>>, true, ReqOpts).
+
+-spec request(pid(), iodata(), iodata(), req_headers(), iodata()) -> stream_ref().
+request(ServerPid, Method, Path, Headers, Body) ->
+	request(ServerPid, Method, Path, Headers, Body, #{}).
+
+-spec request(pid(), iodata(), iodata(), req_headers(), iodata(), map()) -> stream_ref().
+request(ServerPid, Method, Path, Headers, Body, ReqOpts) ->
+	do_request(ServerPid, Method, Path, Headers, Body, false, ReqOpts).
+
+do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_map(ReqOpts) ->
+	_ = is_map_key(tunnel, ReqOpts) andalso error({badarg, tunnel_not_supported}),
+	Flow = case maps:get(flow, ReqOpts, infinity) of
+		infinity -> 0;
+		F when is_integer(F), F > 0, F < 16#80000000 -> F;
+		_ -> error(badarg)
+	end,
+	{ReplyPid, ReplyFun} = reply_to(ServerPid, ReqOpts),
+	case gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, Flow) of
+		StreamRef when is_reference(StreamRef) ->
+			register_reply_fun(ServerPid, StreamRef, ReplyFun),
+			StreamRef;
+		Other ->
+			request_failed(ServerPid, ReplyPid, Other)
+	end;
+do_request(_, _, _, _, _, _, _) ->
+	error(badarg).
+
+%% Gun's reply_to: a pid, or a fun / {Fun, Args} / {M, F, A} that Gun calls
+%% with each message. Funs are called by ConnPid, which gets the stream's
+%% messages for that purpose.
+reply_to(ServerPid, ReqOpts) ->
+	case maps:get(reply_to, ReqOpts, self()) of
+		Pid when is_pid(Pid) -> {Pid, undefined};
+		Fun when is_function(Fun, 1), is_pid(ServerPid) -> {ServerPid, Fun};
+		{Fun, A} = R when is_function(Fun), is_list(A), is_pid(ServerPid) -> {ServerPid, R};
+		{M, F, A} = R when is_atom(M), is_atom(F), is_list(A), is_pid(ServerPid) -> {ServerPid, R};
+		_ -> error(badarg)
+	end.
+
+register_reply_fun(_, _, undefined) -> ok;
+register_reply_fun(ServerPid, StreamRef, Fun) ->
+	ServerPid ! {'$gunmetal_reply_fun', StreamRef, Fun},
+	ok.
+
+%% What Gun does when its connection process is gone: the cast is lost and
+%% the caller gets a reference that no message will ever carry (await/2
+%% then answers {error, {down, noproc}}, as the monitor fires).
+request_failed(_, _, noconn) -> make_ref();
+request_failed(_, _, {error, closed, _}) -> make_ref();
+request_failed(_, _, {error, einval, Msg}) -> error({badarg, Msg});
+request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
+	StreamRef = make_ref(),
+	ReplyTo ! {gun_error, ServerPid, StreamRef, {Code, Msg}},
+	StreamRef.
+
+%% Streaming data.
+
+-spec data(pid(), stream_ref(), fin | nofin, iodata()) -> ok.
+data(ServerPid, StreamRef, IsFin, Data) ->
+	case iolist_size(Data) of
+		0 when IsFin =:= nofin ->
+			ok;
+		_ ->
+			case gunmetal_nif:data(ServerPid, StreamRef, IsFin, Data, false) of
+				ok -> ok;
+				queue ->
+					ServerPid ! {'$gunmetal_data', StreamRef, IsFin, Data},
+					ok;
+				noconn -> ok;
+				{error, closed, _} -> ok;
+				{error, einval, Msg} -> error({badarg, Msg});
+				{error, nostream, Msg} ->
+					self() ! {gun_error, ServerPid, StreamRef, {badstate, Msg}},
+					ok;
+				{error, Code, Msg} ->
+					self() ! {gun_error, ServerPid, StreamRef, {Code, Msg}},
+					ok
+			end
+	end.
+
+%% User pings.
+
+-spec ping(pid()) -> reference() | {error, unsupported}.
+ping(ServerPid) ->
+	ping(ServerPid, #{}).
+
+-spec ping(pid(), map()) -> reference() | {error, unsupported}.
+ping(ServerPid, ReqOpts) when is_map(ReqOpts) ->
+	{ReplyPid, ReplyFun} = reply_to(ServerPid, ReqOpts),
+	case gunmetal_nif:ping(ServerPid, ReplyPid) of
+		PingRef when is_reference(PingRef) ->
+			register_reply_fun(ServerPid, PingRef, ReplyFun),
+			PingRef;
+		{error, unsupported} = E -> E;
+		Other -> request_failed(ServerPid, ReplyPid, Other)
+	end.
+
+%% Awaiting gun messages (Gun's own code: selective receive on the
+%% caller's mailbox, a monitor on the connection process).
+
+-spec await(pid(), stream_ref()) -> tuple().
+await(ServerPid, StreamRef) ->
+	MRef = monitor(process, ServerPid),
+	Res = await(ServerPid, StreamRef, 5000, MRef),
+	demonitor(MRef, [flush]),
+	Res.
+
+-spec await(pid(), stream_ref(), timeout() | reference()) -> tuple().
+await(ServerPid, StreamRef, MRef) when is_reference(MRef) ->
+	await(ServerPid, StreamRef, 5000, MRef);
+await(ServerPid, StreamRef, Timeout) ->
+	MRef = monitor(process, ServerPid),
+	Res = await(ServerPid, StreamRef, Timeout, MRef),
+	demonitor(MRef, [flush]),
+	Res.
+
+-spec await(pid(), stream_ref(), timeout(), reference()) -> tuple().
+await(ServerPid, StreamRef, Timeout, MRef) ->
+	receive
+		{gun_inform, ServerPid, StreamRef, Status, Headers} ->
+			{inform, Status, Headers};
+		{gun_response, ServerPid, StreamRef, IsFin, Status, Headers} ->
+			{response, IsFin, Status, Headers};
+		{gun_data, ServerPid, StreamRef, IsFin, Data} ->
+			{data, IsFin, Data};
+		{gun_trailers, ServerPid, StreamRef, Trailers} ->
+			{trailers, Trailers};
+		{gun_push, ServerPid, StreamRef, NewStreamRef, Method, URI, Headers} ->
+			{push, NewStreamRef, Method, URI, Headers};
+		{gun_upgrade, ServerPid, StreamRef, Protocols, Headers} ->
+			{upgrade, Protocols, Headers};
+		{gun_ws, ServerPid, StreamRef, Frame} ->
+			{ws, Frame};
+		{gun_tunnel_up, ServerPid, StreamRef, Protocol} ->
+			{up, Protocol};
+		{gun_notify, ServerPid, Type, Info} ->
+			{notify, Type, Info};
+		{gun_error, ServerPid, StreamRef, Reason} ->
+			{error, {stream_error, Reason}};
+		{gun_error, ServerPid, Reason} ->
+			{error, {connection_error, Reason}};
+		{'DOWN', MRef, process, ServerPid, Reason} ->
+			{error, {down, Reason}}
+	after Timeout ->
+		{error, timeout}
+	end.
+
+-spec await_body(pid(), stream_ref()) -> tuple().
+await_body(ServerPid, StreamRef) ->
+	MRef = monitor(process, ServerPid),
+	Res = await_body(ServerPid, StreamRef, 5000, MRef, <<>>),
+	demonitor(MRef, [flush]),
+	Res.
+
+-spec await_body(pid(), stream_ref(), timeout() | reference()) -> tuple().
+await_body(ServerPid, StreamRef, MRef) when is_reference(MRef) ->
+	await_body(ServerPid, StreamRef, 5000, MRef, <<>>);
+await_body(ServerPid, StreamRef, Timeout) ->
+	MRef = monitor(process, ServerPid),
+	Res = await_body(ServerPid, StreamRef, Timeout, MRef, <<>>),
+	demonitor(MRef, [flush]),
+	Res.
+
+-spec await_body(pid(), stream_ref(), timeout(), reference()) -> tuple().
+await_body(ServerPid, StreamRef, Timeout, MRef) ->
+	await_body(ServerPid, StreamRef, Timeout, MRef, <<>>).
+
+await_body(ServerPid, StreamRef, Timeout, MRef, Acc) ->
+	receive
+		{gun_data, ServerPid, StreamRef, nofin, Data} ->
+			await_body(ServerPid, StreamRef, Timeout, MRef,
+				<< Acc/binary, Data/binary >>);
+		{gun_data, ServerPid, StreamRef, fin, Data} ->
+			{ok, << Acc/binary, Data/binary >>};
+		{gun_trailers, ServerPid, StreamRef, Trailers} ->
+			{ok, Acc, Trailers};
+		{gun_error, ServerPid, StreamRef, Reason} ->
+			{error, {stream_error, Reason}};
+		{gun_error, ServerPid, Reason} ->
+			{error, {connection_error, Reason}};
+		{'DOWN', MRef, process, ServerPid, Reason} ->
+			{error, {down, Reason}}
+	after Timeout ->
+		{error, timeout}
+	end.
+
+-spec await_up(pid()) -> {ok, atom()} | {error, {down, any()} | timeout}.
+await_up(ServerPid) ->
+	MRef = monitor(process, ServerPid),
+	Res = await_up(ServerPid, 5000, MRef),
+	demonitor(MRef, [flush]),
+	Res.
+
+-spec await_up(pid(), reference() | timeout()) -> {ok, atom()} | {error, {down, any()} | timeout}.
+await_up(ServerPid, MRef) when is_reference(MRef) ->
+	await_up(ServerPid, 5000, MRef);
+await_up(ServerPid, Timeout) ->
+	MRef = monitor(process, ServerPid),
+	Res = await_up(ServerPid, Timeout, MRef),
+	demonitor(MRef, [flush]),
+	Res.
+
+-spec await_up(pid(), timeout(), reference()) -> {ok, atom()} | {error, {down, any()} | timeout}.
+await_up(ServerPid, Timeout, MRef) ->
+	receive
+		{gun_up, ServerPid, Protocol} ->
+			{ok, Protocol};
+		{'DOWN', MRef, process, ServerPid, Reason} ->
+			{error, {down, Reason}}
+	after Timeout ->
+		{error, timeout}
+	end.
+
+-spec flush(pid() | stream_ref()) -> ok.
+flush(ServerPid) when is_pid(ServerPid) ->
+	flush_pid(ServerPid);
+flush(StreamRef) ->
+	flush_ref(StreamRef).
+
+flush_pid(ServerPid) ->
+	receive
+		{gun_up, ServerPid, _} -> flush_pid(ServerPid);
+		{gun_down, ServerPid, _, _, _} -> flush_pid(ServerPid);
+		{gun_inform, ServerPid, _, _, _} -> flush_pid(ServerPid);
+		{gun_response, ServerPid, _, _, _, _} -> flush_pid(ServerPid);
+		{gun_data, ServerPid, _, _, _} -> flush_pid(ServerPid);
+		{gun_trailers, ServerPid, _, _} -> flush_pid(ServerPid);
+		{gun_push, ServerPid, _, _, _, _, _, _} -> flush_pid(ServerPid);
+		{gun_error, ServerPid, _, _} -> flush_pid(ServerPid);
+		{gun_error, ServerPid, _} -> flush_pid(ServerPid);
+		{gun_tunnel_up, ServerPid, _, _} -> flush_pid(ServerPid);
+		{gun_upgrade, ServerPid, _, _, _} -> flush_pid(ServerPid);
+		{gun_ws, ServerPid, _, _} -> flush_pid(ServerPid);
+		{'DOWN', _, process, ServerPid, _} -> flush_pid(ServerPid)
+	after 0 ->
+		ok
+	end.
+
+flush_ref(StreamRef) ->
+	receive
+		{gun_inform, _, StreamRef, _, _} -> flush_ref(StreamRef);
+		{gun_response, _, StreamRef, _, _, _} -> flush_ref(StreamRef);
+		{gun_data, _, StreamRef, _, _} -> flush_ref(StreamRef);
+		{gun_trailers, _, StreamRef, _} -> flush_ref(StreamRef);
+		{gun_push, _, StreamRef, _, _, _, _, _} -> flush_ref(StreamRef);
+		{gun_error, _, StreamRef, _} -> flush_ref(StreamRef);
+		{gun_tunnel_up, _, StreamRef, _} -> flush_ref(StreamRef);
+		{gun_upgrade, _, StreamRef, _, _} -> flush_ref(StreamRef);
+		{gun_ws, _, StreamRef, _} -> flush_ref(StreamRef)
+	after 0 ->
+		ok
+	end.
+
+%% Streams.
+
+-spec update_flow(pid(), stream_ref(), pos_integer()) -> ok.
+update_flow(ServerPid, StreamRef, Flow) ->
+	gunmetal_nif:update_flow(ServerPid, StreamRef, Flow).
+
+-spec cancel(pid(), stream_ref()) -> ok.
+cancel(ServerPid, StreamRef) ->
+	gunmetal_nif:cancel(ServerPid, StreamRef).
+
+-spec stream_info(pid(), stream_ref()) -> {ok, map() | undefined} | {error, not_connected}.
+stream_info(ServerPid, StreamRef) ->
+	case gunmetal_nif:stream_info(ServerPid, StreamRef) of
+		{ok, KV0, ReplyTo} ->
+			KV = maps:from_list(KV0),
+			case maps:get(<<"state">>, KV, <<"running">>) of
+				<<"queued">> ->
+					{error, not_connected};
+				State ->
+					{ok, #{ref => StreamRef, reply_to => ReplyTo,
+						state => binary_to_atom(State)}}
+			end;
+		nostream ->
+			case gunmetal_nif:info(ServerPid) of
+				{ok, L} ->
+					case proplists:get_value(<<"state">>, L) of
+						S when S =:= <<"connected">>; S =:= <<"closing">> -> {ok, undefined};
+						_ -> {error, not_connected}
+					end;
+				_ ->
+					{ok, undefined}
+			end;
+		noconn ->
+			exit({noproc, {?MODULE, stream_info, [ServerPid, StreamRef]}});
+		{error, _, _} ->
+			{ok, undefined}
+	end.
+
+%% Websocket.
+
+-spec ws_upgrade(pid(), iodata()) -> stream_ref() | {error, unsupported}.
+ws_upgrade(ServerPid, Path) ->
+	ws_upgrade(ServerPid, Path, []).
+
+-spec ws_upgrade(pid(), iodata(), req_headers()) -> stream_ref() | {error, unsupported}.
+ws_upgrade(ServerPid, Path, Headers) ->
+	do_ws_upgrade(ServerPid, Path, Headers, <<>>, #{}).
+
+-spec ws_upgrade(pid(), iodata(), req_headers(), map()) -> stream_ref() | {error, unsupported}.
+ws_upgrade(ServerPid, Path, Headers, Opts) when is_map(Opts) ->
+	_ = is_map_key(tunnel, Opts) andalso error({badarg, tunnel_not_supported}),
+	{ok, Json} = gunmetal_opts:ws_to_json(Opts),
+	do_ws_upgrade(ServerPid, Path, Headers, iolist_to_binary(Json), Opts).
+
+do_ws_upgrade(ServerPid, Path, Headers, Json, Opts) ->
+	{ReplyPid, ReplyFun} = reply_to(ServerPid, Opts),
+	case gunmetal_nif:ws_upgrade(ServerPid, Path, Headers, Json, ReplyPid) of
+		StreamRef when is_reference(StreamRef) ->
+			register_reply_fun(ServerPid, StreamRef, ReplyFun),
+			StreamRef;
+		{error, unsupported} = E -> E;
+		{error, options, Msg} -> error({badarg, {options, Msg}});
+		Other -> request_failed(ServerPid, ReplyPid, Other)
+	end.
+
+-spec ws_send(pid(), stream_ref(), ws_frame() | [ws_frame()]) -> ok | {error, unsupported}.
+ws_send(ServerPid, StreamRef, Frames) when is_list(Frames) ->
+	case gunmetal_nif:ws_send(ServerPid, StreamRef, [ws_frame(F) || F <- Frames]) of
+		ok -> ok;
+		noconn -> ok;
+		{error, unsupported} = E -> E;
+		{error, closed, _} -> ok;
+		{error, einval, Msg} -> error({badarg, Msg});
+		{error, Code, Msg} ->
+			self() ! {gun_error, ServerPid, StreamRef, {Code, Msg}},
+			ok
+	end;
+ws_send(ServerPid, StreamRef, Frame) ->
+	ws_send(ServerPid, StreamRef, [Frame]).
+
+%% {Opcode, CloseCode, Payload} for the NIF.
+ws_frame(close) -> {8, 0, <<>>};
+ws_frame(ping) -> {9, 0, <<>>};
+ws_frame(pong) -> {10, 0, <<>>};
+ws_frame({text, D}) -> {1, 0, D};
+ws_frame({binary, D}) -> {2, 0, D};
+ws_frame({close, D}) -> {8, 1000, D};
+ws_frame({ping, D}) -> {9, 0, D};
+ws_frame({pong, D}) -> {10, 0, D};
+ws_frame({close, Code, D}) when is_integer(Code), Code >= 1000, Code =< 4999 -> {8, Code, D};
+ws_frame(_) -> error(badarg).
+
+%% gunmetal's own.
+
+%% What the loaded library supports beyond HTTP: ws, ping.
+-spec features() -> [atom()].
+features() ->
+	gunmetal_nif:features().
+
+-spec version() -> binary().
+version() ->
+	gunmetal_nif:version().
+
+%% The connection process. It holds no socket: it stands for the connection
+%% (monitors, links, exit reasons), watches the owner, keeps body pieces
+%% sent before the connection was up, and calls reply_to funs.
+
+-record(cp, {
+	owner :: pid(),
+	mref :: reference() | undefined,
+	static :: map(),
+	pending = [] :: [{reference(), fin | nofin, iodata()}],
+	funs = #{} :: #{reference() => any()}
+}).
+
+conn_init(Owner, Static, _Opener) ->
+	MRef = monitor(process, Owner),
+	conn_loop(#cp{owner=Owner, mref=MRef, static=Static}).
+
+conn_loop(S=#cp{owner=Owner, mref=MRef, pending=Pending}) ->
+	Timeout = case Pending of [] -> infinity; _ -> 5 end,
+	receive
+		{'$gunmetal_exit', Reason} ->
+			exit(exit_reason(Reason, S));
+		{'DOWN', MRef, process, Owner, Reason} ->
+			case gunmetal_nif:owner(self()) of
+				Owner ->
+					_ = gunmetal_nif:close(self()),
+					exit(owner_down(Reason));
+				_ ->
+					%% set_owner moved us; its message is on its way.
+					conn_loop(S#cp{mref=undefined})
+			end;
+		{'$gunmetal_owner', NewOwner} ->
+			_ = MRef =/= undefined andalso demonitor(MRef, [flush]),
+			conn_loop(S#cp{owner=NewOwner, mref=monitor(process, NewOwner)});
+		{'$gunmetal_data', StreamRef, IsFin, Data} ->
+			conn_loop(S#cp{pending=send_pending(Pending ++ [{StreamRef, IsFin, Data}])});
+		{'$gunmetal_info', From, Tag} ->
+			From ! {Tag, (S#cp.static)#{owner => Owner}},
+			conn_loop(S);
+		{'$gunmetal_reply_fun', StreamRef, Fun} ->
+			conn_loop(S#cp{funs=(S#cp.funs)#{StreamRef => Fun}});
+		Msg when is_tuple(Msg), tuple_size(Msg) >= 3 ->
+			conn_loop(reply_fun(Msg, S));
+		_ ->
+			conn_loop(S)
+	after Timeout ->
+		conn_loop(S#cp{pending=send_pending(Pending)})
+	end.
+
+exit_reason(owner_down, #cp{owner=Owner, mref=MRef}) ->
+	receive
+		{'DOWN', MRef, process, Owner, Reason} -> owner_down(Reason)
+	after 1000 ->
+		{shutdown, owner_down}
+	end;
+exit_reason(Reason, _) ->
+	Reason.
+
+%% Gun's owner_down/2.
+owner_down(normal) -> normal;
+owner_down(shutdown) -> shutdown;
+owner_down(Shutdown = {shutdown, _}) -> Shutdown;
+owner_down(Reason) -> {shutdown, {owner_down, Reason}}.
+
+send_pending([]) ->
+	[];
+send_pending(All = [{StreamRef, IsFin, Data}|Tail]) ->
+	case gunmetal_nif:data(self(), StreamRef, IsFin, Data, true) of
+		retry -> All;
+		noconn ->
+			_ = [gunmetal_nif:data_dropped(R) || {R, _, _} <- All],
+			[];
+		_ -> send_pending(Tail)
+	end.
+
+%% A message for a stream whose reply_to is a fun.
+reply_fun(Msg, S=#cp{funs=Funs}) ->
+	case is_gun_message(element(1, Msg)) of
+		false ->
+			S;
+		true ->
+			StreamRef = stream_of(Msg),
+			Fun = case Funs of
+				#{StreamRef := F} -> F;
+				_ ->
+					%% The caller registers the fun right after the NIF
+					%% call returned; the first message may be quicker.
+					receive {'$gunmetal_reply_fun', StreamRef, F} -> F
+					after 1000 -> undefined
+					end
+			end,
+			_ = Fun =/= undefined andalso catch call_reply(Fun, Msg),
+			Funs1 = case ends_stream(Msg) of
+				true -> maps:remove(StreamRef, Funs);
+				false when Fun =/= undefined -> Funs#{StreamRef => Fun};
+				false -> Funs
+			end,
+			S#cp{funs=Funs1}
+	end.
+
+is_gun_message(T) ->
+	lists:member(T, [gun_inform, gun_response, gun_data, gun_trailers, gun_push, gun_error,
+		gun_upgrade, gun_ws, gun_notify, gun_tunnel_up]).
+
+stream_of({gun_notify, _, ping_ack, Ref}) -> Ref;
+stream_of(Msg) -> element(3, Msg).
+
+ends_stream({gun_response, _, _, fin, _, _}) -> true;
+ends_stream({gun_data, _, _, fin, _}) -> true;
+ends_stream({gun_trailers, _, _, _}) -> true;
+ends_stream({gun_error, _, _, _}) -> true;
+ends_stream({gun_notify, _, ping_ack, _}) -> true;
+ends_stream(_) -> false.
+
+%% Gun's reply/2.
+call_reply(Fun, Msg) when is_function(Fun, 1) -> Fun(Msg);
+call_reply({Fun, A}, Msg) when is_function(Fun) -> apply(Fun, [Msg|A]);
+call_reply({M, F, A}, Msg) -> apply(M, F, [Msg|A]).

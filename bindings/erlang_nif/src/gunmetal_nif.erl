@@ -1,0 +1,43 @@
+%% The NIF under gunmetal (c_src/gunmetal_nif.c). Internal: use gunmetal.
+-module(gunmetal_nif).
+
+-export([open/4, open_unix/3, request/8, data/5, data_dropped/1, cancel/2,
+	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
+	stream_info/2, ws_upgrade/5, ws_send/3, ping/2, features/0, version/0,
+	stats/0]).
+
+-on_load(init/0).
+
+init() ->
+	erlang:load_nif(filename:join(priv_dir(), "gunmetal_nif"), 0).
+
+priv_dir() ->
+	case code:priv_dir(gunmetal) of
+		{error, bad_name} ->
+			%% Not installed as an application: priv/ next to ebin/.
+			filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+		Dir ->
+			Dir
+	end.
+
+-define(NIF, erlang:nif_error({not_loaded, ?MODULE})).
+
+open(_ConnPid, _Host, _Port, _Json) -> ?NIF.
+open_unix(_ConnPid, _Path, _Json) -> ?NIF.
+request(_ConnPid, _Method, _Path, _Headers, _Body, _IsStream, _ReplyTo, _Flow) -> ?NIF.
+data(_ConnPid, _StreamRef, _IsFin, _Data, _FromConn) -> ?NIF.
+data_dropped(_StreamRef) -> ?NIF.
+cancel(_ConnPid, _StreamRef) -> ?NIF.
+update_flow(_ConnPid, _StreamRef, _Flow) -> ?NIF.
+close(_ConnPid) -> ?NIF.
+shutdown(_ConnPid) -> ?NIF.
+set_owner(_ConnPid, _Caller, _NewOwner) -> ?NIF.
+owner(_ConnPid) -> ?NIF.
+info(_ConnPid) -> ?NIF.
+stream_info(_ConnPid, _StreamRef) -> ?NIF.
+ws_upgrade(_ConnPid, _Path, _Headers, _Json, _ReplyTo) -> ?NIF.
+ws_send(_ConnPid, _StreamRef, _Frames) -> ?NIF.
+ping(_ConnPid, _ReplyTo) -> ?NIF.
+features() -> ?NIF.
+version() -> ?NIF.
+stats() -> ?NIF.

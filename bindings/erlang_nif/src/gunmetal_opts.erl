@@ -1,0 +1,199 @@
+%% Gun's option maps as the JSON object libgunmetal takes (OTP 25 has no
+%% json module, so the encoder is here), and the library's option errors
+%% back as Gun's {options, Opt}.
+-module(gunmetal_opts).
+
+-export([to_json/1, ws_to_json/1, option_error/2, encode/1]).
+
+%% to_json(Opts) -> {ok, iodata()} | {error, {options, Opt}}
+to_json(Opts) when is_map(Opts) ->
+	try
+		Pairs = [convert(K, V) || {K, V} <- lists:sort(maps:to_list(Opts))],
+		{ok, encode({obj, [P || P <- Pairs, P =/= skip]})}
+	catch throw:{bad_option, Opt} ->
+		{error, {options, Opt}}
+	end;
+to_json(Opts) ->
+	{error, {options, Opts}}.
+
+%% ws_upgrade/4's options.
+ws_to_json(Opts) when is_map(Opts) ->
+	try
+		{ok, encode(value(maps:without([reply_to, tunnel], Opts)))}
+	catch throw:{bad_option, _} ->
+		error(badarg)
+	end;
+ws_to_json(_) ->
+	error(badarg).
+
+convert(cookie_store, {Mod, _}) when is_atom(Mod) ->
+	%% Gun takes a store module; gunmetal has its own in-memory jar.
+	{<<"cookie_store">>, true};
+convert(retry_fun, F) when is_function(F) ->
+	throw({bad_option, {retry_fun, F}});
+convert(event_handler, EH) ->
+	throw({bad_option, {event_handler, EH}});
+convert(protocols, L) when is_list(L) ->
+	{<<"protocols">>, {arr, [protocol(P) || P <- L]}};
+convert(K, L) when K =:= tcp_opts; K =:= tls_opts ->
+	case is_list(L) of
+		true -> {atom_to_binary(K), {obj, [proplist_entry(K, L, E) || E <- L]}};
+		false -> throw({bad_option, {K, L}})
+	end;
+convert(socks_opts, M) when is_map(M) ->
+	{<<"socks_opts">>, {obj, [socks_entry(K, V) || {K, V} <- lists:sort(maps:to_list(M))]}};
+convert(K, V) when is_atom(K) ->
+	try {atom_to_binary(K), value(V)}
+	catch throw:bad_value -> throw({bad_option, {K, V}})
+	end;
+convert(K, V) ->
+	throw({bad_option, {K, V}}).
+
+protocol({Name, Opts}) when is_atom(Name), is_map(Opts) ->
+	{arr, [atom_to_binary(Name), value(Opts)]};
+protocol(Name) when is_atom(Name) ->
+	atom_to_binary(Name);
+protocol(Other) ->
+	throw({bad_option, {protocols, Other}}).
+
+socks_entry(protocols, L) when is_list(L) -> {<<"protocols">>, {arr, [protocol(P) || P <- L]}};
+socks_entry(tls_opts, L) when is_list(L) ->
+	{<<"tls_opts">>, {obj, [proplist_entry(tls_opts, L, E) || E <- L]}};
+socks_entry(auth, L) when is_list(L) ->
+	{<<"auth">>, {arr, [case A of
+		{username_password, U, P} -> {arr, [<<"username_password">>, str(U), str(P)]};
+		_ when is_atom(A) -> atom_to_binary(A);
+		_ -> throw({bad_option, {socks_opts, A}})
+	end || A <- L]}};
+socks_entry(host, H) -> {<<"host">>, host(H)};
+socks_entry(K, V) when is_atom(K) ->
+	try {atom_to_binary(K), value(V)}
+	catch throw:bad_value -> throw({bad_option, {socks_opts, {K, V}}})
+	end.
+
+%% gen_tcp / ssl option lists as objects.
+proplist_entry(_, _, A) when is_atom(A) -> {atom_to_binary(A), true};
+proplist_entry(_, _, {ip, IP}) when is_tuple(IP) -> {<<"ip">>, ip(IP)};
+proplist_entry(_, _, {server_name_indication, H}) -> {<<"server_name_indication">>, host(H)};
+proplist_entry(_, _, {versions, Vs}) when is_list(Vs) ->
+	{<<"versions">>, {arr, [atom_to_binary(V) || V <- Vs, is_atom(V)]}};
+proplist_entry(K, L, {Key, V}) when is_atom(Key) ->
+	try {atom_to_binary(Key), value(V)}
+	catch throw:bad_value -> throw({bad_option, {K, L}})
+	end;
+proplist_entry(K, L, _) ->
+	throw({bad_option, {K, L}}).
+
+host(H) when is_atom(H) -> atom_to_binary(H);
+host(H) when is_tuple(H) -> ip(H);
+host(H) -> str(H).
+
+ip(IP) ->
+	case inet:ntoa(IP) of
+		{error, _} -> throw(bad_value);
+		S -> list_to_binary(S)
+	end.
+
+str(B) when is_binary(B) -> B;
+str(L) when is_list(L) ->
+	case unicode:characters_to_binary(L) of
+		B when is_binary(B) -> B;
+		_ -> throw(bad_value)
+	end;
+str(A) when is_atom(A) -> atom_to_binary(A);
+str(_) -> throw(bad_value).
+
+%% A generic value: maps are objects, strings are strings, lists arrays.
+value(true) -> true;
+value(false) -> false;
+value(undefined) -> null;
+value(A) when is_atom(A) -> atom_to_binary(A);
+value(I) when is_integer(I) -> I;
+value(F) when is_float(F) -> F;
+value(B) when is_binary(B) -> str_check(B);
+value(M) when is_map(M) ->
+	{obj, [{key(K), value(V)} || {K, V} <- lists:sort(maps:to_list(M))]};
+value([]) -> {arr, []};
+value(L) when is_list(L) ->
+	case io_lib:printable_unicode_list(L) of
+		true -> str(L);
+		false -> {arr, [value(E) || E <- L]}
+	end;
+value(T) when is_tuple(T), (tuple_size(T) =:= 4 orelse tuple_size(T) =:= 8) ->
+	try ip(T) catch throw:bad_value -> {arr, [value(E) || E <- tuple_to_list(T)]} end;
+value(T) when is_tuple(T) -> {arr, [value(E) || E <- tuple_to_list(T)]};
+value(_) -> throw(bad_value).
+
+str_check(B) ->
+	case unicode:characters_to_binary(B) of
+		B -> B;
+		_ -> throw(bad_value)
+	end.
+
+key(K) when is_atom(K) -> atom_to_binary(K);
+key(K) when is_binary(K) -> K;
+key(K) when is_list(K) -> str(K);
+key(_) -> throw(bad_value).
+
+%% A JSON encoder for the terms built above.
+encode(true) -> <<"true">>;
+encode(false) -> <<"false">>;
+encode(null) -> <<"null">>;
+encode(I) when is_integer(I) -> integer_to_binary(I);
+encode(F) when is_float(F) -> float_to_binary(F, [short]);
+encode(B) when is_binary(B) -> [$", escape(B, <<>>), $"];
+encode({arr, L}) -> [$[, join([encode(E) || E <- L]), $]];
+encode({obj, L}) -> [${, join([[encode(K), $:, encode(V)] || {K, V} <- L]), $}].
+
+join([]) -> [];
+join([H|T]) -> [H|[[$,, E] || E <- T]].
+
+escape(<<>>, Acc) -> Acc;
+escape(<<$", R/binary>>, Acc) -> escape(R, <<Acc/binary, "\\\"">>);
+escape(<<$\\, R/binary>>, Acc) -> escape(R, <<Acc/binary, "\\\\">>);
+escape(<<C, R/binary>>, Acc) when C < 16#20 ->
+	H = list_to_binary(io_lib:format("\\u~4.16.0b", [C])),
+	escape(R, <<Acc/binary, H/binary>>);
+escape(<<C, R/binary>>, Acc) -> escape(R, <<Acc/binary, C>>).
+
+%% The library's GM_EOPTION sentence ("option http_opts.version = ...: ...")
+%% as Gun's error term, using the user's own option values.
+option_error(Msg, Opts) ->
+	Path = case re:run(Msg, "^options? ([a-zA-Z0-9_.]+)", [{capture, all_but_first, binary}]) of
+		{match, [P]} -> binary:split(P, <<".">>, [global]);
+		_ -> []
+	end,
+	gun_error(Path, Opts, Msg).
+
+gun_error([Top|Rest], Opts, _Msg) ->
+	case find_key(Top, Opts) of
+		{ok, K, V} -> proto_error(K, V, Rest);
+		error -> {options, {binary_to_atom(Top), undefined}}
+	end;
+gun_error([], Opts, Msg) ->
+	{options, {Opts, Msg}}.
+
+%% Gun reports a bad protocol option as {options, {Proto, {Key, Value}}}.
+proto_error(K, V, [Sub|_]) when is_map(V),
+		(K =:= http_opts orelse K =:= http2_opts orelse K =:= ws_opts
+			orelse K =:= raw_opts orelse K =:= socks_opts) ->
+	Proto = case K of
+		http_opts -> http; http2_opts -> http2; ws_opts -> ws;
+		raw_opts -> raw; socks_opts -> socks
+	end,
+	case find_key(Sub, V) of
+		{ok, SK, SV} -> {options, {Proto, {SK, SV}}};
+		error -> {options, {Proto, {binary_to_atom(Sub), undefined}}}
+	end;
+proto_error(K, V, _) ->
+	{options, {K, V}}.
+
+find_key(Name, Map) ->
+	case [{K, V} || {K, V} <- maps:to_list(Map), key_name(K) =:= Name] of
+		[{K, V}|_] -> {ok, K, V};
+		[] -> error
+	end.
+
+key_name(K) when is_atom(K) -> atom_to_binary(K);
+key_name(K) when is_binary(K) -> K;
+key_name(K) -> iolist_to_binary(io_lib:format("~p", [K])).

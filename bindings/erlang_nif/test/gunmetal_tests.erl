@@ -1,0 +1,898 @@
+%% EUnit suite for gunmetal's Erlang binding. Needs the test server:
+%% run_tests.sh starts it and exports GM_HTTP_PORT, GM_HTTPS_PORT, GM_UNIX
+%% and GM_CA.
+-module(gunmetal_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+%% Called in a second VM by affinity_test_/0.
+-export([affinity_report/0]).
+
+%% ------------------------------------------------------------------ helpers
+
+port() -> list_to_integer(os:getenv("GM_HTTP_PORT")).
+tls_port() -> list_to_integer(os:getenv("GM_HTTPS_PORT")).
+ca() -> os:getenv("GM_CA").
+unix_path() -> os:getenv("GM_UNIX", "").
+
+open() -> open(#{}).
+open(Opts) ->
+	{ok, C} = gunmetal:open("127.0.0.1", port(), Opts),
+	{ok, http} = gunmetal:await_up(C),
+	C.
+
+tls_opts() -> [{verify, verify_peer}, {cacertfile, ca()}].
+
+body(C, R) ->
+	{response, nofin, 200, _} = gunmetal:await(C, R),
+	{ok, B} = gunmetal:await_body(C, R),
+	B.
+
+%% JSON of /headers, decoded just enough: the value of a top-level key.
+json_field(Json, Key) ->
+	{match, [V]} = re:run(Json, <<"\"", Key/binary, "\":\"([^\"]*)\"">>, [{capture, all_but_first, binary}]),
+	V.
+
+is_headers(L) -> is_list(L) andalso lists:all(fun({N, V}) -> is_binary(N) andalso is_binary(V); (_) -> false end, L).
+
+%% Messages in the mailbox that mention X, taken out.
+drain(X) -> drain(X, []).
+drain(X, Acc) ->
+	receive M when element(3, M) =:= X; element(2, M) =:= X -> drain(X, [M|Acc])
+	after 0 -> lists:reverse(Acc)
+	end.
+
+wait_down(Pid) ->
+	MRef = monitor(process, Pid),
+	receive {'DOWN', MRef, process, Pid, R} -> R after 5000 -> timeout end.
+
+t(Secs, F) -> {timeout, Secs, F}.
+
+%% ------------------------------------------------------------------ connection
+
+open_await_up_test() ->
+	{ok, C} = gunmetal:open("127.0.0.1", port()),
+	?assert(is_pid(C)),
+	?assertEqual({ok, http}, gunmetal:await_up(C)),
+	ok = gunmetal:close(C).
+
+open_forms_test() ->
+	%% Host as a string, a binary, an atom and an IP tuple; await_up/2,3.
+	{ok, C1} = gunmetal:open(<<"127.0.0.1">>, port(), #{}),
+	?assertEqual({ok, http}, gunmetal:await_up(C1, 5000)),
+	{ok, C2} = gunmetal:open(localhost, port(), #{protocols => [http]}),
+	MRef = monitor(process, C2),
+	?assertEqual({ok, http}, gunmetal:await_up(C2, 5000, MRef)),
+	?assertEqual({error, timeout}, gunmetal:await_up(C2, 0, MRef)),
+	{ok, C3} = gunmetal:open({127, 0, 0, 1}, port(), #{transport => tcp}),
+	MRef2 = monitor(process, C3),
+	?assertEqual({ok, http}, gunmetal:await_up(C3, MRef2)),
+	demonitor(MRef2, [flush]),
+	[ok = gunmetal:close(C) || C <- [C1, C2, C3]].
+
+open_tls_test() ->
+	{ok, C} = gunmetal:open("localhost", tls_port(),
+		#{transport => tls, protocols => [http], tls_opts => tls_opts()}),
+	?assertEqual({ok, http}, gunmetal:await_up(C)),
+	R = gunmetal:get(C, "/bytes/10"),
+	?assertEqual(<<"abcdefghij">>, body(C, R)),
+	?assertMatch(#{transport := tls, origin_scheme := <<"https">>}, gunmetal:info(C)),
+	gunmetal:close(C).
+
+open_tls_ssl_alias_test() ->
+	%% Gun accepts ssl for tls.
+	{ok, C} = gunmetal:open("localhost", tls_port(),
+		#{transport => ssl, protocols => [http], tls_opts => tls_opts()}),
+	?assertEqual({ok, http}, gunmetal:await_up(C)),
+	gunmetal:close(C).
+
+open_tls_verify_fails_test() ->
+	%% Without the test CA the certificate is refused: retries run out.
+	{ok, C} = gunmetal:open("localhost", tls_port(),
+		#{transport => tls, protocols => [http], retry => 0}),
+	?assertMatch({error, {down, {shutdown, _}}}, gunmetal:await_up(C)).
+
+open_unix_test_() ->
+	case unix_path() of
+		"" -> [];
+		Path ->
+			fun() ->
+				{ok, C} = gunmetal:open_unix(Path, #{}),
+				?assertEqual({ok, http}, gunmetal:await_up(C)),
+				R = gunmetal:get(C, "/bytes/5"),
+				?assertEqual(<<"abcde">>, body(C, R)),
+				?assertMatch(#{origin_host := <<"localhost">>}, gunmetal:info(C)),
+				gunmetal:close(C)
+			end
+	end.
+
+open_options_errors_test() ->
+	P = port(),
+	?assertEqual({error, {options, {retry, -1}}}, gunmetal:open("127.0.0.1", P, #{retry => -1})),
+	?assertEqual({error, {options, {foo, bar}}}, gunmetal:open("127.0.0.1", P, #{foo => bar})),
+	?assertEqual({error, {options, {transport, udp}}}, gunmetal:open("127.0.0.1", P, #{transport => udp})),
+	?assertEqual({error, {options, {http, {version, 'HTTP/3'}}}},
+		gunmetal:open("127.0.0.1", P, #{http_opts => #{version => 'HTTP/3'}})),
+	?assertEqual({error, {options, {http2, {initial_connection_window_size, 1}}}},
+		gunmetal:open("127.0.0.1", P, #{http2_opts => #{initial_connection_window_size => 1}})),
+	?assertMatch({error, {options, {protocols, _}}}, gunmetal:open("127.0.0.1", P, #{protocols => [spdy]})),
+	?assertMatch({error, {options, {retry_fun, _}}},
+		gunmetal:open("127.0.0.1", P, #{retry_fun => fun(_, _) -> #{} end})),
+	?assertMatch({error, {options, {tcp_opts, _}}}, gunmetal:open("127.0.0.1", P, #{tcp_opts => [{bogus, 1}]})),
+	?assertEqual({error, {options, not_a_map}}, gunmetal:open("127.0.0.1", P, not_a_map)),
+	%% The Gun options that map: a cookie store module, tcp_opts, infinity.
+	{ok, C} = gunmetal:open("127.0.0.1", P, #{cookie_store => {gun_cookies_list, #{}},
+		tcp_opts => [{nodelay, true}, {keepalive, true}], connect_timeout => infinity,
+		retry_timeout => 100, http_opts => #{keepalive => infinity, version => 'HTTP/1.1'},
+		supervise => true, trace => false, max_pending_requests => 10,
+		retry_fun => #{backoff => exponential, initial => 100, max => 5000}}),
+	?assertEqual({ok, http}, gunmetal:await_up(C)),
+	gunmetal:close(C),
+	?assertMatch({error, {options, {retry_fun, _}}},
+		gunmetal:open("127.0.0.1", P, #{retry_fun => #{backoff => sideways}})).
+
+close_test() ->
+	C = open(),
+	MRef = monitor(process, C),
+	?assertEqual(ok, gunmetal:close(C)),
+	%% As with Gun (supervisor:terminate_child), the process is gone.
+	?assertNot(is_process_alive(C)),
+	receive {'DOWN', MRef, process, C, Reason} -> ?assertEqual(shutdown, Reason)
+	after 1000 -> error(no_down) end,
+	?assertEqual({error, not_found}, gunmetal:close(C)),
+	%% No gun_down after close, as in Gun.
+	?assertEqual([], drain(C)).
+
+shutdown_test() ->
+	C = open(),
+	MRef = monitor(process, C),
+	R = gunmetal:get(C, "/delay/200"),
+	ok = gunmetal:shutdown(C),
+	%% The request in flight finishes; new ones fail with closing.
+	R2 = gunmetal:get(C, "/bytes/1"),
+	?assertEqual({error, {stream_error, closing}}, gunmetal:await(C, R2)),
+	?assertEqual(<<"ok">>, body(C, R)),
+	receive {'DOWN', MRef, process, C, Reason} -> ?assertEqual(shutdown, Reason)
+	after 5000 -> error(no_down) end.
+
+info_test() ->
+	C = open(),
+	Info = gunmetal:info(C),
+	Self = self(),
+	P = port(),
+	?assertMatch(#{owner := Self, transport := tcp, protocol := http, state_name := connected,
+		origin_scheme := <<"http">>, origin_host := "127.0.0.1", origin_port := P,
+		intermediaries := [], sock_ip := {127, 0, 0, 1}}, Info),
+	?assert(is_integer(maps:get(sock_port, Info))),
+	gunmetal:close(C),
+	?assertExit({noproc, _}, gunmetal:info(C)).
+
+set_owner_test() ->
+	C = open(),
+	Self = self(),
+	B = spawn(fun() -> receive {go, From} -> From ! {got, drain_all([])} end end),
+	ok = gunmetal:set_owner(C, B),
+	?assertMatch(#{owner := B}, gunmetal:info(C)),
+	%% A non-owner's set_owner is ignored, as in Gun.
+	ok = gunmetal:set_owner(C, self()),
+	?assertMatch(#{owner := B}, gunmetal:info(C)),
+	%% Our death no longer closes it...
+	MRef = monitor(process, C),
+	%% ...the new owner's does.
+	exit(B, kill),
+	receive {'DOWN', MRef, process, C, Reason} ->
+		?assertEqual({shutdown, {owner_down, killed}}, Reason)
+	after 5000 -> error(no_down) end,
+	_ = Self.
+
+drain_all(Acc) -> receive M -> drain_all([M|Acc]) after 100 -> lists:reverse(Acc) end.
+
+set_owner_moves_messages_test() ->
+	C = open(#{retry => 0}),
+	Self = self(),
+	B = spawn(fun() -> receive go -> ok end, Self ! {b_got, drain_all([])} end),
+	ok = gunmetal:set_owner(C, B),
+	%% Connection messages (gun_down here) now go to B.
+	R = gunmetal:get(C, "/close", [], #{reply_to => B}),
+	timer:sleep(300),
+	B ! go,
+	receive {b_got, Msgs} ->
+		?assert(lists:member({gun_down, C, http, normal, []}, Msgs)
+			orelse lists:keymember(gun_down, 1, Msgs)),
+		?assert(lists:keymember(gun_response, 1, Msgs)),
+		?assertMatch([_|_], [M || M <- Msgs, element(3, M) =:= R])
+	after 5000 -> error(timeout) end,
+	?assertEqual([], [M || M <- drain(C), element(1, M) =/= 'DOWN']).
+
+%% ------------------------------------------------------------------ requests
+
+get_head_options_delete_test() ->
+	C = open(),
+	H = [{<<"x-test">>, "yes"}],
+	Check = fun(Method, R) ->
+		{response, nofin, 200, Hs} = gunmetal:await(C, R),
+		?assert(is_headers(Hs)),
+		{ok, B} = gunmetal:await_body(C, R),
+		?assertEqual(Method, json_field(B, <<"method">>))
+	end,
+	Check(<<"GET">>, gunmetal:get(C, "/headers")),
+	Check(<<"GET">>, gunmetal:get(C, "/headers", H)),
+	Check(<<"GET">>, gunmetal:get(C, "/headers", H, #{})),
+	Check(<<"OPTIONS">>, gunmetal:options(C, "/headers")),
+	Check(<<"OPTIONS">>, gunmetal:options(C, "/headers", H)),
+	Check(<<"OPTIONS">>, gunmetal:options(C, "/headers", H, #{})),
+	Check(<<"DELETE">>, gunmetal:delete(C, "/headers")),
+	Check(<<"DELETE">>, gunmetal:delete(C, "/headers", H)),
+	Check(<<"DELETE">>, gunmetal:delete(C, "/headers", H, #{})),
+	[?assertMatch({response, fin, 200, _}, gunmetal:await(C, R)) || R <- [
+		gunmetal:head(C, "/bytes/10"),
+		gunmetal:head(C, "/bytes/10", H),
+		gunmetal:head(C, "/bytes/10", H, #{})]],
+	gunmetal:close(C).
+
+headers_sent_test() ->
+	C = open(),
+	%% Names as binaries, strings, atoms, upper case; values iodata; a map.
+	R = gunmetal:get(C, "/headers", [{<<"X-Bin">>, <<"1">>}, {"x-str", ["2", <<"2">>]}, {'x-atom', "3"}]),
+	B = body(C, R),
+	?assertMatch({match, _}, re:run(B, "\"x-bin\":\\[\"1\"\\]")),
+	?assertMatch({match, _}, re:run(B, "\"x-str\":\\[\"22\"\\]")),
+	?assertMatch({match, _}, re:run(B, "\"x-atom\":\\[\"3\"\\]")),
+	R2 = gunmetal:get(C, "/headers", #{<<"x-map">> => <<"m">>}),
+	?assertMatch({match, _}, re:run(body(C, R2), "\"x-map\":\\[\"m\"\\]")),
+	gunmetal:close(C).
+
+post_put_patch_test() ->
+	C = open(),
+	CT = [{<<"content-type">>, <<"text/plain">>}],
+	Echo = fun(Method, R, Expect) ->
+		{response, nofin, 200, Hs} = gunmetal:await(C, R),
+		?assertEqual(Method, proplists:get_value(<<"x-method">>, Hs)),
+		?assertEqual({ok, Expect}, gunmetal:await_body(C, R))
+	end,
+	Echo(<<"POST">>, gunmetal:post(C, "/echo", CT, <<"p4">>), <<"p4">>),
+	Echo(<<"POST">>, gunmetal:post(C, "/echo", CT, ["p", <<"5">>], #{}), <<"p5">>),
+	Echo(<<"PUT">>, gunmetal:put(C, "/echo", CT, <<"u4">>), <<"u4">>),
+	Echo(<<"PUT">>, gunmetal:put(C, "/echo", CT, <<"u5">>, #{}), <<"u5">>),
+	Echo(<<"PATCH">>, gunmetal:patch(C, "/echo", CT, <<"a4">>), <<"a4">>),
+	Echo(<<"PATCH">>, gunmetal:patch(C, "/echo", CT, <<"a5">>, #{}), <<"a5">>),
+	%% /3 and /4 with options: the body follows with data/4.
+	Streamed = fun(Method, R) ->
+		ok = gunmetal:data(C, R, nofin, <<"one,">>),
+		ok = gunmetal:data(C, R, nofin, <<>>), %% ignored, as in Gun
+		ok = gunmetal:data(C, R, fin, [<<"two">>]),
+		Echo(Method, R, <<"one,two">>)
+	end,
+	Streamed(<<"POST">>, gunmetal:post(C, "/echo", CT)),
+	Streamed(<<"POST">>, gunmetal:post(C, "/echo", CT, #{})),
+	Streamed(<<"PUT">>, gunmetal:put(C, "/echo", CT)),
+	Streamed(<<"PUT">>, gunmetal:put(C, "/echo", CT, #{})),
+	Streamed(<<"PATCH">>, gunmetal:patch(C, "/echo", CT)),
+	Streamed(<<"PATCH">>, gunmetal:patch(C, "/echo", CT, #{})),
+	gunmetal:close(C).
+
+headers_request_test() ->
+	C = open(),
+	R1 = gunmetal:headers(C, <<"PUT">>, "/echo", []),
+	ok = gunmetal:data(C, R1, fin, <<"h4">>),
+	?assertEqual(<<"h4">>, body(C, R1)),
+	R2 = gunmetal:headers(C, "POST", "/echo", [], #{}),
+	ok = gunmetal:data(C, R2, fin, <<"h5">>),
+	?assertEqual(<<"h5">>, body(C, R2)),
+	R3 = gunmetal:request(C, <<"POST">>, "/echo", [], <<"r5">>),
+	?assertEqual(<<"r5">>, body(C, R3)),
+	R4 = gunmetal:request(C, "PUT", <<"/echo">>, [], "r6", #{}),
+	?assertEqual(<<"r6">>, body(C, R4)),
+	%% A body larger than any buffer.
+	Big = binary:copy(<<"0123456789">>, 300000),
+	R5 = gunmetal:post(C, "/echo", []),
+	[ok = gunmetal:data(C, R5, nofin, binary:part(Big, I * 100000, 100000)) || I <- lists:seq(0, 29)],
+	ok = gunmetal:data(C, R5, fin, <<>>),
+	{response, nofin, 200, _} = gunmetal:await(C, R5),
+	?assertEqual({ok, Big}, gunmetal:await_body(C, R5, 10000)),
+	gunmetal:close(C).
+
+data_before_up_test() ->
+	%% Gun postpones everything until the connection is up; so do we,
+	%% including body pieces sent before then.
+	{ok, C} = gunmetal:open("127.0.0.1", port()),
+	R = gunmetal:post(C, "/echo", [{<<"content-type">>, <<"text/plain">>}]),
+	ok = gunmetal:data(C, R, nofin, <<"early ">>),
+	ok = gunmetal:data(C, R, nofin, <<"bird ">>),
+	ok = gunmetal:data(C, R, fin, <<"body">>),
+	?assertMatch({response, nofin, 200, _}, gunmetal:await(C, R)),
+	?assertEqual({ok, <<"early bird body">>}, gunmetal:await_body(C, R)),
+	gunmetal:close(C).
+
+stream_refs_are_references_test() ->
+	C = open(),
+	R = gunmetal:get(C, "/bytes/1"),
+	?assert(is_reference(R)),
+	?assertNot(R =:= gunmetal:get(C, "/bytes/1")),
+	M = #{R => yes},
+	receive {gun_response, C, Ref, _, _, _} -> ?assertEqual(yes, maps:get(Ref, M)) after 5000 -> error(timeout) end,
+	gunmetal:close(C).
+
+%% ------------------------------------------------------------------ await / flush / streams
+
+await_forms_test() ->
+	C = open(),
+	MRef = monitor(process, C),
+	R1 = gunmetal:get(C, "/bytes/3"),
+	?assertMatch({response, nofin, 200, _}, gunmetal:await(C, R1)),
+	?assertEqual({data, fin, <<"abc">>}, gunmetal:await(C, R1, 5000)),
+	R2 = gunmetal:get(C, "/bytes/3"),
+	?assertMatch({response, nofin, 200, _}, gunmetal:await(C, R2, MRef)),
+	?assertEqual({data, fin, <<"abc">>}, gunmetal:await(C, R2, 5000, MRef)),
+	R3 = gunmetal:get(C, "/delay/300"),
+	?assertEqual({error, timeout}, gunmetal:await(C, R3, 10)),
+	{response, nofin, 200, _} = gunmetal:await(C, R3),
+	?assertEqual({ok, <<"ok">>}, gunmetal:await_body(C, R3, MRef)),
+	R4 = gunmetal:get(C, "/bytes/2"),
+	{response, nofin, 200, _} = gunmetal:await(C, R4),
+	?assertEqual({ok, <<"ab">>}, gunmetal:await_body(C, R4, 5000, MRef)),
+	R5 = gunmetal:get(C, "/delay/300"),
+	?assertEqual({error, timeout}, gunmetal:await_body(C, R5, 10)),
+	?assertEqual({ok, <<"ok">>}, gunmetal:await_body(C, R5, 5000)),
+	gunmetal:flush(R5),
+	%% A dead connection: {error, {down, Reason}}.
+	R6 = gunmetal:get(C, "/delay/2000"),
+	spawn(fun() -> timer:sleep(50), gunmetal:close(C) end),
+	?assertEqual({error, {down, shutdown}}, gunmetal:await(C, R6, 5000, MRef)).
+
+await_inform_trailers_test() ->
+	C = open(),
+	R = gunmetal:get(C, "/inform/2"),
+	?assertMatch({inform, 103, _}, gunmetal:await(C, R)),
+	?assertMatch({inform, 103, _}, gunmetal:await(C, R)),
+	?assertMatch({response, _, 200, _}, gunmetal:await(C, R)),
+	gunmetal:flush(R),
+	R2 = gunmetal:get(C, "/trailers", [{<<"te">>, <<"trailers">>}]),
+	{response, nofin, 200, _} = gunmetal:await(C, R2),
+	{ok, Body, Trailers} = gunmetal:await_body(C, R2),
+	?assertEqual(<<"hello trailers">>, Body),
+	?assertEqual(<<"abc123">>, proplists:get_value(<<"x-checksum">>, Trailers)),
+	gunmetal:close(C).
+
+flush_test() ->
+	C = open(),
+	R1 = gunmetal:get(C, "/bytes/10"),
+	R2 = gunmetal:get(C, "/bytes/10"),
+	timer:sleep(200),
+	ok = gunmetal:flush(R1),
+	?assertEqual([], drain(R1)),
+	?assertMatch([_|_], [M || M <- drain(C), element(3, M) =:= R2]),
+	_ = gunmetal:get(C, "/bytes/10"),
+	timer:sleep(200),
+	ok = gunmetal:flush(C),
+	?assertEqual([], drain(C)),
+	gunmetal:close(C).
+
+cancel_test() ->
+	C = open(),
+	R = gunmetal:get(C, "/slow?chunks=6&delay=50&size=10"),
+	{response, nofin, 200, _} = gunmetal:await(C, R),
+	ok = gunmetal:cancel(C, R),
+	gunmetal:flush(R),
+	timer:sleep(400),
+	%% No message for a cancelled stream.
+	?assertEqual([], drain(R)),
+	%% The connection is still usable (HTTP/1.1 reads and drops the rest of
+	%% the cancelled response first, as Gun does).
+	R2 = gunmetal:get(C, "/bytes/4"),
+	?assertMatch({response, nofin, 200, _}, gunmetal:await(C, R2, 10000)),
+	?assertEqual({ok, <<"abcd">>}, gunmetal:await_body(C, R2)),
+	ok = gunmetal:cancel(C, make_ref()),
+	gunmetal:close(C).
+
+flow_test_() -> t(30, fun() ->
+	C = open(),
+	R = gunmetal:get(C, "/chunked/100000?chunk=1000", [], #{flow => 1}),
+	{response, nofin, 200, _} = gunmetal:await(C, R),
+	{data, nofin, D1} = gunmetal:await(C, R),
+	?assertEqual(1000, byte_size(D1)),
+	%% The flow is spent: nothing more comes.
+	?assertEqual({error, timeout}, gunmetal:await(C, R, 300)),
+	ok = gunmetal:update_flow(C, R, 2),
+	{data, nofin, _} = gunmetal:await(C, R),
+	{data, nofin, _} = gunmetal:await(C, R),
+	?assertEqual({error, timeout}, gunmetal:await(C, R, 300)),
+	ok = gunmetal:update_flow(C, R, 1000),
+	{ok, Rest} = gunmetal:await_body(C, R),
+	?assertEqual(100000 - 3000, byte_size(Rest)),
+	gunmetal:close(C)
+end).
+
+stream_info_test() ->
+	C = open(),
+	Self = self(),
+	R = gunmetal:get(C, "/delay/300"),
+	timer:sleep(50),
+	?assertMatch({ok, #{ref := R, reply_to := Self, state := running}}, gunmetal:stream_info(C, R)),
+	?assertEqual(<<"ok">>, body(C, R)),
+	?assertEqual({ok, undefined}, gunmetal:stream_info(C, R)),
+	?assertEqual({ok, undefined}, gunmetal:stream_info(C, make_ref())),
+	gunmetal:close(C),
+	?assertExit({noproc, _}, gunmetal:stream_info(C, R)).
+
+stream_info_not_connected_test() ->
+	{ok, C} = gunmetal:open("127.0.0.1", 1, #{retry => 3, retry_timeout => 1000}),
+	R = gunmetal:get(C, "/"),
+	?assertEqual({error, not_connected}, gunmetal:stream_info(C, R)),
+	gunmetal:close(C).
+
+reply_to_test() ->
+	C = open(),
+	Self = self(),
+	P = spawn(fun() ->
+		receive {gun_response, Conn, Ref, nofin, 200, _} ->
+			receive {gun_data, Conn, Ref, fin, D} -> Self ! {other, Ref, D} end
+		end
+	end),
+	R = gunmetal:get(C, "/bytes/3", [], #{reply_to => P}),
+	receive {other, R, D} -> ?assertEqual(<<"abc">>, D) after 5000 -> error(timeout) end,
+	?assertEqual([], drain(R)),
+	%% Gun's default reply_to is the caller, not the owner.
+	Q = spawn(fun() ->
+		R2 = gunmetal:get(C, "/bytes/2"),
+		Self ! {q, gunmetal:await(C, R2), gunmetal:await_body(C, R2)}
+	end),
+	receive {q, A, B} -> ?assertMatch({response, nofin, 200, _}, A), ?assertEqual({ok, <<"ab">>}, B)
+	after 5000 -> error(timeout) end,
+	_ = Q,
+	gunmetal:close(C).
+
+reply_to_fun_test() ->
+	C = open(),
+	Self = self(),
+	R = gunmetal:get(C, "/bytes/3", [], #{reply_to => fun(Msg) -> Self ! {via_fun, Msg} end}),
+	receive {via_fun, {gun_response, C, R, nofin, 200, _}} -> ok after 5000 -> error(timeout) end,
+	receive {via_fun, {gun_data, C, R, fin, <<"abc">>}} -> ok after 5000 -> error(timeout) end,
+	R2 = gunmetal:get(C, "/bytes/1", [], #{reply_to => {fun(Msg, Tag) -> Self ! {Tag, Msg} end, [tagged]}}),
+	receive {tagged, {gun_response, C, R2, _, _, _}} -> ok after 5000 -> error(timeout) end,
+	gunmetal:close(C).
+
+%% ------------------------------------------------------------------ messages, as in Gun's manual
+
+messages_test() ->
+	{ok, C} = gunmetal:open("127.0.0.1", port()),
+	%% {gun_up, ConnPid, Protocol}
+	receive {gun_up, C, P} -> ?assertEqual(http, P) after 5000 -> error(no_up) end,
+	%% {gun_inform, ConnPid, StreamRef, Status, Headers}
+	R1 = gunmetal:get(C, "/inform/1"),
+	receive {gun_inform, C, R1, 103, H1} -> ?assert(is_headers(H1)) after 5000 -> error(no_inform) end,
+	%% {gun_response, ConnPid, StreamRef, IsFin, Status, Headers}
+	receive {gun_response, C, R1, IsFin1, 200, H2} -> ?assert(is_headers(H2)), ?assert(lists:member(IsFin1, [fin, nofin]))
+	after 5000 -> error(no_response) end,
+	gunmetal:flush(R1),
+	%% {gun_data, ConnPid, StreamRef, IsFin, Data}
+	R2 = gunmetal:get(C, "/bytes/5"),
+	receive {gun_response, C, R2, nofin, 200, _} -> ok after 5000 -> error(no_response) end,
+	receive {gun_data, C, R2, fin, <<"abcde">>} -> ok after 5000 -> error(no_data) end,
+	%% {gun_response, _, _, fin, _, _}: no body.
+	R3 = gunmetal:get(C, "/status/204"),
+	receive {gun_response, C, R3, fin, 204, _} -> ok after 5000 -> error(no_response) end,
+	%% {gun_trailers, ConnPid, StreamRef, Headers}
+	R4 = gunmetal:get(C, "/trailers", [{<<"te">>, <<"trailers">>}]),
+	receive {gun_trailers, C, R4, T} ->
+		?assert(is_headers(T)),
+		?assertEqual(<<"2">>, proplists:get_value(<<"x-trailer-two">>, T))
+	after 5000 -> error(no_trailers) end,
+	gunmetal:flush(R4),
+	%% {gun_error, ConnPid, StreamRef, Reason} and
+	%% {gun_down, ConnPid, Protocol, Reason, KilledStreams}
+	R5 = gunmetal:get(C, "/drop?after=100"),
+	receive {gun_error, C, R5, Reason5} -> ?assertMatch(closed, element(1, tuple(Reason5))) after 5000 -> error(no_error) end,
+	receive {gun_down, C, http, _DownReason, Killed} -> ?assertEqual([R5], Killed) after 5000 -> error(no_down) end,
+	%% and up again (retry).
+	receive {gun_up, C, http} -> ok after 5000 -> error(no_reup) end,
+	gunmetal:close(C).
+
+tuple(T) when is_tuple(T) -> T;
+tuple(A) -> {A}.
+
+%% ------------------------------------------------------------------ life cycle
+
+reconnect_test_() -> t(30, fun() ->
+	C = open(#{retry => 2, retry_timeout => 50}),
+	[begin
+		R = gunmetal:get(C, "/drop?after=10"),
+		receive {gun_down, C, http, _, [R]} -> ok after 5000 -> error(no_down) end,
+		?assertEqual({ok, http}, gunmetal:await_up(C)),
+		gunmetal:flush(R)
+	end || _ <- lists:seq(1, 3)],
+	%% Still serving after three reconnects.
+	R2 = gunmetal:get(C, "/bytes/3"),
+	?assertEqual(<<"abc">>, body(C, R2)),
+	gunmetal:close(C)
+end).
+
+econnrefused_test() ->
+	%% A refused port and no retry: ConnPid exits {shutdown, econnrefused}.
+	%% A refusal on loopback is immediate, so ConnPid may be gone before
+	%% monitor/2 is called (as with Gun): the link made by supervise =>
+	%% false (link_test) sees it for sure; here two quick retries leave
+	%% time for the monitor (Gun retries at once once, then waits).
+	{ok, C} = gunmetal:open("127.0.0.1", 1, #{retry => 2, retry_timeout => 200}),
+	MRef = erlang:monitor(process, C),
+	receive {'DOWN', MRef, process, C, Reason} -> ?assertEqual({shutdown, econnrefused}, Reason)
+	after 5000 -> error(no_down) end.
+
+retries_exhausted_test() ->
+	T0 = erlang:monotonic_time(millisecond),
+	{ok, C} = gunmetal:open("127.0.0.1", 1, #{retry => 2, retry_timeout => 100}),
+	?assertEqual({error, {down, {shutdown, econnrefused}}}, gunmetal:await_up(C)),
+	?assert(erlang:monotonic_time(millisecond) - T0 >= 100).
+
+pending_request_fails_on_exit_test() ->
+	%% (Gun retries at once after the first failure, then waits retry_timeout.)
+	{ok, C} = gunmetal:open("127.0.0.1", 1, #{retry => 2, retry_timeout => 300}),
+	R = gunmetal:get(C, "/"),
+	?assertMatch({error, {stream_error, {closed, _}}}, gunmetal:await(C, R)).
+
+link_test() ->
+	%% supervise => false links the connection to the owner, as in Gun;
+	%% retry 0 on a refused port: the exit reason is {shutdown, econnrefused}.
+	process_flag(trap_exit, true),
+	{ok, C} = gunmetal:open("127.0.0.1", 1, #{retry => 0, supervise => false}),
+	receive {'EXIT', C, Reason} -> ?assertEqual({shutdown, econnrefused}, Reason)
+	after 5000 -> error(no_exit) end.
+
+owner_death_closes_test_() -> t(20, fun() ->
+	Self = self(),
+	Before = maps:get(registered, gunmetal_nif:stats()),
+	Owner = spawn(fun() ->
+		C = open(),
+		Self ! {conn, C},
+		receive stop -> ok end
+	end),
+	C = receive {conn, X} -> X after 5000 -> error(no_conn) end,
+	MRef = monitor(process, C),
+	?assertEqual(Before + 1, maps:get(registered, gunmetal_nif:stats())),
+	exit(Owner, kill),
+	receive {'DOWN', MRef, process, C, Reason} -> ?assertEqual({shutdown, {owner_down, killed}}, Reason)
+	after 5000 -> error(no_down) end,
+	%% A normal exit of the owner: the connection exits normal (Gun's owner_down/2).
+	Owner2 = spawn(fun() -> C2 = open(), Self ! {conn, C2}, receive stop -> ok end end),
+	C2 = receive {conn, Y} -> Y after 5000 -> error(no_conn) end,
+	MRef2 = monitor(process, C2),
+	Owner2 ! stop,
+	receive {'DOWN', MRef2, process, C2, Reason2} -> ?assertEqual(normal, Reason2)
+	after 5000 -> error(no_down) end,
+	timer:sleep(50),
+	?assertEqual(Before, maps:get(registered, gunmetal_nif:stats()))
+end).
+
+owner_death_closes_socket_test_() -> t(20, fun() ->
+	%% The socket is closed too: a slow response stops being read.
+	Self = self(),
+	Owner = spawn(fun() ->
+		C = open(),
+		_ = gunmetal:get(C, "/slow?chunks=50&delay=20&size=10"),
+		Self ! {conn, C},
+		receive stop -> ok end
+	end),
+	C = receive {conn, X} -> X after 5000 -> error(no_conn) end,
+	exit(Owner, kill),
+	?assertEqual({shutdown, {owner_down, killed}}, wait_down(C))
+end).
+
+conn_process_is_light_test() ->
+	C = open(),
+	%% One monitor for all the awaits: monitor/demonitor signals are
+	%% handled by (and charged to) the monitored process.
+	MRef = monitor(process, C),
+	{reductions, R0} = process_info(C, reductions),
+	Refs = [gunmetal:get(C, "/bytes/10") || _ <- lists:seq(1, 200)],
+	[{ok, <<"abcdefghij">>} = gunmetal:await_body(C, R, MRef) || R <- Refs],
+	{reductions, R1} = process_info(C, reductions),
+	%% Messages do not go through the connection process.
+	?assert(R1 - R0 < 500),
+	{memory, Mem} = process_info(C, memory),
+	?assert(Mem < 20000),
+	gunmetal:close(C).
+
+%% ------------------------------------------------------------------ WebSocket and ping
+
+ws_and_ping_test() ->
+	C = open(),
+	case lists:member(ws, gunmetal:features()) of
+		false ->
+			?assertEqual({error, unsupported}, gunmetal:ws_upgrade(C, "/ws")),
+			?assertEqual({error, unsupported}, gunmetal:ws_upgrade(C, "/ws", [])),
+			?assertEqual({error, unsupported}, gunmetal:ws_upgrade(C, "/ws", [], #{compress => false})),
+			?assertEqual({error, unsupported}, gunmetal:ws_send(C, make_ref(), {text, <<"x">>})),
+			?assertEqual({error, unsupported}, gunmetal:ws_send(C, make_ref(), [close]));
+		true ->
+			R = gunmetal:ws_upgrade(C, "/ws"),
+			?assertMatch({upgrade, [<<"websocket">>], _}, gunmetal:await(C, R)),
+			ok = gunmetal:ws_send(C, R, {text, <<"hello">>}),
+			?assertEqual({ws, {text, <<"hello">>}}, gunmetal:await(C, R)),
+			ok = gunmetal:ws_send(C, R, [{binary, <<1, 2>>}, {text, <<"two">>}]),
+			?assertEqual({ws, {binary, <<1, 2>>}}, gunmetal:await(C, R)),
+			?assertEqual({ws, {text, <<"two">>}}, gunmetal:await(C, R)),
+			%% (the library cannot send a pong of ours: a gun_error says so)
+			ok = gunmetal:ws_send(C, R, pong),
+			?assertMatch({error, {stream_error, {unsupported, _}}}, gunmetal:await(C, R)),
+			ok = gunmetal:ws_send(C, R, {close, 1000, <<"bye">>}),
+			?assertMatch({ws, {close, 1000, _}}, gunmetal:await(C, R)),
+			%% On HTTP/1.1 the connection ends with the WebSocket (Gun #265).
+			receive {gun_down, C, ws, _, [R]} -> ok after 5000 -> error(no_ws_down) end
+	end,
+	case lists:member(ping, gunmetal:features()) of
+		false ->
+			?assertEqual({error, unsupported}, gunmetal:ping(C)),
+			?assertEqual({error, unsupported}, gunmetal:ping(C, #{}));
+		true ->
+			%% Ping is HTTP/2's: on HTTP/1.1 the ping's stream gets an error.
+			P = gunmetal:ping(C),
+			?assert(is_reference(P)),
+			?assertMatch({error, {stream_error, {unsupported, _}}}, gunmetal:await(C, P)),
+			P2 = gunmetal:ping(C, #{}),
+			?assertMatch({error, {stream_error, {unsupported, _}}}, gunmetal:await(C, P2))
+	end,
+	gunmetal:close(C).
+
+http2_test_() -> t(20, fun() ->
+	%% Runs once the library speaks HTTP/2 (h2 over TLS with ALPN).
+	{ok, C} = gunmetal:open("localhost", tls_port(), #{transport => tls, tls_opts => tls_opts(), retry => 0}),
+	case gunmetal:await_up(C) of
+		{ok, http2} ->
+			Refs = [gunmetal:get(C, "/bytes/100") || _ <- lists:seq(1, 50)],
+			[?assertEqual(100, byte_size(body(C, R))) || R <- Refs],
+			R = gunmetal:get(C, "/push"),
+			?assertMatch({push, _, <<"GET">>, _, _}, gunmetal:await(C, R)),
+			case lists:member(ping, gunmetal:features()) of
+				true ->
+					P = gunmetal:ping(C),
+					receive {gun_notify, C, ping_ack, P} -> ok after 5000 -> error(no_ping_ack) end,
+					%% ping/2 with reply_to: the ack goes there.
+					Self = self(),
+					Other = spawn(fun() -> receive M -> Self ! {other_got, M} end end),
+					P2 = gunmetal:ping(C, #{reply_to => Other}),
+					receive {other_got, {gun_notify, C, ping_ack, P2}} -> ok after 5000 -> error(no_ping_ack2) end;
+				false -> ok
+			end,
+			gunmetal:close(C);
+		Other ->
+			io:format(user, "~n  (HTTP/2 not available yet: await_up gave ~p)~n", [Other]),
+			gunmetal:close(C)
+	end
+end).
+
+%% ------------------------------------------------------------------ bad arguments
+
+bad_arguments_test() ->
+	C = open(),
+	R = gunmetal:get(C, "/delay/100"),
+	Bad = fun(F) ->
+		case catch F() of
+			{'EXIT', {badarg, _}} -> ok;
+			{'EXIT', {{badarg, _}, _}} -> ok;
+			{'EXIT', {function_clause, _}} -> ok;
+			{error, _} -> ok;
+			Other -> error({not_refused, Other})
+		end
+	end,
+	[Bad(F) || F <- [
+		fun() -> gunmetal:open(123, 80) end,
+		fun() -> gunmetal:open("127.0.0.1", 99999) end,
+		fun() -> gunmetal:open("127.0.0.1", "80") end,
+		fun() -> gunmetal:open("bad host", 80) end,
+		fun() -> gunmetal:open("127.0.0.1", 80, not_a_map) end,
+		fun() -> gunmetal:open_unix(123, #{}) end,
+		fun() -> gunmetal:get(C, <<"/a b">>) end,
+		fun() -> gunmetal:get(C, "/\r\n") end,
+		fun() -> gunmetal:get(C, 123) end,
+		fun() -> gunmetal:get(C, "/", [{<<"x">>, <<"a\r\nb">>}]) end,
+		fun() -> gunmetal:get(C, "/", [{<<"bad name">>, <<"v">>}]) end,
+		fun() -> gunmetal:get(C, "/", [bad]) end,
+		fun() -> gunmetal:get(C, "/", not_headers) end,
+		fun() -> gunmetal:get(C, "/", [], #{flow => 0}) end,
+		fun() -> gunmetal:get(C, "/", [], #{reply_to => not_a_pid}) end,
+		fun() -> gunmetal:get(C, "/", [], not_a_map) end,
+		fun() -> gunmetal:get(not_a_pid, "/") end,
+		fun() -> gunmetal:request(C, <<"BAD METHOD">>, "/", [], <<>>) end,
+		fun() -> gunmetal:request(C, <<"GET">>, "/", [], not_iodata) end,
+		fun() -> gunmetal:request(C, <<"GET">>, "/", [], <<"body">>, #{tunnel => make_ref()}) end,
+		fun() -> gunmetal:data(C, R, maybe, <<"x">>) end,
+		fun() -> gunmetal:data(C, R, fin, not_iodata) end,
+		fun() -> gunmetal:data(C, not_a_ref, fin, <<"x">>) end,
+		fun() -> gunmetal:update_flow(C, R, 0) end,
+		fun() -> gunmetal:update_flow(C, R, -5) end,
+		fun() -> gunmetal:update_flow(C, R, not_int) end,
+		fun() -> gunmetal:cancel(C, 42) end,
+		fun() -> gunmetal:cancel(42, R) end,
+		fun() -> gunmetal:stream_info(C, 42) end,
+		fun() -> gunmetal:set_owner(C, not_a_pid) end,
+		fun() -> gunmetal:info(not_a_pid) end,
+		fun() -> gunmetal:close(not_a_pid) end,
+		fun() -> gunmetal:shutdown(not_a_pid) end,
+		fun() -> gunmetal:ws_send(C, R, [{bogus, 1}]) end,
+		fun() -> gunmetal_nif:request(a, b, c, d, e, f, g, h) end,
+		fun() -> gunmetal_nif:open(a, b, c, d) end,
+		fun() -> gunmetal_nif:data(a, b, c, d, e) end
+	]],
+	%% Harmless calls answer like Gun: unknown refs are ignored, a pid
+	%% that is not a connection gets a reference no message will carry.
+	?assertEqual(ok, gunmetal:data(C, make_ref(), fin, <<"x">>)),
+	?assertEqual(ok, gunmetal:update_flow(C, make_ref(), 1)),
+	?assert(is_reference(gunmetal:get(self(), "/"))),
+	?assertEqual({error, not_found}, gunmetal:close(self())),
+	%% Data after the body ended: Gun's badstate error.
+	ok = gunmetal:data(C, R, fin, <<"late">>),
+	receive {gun_error, C, R, {badstate, _}} -> ok after 5000 -> error(no_badstate) end,
+	%% The connection and the VM are fine.
+	?assertEqual(<<"ok">>, body(C, R)),
+	R2 = gunmetal:get(C, "/bytes/2"),
+	?assertEqual(<<"ab">>, body(C, R2)),
+	gunmetal:close(C).
+
+%% ------------------------------------------------------------------ the schedulers stay free
+
+scheduler_test_() -> t(60, fun() ->
+	Self = self(),
+	%% A timer process: how late does a 1 ms timer fire while gunmetal works?
+	Ticker = spawn_link(fun() -> tick(Self, 0, 0) end),
+	Conns = [open() || _ <- lists:seq(1, 4)],
+	T0 = erlang:monotonic_time(millisecond),
+	Workers = [spawn_link(fun() ->
+		C = lists:nth(1 + I rem 4, Conns),
+		[begin
+			Refs = [gunmetal:get(C, "/bytes/20000") || _ <- lists:seq(1, 10)],
+			[{ok, _} = gunmetal:await_body(C, R) || R <- Refs]
+		end || _ <- lists:seq(1, 10)],
+		Self ! {done, self()}
+	end) || I <- lists:seq(1, 20)],
+	[receive {done, W} -> ok after 50000 -> error(worker_timeout) end || W <- Workers],
+	Elapsed = erlang:monotonic_time(millisecond) - T0,
+	Ticker ! {report, self()},
+	{MaxLate, Ticks} = receive {late, M, N} -> {M, N} after 5000 -> error(no_report) end,
+	io:format(user, "~n  scheduler check: 2000 requests in ~b ms (~b req/s); 1 ms timer fired ~b times, "
+		"max lateness ~.2f ms~n", [Elapsed, 2000 * 1000 div max(1, Elapsed), Ticks, MaxLate / 1000]),
+	[gunmetal:close(C) || C <- Conns],
+	?assert(MaxLate < 50000)
+end).
+
+tick(Parent, Max, N) ->
+	T0 = erlang:monotonic_time(microsecond),
+	receive
+		{report, To} -> To ! {late, Max, N}
+	after 1 ->
+		Late = erlang:monotonic_time(microsecond) - T0 - 1000,
+		tick(Parent, max(Max, Late), N + 1)
+	end.
+
+%% ------------------------------------------------------------------ loading the Go runtime
+
+%% In a VM with bound schedulers (+sbt db), every thread that loading the
+%% library starts (the Go runtime's, the NIF's dispatcher and janitor) may
+%% run on every CPU the VM may use, and has the asynchronous signals
+%% blocked, even though the scheduler that loaded it is pinned to one CPU.
+affinity_test_() -> t(60, fun() ->
+	Ebin = filename:dirname(code:which(gunmetal)),
+	Test = filename:dirname(code:which(?MODULE)),
+	Cmd = "erl +sbt db +S 2:2 -noshell -pa " ++ Ebin ++ " -pa " ++ Test ++
+		" -eval 'gunmetal_tests:affinity_report(), init:stop().' 2>&1",
+	Out = os:cmd(Cmd),
+	io:format(user, "~n  ~s", [Out]),
+	?assertMatch({match, _}, re:run(Out, "^AFFINITY ok", [multiline]))
+end).
+
+affinity_report() ->
+	%% The signals the VM has handlers for (SIGINT, SIGQUIT, SIGUSR1,
+	%% SIGTERM): they must never run on the new threads. (Go unblocks a few
+	%% it wants, SIGCHLD among them, which the VM ignores.)
+	{ok, St} = file:read_file("/proc/self/status"),
+	{match, [Cgt]} = re:run(St, "SigCgt:\\s+(\\S+)", [{capture, all_but_first, list}]),
+	Caught = [Sig || Sig <- lists:seq(1, 31), list_to_integer(Cgt, 16) band (1 bsl (Sig - 1)) =/= 0],
+	Before = threads(),
+	_ = gunmetal:version(),
+	timer:sleep(300),
+	New = threads() -- Before,
+	{ok, Tid0} = file:list_dir("/proc/self/task"),
+	Wide = lists:max([cpu_count(C) || {_, C, _} <- Before ++ New]),
+	Pinned = [T || T = {"1_scheduler", C, _} <- Before, cpu_count(C) < Wide],
+	Bad = [T || T = {_, C, Blk} <- New, cpu_count(C) < Wide orelse not blocked(Blk, Caught)],
+	case {New, Bad} of
+		{[], _} -> io:format("AFFINITY none: no thread started~n");
+		{_, []} -> io:format("AFFINITY ok: ~b threads started (of ~b), all on ~b CPUs with the VM's signals ~w "
+			"blocked; pinned schedulers: ~b~n", [length(New), length(Tid0), Wide, Caught, length(Pinned)]);
+		_ -> io:format("AFFINITY bad: ~p~n", [Bad])
+	end.
+
+threads() ->
+	{ok, Tids} = file:list_dir("/proc/self/task"),
+	lists:sort(lists:append([begin
+		case file:read_file("/proc/self/task/" ++ T ++ "/status") of
+			{ok, St} ->
+				{match, [Name]} = re:run(St, "Name:\\s+(\\S+)", [{capture, all_but_first, list}]),
+				{match, [Cpus]} = re:run(St, "Cpus_allowed_list:\\s+(\\S+)", [{capture, all_but_first, list}]),
+				{match, [Blk]} = re:run(St, "SigBlk:\\s+(\\S+)", [{capture, all_but_first, list}]),
+				[{Name, Cpus, Blk}];
+			_ -> []
+		end
+	end || T <- Tids])).
+
+cpu_count(List) ->
+	lists:sum([case string:split(R, "-") of
+		[A, B] -> list_to_integer(B) - list_to_integer(A) + 1;
+		[_] -> 1
+	end || R <- string:split(List, ",", all)]).
+
+blocked(Hex, Sigs) ->
+	M = list_to_integer(Hex, 16),
+	Sigs =/= [] andalso lists:all(fun(Sig) -> M band (1 bsl (Sig - 1)) =/= 0 end, Sigs).
+
+%% ------------------------------------------------------------------ random use, many processes
+
+stress_test_() -> t(60, fun() ->
+	Self = self(),
+	Before = gunmetal_nif:stats(),
+	N = 20,
+	Ps = [spawn(fun() ->
+		rand:seed(exsss, {I, I * 7, I * 13}),
+		stress_loop(15),
+		Self ! {done, self()}
+	end) || I <- lists:seq(1, N)],
+	Mons = [{P, monitor(process, P)} || P <- Ps],
+	Killer = spawn(fun() -> [begin timer:sleep(rand:uniform(40)), exit(lists:nth(rand:uniform(N), Ps), kill) end
+		|| _ <- lists:seq(1, 8)] end),
+	Results = [receive {'DOWN', M, process, P, R} -> R after 50000 -> timeout end || {P, M} <- Mons],
+	exit(Killer, kill),
+	?assertEqual([], [R || R <- Results, R =/= normal, R =/= killed]),
+	timer:sleep(500),
+	[erlang:garbage_collect(P) || P <- processes()],
+	timer:sleep(100),
+	After = gunmetal_nif:stats(),
+	io:format(user, "~n  stress: ~b processes, ~b killed; live objects before ~p, after ~p~n",
+		[N, length([R || R <- Results, R =:= killed]), Before, After]),
+	?assertEqual(maps:get(registered, Before), maps:get(registered, After)),
+	?assertEqual(maps:get(conns, Before), maps:get(conns, After)),
+	?assertEqual(maps:get(owners, Before), maps:get(owners, After))
+end).
+
+stress_loop(0) -> ok;
+stress_loop(K) ->
+	{ok, C} = gunmetal:open("127.0.0.1", port(), #{retry => rand:uniform(3) - 1, retry_timeout => 10}),
+	Refs = [case rand:uniform(7) of
+		1 -> gunmetal:get(C, "/bytes/" ++ integer_to_list(rand:uniform(100000)));
+		2 -> gunmetal:get(C, "/drop?after=" ++ integer_to_list(rand:uniform(1000)));
+		3 -> R = gunmetal:post(C, "/echo", []), gunmetal:data(C, R, nofin, <<"x">>), gunmetal:data(C, R, fin, <<"y">>), R;
+		4 -> R = gunmetal:get(C, "/slow?chunks=3&delay=5", [], #{flow => 1}), gunmetal:update_flow(C, R, 5), R;
+		5 -> R = gunmetal:get(C, "/infinite"), gunmetal:cancel(C, R), R;
+		6 -> gunmetal:get(C, "/status/204", [], #{reply_to => spawn(fun() -> receive _ -> ok after 50 -> ok end end)});
+		7 -> gunmetal:get(C, "/bytes/10", [], #{reply_to => fun(_) -> ok end})
+	end || _ <- lists:seq(1, rand:uniform(8))],
+	_ = [gunmetal:await(C, R, 30) || R <- Refs],
+	_ = catch gunmetal:stream_info(C, hd(Refs)), %% exits noproc if C is gone, as Gun's
+	_ = catch gunmetal:info(C),
+	case rand:uniform(5) of
+		1 -> gunmetal:close(C);
+		2 -> gunmetal:shutdown(C);
+		3 -> gunmetal:set_owner(C, spawn(fun() -> receive _ -> ok after 20 -> ok end end));
+		4 -> exit(C, kill);
+		5 -> ok
+	end,
+	gunmetal:flush(C),
+	stress_loop(K - 1).
+
+%% ------------------------------------------------------------------ no leaks
+
+zz_no_leaks_test_() -> t(20, fun() ->
+	Self = self(),
+	Before = gunmetal_nif:stats(),
+	P = spawn(fun() ->
+		Cs = [open() || _ <- lists:seq(1, 10)],
+		[begin R = gunmetal:get(C, "/bytes/10"), <<"abcdefghij">> = body(C, R) end || C <- Cs],
+		[gunmetal:close(C) || C <- lists:sublist(Cs, 5)],
+		Self ! done
+	end),
+	receive done -> ok after 10000 -> error(timeout) end,
+	exit(P, kill),
+	timer:sleep(300),
+	erlang:garbage_collect(),
+	After = gunmetal_nif:stats(),
+	?assertEqual(maps:get(conns, Before), maps:get(conns, After)),
+	?assertEqual(maps:get(registered, Before), maps:get(registered, After)),
+	?assertEqual(maps:get(owners, Before), maps:get(owners, After))
+end).
