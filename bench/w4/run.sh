@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/w4/run.sh [BUILD_DIR] — W4: one WebSocket connection, 100-byte
+# echo, 100 messages in flight: gunmetal from C (w4.c) next to Go's
+# coder/websocket client (peer/), against the same echo server (the
+# project's test server, /ws), in one run. Prints msgs/s for each and their
+# ratio. Not a test: it prints figures.
+#
+# Environment: W4_ROUNDS (default 3), W4_SECONDS (per round and client, 3),
+# W4_INFLIGHT (100), W4_SIZE (100), W4_WARMUP (1), CC.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${1:-$ROOT/build}
+mkdir -p "$BUILD"
+BUILD=$(cd "$BUILD" && pwd)
+SECONDS_=${W4_SECONDS:-3}
+ROUNDS=${W4_ROUNDS:-3}
+INFLIGHT=${W4_INFLIGHT:-100}
+SIZE=${W4_SIZE:-100}
+WARMUP=${W4_WARMUP:-1}
+CC=${CC:-cc}
+
+cd "$ROOT"
+# The library as `make` builds it (soname libgunmetal.so.0), or a plain one.
+LIBDIR=$BUILD
+if [ ! -e "$BUILD/libgunmetal.so" ]; then
+    go build -buildmode=c-shared -o "$BUILD/libgunmetal.so" ./capi
+    rm -f "$BUILD/libgunmetal.h"
+fi
+[ -x "$BUILD/testserver" ] || go build -o "$BUILD/testserver" ./tests/server
+go build -o "$BUILD/w4-peer" ./bench/w4/peer
+$CC -O2 -Wall -Wextra -I "$ROOT/include" -o "$BUILD/w4" "$HERE/w4.c" -L"$LIBDIR" -lgunmetal -Wl,-rpath,"$LIBDIR"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gm-w4.XXXXXX")
+SERVER_PID=
+cleanup() {
+    exec 9>&- 2>/dev/null || true
+    [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+mkfifo "$TMP/in"
+"$BUILD/testserver" -cert-dir "$TMP" <"$TMP/in" >"$TMP/server.json" 2>"$TMP/server.err" &
+SERVER_PID=$!
+exec 9>"$TMP/in"
+for _ in $(seq 1 200); do
+    grep -q '}' "$TMP/server.json" 2>/dev/null && break
+    sleep 0.05
+done
+PORT=$(sed -n 's/.*"http":\([0-9]*\).*/\1/p' "$TMP/server.json")
+[ -n "$PORT" ] || { echo "w4: the test server did not start: $(cat "$TMP/server.err")" >&2; exit 1; }
+
+# Rounds alternate the two clients, so that both see the same machine.
+GM_RATES=()
+GO_RATES=()
+for _ in $(seq 1 "$ROUNDS"); do
+    read -r n s < <("$BUILD/w4" "$PORT" "$SECONDS_" "$INFLIGHT" "$SIZE" "$WARMUP")
+    GM_RATES+=("$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", n / s }')")
+    read -r n s < <("$BUILD/w4-peer" -url "ws://127.0.0.1:$PORT/ws" -seconds "$SECONDS_" -inflight "$INFLIGHT" -size "$SIZE" -warmup "$WARMUP")
+    GO_RATES+=("$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", n / s }')")
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+GM=$(median "${GM_RATES[@]}")
+GO=$(median "${GO_RATES[@]}")
+printf 'W4  one WebSocket connection, %d-byte echo, %d in flight (server: tests/testserver /ws, coder/websocket)\n' "$SIZE" "$INFLIGHT"
+printf '    %d rounds of %s s per client, alternating; median msgs/s (each round)\n' "$ROUNDS" "$SECONDS_"
+printf '    %-32s %10.0f msgs/s   (%s)\n' "gunmetal from C (libgunmetal)" "$GM" "${GM_RATES[*]}"
+printf '    %-32s %10.0f msgs/s   (%s)\n' "coder/websocket client (Go)" "$GO" "${GO_RATES[*]}"
+awk -v g="$GM" -v o="$GO" 'BEGIN { printf "    %-32s %10.2f\n", "ratio gunmetal / coder/websocket", g / o }'
