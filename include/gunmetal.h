@@ -491,6 +491,13 @@ typedef struct gm_ws_frame {
  */
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
 
+/* ---------------------------------------------------------------- testing */
+
+/* The number of handles (queues and connections) not yet released. For leak
+ * tests: after every handle is released and every event freed it is back to
+ * where it started. Not part of the ABI promise. */
+int64_t gm__live_handles(void);
+
 #ifdef __cplusplus
 }
 #endif

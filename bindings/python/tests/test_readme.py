@@ -12,6 +12,9 @@ import pytest
 from conftest import PKG_ROOT, SRC
 
 BLOCKS = re.findall(r"```python\n(.*?)```", open(os.path.join(PKG_ROOT, "README.md")).read(), re.S)
+# The project's README carries the same examples: they must run too.
+BLOCKS += re.findall(r"```python\n(.*?)```",
+                     open(os.path.join(PKG_ROOT, "..", "..", "README.md")).read(), re.S)
 
 
 def test_readme_has_sync_and_asyncio_examples() -> None:
