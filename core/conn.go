@@ -71,6 +71,7 @@ type Conn struct {
 	unixPath string
 	tlsConf  *tls.Config // built once so the session cache survives reconnects
 	tag      any
+	cookies  *cookieJar // "cookie_store": nil when off
 	done     chan struct{}
 
 	mu          sync.Mutex
@@ -144,6 +145,9 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		}
 	}
 	c.opts = opts
+	if opts.CookieStore {
+		c.cookies = newCookieJar()
+	}
 	if opts.Transport == "tls" {
 		conf, err := opts.TLSConfig(c.host)
 		if err != nil {
@@ -521,6 +525,9 @@ func (c *Conn) exit(reason string) {
 // with c.mu held.
 func (c *Conn) emit(ev *Event) {
 	ev.Conn = c
+	if c.cookies != nil {
+		c.storeCookies(ev)
+	}
 	if c.batching {
 		c.batch = append(c.batch, ev)
 		return
@@ -736,6 +743,7 @@ func (c *Conn) Request(r *Request) (uint64, error) {
 	if r.Timeout > 0 {
 		c.armTimeout(r)
 	}
+	c.addCookies(r)
 	if c.state != stateUp {
 		if len(c.pending) >= c.opts.MaxPendingRequests {
 			c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: fmt.Sprintf(
@@ -830,6 +838,9 @@ func (c *Conn) Cancel(ref uint64) error {
 	if t, ok := c.timers[ref]; ok {
 		t.Stop()
 		delete(c.timers, ref)
+	}
+	if c.cookies != nil {
+		delete(c.cookies.paths, ref)
 	}
 	if c.proto == nil {
 		return ErrNoStream

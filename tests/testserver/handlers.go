@@ -49,6 +49,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/ws", s.handleWS)
 	mux.HandleFunc("/ws-reject", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) })
 	mux.HandleFunc("/big-headers", handleBigHeaders)
+	// /set-cookie?name=N&value=V[&path=P]: a Set-Cookie to test cookie stores.
+	mux.HandleFunc("/set-cookie", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		http.SetCookie(w, &http.Cookie{Name: q.Get("name"), Value: q.Get("value"), Path: q.Get("path")})
+		io.WriteString(w, "ok")
+	})
 	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, strconv.FormatInt(s.requests.Load(), 10))
 	})
