@@ -51,7 +51,7 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 	base := C.malloc(C.size_t(prefixSize + total))
 	if base == nil {
 		if ev.Conn != nil {
-			ev.Conn.ReleaseTaken(ev.Kind, ev.Ref, ev.Fin, len(ev.Data), credit)
+			ev.Conn.ReleaseTaken(core.Taken{Kind: ev.Kind, Ref: ev.Ref, Fin: ev.Fin, DataLen: len(ev.Data), Credit: credit})
 		}
 		return nil
 	}
@@ -127,18 +127,70 @@ func putString(buf []byte, off int, s string) (*C.char, int) {
 	return (*C.char)(unsafe.Pointer(&buf[off])), off + len(s) + 1
 }
 
+// taken is what gm_event_free gives back of e to its connection.
+func taken(e *C.gm_event) core.Taken {
+	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
+	return core.Taken{Kind: core.EventKind(e.kind), Ref: uint64(e.ref), Fin: e.fin != 0,
+		DataLen: int(e.data_len), Credit: int(*(*int64)(base))}
+}
+
+// eventConn is the connection an event names. Its handle is live: it is
+// released only after the event's release.
+func eventConn(p *C.gm_conn) *core.Conn {
+	if h, ok := pointer.Restore(unsafe.Pointer(p)).(*connHandle); ok {
+		return h.c
+	}
+	return nil
+}
+
 //export gm_event_free
 func gm_event_free(e *C.gm_event) {
 	defer guard(nil)
 	if e == nil {
 		return
 	}
-	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 	if e.conn != nil {
-		// The handle is live: it is released only after this release.
-		if h, ok := pointer.Restore(unsafe.Pointer(e.conn)).(*connHandle); ok && h.c != nil {
-			h.c.ReleaseTaken(core.EventKind(e.kind), uint64(e.ref), e.fin != 0, int(e.data_len), int(*(*int64)(base)))
+		if c := eventConn(e.conn); c != nil {
+			c.ReleaseTaken(taken(e))
 		}
 	}
-	C.free(base)
+	C.free(unsafe.Add(unsafe.Pointer(e), -prefixSize))
+}
+
+// gm_events_free frees a batch in one crossing, releasing each run of
+// events of the same connection under one lock.
+//
+//export gm_events_free
+func gm_events_free(evs **C.gm_event, n C.int) {
+	defer guard(nil)
+	if evs == nil || n <= 0 {
+		return
+	}
+	list := unsafe.Slice(evs, int(n))
+	var run []core.Taken
+	var runConn *C.gm_conn
+	flush := func() {
+		if runConn != nil && len(run) > 0 {
+			if c := eventConn(runConn); c != nil {
+				c.ReleaseTaken(run...)
+			}
+		}
+		run = run[:0]
+	}
+	for _, e := range list {
+		if e == nil {
+			continue
+		}
+		if e.conn != runConn {
+			flush()
+			runConn = e.conn
+		}
+		if e.conn != nil {
+			run = append(run, taken(e))
+		}
+		// Freeing the memory before the release is fine: what the release
+		// needs was copied into run, and the handle lives until then.
+		C.free(unsafe.Add(unsafe.Pointer(e), -prefixSize))
+	}
+	flush()
 }

@@ -44,10 +44,6 @@ const char *gm_strerror(int code) {
     return "unknown error";
 }
 
-void gm_events_free(gm_event **evs, int n) {
-    if (!evs) return;
-    for (int i = 0; i < n; i++) gm_event_free(evs[i]);
-}
 
 /* cgo cannot declare const parameters: the Go side exports these under
  * gmgo_* names, and the header's const signatures forward to them. */

@@ -681,13 +681,29 @@ func (c *Conn) OnSettled(f func()) {
 // Credit is what a taken event holds of its connection's read budget.
 func (ev *Event) Credit() int { return ev.credit }
 
-// ReleaseTaken releases an event that was copied out and dropped (the C
-// ABI's gm_event_free), from what was kept of it.
-func (c *Conn) ReleaseTaken(kind EventKind, ref uint64, fin bool, dataLen, credit int) {
+// Taken is what the C ABI keeps of an event it copied out, to release it
+// when the host frees the copy.
+type Taken struct {
+	Kind    EventKind
+	Fin     bool
+	Ref     uint64
+	DataLen int
+	Credit  int
+}
+
+// ReleaseTaken releases events of this connection that were copied out and
+// dropped (the C ABI's gm_event_free / gm_events_free): one lock for all.
+func (c *Conn) ReleaseTaken(ts ...Taken) {
 	c.mu.Lock()
-	c.forgetStream(&Event{Kind: kind, Ref: ref, Fin: fin})
-	if kind == EvData && c.proto != nil && dataLen > 0 {
-		c.proto.consumed(ref, dataLen)
+	credit := 0
+	for _, t := range ts {
+		if c.replyTo != nil && t.Ref != 0 {
+			c.forgetStream(&Event{Kind: t.Kind, Ref: t.Ref, Fin: t.Fin})
+		}
+		if t.Kind == EvData && c.proto != nil && t.DataLen > 0 {
+			c.proto.consumed(t.Ref, t.DataLen)
+		}
+		credit += t.Credit
 	}
 	c.uncharge(credit)
 }
