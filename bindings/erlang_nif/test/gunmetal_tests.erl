@@ -616,7 +616,9 @@ ws_and_ping_test() ->
 			ok = gunmetal:ws_send(C, R, {close, 1000, <<"bye">>}),
 			?assertMatch({ws, {close, 1000, _}}, gunmetal:await(C, R)),
 			%% On HTTP/1.1 the connection ends with the WebSocket (Gun #265).
-			receive {gun_down, C, ws, _, [R]} -> ok after 5000 -> error(no_ws_down) end
+			receive {gun_down, C, ws, _, [R]} -> ok after 5000 -> error(no_ws_down) end,
+			%% ...and comes back as HTTP/1.1: the pings below need it up.
+			?assertEqual({ok, http}, gunmetal:await_up(C))
 	end,
 	case lists:member(ping, gunmetal:features()) of
 		false ->
