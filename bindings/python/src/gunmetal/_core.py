@@ -12,7 +12,7 @@ import math
 import threading
 import weakref
 from collections.abc import Mapping
-from ctypes import byref, c_char, c_char_p, c_uint64, c_void_p
+from ctypes import byref, c_char, c_char_p, c_size_t, c_uint64, c_void_p
 from typing import (
     Any,
     Callable,
@@ -35,7 +35,7 @@ from ._errors import (
     from_code,
     stream_error,
 )
-from ._events import Body, Event, EventKind, WSFrame, WSMessage, WSOpcode, decode
+from ._events import Body, Event, EventKind, WSFrame, WSMessage, WSOpcode, decode, decode_many
 
 StrOrBytes = Union[str, bytes]
 HeadersIn = Union[
@@ -345,7 +345,7 @@ class Queue(Managed):
                     raise from_code(n)
                 return []
             try:
-                return [decode(buf[i], _lookup) for i in range(n)]
+                return decode_many(buf, n, _lookup)
             finally:
                 _ffi.gm_events_free(buf, n)
         finally:
@@ -402,6 +402,7 @@ class BaseConnection(Managed):
         self.queue = queue
         self._queues: List[Queue] = [queue] if own_queue else []
         self._where = where
+        self._hv = c_void_p(handle)  # for the argtypes-free hot path
         _conns[handle] = self
 
     @classmethod
@@ -461,52 +462,81 @@ class BaseConnection(Managed):
         flow: Optional[int],
         reply_to: Optional[Queue],
     ) -> int:
-        h = self._handle
-        if h is None:
-            h = self._h()
-        m = method if type(method) is bytes and b"\x00" not in method else _cstr(method, "method")
-        p = _cstr(path, "path")
-        arr, n = c_headers(headers) if headers else (None, 0)
-        if stream and body is not None:
-            raise InvalidArgument(_ffi.GM_EINVAL, "a streamed request (body sent with data()) takes no body")
-        opts = None
-        if type(flow) is int and timeout is None and reply_to is None and flow in _FLOW_OPTS:
-            opts = _FLOW_OPTS[flow]  # read-only to the library: shared
-        elif timeout is not None or flow is not None or reply_to is not None:
-            opts = _ffi.gm_req_opts()
-            opts.size = ctypes.sizeof(_ffi.gm_req_opts)
-            if timeout is not None:
-                opts.timeout_ms = max(1, timeout_ms(timeout))
-            if flow is not None:
-                if isinstance(flow, bool) or not isinstance(flow, int):
-                    raise TypeError(f"flow must be an int, not {type(flow).__name__}")
-                if not 0 < flow < 2**31:
-                    raise InvalidArgument(_ffi.GM_EINVAL, f"flow must be a positive int, not {flow}")
-                opts.flow = flow
-            if reply_to is not None:
-                if not isinstance(reply_to, Queue):
-                    raise TypeError(f"reply_to must be a gunmetal.Queue, not {type(reply_to).__name__}")
-                opts.reply_to = reply_to._h()
+        args = self._request_args(method, path, headers, body, stream, timeout, flow, reply_to)
         ref = c_uint64()
-        if body is None or (type(body) is bytes and body):
-            # the common cases, without a _Buf
-            rc = _ffi.gm_request(
-                h, m, p, arr, n, body, len(body) if body is not None else 0,
-                _ffi.GM_REQ_STREAM if stream else 0,
-                byref(opts) if opts is not None else None, byref(ref),
-            )
+        if args[6] is not None:
+            rc = _gm_request(*args, byref(ref))
         else:
+            hv, m, p, arr, nh, body, _, flags, opts = args
             buf = _Buf(body)
             try:
-                rc = _ffi.gm_request(
-                    h, m, p, arr, n, buf.ptr, buf.len, _ffi.GM_REQ_STREAM if stream else 0,
-                    byref(opts) if opts is not None else None, byref(ref),
-                )
+                rc = _ffi.gm_request(hv, m, p, arr, nh, buf.ptr, buf.len, flags, opts, byref(ref))
             finally:
                 buf.release()
         if rc < 0:
             raise from_code(rc)
         return ref.value
+
+    def _request_args(
+        self,
+        method: Any,
+        path: Any,
+        headers: HeadersIn,
+        body: Any,
+        stream: bool,
+        timeout: Optional[float],
+        flow: Optional[int],
+        reply_to: Optional[Queue],
+    ) -> Tuple[Any, ...]:
+        """The arguments of gm_request but the ref, checked and converted for
+        the argtypes-free call: (conn, method, path, headers, n_headers, body,
+        body_len, flags, opts). body_len is None when the body is a buffer
+        other than bytes (for a _Buf, in the call)."""
+        hv = self._hv
+        if self._handle is None:
+            self._h()  # raises Closed
+        # The usual arguments take the first branch of each test: bytes or
+        # ASCII str method and path, no headers or a list, no body or bytes.
+        m = method if type(method) is bytes and b"\x00" not in method else _cstr(method, "method")
+        if type(path) is str and path.isascii() and "\x00" not in path:
+            p = path.encode("ascii")
+        else:
+            p = _cstr(path, "path")
+        if headers:
+            arr, n = c_headers(headers)
+            nh = c_size_t(n)
+        else:
+            arr, nh = None, _SIZE0
+        if stream and body is not None:
+            raise InvalidArgument(_ffi.GM_EINVAL, "a streamed request (body sent with data()) takes no body")
+        if timeout is None and reply_to is None and (flow is None or (type(flow) is int and flow in _FLOW_OPTS)):
+            opts = None if flow is None else _FLOW_OPTS[flow]  # read-only to the library: shared
+        else:
+            o = _ffi.gm_req_opts()
+            o.size = ctypes.sizeof(_ffi.gm_req_opts)
+            if timeout is not None:
+                o.timeout_ms = max(1, timeout_ms(timeout))
+            if flow is not None:
+                if isinstance(flow, bool) or not isinstance(flow, int):
+                    raise TypeError(f"flow must be an int, not {type(flow).__name__}")
+                if not 0 < flow < 2**31:
+                    raise InvalidArgument(_ffi.GM_EINVAL, f"flow must be a positive int, not {flow}")
+                o.flow = flow
+            if reply_to is not None:
+                if not isinstance(reply_to, Queue):
+                    raise TypeError(f"reply_to must be a gunmetal.Queue, not {type(reply_to).__name__}")
+                o.reply_to = reply_to._h()
+            opts = byref(o)
+        if body is None:
+            return (hv, m, p, arr, nh, None, _SIZE0, _REQ_STREAM if stream else 0, opts)
+        if type(body) is bytes and body:
+            return (hv, m, p, arr, nh, body, c_size_t(len(body)), 0, opts)
+        if not isinstance(body, (str, bytes, bytearray, memoryview)):
+            try:
+                memoryview(body)
+            except TypeError:
+                raise TypeError(f"body must be bytes, str or a buffer, not {type(body).__name__}") from None
+        return (hv, m, p, arr, nh, body, None, 0, opts)
 
     def _data(self, ref: int, data: Any, fin: bool) -> None:
         h = self._h()
@@ -605,13 +635,17 @@ class BaseConnection(Managed):
         return f"<{mod}.{type(self).__name__} {self._where}{state}>"
 
 
-# gm_req_opts with only a flow, for the flows asyncio streams use
+# byref(gm_req_opts) with only a flow, for the flows asyncio streams use
+# (read-only to the library: shared by every request).
 _FLOW_OPTS: Dict[int, Any] = {}
 for _n in (1, 2, 4, 8, 16, 32, 64, 128):
     _o = _ffi.gm_req_opts()
     _o.size = ctypes.sizeof(_ffi.gm_req_opts)
     _o.flow = _n
-    _FLOW_OPTS[_n] = _o
+    _FLOW_OPTS[_n] = byref(_o)
+_gm_request = _ffi.gm_request_noconv
+_SIZE0 = c_size_t(0)
+_REQ_STREAM = _ffi.GM_REQ_STREAM
 
 
 def _ref(ref: Any) -> int:

@@ -6,11 +6,14 @@ is freed right away: Python code never sees library memory.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import struct
+import sys
 from ctypes import string_at
+from operator import add as _add
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast
 
 from . import _ffi
 
@@ -52,7 +55,7 @@ class WSOpcode(enum.IntEnum):
     PONG = _ffi.GM_WS_PONG
 
 
-@dataclass(eq=True)
+@dataclass(eq=True, init=False)
 class Event:
     """One of Gun's messages. Fields that do not apply to a kind are 0/None/empty.
 
@@ -69,6 +72,9 @@ class Event:
     - ``method``/``uri``: PUSH
     - ``killed``: DOWN: the refs lost with the connection
     - ``ws_opcode``: the :class:`WSOpcode` of a WS event (0 otherwise)
+
+    The header bytes are copied out of the library when the event is taken,
+    but decoded into str pairs only when ``headers`` is first read.
     """
 
     __slots__ = (
@@ -77,7 +83,7 @@ class Event:
         "ref",
         "fin",
         "status",
-        "headers",
+        "_headers",  # a list, None (no headers) or the copied bytes (_RawHeaders)
         "data",
         "reason",
         "protocol",
@@ -92,7 +98,7 @@ class Event:
     ref: int
     fin: bool
     status: int
-    headers: List[Header]
+    headers: List[Header]  # a property (below), decoding on first use
     data: bytes
     reason: Optional[str]
     protocol: Optional[str]
@@ -101,6 +107,56 @@ class Event:
     new_ref: int
     killed: List[int]
     ws_opcode: int
+
+    def __init__(
+        self,
+        kind: EventKind,
+        conn: Optional["BaseConnection"],
+        ref: int,
+        fin: bool,
+        status: int,
+        headers: Any,
+        data: bytes,
+        reason: Optional[str],
+        protocol: Optional[str],
+        method: Optional[str],
+        uri: Optional[str],
+        new_ref: int,
+        killed: List[int],
+        ws_opcode: int,
+    ) -> None:
+        self.kind = kind
+        self.conn = conn
+        self.ref = ref
+        self.fin = fin
+        self.status = status
+        self._headers = headers
+        self.data = data
+        self.reason = reason
+        self.protocol = protocol
+        self.method = method
+        self.uri = uri
+        self.new_ref = new_ref
+        self.killed = killed
+        self.ws_opcode = ws_opcode
+
+
+def _get_headers(self: Event) -> List[Header]:
+    h = self._headers
+    if h.__class__ is list:
+        return cast(List[Header], h)
+    out = [] if h is None else _decode_raw(h)
+    self._headers = out
+    return out
+
+
+def _set_headers(self: Event, value: List[Header]) -> None:
+    self._headers = value
+
+
+# After @dataclass, which sees `headers` as an ordinary field (for fields(),
+# __eq__ and __repr__, which read it through the property).
+setattr(Event, "headers", property(_get_headers, _set_headers, doc="(name, value) str pairs"))
 
 
 class Body(NamedTuple):
@@ -149,52 +205,139 @@ class WSFrame:
 WSMessage = Union[WSFrame, str, bytes]
 
 # ------------------------------------------------------------------ decoding
+#
+# Events are read with struct.unpack_from and memoryview slices over one
+# view of the address space (_MEM): no ctypes call per field, which is what
+# an event costs most otherwise (ctypes.string_at is a foreign call). Where
+# that view cannot be made (not CPython), string_at does the same reads.
 
-_KINDS = {int(k): k for k in EventKind}
-_unpack_event = struct.Struct(_ffi.EVENT_FORMAT).unpack
-_iter_headers = struct.Struct(_ffi.HEADER_FORMAT).iter_unpack
+_KINDS: Dict[int, EventKind] = {int(k): k for k in EventKind}
+_DATA = EventKind.DATA
+_RESPONSE = EventKind.RESPONSE
+_EV = struct.Struct(_ffi.EVENT_FORMAT)
+_unpack_event = _EV.unpack
+_unpack_event_from = _EV.unpack_from
 _EV_SIZE = _ffi.EVENT_SIZE
 _HDR_SIZE = _ffi.HEADER_SIZE
+_PTR_SIZE = struct.calcsize("P")
 
 
-def decode_headers(p: int, n: int) -> List[Header]:
-    # Two copies, whatever n: the gm_header array, then the span of memory
-    # its strings occupy (they all live in the event's one allocation).
-    hs = list(_iter_headers(string_at(p, n * _HDR_SIZE)))
-    lo = hi = hs[0][0]
-    for np_, vp, nl, vl in hs:
-        if np_ < lo:
-            lo = np_
-        if vp < lo:
-            lo = vp
-        e = np_ + nl
-        if e > hi:
-            hi = e
-        e = vp + vl
-        if e > hi:
-            hi = e
-    blob = string_at(lo, hi - lo) if hi > lo else b""
+def _address_space() -> Optional[memoryview]:
+    """A read-only byte view of the whole address space, or None. (64-bit
+    only: there every user-space address is below sys.maxsize, so a slice
+    never comes out short.)"""
+    if sys.maxsize < 2**62:
+        return None
+    try:
+        mv = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B").toreadonly()
+        probe = ctypes.create_string_buffer(b"gunmetal\x00\xff", 10)
+        a = ctypes.addressof(probe)
+        if mv[a : a + 10].tobytes() != b"gunmetal\x00\xff":
+            return None
+        return mv
+    except Exception:  # pragma: no cover - not CPython, or a ctypes without it
+        return None
+
+
+_MEM = _address_space()
+
+
+def _bytes_at(p: int, n: int) -> bytes:
+    if _MEM is not None:
+        return _MEM[p : p + n].tobytes()
+    return string_at(p, n)
+
+
+def _str_at(p: int) -> str:
+    # NUL-terminated: reason, protocol, method, uri (short, and not on the
+    # hot path of DATA and RESPONSE events).
+    return string_at(p).decode("utf-8", "surrogateescape")
+
+
+# Headers copied out of an event but not decoded yet: (blob, lo, ptrs, lens),
+# `blob` the memory from address `lo` on that holds every string, `ptrs` and
+# `lens` the strings' addresses and lengths: name, value, name, value, ...
+_RawHeaders = Tuple[bytes, int, Tuple[int, ...], Tuple[int, ...]]
+
+# gm_header is (name, value, name_len, value_len): two unpackers per count,
+# one for the pointers and one for the lengths, in the same order.
+assert _ffi.HEADER_FORMAT.lstrip("@") == "PPNN" and _HDR_SIZE == 4 * _PTR_SIZE
+_PTRS_FMT = "PP%dx" % (2 * _PTR_SIZE)
+_LENS_FMT = "%dxNN" % (2 * _PTR_SIZE)
+_hdr_structs: Dict[int, Tuple[Any, Any]] = {}
+
+
+def _hdr_unpackers(n: int) -> Tuple[Any, Any]:
+    u = (struct.Struct("@" + _PTRS_FMT * n), struct.Struct("@" + _LENS_FMT * n))
+    if len(_hdr_structs) < 256:
+        _hdr_structs[n] = u
+    return u
+
+
+def copy_headers(p: int, n: int) -> _RawHeaders:
+    """Copies the gm_header array at `p` (n > 0) and its strings: two copies,
+    whatever n (the array, then the span of memory its strings occupy: the
+    library packs them in the event's one allocation). Strings that are not
+    packed together are copied one by one."""
+    up, ul = _hdr_structs.get(n) or _hdr_unpackers(n)
+    if _MEM is not None:
+        ptrs = up.unpack_from(_MEM, p)
+        lens = ul.unpack_from(_MEM, p)
+    else:
+        raw = string_at(p, n * _HDR_SIZE)
+        ptrs = up.unpack(raw)
+        lens = ul.unpack(raw)
+    lo = min(ptrs)
+    hi = max(map(_add, ptrs, lens))
+    # Packed: the gaps between the strings add up to less than a page, so
+    # the span holds no unmapped memory. (Else a NULL pointer, or strings
+    # from all over the heap, as tests make them.)
+    if lo and hi - lo <= sum(lens) + 2 * n + 64:
+        return (_bytes_at(lo, hi - lo), lo, ptrs, lens)
+    # Each string on its own, into one blob whose offsets stand for the
+    # addresses (lo = 0).
+    blob = b"".join([_bytes_at(q, ln) if ln else b"" for q, ln in zip(ptrs, lens)])
+    offs = [0]
+    for ln in lens[:-1]:
+        offs.append(offs[-1] + ln)
+    return (blob, 0, tuple(offs), lens)
+
+
+def _decode_raw(raw: _RawHeaders) -> List[Header]:
+    blob, lo, ptrs, lens = raw
+    it = iter(zip(ptrs, lens))
     if blob.isascii():  # the usual case: one decode, then str slices
         t = blob.decode("ascii")
-        return [(t[np_ - lo : np_ - lo + nl], t[vp - lo : vp - lo + vl]) for np_, vp, nl, vl in hs]
+        return [(t[a - lo : a - lo + nl], t[b - lo : b - lo + vl]) for (a, nl), (b, vl) in zip(it, it)]
     return [
         (
-            blob[np_ - lo : np_ - lo + nl].decode("utf-8", "surrogateescape"),
-            blob[vp - lo : vp - lo + vl].decode("utf-8", "surrogateescape"),
+            blob[a - lo : a - lo + nl].decode("utf-8", "surrogateescape"),
+            blob[b - lo : b - lo + vl].decode("utf-8", "surrogateescape"),
         )
-        for np_, vp, nl, vl in hs
+        for (a, nl), (b, vl) in zip(it, it)
     ]
 
 
-def decode(addr: int, lookup: Callable[[int], Any]) -> Event:
-    """Copies the gm_event at `addr` into an Event (does not free it)."""
+def decode_headers(p: int, n: int) -> List[Header]:
+    """The gm_header array at `p` (n > 0) as (name, value) str pairs."""
+    return _decode_raw(copy_headers(p, n))
+
+
+def _fields(addr: int) -> Tuple[Any, ...]:
+    if _MEM is not None:
+        return _unpack_event_from(_MEM, addr)
+    return _unpack_event(string_at(addr, _EV_SIZE))
+
+
+def _full(f: Tuple[Any, ...], conn: Any) -> Event:
+    """Every field of an unpacked gm_event (the general case)."""
     (
         _size,
         kind,
         fin,
         ws_opcode,
         status,
-        conn,
+        _conn,
         ref,
         new_ref,
         protocol,
@@ -207,20 +350,63 @@ def decode(addr: int, lookup: Callable[[int], Any]) -> Event:
         data_len,
         killed,
         n_killed,
-    ) = _unpack_event(string_at(addr, _EV_SIZE))
+    ) = f
     return Event(
         cast(EventKind, _KINDS.get(kind, kind)),
-        lookup(conn) if conn else None,
+        conn,
         ref,
         fin != 0,
         status,
-        decode_headers(headers, n_headers) if n_headers else [],
-        string_at(data, data_len) if data_len else b"",
-        string_at(reason).decode("utf-8", "surrogateescape") if reason else None,
-        string_at(protocol).decode("utf-8", "surrogateescape") if protocol else None,
-        string_at(method).decode("utf-8", "surrogateescape") if method else None,
-        string_at(uri).decode("utf-8", "surrogateescape") if uri else None,
+        copy_headers(headers, n_headers) if n_headers else None,
+        _bytes_at(data, data_len) if data_len else b"",
+        _str_at(reason) if reason else None,
+        _str_at(protocol) if protocol else None,
+        _str_at(method) if method else None,
+        _str_at(uri) if uri else None,
         new_ref,
-        list(struct.unpack(f"{n_killed}Q", string_at(killed, 8 * n_killed))) if n_killed else [],
+        list(struct.unpack(f"{n_killed}Q", _bytes_at(killed, 8 * n_killed))) if n_killed else [],
         ws_opcode,
     )
+
+
+def decode(addr: int, lookup: Callable[[int], Any]) -> Event:
+    """Copies the gm_event at `addr` into an Event (does not free it)."""
+    f = _fields(addr)
+    return _full(f, lookup(f[5]) if f[5] else None)
+
+
+def decode_many(ptrs: Any, n: int, lookup: Callable[[int], Any]) -> List[Event]:
+    """Copies the n gm_events whose addresses are in the C array `ptrs`
+    (gm_event *[n]) into Events (does not free them)."""
+    if _MEM is None:
+        return [decode(ptrs[i], lookup) for i in range(n)]
+    mem = _MEM
+    unpack_from = _unpack_event_from
+    out: List[Event] = []
+    append = out.append
+    last_conn = 0
+    last_obj: Any = None
+    # The pointers: one unpack of the array instead of n ctypes item reads.
+    for addr in struct.unpack_from(f"{n}P", ptrs):
+        f = unpack_from(mem, addr)
+        c = f[5]
+        if c != last_conn:
+            last_conn = c
+            last_obj = lookup(c) if c else None
+        kind = f[1]
+        # The events of a busy connection: a DATA with only a payload, and a
+        # RESPONSE with only headers. Everything else takes the general path.
+        if kind == 6 and not (f[8] or f[9] or f[10] or f[11] or f[13] or f[17]):
+            dl = f[15]
+            d = f[14]
+            append(Event(_DATA, last_obj, f[6], f[2] != 0, f[4], None,
+                         mem[d : d + dl].tobytes() if dl else b"", None, None, None, None,
+                         f[7], [], f[3]))
+        elif kind == 5 and not (f[8] or f[9] or f[10] or f[11] or f[15] or f[17]):
+            nh = f[13]
+            append(Event(_RESPONSE, last_obj, f[6], f[2] != 0, f[4],
+                         copy_headers(f[12], nh) if nh else None, b"", None, None, None, None,
+                         f[7], [], f[3]))
+        else:
+            append(_full(f, last_obj))
+    return out

@@ -327,3 +327,23 @@ gm_ping: Any = _fns["gm_ping"]
 gm_ws_upgrade: Any = _fns["gm_ws_upgrade"]
 gm_ws_send: Any = _fns["gm_ws_send"]
 gm__live_handles: Optional[Any] = _opt.get("gm__live_handles")
+
+
+def _noconv(name: str, restype: Any) -> Any:
+    """A second function object for `name` without argtypes, for the hot
+    paths: ctypes then converts no argument, so the caller must pass each
+    one as the exact C type already (a ctypes instance, byref(), bytes for a
+    const char *, None for NULL; a Python int only where the C type is
+    int). Declared types stay in FUNCTIONS (and are checked against the
+    header); this is the same function, called with less work."""
+    if name in missing:
+        return _fns[name]
+    f = lib._FuncPtr((name, lib))
+    f.restype = restype
+    return f
+
+
+# gm_request(c_void_p conn, bytes method, bytes path, gm_header array | None,
+#            c_size_t n, bytes | None body, c_size_t len, int flags,
+#            byref(gm_req_opts) | None, byref(c_uint64))
+gm_request_noconv: Any = _noconv("gm_request", c_int)

@@ -22,6 +22,13 @@ initial_stream_window_size, 8 MB by default) is buffered per stream.
 
 Cancellation: cancelling a task that waits on a stream (a response head, a
 body chunk, ``await_``...) cancels that stream in the library.
+
+Bursts: ``get()``, ``request()`` and the other coroutines that return a
+Response check their arguments at once but leave the library call to the
+end of the loop's turn, when the requests of every task that ran go out
+together (the library's writer then sends them in one go). Calls that return
+a ref at once (``start_request``, ``headers``), ``ws_upgrade``, ``ping``,
+``shutdown`` and ``set_owner`` send the waiting requests first.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import asyncio
 import concurrent.futures
 import weakref
 from collections import deque
+from ctypes import byref, c_uint64
 from typing import (
     Any,
     AsyncIterator,
@@ -38,18 +46,22 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
 from . import _ffi
 from ._core import (
+    _FLOW_OPTS,
+    _SIZE0,
+    _gm_request,
     BaseConnection,
     BufferLike,
     HeadersIn,
     Queue,
     StrOrBytes,
 )
-from ._errors import BadState, Closed, NoStream, Timeout, UpgradeRejected, stream_error
+from ._errors import BadState, Closed, NoStream, Timeout, UpgradeRejected, from_code, stream_error
 from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
 
 __all__ = ["Connection", "Response", "WebSocket", "open", "open_unix"]
@@ -69,6 +81,7 @@ _UPGRADE = EventKind.UPGRADE
 _WS = EventKind.WS
 _NOTIFY = EventKind.NOTIFY
 _WS_CLOSE = int(WSOpcode.CLOSE)
+_Future = asyncio.Future
 
 
 def _expire(fut: "asyncio.Future[None]", what: str) -> None:
@@ -80,15 +93,6 @@ def _drain_weak(ref: "weakref.ReferenceType[Connection]") -> None:
     conn = ref()
     if conn is not None:
         conn._drain()
-
-
-def _ends(ev: Event) -> bool:
-    k = ev.kind
-    if k == _DATA or k == _RESPONSE:
-        return ev.fin
-    if k == _WS:
-        return ev.ws_opcode == _WS_CLOSE
-    return k == _TRAILERS or k == _ERROR
 
 
 class _Stream:
@@ -125,7 +129,7 @@ class _Stream:
             if self.error is not None:
                 raise self.error
             loop = self.conn._loop
-            fut: asyncio.Future[None] = loop.create_future()
+            fut: asyncio.Future[None] = _Future(loop=loop)
             self.waiter = fut
             th = loop.call_later(timeout, _expire, fut, f"stream {self.ref}") if timeout is not None else None
             try:
@@ -143,8 +147,7 @@ class _Stream:
         ev = self.events.popleft()
         if self.ended and not self.events:
             self.conn._forget(self)
-        k = ev.kind
-        if self.window and ((k == _DATA and not ev.fin) or k == _WS):
+        if self.window and ((ev.kind == _DATA and not ev.fin) or ev.kind == _WS):
             self.consumed += 1
             if self.consumed * 2 >= self.window:
                 n, self.consumed = self.consumed, 0
@@ -164,16 +167,34 @@ class Response:
     (status, headers) that came first, ``pushes`` the PUSH events."""
 
     def __init__(self, conn: "Connection", stream: _Stream, status: int, headers: List[Header],
-                 fin: bool, informs: List[Event], pushes: List[Event]) -> None:
+                 fin: bool, informs: List[Event], pushes: List[Event],
+                 head: Optional[Event] = None) -> None:
         self._conn = conn
         self._stream = stream
         self.ref = stream.ref
         self.status = status
-        self.headers = headers
+        # With `head` (the RESPONSE event), headers are decoded on first use.
+        self._headers: Optional[List[Header]] = headers if head is None else None
+        self._head = head
         self.trailers: List[Header] = []
         self.informs = informs
         self.pushes = pushes
         self.done = fin
+
+    @property
+    def headers(self) -> List[Header]:
+        """The response's headers: (name, value) str pairs, names lower case."""
+        h = self._headers
+        if h is None:
+            ev = self._head
+            h = self._headers = ev.headers if ev is not None else []
+            self._head = None
+        return h
+
+    @headers.setter
+    def headers(self, value: List[Header]) -> None:
+        self._headers = value
+        self._head = None
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of header `name` (case-insensitive)."""
@@ -208,8 +229,20 @@ class Response:
 
     async def read(self) -> bytes:
         """The rest of the body."""
-        chunks: List[bytes] = []
         st = self._stream
+        evs = st.events
+        if len(evs) == 1 and not self.done:
+            # The usual small body: one DATA fin, already there (st.pop(),
+            # inline: a DATA fin takes no flow).
+            ev = evs[0]
+            if ev.kind == _DATA and ev.fin:
+                evs.popleft()
+                self.done = True
+                streams = self._conn._streams
+                if streams.get(st.ref) is st:
+                    del streams[st.ref]
+                return ev.data
+        chunks: List[bytes] = []
         while not self.done:
             if not st.events:
                 await st.wait(None)
@@ -325,6 +358,9 @@ class Connection(BaseConnection):
         self._q = queue
         self._window = window
         self._streams: Dict[int, _Stream] = {}
+        # Requests made by get()/request()/... since the loop last ran
+        # _send_pending: (stream, gm_request arguments). See _start.
+        self._pending: List[Tuple[_Stream, Tuple[Any, ...]]] = []
         self._events: Deque[Event] = deque(maxlen=1024)
         self._event_waiter: Optional[asyncio.Future[None]] = None
         self._up_waiters: List[asyncio.Future[str]] = []
@@ -349,18 +385,28 @@ class Connection(BaseConnection):
             poll = self._q.poll
             for _ in range(16):  # then let the loop breathe; the fd is level-triggered
                 evs = poll(256, 0)
+                streams = self._streams
                 for ev in evs:
-                    if ev.ref:
-                        st = self._streams.get(ev.ref)
-                        if st is not None:
-                            if _ends(ev):
+                    ref = ev.ref
+                    if ref:
+                        st = streams.get(ref)
+                        if st is None:
+                            continue  # a cancelled stream, or one we never knew of
+                        k = ev.kind
+                        if k == _DATA or k == _RESPONSE:
+                            if ev.fin:
                                 st.ended = True  # unregistered when the app takes it
-                            elif ev.kind == _PUSH and ev.new_ref:
-                                self._streams[ev.new_ref] = _Stream(self, ev.new_ref, 0)
-                            st.push(ev)
-                        # else: a cancelled stream, or one we never knew of
+                        elif k == _TRAILERS or k == _ERROR or (k == _WS and ev.ws_opcode == _WS_CLOSE):
+                            st.ended = True
+                        elif k == _PUSH and ev.new_ref:
+                            streams[ev.new_ref] = _Stream(self, ev.new_ref, 0)
+                        st.events.append(ev)
+                        w = st.waiter
+                        if w is not None and not w.done():
+                            w.set_result(None)
                     else:
                         self._conn_event(ev)
+                        streams = self._streams  # _fail_all and set_owner replace it
                 if len(evs) < 256:
                     break
         except BaseException as e:
@@ -403,6 +449,10 @@ class Connection(BaseConnection):
             self._error = exc
         streams, self._streams = self._streams, {}
         for st in streams.values():
+            st.fail(exc)
+        pending, self._pending = self._pending, []
+        for st, _ in pending:
+            st.ended = True
             st.fail(exc)
         waiters, self._up_waiters = self._up_waiters, []
         for w in waiters:
@@ -456,8 +506,8 @@ class Connection(BaseConnection):
     def _cancel_stream(self, st: _Stream) -> None:
         self._forget(st)
         st.events.clear()
-        st.ended = True
-        if self._handle is not None:
+        st.ended = True  # (a request not sent yet never will be)
+        if st.ref and self._handle is not None:
             try:
                 self.cancel(st.ref)
             except Closed:
@@ -473,24 +523,106 @@ class Connection(BaseConnection):
 
     def _start(self, method: Any, path: Any, headers: HeadersIn, body: Any, stream: bool,
                timeout: Optional[float]) -> _Stream:
+        """Sends a request now (for the calls that return its ref)."""
+        if self._pending:
+            self._send_pending()  # in call order
         w = self._window
         ref = self._request(method, path, headers, body, stream, timeout, w if w > 0 else None, None)
         return self._register(ref, w)
 
+    def _start_soon(self, method: Any, path: Any, headers: HeadersIn, body: Any,
+                    timeout: Optional[float]) -> _Stream:
+        """A request for a coroutine that returns once its response comes:
+        the arguments are checked now (errors raise here), the library call
+        is made by _send_pending, once the tasks that are ready have run.
+        Requests made together then reach the library together, which lets
+        its writer send them in one go instead of waking for each: in W1 a
+        gm_request costs about 2 us in a burst and 4.5 us spread between
+        the tasks' other work."""
+        w = self._window
+        if (headers is None and body is None and timeout is None and type(path) is str
+                and path.isascii() and "\x00" not in path and type(method) is bytes
+                and b"\x00" not in method and self._handle is not None and w in _FLOW_OPTS):
+            # what _request_args gives for these arguments
+            args: Tuple[Any, ...] = (self._hv, method, path.encode("ascii"), None, _SIZE0, None, _SIZE0, 0,
+                                     _FLOW_OPTS[w])
+        else:
+            args = self._request_args(method, path, headers, body, False, timeout, w if w > 0 else None, None)
+            if args[6] is None:  # a buffer body (not bytes): sent while the caller holds it
+                return self._start(method, path, headers, body, False, timeout)
+        st = _Stream(self, 0, w)
+        if self._error is not None:
+            st.fail(self._error)
+            return st
+        pending = self._pending
+        pending.append((st, args))
+        if len(pending) == 1:
+            self._loop.call_soon(self._send_pending)
+        return st
+
+    def _send_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if self._handle is None:
+            exc = self._error or Closed(_ffi.GM_ECLOSED, "connection is closed: close() was called")
+            for st, _ in pending:
+                st.ended = True
+                st.fail(exc)
+            return
+        ref = c_uint64()
+        out = byref(ref)
+        streams = self._streams
+        i = 0
+        try:
+            for i, (st, args) in enumerate(pending):
+                if st.ended:
+                    continue  # cancelled before it was sent
+                rc = _gm_request(*args, out)
+                if rc < 0:
+                    st.ended = True
+                    st.fail(from_code(rc))
+                    continue
+                st.ref = r = ref.value
+                streams[r] = st
+        except BaseException as e:
+            for st, _ in pending[i:]:
+                if not st.ref:
+                    st.ended = True
+                    st.fail(e)
+            raise
+
     async def _head(self, st: _Stream) -> Response:
         informs: List[Event] = []
         pushes: List[Event] = []
+        evs = st.events
         while True:
-            if not st.events:
-                await st.wait(None)
-            ev = st.events[0]
+            if not evs:
+                # st.wait(None), inline: this wait is on every request's path
+                if st.error is not None:
+                    raise st.error
+                fut: asyncio.Future[None] = _Future(loop=self._loop)
+                st.waiter = fut
+                try:
+                    await fut
+                except asyncio.CancelledError:
+                    if not st.ended:
+                        self._cancel_stream(st)
+                    raise
+                finally:
+                    st.waiter = None
+                continue
+            ev = evs[0]
             k = ev.kind
+            if k == _RESPONSE:
+                evs.popleft()  # st.pop(): a RESPONSE takes no flow
+                if st.ended and not evs:
+                    self._forget(st)
+                return Response(self, st, ev.status, [], ev.fin, informs, pushes, ev)
             if k == _DATA or k == _TRAILERS:
                 # The head was taken (with await_): the body is all there is.
                 return Response(self, st, 0, [], False, informs, pushes)
             st.pop()
-            if k == _RESPONSE:
-                return Response(self, st, ev.status, ev.headers, ev.fin, informs, pushes)
             if k == _INFORM:
                 informs.append(ev)
             elif k == _PUSH:
@@ -551,9 +683,17 @@ class Connection(BaseConnection):
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
+    def shutdown(self) -> None:
+        """Closes gracefully (Gun's shutdown): streams in flight, and requests
+        made before, finish; new requests fail with "closing" (StreamClosed);
+        EXIT "shutdown" follows."""
+        self._send_pending()
+        super().shutdown()
+
     def set_owner(self, queue: Queue) -> None:
         """Hands the connection to a (sync) Queue: its events go there from
         now on, and the streams still waiting here fail with BadState."""
+        self._send_pending()
         super().set_owner(queue)
         streams, self._streams = self._streams, {}
         for st in streams.values():
@@ -566,37 +706,36 @@ class Connection(BaseConnection):
         """Sends a request and returns the Response once its head arrives.
         ``timeout`` (seconds) bounds the whole stream (ERROR "timeout" →
         StreamTimeout)."""
-        st = self._start(method, path, headers, body, False, timeout)
-        return await self._head(st)
+        return await self._head(self._start_soon(method, path, headers, body, timeout))
 
     async def get(self, path: StrOrBytes, headers: HeadersIn = None, *,
                   timeout: Optional[float] = None) -> Response:
-        return await self._head(self._start(b"GET", path, headers, None, False, timeout))
+        return await self._head(self._start_soon(b"GET", path, headers, None, timeout))
 
     async def head(self, path: StrOrBytes, headers: HeadersIn = None, *,
                    timeout: Optional[float] = None) -> Response:
-        return await self._head(self._start(b"HEAD", path, headers, None, False, timeout))
+        return await self._head(self._start_soon(b"HEAD", path, headers, None, timeout))
 
     async def options(self, path: StrOrBytes, headers: HeadersIn = None, *,
                       timeout: Optional[float] = None) -> Response:
-        return await self._head(self._start(b"OPTIONS", path, headers, None, False, timeout))
+        return await self._head(self._start_soon(b"OPTIONS", path, headers, None, timeout))
 
     async def delete(self, path: StrOrBytes, headers: HeadersIn = None, *,
                      timeout: Optional[float] = None) -> Response:
-        return await self._head(self._start(b"DELETE", path, headers, None, False, timeout))
+        return await self._head(self._start_soon(b"DELETE", path, headers, None, timeout))
 
     async def post(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
                    timeout: Optional[float] = None) -> Response:
         """POST with a body (to stream one, use headers() + data() + response())."""
-        return await self._head(self._start(b"POST", path, headers, body, False, timeout))
+        return await self._head(self._start_soon(b"POST", path, headers, body, timeout))
 
     async def put(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
                   timeout: Optional[float] = None) -> Response:
-        return await self._head(self._start(b"PUT", path, headers, body, False, timeout))
+        return await self._head(self._start_soon(b"PUT", path, headers, body, timeout))
 
     async def patch(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
                     timeout: Optional[float] = None) -> Response:
-        return await self._head(self._start(b"PATCH", path, headers, body, False, timeout))
+        return await self._head(self._start_soon(b"PATCH", path, headers, body, timeout))
 
     def start_request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
                       body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> int:
@@ -677,6 +816,7 @@ class Connection(BaseConnection):
         opts.update(ws_opts)
         if self._window > 0:
             opts.setdefault("flow", self._window)
+        self._send_pending()  # in call order
         ref = self._ws_upgrade(path, headers, opts)
         st = self._register(ref, int(opts.get("flow") or 0) if self._window > 0 else 0)
         while True:
@@ -705,6 +845,7 @@ class Connection(BaseConnection):
 
     async def ping(self, timeout: Optional[float] = None) -> None:
         """Gun's ping (HTTP/2): returns when the server has acknowledged it."""
+        self._send_pending()
         ref = self._ping()
         st = self._register(ref, 0)
         try:
