@@ -7,7 +7,25 @@
 // selectively receivable and pollable through an eventfd.
 //
 // conn.go is the only place that knows about connecting, retrying and
-// exiting; each protocol (http1.go, http2.go, ws.go, raw.go) implements the
-// protocol interface, the way Gun's gun_http, gun_http2, gun_ws and gun_raw
-// implement one behaviour.
+// exiting; each protocol (http1.go, http2.go, ws.go) implements the protocol
+// interface, the way Gun's gun_http, gun_http2 and gun_ws implement one
+// behaviour.
+//
+// Where this departs from the project's DESIGN.md, and why:
+//
+//   - Flow control follows the host's release of events. A Go caller
+//     releases an event by taking it (Poll, Await); a queue in deferred
+//     release mode (the C ABI's) keeps each event charged to its connection
+//     until ReleaseTaken, i.e. until gm_event_free. That is what makes
+//     "WINDOW_UPDATE as the host consumes events (polled and freed)" true, and
+//     it bounds the memory a C host can hold, not only what is queued.
+//   - Instead of a reference count per event, a connection "settles" once it
+//     has exited and every event it emitted was released (OnSettled): the C
+//     ABI frees a handle then, so an event's connection pointer can never be
+//     reused while the event lives.
+//   - Gun 2's retry rule is kept as Gun has it: the first retry, after a drop
+//     or a failed first attempt, is immediate; retry N means N+1 attempts. A
+//     declared retry_fun policy times the later, delayed retries.
+//   - Data for a request still queued before UP is refused (ErrNotUp) rather
+//     than held back as Gun does; bindings may hold it (the Erlang one does).
 package core
