@@ -93,6 +93,18 @@ type result struct {
 	err      string
 }
 
+// String sums a result up without its body (a failure message must not
+// print a megabyte).
+func (r *result) String() string {
+	if r == nil {
+		return "<no events>"
+	}
+	if r.err != "" {
+		return fmt.Sprintf("{status %d, %d body bytes, error %q}", r.status, len(r.body), r.err)
+	}
+	return fmt.Sprintf("{status %d, %d body bytes}", r.status, len(r.body))
+}
+
 // collect reads events until every ref in want has ended; other events
 // fail the test unless other accepts them.
 func collect(t *testing.T, q *core.Queue, refs []uint64, other func(*core.Event) bool) map[uint64]*result {
@@ -524,14 +536,22 @@ func TestNghttpdTrailers(t *testing.T) {
 func TestNghttpdMaxConcurrentStreams(t *testing.T) {
 	s := startNghttpd(t, nghttpd.Options{NoTLS: true, Args: []string{"-m", "2"}})
 	q := newQueue(t)
-	c := open(t, q, "127.0.0.1", s.Port, `{"protocols":["http2"],"http2_opts":{"notify_settings_changed":true}}`)
+	// The first two responses must still be in flight when the third
+	// request is made, or its slot is free: a stream window of 1000 bytes,
+	// opened again only as the host takes DATA events (none is taken before
+	// collect), holds both bodies of 100000 bytes. Without it nghttpd could
+	// finish the first response before the third get, which then got 200.
+	c := open(t, q, "127.0.0.1", s.Port, `{"protocols":["http2"],"http2_opts":{"notify_settings_changed":true,"initial_stream_window_size":1000}}`)
 	if ev := next(t, q); ev.Kind != core.EvNotify || header(ev.Headers, "max_concurrent_streams") != "2" {
 		t.Fatalf("%s %v", evString(ev), ev.Headers)
 	}
 	refs := []uint64{get(t, c, "/bytes/100000"), get(t, c, "/bytes/100000"), get(t, c, "/bytes/100")}
 	res := collect(t, q, refs, nil)
 	if !strings.HasPrefix(res[refs[2]].err, "too_many_streams") || res[refs[0]].status != 200 || res[refs[1]].status != 200 {
-		t.Fatalf("%+v %+v %+v", res[refs[0]], res[refs[1]], res[refs[2]])
+		t.Fatalf("want 200, 200, too_many_streams; got %s, %s, %s", res[refs[0]], res[refs[1]], res[refs[2]])
+	}
+	for _, r := range refs[:2] {
+		checkPattern(t, res[r].body, 100000)
 	}
 
 	c2 := open(t, q, "127.0.0.1", s.Port, `{"protocols":["http2"],"http2_opts":{"wait_for_stream_slot":true,"notify_settings_changed":true}}`)
