@@ -47,9 +47,11 @@ func newHTTP1(c *Conn) protocol {
 		c:   c,
 		v10: o.Version == "HTTP/1.0",
 		parser: newH1Parser(h1Limits{
-			MaxHeaderBlock:  o.MaxHeaderBlockSize,
-			MaxTrailerBlock: o.MaxTrailerBlockSize,
-			MaxChunkLine:    4096,
+			MaxHeaderBlock:   o.MaxHeaderBlockSize,
+			MaxTrailerBlock:  o.MaxTrailerBlockSize,
+			MaxChunkLine:     4096,
+			MaxHeaders:       o.MaxHeaders,
+			MaxInformational: o.MaxInformational,
 		}),
 	}
 }

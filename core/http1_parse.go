@@ -40,6 +40,12 @@ type h1Limits struct {
 	// MaxChunkLine is the maximum size of a chunk-size line, extensions and
 	// CRLF included.
 	MaxChunkLine int
+	// MaxHeaders is the most fields in one header or trailer block
+	// (http_opts.max_headers); 0 = no limit.
+	MaxHeaders int
+	// MaxInformational is the most 1xx responses before one final
+	// response (http_opts.max_informational_responses); 0 = no limit.
+	MaxInformational int
 }
 
 type h1PartKind uint8
@@ -110,6 +116,7 @@ type h1Parser struct {
 	isHead    bool // response to a HEAD request
 	isConnect bool // response to a CONNECT request
 	started   bool // a 1xx of the current response was consumed
+	informs   int  // 1xx responses consumed for the current request
 
 	// Incremental line scanning, relative to the start of the current
 	// element (which is always buf[0] when Next is called).
@@ -152,6 +159,7 @@ func (p *h1Parser) Begin(method string) {
 	p.isHead = method == "HEAD"
 	p.isConnect = method == "CONNECT"
 	p.started = false
+	p.informs = 0
 	p.remaining = 0
 	p.setState(h1sHead)
 }
@@ -418,7 +426,12 @@ func (p *h1Parser) head(block []byte) (h1Part, error) {
 			p.setState(h1sSwitched)
 			return part, nil
 		}
-		// Informational: the final response follows.
+		// Informational: the final response follows. An endless run of
+		// them would be endless work for the host: bounded.
+		p.informs++
+		if max := p.lim.MaxInformational; max > 0 && p.informs > max {
+			return h1Part{}, fmt.Errorf("http: more than %d informational (1xx) responses to one request (max_informational_responses)", max)
+		}
 		part.Kind = h1Inform
 		p.started = true
 		p.setState(h1sHead)
@@ -552,7 +565,10 @@ func (p *h1Parser) fields(region []byte, what string) ([]Header, error) {
 	}
 	scratch := p.scratch[:0]
 	offs := p.offs[:0]
-	for len(region) > 0 {
+	for n := 1; len(region) > 0; n++ {
+		if max := p.lim.MaxHeaders; max > 0 && n > max {
+			return nil, fmt.Errorf("http: more than %d %s fields (max_headers)", max, what)
+		}
 		nl := bytes.IndexByte(region, '\n')
 		line := region[:nl-1]
 		region = region[nl+1:]

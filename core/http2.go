@@ -59,7 +59,15 @@ package core
 //   - DATA for a stream closed recently (cancelled or reset by us) still
 //     counts toward the connection window and is acknowledged, as cowlib's
 //     lingering streams; DATA for older closed streams is answered with
-//     RST_STREAM STREAM_CLOSED rather than a connection error.
+//     RST_STREAM STREAM_CLOSED rather than a connection error. HEADERS for
+//     a closed stream that is not lingering (its END_STREAM came) is a
+//     connection error STREAM_CLOSED, as in cowlib (RFC 9113 5.1).
+//   - Floods are bounded: max_concurrent_streams defaults to 100 (Gun:
+//     infinity), which also caps the pushes held at once (more are refused
+//     with REFUSED_STREAM, as Gun refuses them); max_informational_responses
+//     (32) caps 1xx responses per stream (past it: stream error
+//     ENHANCE_YOUR_CALM); max_settings_entries (64) caps the settings in
+//     one SETTINGS frame (past it: connection error ENHANCE_YOUR_CALM).
 
 import (
 	"bytes"
@@ -111,6 +119,7 @@ type h2Stream struct {
 	held      int   // bytes of DATA events the host has not taken yet
 	clen      int64 // the response's content-length, -1 when none
 	rcvd      int64
+	informs   int   // 1xx responses received
 	ws        *wsUp // a WebSocket upgrade (RFC 8441, ws_h2.go)
 }
 

@@ -72,7 +72,7 @@ func (h *h2conn) handle(buf []byte) (int, error) {
 			h.src.b = whole
 			f, rerr := h.fr.ReadFrame()
 			if rerr != nil {
-				err = h.readError(rerr)
+				err = h.readError(rerr, h2FrameRule(ft, flags, id, payload))
 			} else {
 				err = h.frame(f)
 			}
@@ -91,16 +91,13 @@ func (h *h2conn) handle(buf []byte) (int, error) {
 }
 
 // readError handles what the Framer refused: a stream error resets that
-// stream, anything else ends the connection.
-func (h *h2conn) readError(err error) error {
+// stream, anything else ends the connection. why names the frame and the
+// rule it broke (h2FrameRule).
+func (h *h2conn) readError(err error, why string) error {
 	var se http2.StreamError
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &se):
-		why := "malformed frame"
-		if se.Cause != nil {
-			why = se.Cause.Error()
-		}
 		if s := h.streams[se.StreamID]; s != nil {
 			h.streamError(s, se.Code, why)
 		} else {
@@ -108,13 +105,71 @@ func (h *h2conn) readError(err error) error {
 		}
 		return nil
 	case errors.As(err, &ce):
-		why := "malformed frame"
-		if d := h.fr.ErrorDetail(); d != nil {
-			why = d.Error()
-		}
 		return h.connError(http2.ErrCode(ce), why)
 	}
-	return h.connError(http2.ErrCodeProtocol, err.Error())
+	return h.connError(http2.ErrCodeProtocol, why)
+}
+
+// h2FrameRule says which rule of RFC 9113 a frame the Framer refused
+// breaks, so that an error names the frame and the rule, not just
+// "malformed frame". It checks what the Framer checks for the frames it
+// reads for us (the control frames).
+func h2FrameRule(ft http2.FrameType, flags http2.Flags, id uint32, p []byte) string {
+	n := len(p)
+	switch ft {
+	case http2.FrameSettings:
+		switch {
+		case flags.Has(http2.FlagSettingsAck) && n > 0:
+			return fmt.Sprintf("SETTINGS frame with the ACK flag and a %d-byte payload; an acknowledgement must be empty. (RFC9113 6.5)", n)
+		case id != 0:
+			return fmt.Sprintf("SETTINGS frame on stream %d; SETTINGS apply to the connection, stream 0. (RFC9113 6.5)", id)
+		case n%6 != 0:
+			return fmt.Sprintf("SETTINGS frame of %d bytes; its length must be a multiple of 6. (RFC9113 6.5)", n)
+		}
+		for i := 0; i+6 <= n; i += 6 {
+			if http2.SettingID(binary.BigEndian.Uint16(p[i:])) == http2.SettingInitialWindowSize {
+				if v := binary.BigEndian.Uint32(p[i+2:]); v > h2MaxWindow {
+					return fmt.Sprintf("SETTINGS_INITIAL_WINDOW_SIZE of %d is above the maximum window 2^31-1. (RFC9113 6.5.2)", v)
+				}
+			}
+		}
+	case http2.FramePing:
+		switch {
+		case n != 8:
+			return fmt.Sprintf("PING frame of %d bytes; a PING payload is exactly 8 bytes. (RFC9113 6.7)", n)
+		case id != 0:
+			return fmt.Sprintf("PING frame on stream %d; PING applies to the connection, stream 0. (RFC9113 6.7)", id)
+		}
+	case http2.FrameGoAway:
+		switch {
+		case id != 0:
+			return fmt.Sprintf("GOAWAY frame on stream %d; GOAWAY applies to the connection, stream 0. (RFC9113 6.8)", id)
+		case n < 8:
+			return fmt.Sprintf("GOAWAY frame of %d bytes; it needs at least 8 (last-stream-id and error code). (RFC9113 6.8)", n)
+		}
+	case http2.FrameWindowUpdate:
+		switch {
+		case n != 4:
+			return fmt.Sprintf("WINDOW_UPDATE frame of %d bytes; its payload is exactly 4 bytes. (RFC9113 6.9)", n)
+		case binary.BigEndian.Uint32(p)&h2MaxWindow == 0:
+			return fmt.Sprintf("WINDOW_UPDATE frame with an increment of 0 on stream %d. (RFC9113 6.9)", id)
+		}
+	case http2.FrameRSTStream:
+		switch {
+		case n != 4:
+			return fmt.Sprintf("RST_STREAM frame of %d bytes; its payload is exactly 4 bytes. (RFC9113 6.4)", n)
+		case id == 0:
+			return "RST_STREAM frame on stream 0; it must name a stream. (RFC9113 6.4)"
+		}
+	case http2.FramePriority:
+		switch {
+		case id == 0:
+			return "PRIORITY frame on stream 0; it must name a stream. (RFC9113 6.3)"
+		case n != 5:
+			return fmt.Sprintf("PRIORITY frame of %d bytes; its payload is exactly 5 bytes. (RFC9113 6.3)", n)
+		}
+	}
+	return fmt.Sprintf("%v frame (flags 0x%x, stream %d, %d bytes) could not be parsed.", ft, uint8(flags), id, n)
 }
 
 func (h *h2conn) frame(f http2.Frame) error {
@@ -420,11 +475,12 @@ func (h *h2conn) headers(id uint32, endStream bool) error {
 		if h.idleStream(id) {
 			return h.connError(http2.ErrCodeProtocol, "HEADERS frame received for an idle stream. (RFC7540 5.1.1)")
 		}
-		if !h.lingering(id) {
-			h.fr.WriteRSTStream(id, http2.ErrCodeStreamClosed)
-			h.lingerAdd(id)
+		if h.lingering(id) {
+			return nil // we reset it: its late frames are expected
 		}
-		return nil
+		// Closed by END_STREAM both ways (or reset long ago): the server
+		// breaks the stream state machine, as cowlib says.
+		return h.connError(http2.ErrCodeStreamClosed, fmt.Sprintf("HEADERS frame received for stream %d, closed after its END_STREAM. (RFC9113 5.1)", id))
 	}
 	if s.remoteFin {
 		h.streamError(s, http2.ErrCodeStreamClosed, "HEADERS frame received for a half-closed (remote) stream. (RFC7540 5.1)")
@@ -461,7 +517,11 @@ func (h *h2conn) headers(id uint32, endStream bool) error {
 			h.streamError(s, http2.ErrCodeProtocol, "A 101 Switching Protocols response is not allowed in HTTP/2. (RFC7540 8.1.1)")
 		case endStream:
 			h.streamError(s, http2.ErrCodeProtocol, "An informational response with the END_STREAM flag. (RFC7540 8.1)")
+		case h.o.MaxInformational > 0 && s.informs >= h.o.MaxInformational:
+			// An endless run of 1xx would be endless work for the host.
+			h.streamError(s, http2.ErrCodeEnhanceYourCalm, fmt.Sprintf("More than %d informational (1xx) responses (max_informational_responses).", h.o.MaxInformational))
 		default:
+			s.informs++
 			h.c.emit(&Event{Kind: EvInform, Ref: s.ref, Status: status, Headers: h.fields()})
 		}
 		return nil
@@ -558,6 +618,11 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 			h.dec.SetAllowedMaxDynamicTableSize(h.o.MaxDecodeTableSize)
 		}
 		return nil
+	}
+	if max := h.o.MaxSettingsEntries; max > 0 && f.NumSettings() > max {
+		// Each entry is applied (INITIAL_WINDOW_SIZE touches every
+		// stream): thousands per frame are work, not configuration.
+		return h.connError(http2.ErrCodeEnhanceYourCalm, fmt.Sprintf("SETTINGS frame with %d settings, more than max_settings_entries (%d).", f.NumSettings(), max))
 	}
 	first := !h.gotPreface
 	h.gotPreface = true

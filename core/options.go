@@ -38,6 +38,8 @@ package core
 // gunmetal's own keys: max_pending_requests, cookie_ignore_informational at
 // the top level (the default for http_opts' and http2_opts'), raw_opts,
 // http2_opts.wait_for_stream_slot, http2_opts.max_header_list_size,
+// http_opts' and http2_opts' max_informational_responses,
+// http2_opts.max_settings_entries,
 // ws_opts.max_message_size (an alias of Gun's ws_opts.max_frame_size) and
 // the tls_opts object's keys above.
 //
@@ -259,6 +261,7 @@ type HTTPOpts struct {
 	MaxHeaders                int           // "max_headers", default 100 (Gun 2.6)
 	MaxHeaderBlockSize        int           // "max_header_block_size", default 100000 (Gun 2.4)
 	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
+	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per request, default 32; 0 = infinity
 }
 
 // HTTP2Opts is "http2_opts", with Gun's names and defaults (and
@@ -271,6 +274,8 @@ type HTTP2Opts struct {
 	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
 	NotifySettingsChanged     bool          // "notify_settings_changed", default false
 	MaxHeaders                int           // "max_headers" (Gun 2.5), default 100
+	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per stream, default 32; 0 = infinity
+	MaxSettingsEntries        int           // gunmetal "max_settings_entries": settings in one SETTINGS frame, default 64; 0 = infinity
 
 	InitialConnectionWindowSize     uint32        // 8000000 (Gun's default); 65535..2^31-1
 	InitialStreamWindowSize         uint32        // 8000000; 0..2^31-1
@@ -282,7 +287,7 @@ type HTTP2Opts struct {
 	StreamWindowUpdateThreshold     uint32        // 163840
 	StreamWindowDataThreshold       uint32        // 16384
 	MaxStreamBufferSize             uint32        // 8000000
-	MaxConcurrentStreams            uint32        // 0 = infinity (what we advertise)
+	MaxConcurrentStreams            uint32        // 100 (Gun: infinity); 0 = infinity. What we advertise, and the most pushes held at once
 	MaxDecodeTableSize              uint32        // 4096
 	MaxEncodeTableSize              uint32        // 4096
 	MaxFrameSizeReceived            uint32        // 16384; 16384..16777215
@@ -391,6 +396,7 @@ func DefaultHTTPOpts() *HTTPOpts {
 		MaxHeaders:          100,
 		MaxHeaderBlockSize:  100000,
 		MaxTrailerBlockSize: 10000,
+		MaxInformational:    32,
 	}
 }
 
@@ -399,6 +405,9 @@ func DefaultHTTP2Opts() *HTTP2Opts {
 	return &HTTP2Opts{
 		ClosingTimeout:                  15000 * time.Millisecond,
 		MaxHeaders:                      100,
+		MaxInformational:                32,
+		MaxSettingsEntries:              64,
+		MaxConcurrentStreams:            100,
 		InitialConnectionWindowSize:     8000000,
 		InitialStreamWindowSize:         8000000,
 		MaxConnectionWindowSize:         math.MaxInt32,
@@ -721,6 +730,8 @@ func parseHTTPOptsInto(parent, key string, raw json.RawMessage, dst *HTTPOpts) (
 		case "max_trailer_block_size":
 			n, err = f.integer(0, math.MaxInt32)
 			dst.MaxTrailerBlockSize = int(n)
+		case "max_informational_responses":
+			dst.MaxInformational, err = f.countOrInfinity()
 		case "version":
 			dst.Version, err = f.enum("HTTP/1.1", "HTTP/1.0")
 		default:
@@ -766,6 +777,10 @@ func parseHTTP2OptsInto(parent, key string, raw json.RawMessage, dst *HTTP2Opts)
 		case "max_headers":
 			n, err = f.integer(0, math.MaxInt32)
 			dst.MaxHeaders = int(n)
+		case "max_informational_responses":
+			dst.MaxInformational, err = f.countOrInfinity()
+		case "max_settings_entries":
+			dst.MaxSettingsEntries, err = f.countOrInfinity()
 		case "connection_window_margin_size":
 			u32(0, max31, &dst.ConnectionWindowMarginSize)
 		case "connection_window_update_threshold":
@@ -1504,6 +1519,18 @@ func (f optField) enum(values ...string) (string, error) {
 
 func (f optField) isInfinity() bool {
 	return string(bytes.TrimSpace(f.raw)) == `"infinity"`
+}
+
+// countOrInfinity accepts a positive integer bound, or "infinity" (0).
+func (f optField) countOrInfinity() (int, error) {
+	if f.isInfinity() {
+		return 0, nil
+	}
+	n, err := f.integer(1, math.MaxInt32)
+	if err != nil {
+		return 0, f.fail("must be a positive integer or \"infinity\"")
+	}
+	return int(n), nil
 }
 
 // integer accepts a JSON integer (no fraction, no exponent) in [min, max].

@@ -75,7 +75,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("tls defaults %+v", o.TLS)
 	}
 	wantHTTP := HTTPOpts{Version: "HTTP/1.1", ClosingTimeout: ms(15000), MaxHeaders: 100,
-		MaxHeaderBlockSize: 100000, MaxTrailerBlockSize: 10000}
+		MaxHeaderBlockSize: 100000, MaxTrailerBlockSize: 10000, MaxInformational: 32}
 	if o.HTTP != wantHTTP {
 		t.Errorf("http defaults %+v", o.HTTP)
 	}
@@ -85,7 +85,7 @@ func TestOptionsDefaults(t *testing.T) {
 		h2.MaxConnectionWindowSize != math.MaxInt32 || h2.MaxStreamWindowSize != math.MaxInt32 ||
 		h2.ConnectionWindowMarginSize != 65535 || h2.StreamWindowMarginSize != 65535 ||
 		h2.ConnectionWindowUpdateThreshold != 163840 || h2.StreamWindowUpdateThreshold != 163840 ||
-		h2.MaxConcurrentStreams != 0 || h2.MaxDecodeTableSize != 4096 || h2.MaxEncodeTableSize != 4096 ||
+		h2.MaxConcurrentStreams != 100 || h2.MaxInformational != 32 || h2.MaxSettingsEntries != 64 || h2.MaxDecodeTableSize != 4096 || h2.MaxEncodeTableSize != 4096 ||
 		h2.MaxFrameSizeReceived != 16384 || h2.MaxFrameSizeSent != 0 || h2.MaxFragmentedHeaderBlockSize != 32768 ||
 		h2.PrefaceTimeout != ms(5000) || h2.SettingsTimeout != ms(5000) || h2.NotifySettingsChanged ||
 		h2.WaitForStreamSlot || h2.EnableConnectProtocol || h2.MaxHeaderListSize != 0 {
@@ -149,6 +149,7 @@ func TestOptionsEveryKey(t *testing.T) {
 	               "session_cache_client_max": 10, "reuse_sessions": false, "versions": ["tlsv1.3"]},
 	  "http_opts": {"keepalive": 30000, "version": "HTTP/1.0", "closing_timeout": 100, "flow": 2,
 	                "max_headers": 50, "max_header_block_size": 2000, "max_trailer_block_size": 300,
+	                "max_informational_responses": 3,
 	                "cookie_ignore_informational": false},
 	  "http2_opts": {"closing_timeout": 101, "flow": 3, "keepalive": 102, "keepalive_tolerance": 4,
 	                 "initial_connection_window_size": 70000, "initial_stream_window_size": 70001,
@@ -160,7 +161,8 @@ func TestOptionsEveryKey(t *testing.T) {
 	                 "max_frame_size_received": 16777215, "max_frame_size_sent": 20000,
 	                 "max_fragmented_header_block_size": 40000, "preface_timeout": 103, "settings_timeout": 104,
 	                 "notify_settings_changed": true, "wait_for_stream_slot": true,
-	                 "enable_connect_protocol": true, "max_header_list_size": 21, "max_headers": 22},
+	                 "enable_connect_protocol": true, "max_header_list_size": 21, "max_headers": 22,
+	                 "max_informational_responses": "infinity", "max_settings_entries": 23},
 	  "ws_opts": {"closing_timeout": 105, "compress": true, "flow": 5, "keepalive": 106,
 	              "protocols": ["mqtt", ["wamp.2.json", "my_handler"]], "silence_pings": false,
 	              "default_protocol": "my_ws_h", "max_frame_size": 1000, "invalid_request_headers": "ignore",
@@ -198,7 +200,7 @@ func TestOptionsEveryKey(t *testing.T) {
 		SessionCacheClientMax: 10, Reuse: false, Versions: []string{"tlsv1.3"}}
 	check("TLS", o.TLS, tlsWant)
 	check("HTTP", o.HTTP, HTTPOpts{KeepAlive: ms(30000), Version: "HTTP/1.0", ClosingTimeout: ms(100), Flow: 2,
-		CookieIgnoreInformational: false, MaxHeaders: 50, MaxHeaderBlockSize: 2000, MaxTrailerBlockSize: 300})
+		CookieIgnoreInformational: false, MaxHeaders: 50, MaxHeaderBlockSize: 2000, MaxTrailerBlockSize: 300, MaxInformational: 3})
 	check("HTTP2", o.HTTP2, HTTP2Opts{ClosingTimeout: ms(101), Flow: 3, KeepAlive: ms(102), KeepAliveTolerance: 4,
 		CookieIgnoreInformational: true, NotifySettingsChanged: true, MaxHeaders: 22,
 		InitialConnectionWindowSize: 70000, InitialStreamWindowSize: 70001,
@@ -208,7 +210,8 @@ func TestOptionsEveryKey(t *testing.T) {
 		StreamWindowDataThreshold: 15, MaxStreamBufferSize: 16, MaxConcurrentStreams: 17,
 		MaxDecodeTableSize: 18, MaxEncodeTableSize: 19, MaxFrameSizeReceived: 16777215, MaxFrameSizeSent: 20000,
 		MaxFragmentedHeaderBlockSize: 40000, PrefaceTimeout: ms(103), SettingsTimeout: ms(104),
-		EnableConnectProtocol: true, WaitForStreamSlot: true, MaxHeaderListSize: 21})
+		EnableConnectProtocol: true, WaitForStreamSlot: true, MaxHeaderListSize: 21,
+		MaxInformational: 0, MaxSettingsEntries: 23})
 	check("WS", o.WS, WSOpts{ClosingTimeout: ms(105), Compress: true, Flow: 5, KeepAlive: ms(106),
 		Protocols: []string{"mqtt", "wamp.2.json"}, SilencePings: false, DefaultProtocol: "my_ws_h",
 		MaxMessageSize: 1000, IgnoreInvalidRequestHeaders: true})
@@ -356,6 +359,8 @@ func TestOptionsWrongTypes(t *testing.T) {
 		{`{"http2_opts": {"initial_stream_window_size": 2147483648}}`, "http2_opts", "initial_stream_window_size", "between 0 and 2147483647"},
 		{`{"http2_opts": {"max_frame_size_sent": 100}}`, "http2_opts", "max_frame_size_sent", "16384 and 16777215"},
 		{`{"http2_opts": {"max_concurrent_streams": 0}}`, "http2_opts", "max_concurrent_streams", "positive integer"},
+		{`{"http_opts": {"max_informational_responses": 0}}`, "http_opts", "max_informational_responses", "positive integer"},
+		{`{"http2_opts": {"max_settings_entries": -1}}`, "http2_opts", "max_settings_entries", "positive integer"},
 		{`{"http2_opts": {"max_fragmented_header_block_size": 100}}`, "http2_opts", "max_fragmented_header_block_size", "between 16384"},
 		{`{"http2_opts": {"notify_settings_changed": "true"}}`, "http2_opts", "notify_settings_changed", "boolean"},
 		{`{"http2_opts": {"keepalive_tolerance": -1}}`, "http2_opts", "keepalive_tolerance", "between 0"},
