@@ -375,9 +375,13 @@ func (h *http1) eof() error {
 	if len(h.streams) == 0 || !h.begun {
 		return nil
 	}
-	part, ok, _ := h.parser.EOF()
+	part, ok, idle := h.parser.EOF()
 	if !ok {
-		return nil
+		if idle || h.parser.state == h1sFailed {
+			return nil
+		}
+		// Gun's reason is closed; the detail says what was cut.
+		return fmt.Errorf("closed: the server closed the connection %s", h.parser.cut())
 	}
 	s := h.streams[0]
 	if !s.silenced {

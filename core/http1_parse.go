@@ -194,6 +194,25 @@ func (p *h1Parser) EOF() (part h1Part, ok bool, idle bool) {
 	return h1Part{}, false, false
 }
 
+// cut says where a response was when the connection closed under it (for
+// the DOWN reason, when EOF returned neither ok nor idle).
+func (p *h1Parser) cut() string {
+	switch p.state {
+	case h1sHead:
+		if p.started {
+			return "after an informational response, before the final response head ended"
+		}
+		return "in the middle of a response head"
+	case h1sBodyLen:
+		return fmt.Sprintf("with %d bytes of the response body (content-length) still to come", p.remaining)
+	case h1sChunkSize, h1sChunkData, h1sChunkEnd:
+		return "in the middle of a chunked response body, before its last chunk"
+	case h1sTrailers:
+		return "in the middle of the trailers of a chunked response"
+	}
+	return "in the middle of a response"
+}
+
 func (p *h1Parser) setState(s h1State) {
 	p.state = s
 	p.scanned = 0

@@ -86,6 +86,14 @@ func (s *Server) acceptLoop() {
 	}
 }
 
+// Accepted is how many client connections the server has accepted (to
+// prove that a client does not reconnect in a storm).
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.all)
+}
+
 // Port is the port the server listens on.
 func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 
