@@ -86,6 +86,7 @@ func newHost(t *testing.T, port int, opts string, reqs ...*core.Request) (*host,
 		refs = append(refs, ref)
 	}
 	h.drain = startDrain(q, h.hostile)
+	t.Cleanup(h.drain.close) // before q.Free (cleanups run last first)
 	return h, refs
 }
 
@@ -193,7 +194,11 @@ func (h *host) finish(maxEvents int, accepted func() int) {
 		t.Errorf("healthy connection after the case: %v, status %d, %d bytes", err, statusOf(b), lenOf(b))
 	}
 	h.hostile.Close()
-	<-h.hostile.Done()
+	select {
+	case <-h.hostile.Done():
+	case <-time.After(wait):
+		t.Fatalf("the hostile connection did not exit after Close")
+	}
 	if n := accepted(); n > maxConns {
 		t.Errorf("the hostile server accepted %d connections (bound %d): a reconnect storm", n, maxConns)
 	}
@@ -248,7 +253,10 @@ func (d *drainer) run() {
 	defer close(d.done)
 	var buf [256]*core.Event
 	for !d.stop.Load() {
-		n, _ := d.q.Poll(buf[:], 20*time.Millisecond)
+		n, err := d.q.Poll(buf[:], 20*time.Millisecond)
+		if err != nil {
+			return // the queue was freed
+		}
 		d.mu.Lock()
 		for _, ev := range buf[:n] {
 			if ev.Conn != d.c {
