@@ -301,6 +301,10 @@ func gmgo_await_up(p *C.gm_conn, timeoutMS C.int, protocol **C.char) (rc C.int) 
 	}
 	name, err := h.c.AwaitUp(duration(timeoutMS))
 	if errors.Is(err, core.ErrTimeout) {
+		if why := h.c.LastFailure(); why != "" {
+			return fail(C.GM_ETIMEOUT, "no UP within %d ms (connection state: %s; last failure: %s)",
+				int(timeoutMS), h.c.Info().State, why).report()
+		}
 		return fail(C.GM_ETIMEOUT, "no UP within %d ms (connection state: %s)", int(timeoutMS), h.c.Info().State).report()
 	}
 	if err != nil {

@@ -102,6 +102,9 @@ type Conn struct {
 	kick        chan struct{} // wakes the manager while it waits to retry
 	closeTimer  *time.Timer
 	local, peer string
+	useful      bool   // the connection being served completed a response (see run)
+	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
+	exitReason  string // the EXIT's reason, once sent
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host
@@ -200,11 +203,19 @@ func (c *Conn) run() {
 	for {
 		nc, name, err := c.connect()
 		if err == nil {
-			retries, delayed = c.opts.Retry, 0
+			since := time.Now()
 			reason, exitReason := c.serve(nc, name)
 			if exitReason != "" {
 				c.exit(exitReason)
 				return
+			}
+			// Gun resets the retries on every connect. Only a connection that
+			// was really up does here: one that dies before it completed a
+			// response and within usefulUptime counts as a failed attempt, or a
+			// server failing every connection at once would be reconnected to
+			// in a loop without delay.
+			if c.takeUseful() || time.Since(since) >= usefulUptime {
+				retries, delayed = c.opts.Retry, 0
 			}
 			err = errors.New(reason)
 		}
@@ -213,7 +224,10 @@ func (c *Conn) run() {
 			return
 		}
 		reason := reasonOf(err)
-		if retries == 0 {
+		c.mu.Lock()
+		c.lastFailure = reason
+		c.mu.Unlock()
+		if retries == 0 || (isVerifyFailure(err) && !c.opts.RetryOnTLSVerifyFailure) {
 			c.exit(reason)
 			return
 		}
@@ -230,6 +244,31 @@ func (c *Conn) run() {
 			c.exit(c.closeRequested())
 			return
 		}
+	}
+}
+
+// usefulUptime: a connection up at least this long was really up (Gun's
+// immediate retry applies after it drops), even if no response completed.
+const usefulUptime = 2 * time.Second
+
+// takeUseful says whether the connection just served completed a response
+// (or an upgrade, or received a WebSocket frame), and clears the mark.
+func (c *Conn) takeUseful() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.useful
+	c.useful = false
+	return u
+}
+
+// markUseful notes, from an event emitted, that the server did useful work.
+// Called with c.mu held.
+func (c *Conn) markUseful(ev *Event) {
+	switch ev.Kind {
+	case EvUpgrade, EvWS, EvTunnelUp:
+		c.useful = true
+	case EvResponse, EvData, EvTrailers:
+		c.useful = c.useful || streamEnds(ev)
 	}
 }
 
@@ -507,6 +546,7 @@ func (c *Conn) exit(reason string) {
 	}
 	c.timers = nil
 	c.state = stateDone
+	c.exitReason = reason
 	c.emit(&Event{Kind: EvExit, Reason: reason})
 	c.flushEvents()
 	owner := c.owner
@@ -525,6 +565,9 @@ func (c *Conn) exit(reason string) {
 // with c.mu held.
 func (c *Conn) emit(ev *Event) {
 	ev.Conn = c
+	if !c.useful {
+		c.markUseful(ev)
+	}
 	if c.cookies != nil {
 		c.storeCookies(ev)
 	}
@@ -1050,6 +1093,15 @@ func (c *Conn) AwaitUp(timeout time.Duration) (string, error) {
 		}
 		return skip
 	}, timeout, c.done)
+	if errors.Is(err, ErrClosed) {
+		// Say why: a certificate that failed verification, retries exhausted...
+		c.mu.Lock()
+		why := c.exitReason
+		c.mu.Unlock()
+		if why != "" {
+			err = fmt.Errorf("%w: it exited: %s", ErrClosed, why)
+		}
+	}
 	if err != nil {
 		return "", err
 	}
@@ -1057,6 +1109,15 @@ func (c *Conn) AwaitUp(timeout time.Duration) (string, error) {
 		releaseEvents([]*Event{ev})
 	}
 	return ev.Protocol, nil
+}
+
+// LastFailure is why the last connection attempt failed or the last
+// connection went down ("" when none has), for messages such as
+// gm_await_up's timeout.
+func (c *Conn) LastFailure() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastFailure
 }
 
 // ErrTimeout: an await call ran out of time.

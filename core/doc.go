@@ -23,9 +23,17 @@
 //     has exited and every event it emitted was released (OnSettled): the C
 //     ABI frees a handle then, so an event's connection pointer can never be
 //     reused while the event lives.
-//   - Gun 2's retry rule is kept as Gun has it: the first retry, after a drop
-//     or a failed first attempt, is immediate; retry N means N+1 attempts. A
-//     declared retry_fun policy times the later, delayed retries.
+//   - Gun 2's retry rule is kept for a connection that was really up: the
+//     first retry, after a drop or a failed first attempt, is immediate;
+//     retry N means N+1 attempts. A declared retry_fun policy times the
+//     later, delayed retries. Gun resets the count on every connect; here a
+//     connection that goes down before it completed a response (or an
+//     upgrade) and within usefulUptime (2 s) counts as a failed attempt, so
+//     that a server failing every connection at once is not reconnected to
+//     in a loop: its retries wait and run out.
+//   - A TLS certificate that fails verification (expired, unknown CA,
+//     wrong host name) is not transient: EXIT at once with the verifier's
+//     reason, unless retry_on_tls_verify_failure asks for Gun's retries.
 //   - Data for a request still queued before UP is refused (ErrNotUp) rather
 //     than held back as Gun does; bindings may hold it (the Erlang one does).
 package core

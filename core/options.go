@@ -35,7 +35,8 @@ package core
 // always closes the connection). Gun keys refused with "not supported by
 // gunmetal" are listed in optUnsupported below.
 //
-// gunmetal's own keys: max_pending_requests, cookie_ignore_informational at
+// gunmetal's own keys: max_pending_requests, retry_on_tls_verify_failure,
+// cookie_ignore_informational at
 // the top level (the default for http_opts' and http2_opts'), raw_opts,
 // http2_opts.wait_for_stream_slot, http2_opts.max_header_list_size,
 // http_opts' and http2_opts' max_informational_responses,
@@ -123,6 +124,13 @@ type Options struct {
 	// 0 = infinity (the default for all three). Gun's names:
 	// connect_timeout, domain_lookup_timeout, tls_handshake_timeout.
 	ConnectTimeout, DomainLookupTimeout, TLSHandshakeTimeout time.Duration
+
+	// RetryOnTLSVerifyFailure is gunmetal's "retry_on_tls_verify_failure":
+	// false (the default) makes a certificate that fails verification
+	// (expired, unknown CA, wrong host name) end the connection at once,
+	// EXIT with the verifier's reason, as such a failure is not transient;
+	// true retries it like any other failure, per retry.
+	RetryOnTLSVerifyFailure bool
 
 	// MaxPendingRequests is how many requests are queued while not
 	// connected (gunmetal's "max_pending_requests"); default 1024, >= 0.
@@ -595,6 +603,8 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 			retryFun = f.raw // needs retry_timeout: parsed below
 		case "retry_timeout":
 			o.RetryTimeout, err = f.millis(0)
+		case "retry_on_tls_verify_failure":
+			o.RetryOnTLSVerifyFailure, err = f.boolean()
 		case "socks_opts":
 			o.Socks, err = parseSocksOpts("", k, f.raw)
 		case "supervise":
@@ -1826,8 +1836,12 @@ func (t *TLSOpts) clientConfig(proto, host string, alpn []string) (*tls.Config, 
 			for _, c := range cs.PeerCertificates[1:] {
 				opts.Intermediates.AddCert(c)
 			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
+			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+				// As Go's own verification reports it (a verification failure
+				// ends the connection: see retry_on_tls_verify_failure).
+				return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+			}
+			return nil
 		}
 	default:
 		cfg.ServerName = sni

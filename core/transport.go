@@ -131,6 +131,14 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 	return nil, last
 }
 
+// isVerifyFailure: err is our verification of the server's certificate
+// failing (expired, unknown authority, wrong host name...): not transient,
+// a retry would fail the same way.
+func isVerifyFailure(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	return errors.As(err, &certErr)
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

@@ -274,8 +274,10 @@ int gm_set_owner(gm_conn *c, gm_queue *q);
 /* Waits up to timeout_ms (-1: forever) for this connection's next UP in its
  * owner's queue and takes it, leaving every other event in place (selective
  * receive). *protocol (may be NULL) gets a static string ("http", "http2",
- * ...). GM_ETIMEOUT on timeout; GM_ECLOSED when the connection exited (the
- * EXIT stays queued for the owner). */
+ * ...). GM_ETIMEOUT on timeout (gm_errmsg() names the last failure, if
+ * any); GM_ECLOSED when the connection exited (the EXIT stays queued for the
+ * owner), and gm_errmsg() gives the EXIT's reason, e.g. a certificate that
+ * failed verification. */
 int gm_await_up(gm_conn *c, int timeout_ms, const char **protocol);
 
 /* Request flags. */
