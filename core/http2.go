@@ -400,6 +400,9 @@ func checkProtoRequest(c *Conn, r *Request) error {
 	if !h2 {
 		return nil
 	}
+	if absoluteForm(r.Path) {
+		return fmt.Errorf("%w: an absolute-form path (%q) is for HTTP/1.1 proxies; HTTP/2's :path takes origin-form (RFC 9113 8.3.1)", ErrBadArg, truncateForMsg(r.Path, 64))
+	}
 	return h2CheckHeaders(r.Headers)
 }
 
