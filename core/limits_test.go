@@ -79,7 +79,10 @@ func TestRequestTargetAndLimits(t *testing.T) {
 	if q.Len() != 0 {
 		t.Fatalf("refused requests queued %d events", q.Len())
 	}
-	good := []struct{ r *Request; line string }{
+	good := []struct {
+		r    *Request
+		line string
+	}{
 		{&Request{Method: "GET", Path: "/tab", Headers: []Header{{"x", "a\tb"}}}, "GET /tab HTTP/1.1\r\n"},
 		{&Request{Method: "OPTIONS", Path: "*"}, "OPTIONS * HTTP/1.1\r\n"},
 		{&Request{Method: "GET", Path: "http://example.com/p?q"}, "GET http://example.com/p?q HTTP/1.1\r\n"},
