@@ -144,6 +144,9 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 			return nil, err
 		}
 	}
+	if err := opts.checkImplemented(); err != nil {
+		return nil, err
+	}
 	c.opts = opts
 	if opts.CookieStore {
 		c.cookies = newCookieJar()
