@@ -281,8 +281,16 @@ int gm_queue_len(gm_queue *q);
  *   connect_timeout / domain_lookup_timeout / tls_handshake_timeout (ms or
  *   "infinity"), max_pending_requests (1024), tcp_opts, tls_opts (verify
  *   on by default with the system roots; "verify":"verify_none" turns it off;
- *   cacertfile, certfile, keyfile, server_name_indication), http_opts,
- *   http2_opts, ws_opts.
+ *   cacertfile, certfile, keyfile, server_name_indication), http_opts
+ *   (keepalive: ms between the empty lines sent on an idle HTTP/1.1
+ *   connection, as Gun; default "infinity"), http2_opts, ws_opts.
+ *   Nothing is accepted and ignored: what this build does not implement is
+ *   GM_EOPTION naming it: protocols "raw" and "socks" (and raw_opts,
+ *   socks_opts), supervise false (the library keeps the connection; there
+ *   is no calling process to link it to), trace true, tcp_opts
+ *   send_timeout_close false, http2_opts stream_window_data_threshold other
+ *   than 0 (DATA is never held back), ws_opts invalid_request_headers
+ *   "ignore".
  * Errors: GM_EINVAL (NULL owner/host/out, bad host, port out of range, an
  * owner already released with gm_queue_free: as for every released handle,
  * its address may have been reused, so the library cannot tell it from a
