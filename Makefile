@@ -5,7 +5,9 @@
 #   make test       install what is missing, build, run every test of every language present
 #   make deps       only install what is missing (scripts/deps.sh)
 #   make bench      benchmarks (bench/run.sh), figures side by side with peers
-#   make fuzz       fuzz the HTTP/1.1 parser and the HTTP/2 frame handling, 30 s each
+#   make fuzz       fuzz the HTTP/1.1 parser, its chunked decoder, the HTTP/2 frame
+#                   handling and the JSON options parser, 30 s each (the C API's
+#                   random call sequences run in make test: tests/c/fuzz_api.c)
 #   make clean
 #
 # PREFIX (default: the build dir) is the prefix written into gunmetal.pc;
@@ -115,6 +117,8 @@ bench: deps
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzH1Parser -fuzztime 30s ./core/
 	$(GO) test -run XXX -fuzz FuzzHTTP2Handle -fuzztime 30s ./core/
+	$(GO) test -run XXX -fuzz FuzzH1Chunked -fuzztime 30s ./core/
+	$(GO) test -run XXX -fuzz FuzzParseOptions -fuzztime 30s ./core/
 
 install: all
 	@if [ "$(abspath $(PREFIX))" = "$(B)" ]; then \

@@ -2,6 +2,7 @@ package main
 
 /*
 #include <stdint.h>
+#include <string.h>
 #include "gunmetal.h"
 const char *gm__static_name(const char *s, size_t n);
 */
@@ -9,6 +10,7 @@ import "C"
 
 import (
 	"errors"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -27,27 +29,52 @@ import (
 // Every export recovers panics (guard) and reports failures through the
 // thread's error sentence. This file is marshalling only: no protocol logic.
 
-func goString(p *C.char, what string) (string, *status) {
+// The limits the header documents as GM_MAX_*: every length the caller
+// gives is checked against one before anything is read or copied, so a
+// wrong or hostile length is GM_EINVAL, never a huge copy, a truncation or
+// a Go fatal error (C.GoStringN and C.GoBytes take a C int).
+const (
+	maxString   = core.MaxTargetLen // GM_MAX_STRING: host, method, path, unix path
+	maxOptsJSON = 1 << 20           // GM_MAX_OPTS_JSON: opts_json, ws_opts_json
+	maxBody     = 1 << 30           // GM_MAX_BODY: gm_request's body (copied: it may wait for UP)
+	maxWSFrames = 1 << 20           // GM_MAX_WS_FRAMES: frames in one gm_ws_send
+	maxView     = math.MaxInt       // GM_MAX_DATA (PTRDIFF_MAX): gm_data's len, a ws frame's len
+)
+
+// goString copies the NUL-terminated p, refusing NULL, more than limit
+// bytes (without reading past limit+1) and invalid UTF-8.
+func goString(p *C.char, what string, limit int) (string, *status) {
 	if p == nil {
 		return "", fail(C.GM_EINVAL, "%s is NULL", what)
 	}
-	s := C.GoString(p)
+	n := int(C.strnlen(p, C.size_t(limit+1)))
+	if n > limit {
+		return "", fail(C.GM_EINVAL, "%s is longer than the limit of %d bytes", what, limit)
+	}
+	s := C.GoStringN(p, C.int(n))
 	if !utf8.ValidString(s) {
 		return "", fail(C.GM_EINVAL, "%s is not valid UTF-8", what)
 	}
 	return s, nil
 }
 
-func goStringN(p *C.char, n C.size_t, what string) (string, *status) {
-	if n == ^C.size_t(0) {
-		return goString(p, what)
-	}
+// goStringN copies n bytes at p (n == SIZE_MAX: NUL-terminated), taking
+// them from *budget; more than *budget is refused.
+func goStringN(p *C.char, n C.size_t, what string, budget *int) (string, *status) {
 	if p == nil {
 		if n == 0 {
 			return "", nil
 		}
 		return "", fail(C.GM_EINVAL, "%s is NULL", what)
 	}
+	if n == ^C.size_t(0) {
+		n = C.strnlen(p, C.size_t(*budget+1))
+	}
+	if n > C.size_t(*budget) {
+		return "", fail(C.GM_EINVAL, "%s: length %d is past the limit of GM_MAX_HEADER_BYTES (%d bytes for all names and values of one call)",
+			what, uint64(n), core.MaxHeaderBytes)
+	}
+	*budget -= int(n)
 	return C.GoStringN(p, C.int(n)), nil
 }
 
@@ -58,10 +85,19 @@ func duration(ms C.int) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
+// timeout maps a timeout_ms argument: -1 waits for ever, other negative
+// values are refused (the header promises only -1).
+func timeout(ms C.int) (time.Duration, *status) {
+	if ms < -1 {
+		return 0, fail(C.GM_EINVAL, "timeout_ms %d: must be >= 0, or -1 to wait for ever", int(ms))
+	}
+	return duration(ms), nil
+}
+
 func parseOpts(js *C.char, port int) (*core.Options, *status) {
 	var raw []byte
 	if js != nil {
-		s, st := goString(js, "opts_json")
+		s, st := goString(js, "opts_json", maxOptsJSON)
 		if st != nil {
 			return nil, st
 		}
@@ -152,7 +188,11 @@ func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) 
 	if int(max) < len(evs) {
 		evs = evs[:max]
 	}
-	n, err := q.Poll(evs, duration(timeoutMS))
+	d, st := timeout(timeoutMS)
+	if st != nil {
+		return st.report()
+	}
+	n, err := q.Poll(evs, d)
 	if err != nil {
 		return fromErr(err).report()
 	}
@@ -203,7 +243,7 @@ func open(owner *C.gm_queue, out **C.gm_conn, opts *C.char, port int,
 //export gmgo_open
 func gmgo_open(owner *C.gm_queue, host *C.char, port C.int, opts *C.char, out **C.gm_conn) (rc C.int) {
 	defer guard(&rc)
-	hs, st := goString(host, "host")
+	hs, st := goString(host, "host", maxString)
 	if st != nil {
 		return st.report()
 	}
@@ -218,7 +258,7 @@ func gmgo_open(owner *C.gm_queue, host *C.char, port C.int, opts *C.char, out **
 //export gmgo_open_unix
 func gmgo_open_unix(owner *C.gm_queue, path *C.char, opts *C.char, out **C.gm_conn) (rc C.int) {
 	defer guard(&rc)
-	ps, st := goString(path, "path")
+	ps, st := goString(path, "path", maxString)
 	if st != nil {
 		return st.report()
 	}
@@ -299,7 +339,11 @@ func gmgo_await_up(p *C.gm_conn, timeoutMS C.int, protocol **C.char) (rc C.int) 
 	if st != nil {
 		return st.report()
 	}
-	name, err := h.c.AwaitUp(duration(timeoutMS))
+	d, st := timeout(timeoutMS)
+	if st != nil {
+		return st.report()
+	}
+	name, err := h.c.AwaitUp(d)
 	if errors.Is(err, core.ErrTimeout) {
 		if why := h.c.LastFailure(); why != "" {
 			return fail(C.GM_ETIMEOUT, "no UP within %d ms (connection state: %s; last failure: %s)",
@@ -323,17 +367,18 @@ func goHeaders(hs *C.gm_header, n C.size_t) ([]core.Header, *status) {
 	if hs == nil {
 		return nil, fail(C.GM_EINVAL, "headers is NULL but n_headers is %d", uint64(n))
 	}
-	if n > 1<<16 {
-		return nil, fail(C.GM_EINVAL, "n_headers %d is too many", uint64(n))
+	if n > core.MaxRequestHeaders {
+		return nil, fail(C.GM_EINVAL, "n_headers %d is past the limit of GM_MAX_HEADERS (%d)", uint64(n), core.MaxRequestHeaders)
 	}
 	in := unsafe.Slice(hs, int(n))
 	out := make([]core.Header, len(in))
+	budget := core.MaxHeaderBytes
 	for i := range in {
-		name, st := goStringN(in[i].name, in[i].name_len, "header name "+strconv.Itoa(i))
+		name, st := goStringN(in[i].name, in[i].name_len, "header name "+strconv.Itoa(i), &budget)
 		if st != nil {
 			return nil, st
 		}
-		value, st := goStringN(in[i].value, in[i].value_len, "header value "+strconv.Itoa(i))
+		value, st := goStringN(in[i].value, in[i].value_len, "header value "+strconv.Itoa(i), &budget)
 		if st != nil {
 			return nil, st
 		}
@@ -357,10 +402,10 @@ func gmgo_request(p *C.gm_conn, method, path *C.char, hs *C.gm_header, nh C.size
 	if flags&^C.GM_REQ_STREAM != 0 {
 		return fail(C.GM_EINVAL, "unknown request flags 0x%x", uint(flags)).report()
 	}
-	if r.Method, st = goString(method, "method"); st != nil {
+	if r.Method, st = goString(method, "method", maxString); st != nil {
 		return st.report()
 	}
-	if r.Path, st = goString(path, "path"); st != nil {
+	if r.Path, st = goString(path, "path", maxString); st != nil {
 		return st.report()
 	}
 	if r.Headers, st = goHeaders(hs, nh); st != nil {
@@ -369,6 +414,10 @@ func gmgo_request(p *C.gm_conn, method, path *C.char, hs *C.gm_header, nh C.size
 	if bodyLen > 0 {
 		if body == nil {
 			return fail(C.GM_EINVAL, "body is NULL but body_len is %d", uint64(bodyLen)).report()
+		}
+		if bodyLen > maxBody {
+			return fail(C.GM_EINVAL, "body_len %d is past the limit of GM_MAX_BODY (%d bytes): send a larger body with GM_REQ_STREAM and gm_data",
+				uint64(bodyLen), maxBody).report()
 		}
 		r.Body = C.GoBytes(body, C.int(bodyLen))
 	}
@@ -404,6 +453,9 @@ func gmgo_data(p *C.gm_conn, ref C.gm_ref, data unsafe.Pointer, n C.size_t, fin 
 	}
 	if n > 0 && data == nil {
 		return fail(C.GM_EINVAL, "data is NULL but len is %d", uint64(n)).report()
+	}
+	if uint64(n) > maxView {
+		return fail(C.GM_EINVAL, "len %d is past the limit of GM_MAX_DATA (PTRDIFF_MAX): a negative value cast to size_t?", uint64(n)).report()
 	}
 	var b []byte
 	if n > 0 {
@@ -444,7 +496,11 @@ func gm_await(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event) (rc
 	if out == nil {
 		return fail(C.GM_EINVAL, "out is NULL").report()
 	}
-	ev, err := h.c.Await(uint64(ref), duration(timeoutMS))
+	d, st := timeout(timeoutMS)
+	if st != nil {
+		return st.report()
+	}
+	ev, err := h.c.Await(uint64(ref), d)
 	if err != nil {
 		return fromErr(err).report()
 	}
@@ -464,7 +520,11 @@ func gm_await_body(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event
 	if out == nil {
 		return fail(C.GM_EINVAL, "out is NULL").report()
 	}
-	b, err := h.c.AwaitBody(uint64(ref), duration(timeoutMS))
+	d, st := timeout(timeoutMS)
+	if st != nil {
+		return st.report()
+	}
+	b, err := h.c.AwaitBody(uint64(ref), d)
 	if err != nil {
 		return fromErr(err).report()
 	}
@@ -502,6 +562,9 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	}
 	if out == nil {
 		return fail(C.GM_EINVAL, "out is NULL").report()
+	}
+	if h.c.Closed() {
+		return fail(C.GM_ECLOSED, "the connection is closed (gm_close) or has exited").report()
 	}
 	in := h.c.Info()
 	kv := []string{"state", in.State, "protocol", in.Protocol, "transport", in.Transport,
@@ -568,7 +631,7 @@ func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, o
 	if ref == nil {
 		return fail(C.GM_EINVAL, "ref is NULL").report()
 	}
-	ps, st := goString(path, "path")
+	ps, st := goString(path, "path", maxString)
 	if st != nil {
 		return st.report()
 	}
@@ -578,7 +641,7 @@ func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, o
 	}
 	var wo *core.WSOpts // nil: the connection's ws_opts
 	if opts != nil {
-		js, st := goString(opts, "ws_opts_json")
+		js, st := goString(opts, "ws_opts_json", maxOptsJSON)
 		if st != nil {
 			return st.report()
 		}
@@ -606,8 +669,8 @@ func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t)
 	if n > 0 && frames == nil {
 		return fail(C.GM_EINVAL, "frames is NULL but n is %d", uint64(n)).report()
 	}
-	if n > 1<<20 {
-		return fail(C.GM_EINVAL, "n %d is too many frames", uint64(n)).report()
+	if n > maxWSFrames {
+		return fail(C.GM_EINVAL, "n %d is past the limit of GM_MAX_WS_FRAMES (%d)", uint64(n), maxWSFrames).report()
 	}
 	in := unsafe.Slice(frames, int(n))
 	out := make([]core.WSFrame, len(in))
@@ -615,6 +678,9 @@ func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t)
 		f := &in[i]
 		if f.len > 0 && f.data == nil {
 			return fail(C.GM_EINVAL, "frame %d: data is NULL but len is %d", i, uint64(f.len)).report()
+		}
+		if uint64(f.len) > maxView {
+			return fail(C.GM_EINVAL, "frame %d: len %d is past the limit of GM_MAX_DATA (PTRDIFF_MAX): a negative value cast to size_t?", i, uint64(f.len)).report()
 		}
 		if f.op > 255 {
 			return fail(C.GM_EINVAL, "frame %d: unknown op %d", i, uint32(f.op)).report()

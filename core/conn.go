@@ -147,6 +147,9 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 			return nil, err
 		}
 	}
+	if err := opts.checkImplemented(); err != nil {
+		return nil, err
+	}
 	c.opts = opts
 	if opts.CookieStore {
 		c.cookies = newCookieJar()
@@ -1029,6 +1032,14 @@ type Info struct {
 	Origin    string // scheme://authority
 	Local     string // local address, "" when not connected
 	Peer      string // peer address or unix socket path
+}
+
+// Closed: Close was called or the connection has exited. What the C ABI's
+// gm_info answers GM_ECLOSED for, as gm_stream_info does.
+func (c *Conn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == stateDone || c.closeReq != ""
 }
 
 func (c *Conn) Info() Info {

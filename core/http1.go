@@ -39,11 +39,12 @@ type http1 struct {
 	upgrading  *h1Stream   // a WebSocket upgrade awaiting its response; later requests wait
 	closeAfter bool        // connection: close was sent or received
 	scratch    []byte
+	keepaliveT *time.Timer // http_opts.keepalive
 }
 
 func newHTTP1(c *Conn) protocol {
 	o := &c.opts.HTTP
-	return &http1{
+	h := &http1{
 		c:   c,
 		v10: o.Version == "HTTP/1.0",
 		parser: newH1Parser(h1Limits{
@@ -54,6 +55,31 @@ func newHTTP1(c *Conn) protocol {
 			MaxInformational: o.MaxInformational,
 		}),
 	}
+	if o.KeepAlive > 0 {
+		h.armKeepalive()
+	}
+	return h
+}
+
+// armKeepalive is Gun's http_opts keepalive: every KeepAlive an empty line
+// goes out, which a server ignores before a request line (RFC 9112 2.2)
+// and which keeps middleboxes from dropping an idle connection. Not while
+// a request body is being streamed (Gun's out=head: the line would land in
+// the body). It stops once this engine is no longer the connection's
+// (down, closed, upgraded to WebSocket).
+func (h *http1) armKeepalive() {
+	h.keepaliveT = time.AfterFunc(h.c.opts.HTTP.KeepAlive, func() {
+		c := h.c
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.proto != h || c.wclosed {
+			return
+		}
+		if h.out == nil {
+			c.write([]byte("\r\n"))
+		}
+		h.armKeepalive()
+	})
 }
 
 func (h *http1) name() string { return "http" }
@@ -445,6 +471,9 @@ func (h *http1) paused() bool {
 // written (waiting behind a streamed body) go back to the connection's
 // queue and are sent after the reconnect.
 func (h *http1) down() []uint64 {
+	if h.keepaliveT != nil {
+		h.keepaliveT.Stop()
+	}
 	killed := make([]uint64, 0, len(h.streams))
 	for _, s := range h.streams {
 		if !s.silenced {

@@ -47,12 +47,12 @@ package core
 //     once with ERROR "too_many_streams: ..." as in Gun; with the gunmetal
 //     option wait_for_stream_slot it waits for a slot instead (at most
 //     max_pending_requests of them).
-//   - stream_window_data_threshold is accepted and not used: cowlib holds
-//     back DATA while a window is below it, which can stall a server that
-//     grants small windows; gunmetal sends whatever the windows allow.
-//     max_stream_buffer_size does not apply either (nothing is buffered:
-//     Data blocks). enable_connect_protocol is a server setting; a client
-//     has nothing to announce.
+//   - stream_window_data_threshold other than 0 is refused at Open: cowlib
+//     holds back DATA while a window is below it, which can stall a server
+//     that grants small windows; gunmetal sends whatever the windows allow.
+//     max_stream_buffer_size holds for any value (nothing is buffered: Data
+//     blocks). enable_connect_protocol true is announced in our SETTINGS, as
+//     cowlib does.
 //   - A stream error (bad response headers, content-length mismatch, too
 //     many headers) resets the stream and gives ERROR "stream_error: CODE:
 //     why"; the connection goes on.
@@ -275,6 +275,9 @@ func newHTTP2(c *Conn) protocol {
 	if o.MaxHeaderListSize > 0 {
 		set = append(set, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: o.MaxHeaderListSize})
 	}
+	if o.EnableConnectProtocol { // as cowlib: announced when asked (RFC 8441 3), though servers act on theirs
+		set = append(set, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
+	}
 	h.fr.WriteSettings(set...)
 	if inc := int64(o.InitialConnectionWindowSize) - h2DefaultWindow; inc > 0 {
 		h.fr.WriteWindowUpdate(0, uint32(inc))
@@ -408,6 +411,9 @@ func checkProtoRequest(c *Conn, r *Request) error {
 	}
 	if !h2 {
 		return nil
+	}
+	if absoluteForm(r.Path) {
+		return fmt.Errorf("%w: an absolute-form path (%q) is for HTTP/1.1 proxies; HTTP/2's :path takes origin-form (RFC 9113 8.3.1)", ErrBadArg, truncateForMsg(r.Path, 64))
 	}
 	return h2CheckHeaders(r.Headers)
 }

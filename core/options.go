@@ -29,11 +29,14 @@ package core
 //	retry_fun           a policy declared as data, see RetryPolicy
 //	cookie_store        true or false: gunmetal's own in-memory jar
 //
-// Gun keys accepted but without effect in gunmetal: supervise, trace (both
-// must be booleans), ws_opts.default_protocol and ws_opts.user_opts (there
-// are no handler modules), tcp_opts.send_timeout_close (a send timeout
-// always closes the connection). Gun keys refused with "not supported by
-// gunmetal" are listed in optUnsupported below.
+// Gun keys parsed here whose other values this build does not implement
+// (supervise false, trace true, tcp_opts.send_timeout_close false,
+// http2_opts.stream_window_data_threshold, ws_opts.invalid_request_headers
+// "ignore", the raw and socks protocols and their options) are refused
+// when a connection is opened, naming them: see options_implemented.go.
+// ws_opts.default_protocol and ws_opts.user_opts have no handler modules to
+// go to. Gun keys refused with "not supported by gunmetal" are listed in
+// optUnsupported below.
 //
 // gunmetal's own keys: max_pending_requests, retry_on_tls_verify_failure,
 // cookie_ignore_informational at
@@ -146,8 +149,8 @@ type Options struct {
 	// false, as Gun's.
 	CookieIgnoreInformational bool
 
-	Supervise bool // "supervise": accepted, no effect (default true)
-	Trace     bool // "trace": accepted, no effect (default false)
+	Supervise bool // "supervise", default true; false is refused by Open (checkImplemented)
+	Trace     bool // "trace", default false; true is refused by Open (checkImplemented)
 
 	TCP   TCPOpts
 	TLS   TLSOpts
@@ -234,7 +237,7 @@ type TCPOpts struct {
 	NoDelay          bool          // "nodelay", default true
 	KeepAlive        bool          // "keepalive", default false
 	SendTimeout      time.Duration // "send_timeout", default 15000 ms ("infinity" → 0)
-	SendTimeoutClose bool          // "send_timeout_close", default true; accepted, a send timeout always closes
+	SendTimeoutClose bool          // "send_timeout_close", default true; false is refused by Open: a send timeout always closes
 	SndBuf, RecBuf   int           // "sndbuf", "recbuf"; 0 = OS default
 	LocalIP          string        // "ip": local address to bind (must parse as an IP)
 	LocalPort        int           // "port": local port to bind, 0..65535
@@ -293,7 +296,7 @@ type HTTP2Opts struct {
 	StreamWindowMarginSize          uint32        // 65535
 	ConnectionWindowUpdateThreshold uint32        // 163840
 	StreamWindowUpdateThreshold     uint32        // 163840
-	StreamWindowDataThreshold       uint32        // 16384
+	StreamWindowDataThreshold       uint32        // 0 (cowlib: 16384): DATA is never held back; other values are refused by Open
 	MaxStreamBufferSize             uint32        // 8000000
 	MaxConcurrentStreams            uint32        // 100 (Gun: infinity); 0 = infinity. What we advertise, and the most pushes held at once
 	MaxDecodeTableSize              uint32        // 4096
@@ -424,7 +427,7 @@ func DefaultHTTP2Opts() *HTTP2Opts {
 		StreamWindowMarginSize:          65535,
 		ConnectionWindowUpdateThreshold: 163840,
 		StreamWindowUpdateThreshold:     163840,
-		StreamWindowDataThreshold:       16384,
+		StreamWindowDataThreshold:       0, // gunmetal holds no DATA back (checkImplemented)
 		MaxStreamBufferSize:             8000000,
 		MaxDecodeTableSize:              4096,
 		MaxEncodeTableSize:              4096,
@@ -706,6 +709,9 @@ func ParseHTTP2Opts(js []byte) (*HTTP2Opts, error) {
 func ParseWSOpts(js []byte) (*WSOpts, error) {
 	o := DefaultWSOpts()
 	if err := parseWSOptsInto("", "ws_opts", js, o); err != nil {
+		return nil, err
+	}
+	if err := o.checkImplemented("ws_opts"); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -29,10 +29,31 @@
  *             used anyway answers GM_EINVAL or GM_ECLOSED, never a crash, as
  *             long as its address has not been reused.
  *   Bad input Is an error code and a sentence, and nothing is written to the
- *             wire: NULL pointers, invalid UTF-8, CR/LF/NUL in a header value,
- *             a header name or method that is not a token, a path with a
- *             space or control character, a port outside 1..65535, an unknown
- *             option key, an option of the wrong type.
+ *             wire: NULL pointers, invalid UTF-8, a control character in a
+ *             header value (CR, LF, NUL, any other byte below 0x20 but HTAB,
+ *             and DEL 0x7F: RFC 9110 5.5), a header name or method that is
+ *             not a token, a path with a space or control character or of
+ *             the wrong form (see gm_request), a port outside 1..65535, an
+ *             unknown option key, an option of the wrong type, a length past
+ *             its limit (below).
+ *   Limits    Every length the caller passes is checked before anything is
+ *             read or copied; past its limit the call fails with GM_EINVAL
+ *             and nothing is truncated (a negative value cast to size_t is
+ *             past every limit):
+ *               GM_MAX_STRING        host, method, path, unix socket path
+ *               GM_MAX_OPTS_JSON     opts_json, ws_opts_json
+ *               GM_MAX_HEADERS       n_headers of one call
+ *               GM_MAX_HEADER_BYTES  the sum of name_len and value_len over
+ *                                    one call's headers (so also one value)
+ *               GM_MAX_BODY          gm_request's body_len (the body is
+ *                                    copied: larger bodies go with
+ *                                    GM_REQ_STREAM and gm_data)
+ *               GM_MAX_DATA          gm_data's len, a gm_ws_frame's len
+ *                                    (views of the caller's memory, not
+ *                                    copied: PTRDIFF_MAX)
+ *               GM_MAX_WS_FRAMES     n of one gm_ws_send
+ *   Timeouts  timeout_ms arguments are milliseconds >= 0 (0: do not wait) or
+ *             -1 (wait for ever); any other negative value is GM_EINVAL.
  *   Panics    No Go panic ever crosses into C: an internal failure returns
  *             GM_EINTERNAL with the panic's text in gm_errmsg().
  *
@@ -45,8 +66,14 @@
  * ABI PROMISE
  *   Within a major version the ABI only grows: functions, event kinds, error
  *   codes, option keys and struct fields are added, never removed or
- *   reordered; new struct fields go at the end. Structs that cross the ABI
- *   begin with a `size` field so both sides know which fields exist.
+ *   reordered; new struct fields go at the end. The structs passed one at a
+ *   time (gm_event, which the library fills, and gm_req_opts, which the
+ *   caller fills) begin with a `size` field so both sides know which fields
+ *   exist. The element structs of arrays (gm_header, gm_ws_frame) have no
+ *   `size`: their layout is frozen for the major version (the caller's
+ *   array stride must be known to both sides before any element is read,
+ *   and a per-element size would cost every header of every call); a
+ *   change to them would come as a new struct and a new function.
  */
 #ifndef GUNMETAL_H
 #define GUNMETAL_H
@@ -64,6 +91,18 @@ extern "C" {
 #define GM_VERSION_STRING "0.1.0"
 /* GM_VERSION_NUMBER is MAJOR*10000 + MINOR*100 + PATCH. */
 #define GM_VERSION_NUMBER (GM_VERSION_MAJOR * 10000 + GM_VERSION_MINOR * 100 + GM_VERSION_PATCH)
+
+/* The limits on lengths (see CONVENTIONS, Limits). They may grow in a minor
+ * version, never shrink. */
+#define GM_MAX_STRING 65536u             /* host, method, path, unix path (bytes, without NUL) */
+#define GM_MAX_OPTS_JSON 1048576u        /* opts_json, ws_opts_json */
+#define GM_MAX_HEADERS 65536u            /* header fields in one call */
+#define GM_MAX_HEADER_BYTES 1048576u     /* sum of their name and value lengths */
+#define GM_MAX_BODY 1073741824u          /* gm_request's body_len (1 GiB) */
+#define GM_MAX_DATA PTRDIFF_MAX          /* gm_data's len, gm_ws_frame's len */
+#define GM_MAX_WS_FRAMES 1048576u        /* frames in one gm_ws_send */
+/* gm_queue_poll hands over at most this many events per call. */
+#define GM_POLL_MAX 256
 
 /* The version of the library actually loaded, e.g. "0.1.0"; a static string. */
 const char *gm_version(void);
@@ -107,8 +146,11 @@ typedef struct gm_conn gm_conn;    /* a connection */
 typedef uint64_t gm_ref;
 
 /* A header field. On input the lengths are used and the strings need no NUL
- * (a length of SIZE_MAX means "NUL-terminated: use strlen"). In events both
- * strings are also NUL-terminated. */
+ * (a length of SIZE_MAX means "NUL-terminated: use strlen"); the lengths of
+ * one call's headers add up to at most GM_MAX_HEADER_BYTES (a longer
+ * NUL-terminated string is refused without being read past the limit). In
+ * events both strings are also NUL-terminated. No `size` field: see the ABI
+ * PROMISE. */
 typedef struct gm_header {
     const char *name;
     const char *value;
@@ -204,8 +246,11 @@ void gm_queue_free(gm_queue *q);
  * Owned by the queue: do not close or read it. Negative GM_E* on error. */
 int gm_queue_fd(gm_queue *q);
 
-/* Takes up to `max` events into out[0..n-1], waiting up to timeout_ms for the
- * first one (0: do not wait; -1: wait forever). Returns n >= 0 (0 on
+/* Takes up to `max` events (and never more than GM_POLL_MAX, 256, in one
+ * call: a batch that size already makes the crossing's cost negligible, and
+ * the copy goes through a fixed buffer) into out[0..n-1], waiting up to
+ * timeout_ms for the first one (0: do not wait; -1: wait forever; other
+ * negative values: GM_EINVAL). Returns n >= 0 (0 on
  * timeout or gm_queue_wake) or a negative GM_E* code. Each event is the
  * caller's to free with gm_event_free. Freeing events is what lets the
  * connections read on: a host that stops polling (or freeing) slows the
@@ -236,11 +281,23 @@ int gm_queue_len(gm_queue *q);
  *   connect_timeout / domain_lookup_timeout / tls_handshake_timeout (ms or
  *   "infinity"), max_pending_requests (1024), tcp_opts, tls_opts (verify
  *   on by default with the system roots; "verify":"verify_none" turns it off;
- *   cacertfile, certfile, keyfile, server_name_indication), http_opts,
- *   http2_opts, ws_opts.
- * Errors: GM_EINVAL (NULL owner/host/out, bad host, port out of range),
- * GM_EOPTION (message: `option http_opts.version = "2": must be ...`),
- * GM_EQUEUE (owner freed). On error *out is untouched.
+ *   cacertfile, certfile, keyfile, server_name_indication), http_opts
+ *   (keepalive: ms between the empty lines sent on an idle HTTP/1.1
+ *   connection, as Gun; default "infinity"), http2_opts, ws_opts.
+ *   Nothing is accepted and ignored: what this build does not implement is
+ *   GM_EOPTION naming it: protocols "raw" and "socks" (and raw_opts,
+ *   socks_opts), supervise false (the library keeps the connection; there
+ *   is no calling process to link it to), trace true, tcp_opts
+ *   send_timeout_close false, http2_opts stream_window_data_threshold other
+ *   than 0 (DATA is never held back), ws_opts invalid_request_headers
+ *   "ignore".
+ * Errors: GM_EINVAL (NULL owner/host/out, bad host, port out of range, an
+ * owner already released with gm_queue_free: as for every released handle,
+ * its address may have been reused, so the library cannot tell it from a
+ * pointer it never made), GM_EOPTION (message: `option http_opts.version =
+ * "2": must be ...`; also an option gunmetal does not implement, named),
+ * GM_EQUEUE (the owner is being freed by gm_queue_free on another thread
+ * during the call). On error *out is untouched.
  * Release the handle with gm_conn_free (after gm_close, or after the EXIT).
  */
 int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, gm_conn **out);
@@ -250,7 +307,7 @@ int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_co
 
 /* Ends the connection at once (Gun's gun:close): in-flight streams are
  * dropped, no DOWN is sent, the EXIT's reason is "shutdown". The handle stays
- * valid (later calls answer GM_ECLOSED) until gm_conn_free. NULL and a closed
+ * valid (later calls, gm_info included, answer GM_ECLOSED) until gm_conn_free. NULL and a closed
  * connection are no-ops returning GM_OK. */
 int gm_close(gm_conn *c);
 
@@ -293,8 +350,14 @@ typedef struct gm_req_opts {
 
 /*
  * Sends a request (Gun's gun:request / gun:headers and get/post/...): method,
- * path (origin form, with query), headers[0..n_headers-1] (may be NULL when
- * 0), a body of body_len bytes (may be NULL when 0). A host header is added
+ * path, headers[0..n_headers-1] (may be NULL when 0), a body of body_len
+ * bytes (may be NULL when 0; at most GM_MAX_BODY). The path is the request
+ * target (RFC 9112 3.2) in origin-form ("/p?q"), or "*" for OPTIONS, or in
+ * absolute-form ("http://host/p", "https://...") for a forward proxy; the
+ * last is HTTP/1.1 only and GM_EINVAL where HTTP/2 is or may be spoken (its
+ * :path takes origin-form). Anything else, authority-form included (CONNECT
+ * tunnels are not requests), is GM_EINVAL. Gun sends any path as given; a
+ * target of another form would be read by the server as something else. A host header is added
  * when missing; content-length is added for a body; with GM_REQ_STREAM and
  * no content-length, HTTP/1.1 uses chunked encoding.
  * While the connection is not up the request waits (up to
@@ -359,7 +422,8 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
  * not_connected, closing, closed), protocol, transport, host, port, origin
  * (scheme://authority), and when connected, sock_ip/sock_port (local) and
- * peer (address, or the socket path). Free with gm_event_free. */
+ * peer (address, or the socket path). Free with gm_event_free. GM_ECLOSED
+ * after gm_close or once the connection has exited (as gm_stream_info). */
 int gm_info(gm_conn *c, gm_event **out);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
@@ -447,7 +511,7 @@ int gm_ping(gm_conn *c, gm_ref *ref);
 int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
                   const char *ws_opts_json, gm_ref *ref);
 
-/* A frame for gm_ws_send. op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING or
+/* A frame for gm_ws_send (no `size` field: see the ABI PROMISE). op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING or
  * GM_WS_CLOSE (GM_WS_PONG is refused, see below); data/len the payload
  * (data may be NULL when len is 0; text must be UTF-8); for GM_WS_CLOSE,
  * code is the close code (0: a close frame without code or reason) and

@@ -26,6 +26,11 @@ ws_to_json(Opts) when is_map(Opts) ->
 ws_to_json(_) ->
 	error(badarg).
 
+convert(supervise, V) when is_boolean(V) ->
+	%% Implemented here (gunmetal:open links the connection process when
+	%% false); the library refuses supervise = false, having no caller to
+	%% link to.
+	skip;
 convert(cookie_store, {Mod, _}) when is_atom(Mod) ->
 	%% Gun takes a store module; gunmetal has its own in-memory jar.
 	{<<"cookie_store">>, true};

@@ -81,6 +81,15 @@ GM_WS_PONG = 10
 
 GM_REQ_STREAM = 0x1
 
+# Limits on what one call takes (gunmetal.h, CONVENTIONS: Limits).
+GM_MAX_STRING = 65536
+GM_MAX_OPTS_JSON = 1048576
+GM_MAX_HEADERS = 65536
+GM_MAX_HEADER_BYTES = 1048576
+GM_MAX_BODY = 1073741824
+GM_MAX_WS_FRAMES = 1048576
+GM_POLL_MAX = 256  # gm_queue_poll hands over at most this many events per call
+
 # ------------------------------------------------------------------ structs
 
 

@@ -1,0 +1,73 @@
+package core
+
+// What the options parser accepts (Gun's whole option set, so that Gun's
+// option maps parse) but this build does not implement is refused here, when
+// a connection is opened, with an *OptionError naming it: nothing is
+// accepted and ignored. ParseOptions stays a faithful parser of Gun's
+// options; Open (and gm_open, as GM_EOPTION) refuses. An entry goes away
+// when its feature lands.
+//
+//	protocols "raw", "socks", raw_opts, socks_opts
+//	    not available in this build (their engines are separate work)
+//	supervise = false
+//	    Gun starts the connection under its supervisor (true) or linked to the
+//	    caller (false). A library connection is always kept by the library
+//	    until the host closes or frees it, and there is no calling process to
+//	    link it to: true describes what gunmetal does, false is refused. (The
+//	    Erlang binding implements false itself, with a link, and does not pass
+//	    it on.)
+//	trace = true
+//	    Gun's dbg tracing of the connection process has no equivalent.
+//	tcp_opts.send_timeout_close = false
+//	    a send timeout always closes the connection: after a partial write
+//	    the byte stream cannot be resumed.
+//	http2_opts.stream_window_data_threshold other than 0
+//	    cowlib holds DATA back while a flow-control window is below it;
+//	    gunmetal sends whatever the windows allow (as a threshold of 0, its
+//	    default here).
+//	ws_opts.invalid_request_headers = "ignore"
+//	    invalid request headers are always refused (GM_EINVAL), "raise".
+//
+// http2_opts.max_stream_buffer_size is not in this list: it bounds what
+// cowlib buffers of a request body while the window is closed, and
+// gunmetal buffers none of it (gm_data blocks instead), so every value
+// holds.
+func (o *Options) checkImplemented() error {
+	for _, p := range o.Protocols {
+		if p == "raw" || p == "socks" {
+			return &OptionError{Key: "protocols", Value: p,
+				Msg: "the " + p + " protocol is not available in this build"}
+		}
+	}
+	if o.Socks != nil {
+		return &OptionError{Key: "socks_opts", Msg: "the socks protocol is not available in this build"}
+	}
+	if o.Raw != (RawOpts{}) {
+		return &OptionError{Key: "raw_opts", Msg: "the raw protocol is not available in this build"}
+	}
+	if !o.Supervise {
+		return &OptionError{Key: "supervise", Value: false,
+			Msg: "not supported by gunmetal: the library keeps every connection until it is closed or freed, and there is no calling process to link it to"}
+	}
+	if o.Trace {
+		return &OptionError{Key: "trace", Value: true,
+			Msg: "not supported by gunmetal: Gun's dbg tracing of the connection process has no equivalent"}
+	}
+	if !o.TCP.SendTimeoutClose {
+		return &OptionError{Proto: "tcp_opts", Key: "send_timeout_close", Value: false,
+			Msg: "not supported by gunmetal: a send timeout always closes the connection (a partial write cannot be resumed)"}
+	}
+	if v := o.HTTP2.StreamWindowDataThreshold; v != 0 {
+		return &OptionError{Proto: "http2_opts", Key: "stream_window_data_threshold", Value: int64(v),
+			Msg: "not supported by gunmetal: DATA is sent as soon as the flow-control windows allow, never held back (only 0)"}
+	}
+	return o.WS.checkImplemented("ws_opts")
+}
+
+func (w *WSOpts) checkImplemented(proto string) error {
+	if w.IgnoreInvalidRequestHeaders {
+		return &OptionError{Proto: proto, Key: "invalid_request_headers", Value: "ignore",
+			Msg: "not supported by gunmetal: invalid request headers are always refused (raise)"}
+	}
+	return nil
+}
