@@ -21,7 +21,8 @@ package core
 //	tcp_opts            an object: nodelay, keepalive, send_timeout,
 //	                    send_timeout_close, sndbuf, recbuf, ip, port, inet,
 //	                    inet6 (Gun takes a gen_tcp option list)
-//	tls_opts            an object: verify, cacertfile, certfile, keyfile,
+//	tls_opts            an object: verify, cacertfile, cacerts (a list of
+//	                    base64 DER certificates, ssl's cacerts), certfile, keyfile,
 //	                    server_name_indication, versions, reuse_sessions,
 //	                    session_lifetime, session_cache_client_max
 //	ws_opts.protocols   ["mqtt", ...] or [["mqtt", "handler_module"], ...]
@@ -59,6 +60,7 @@ import (
 	"container/list"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -249,6 +251,7 @@ type TCPOpts struct {
 type TLSOpts struct {
 	Verify                bool          // "verify": "verify_peer" (default, true) | "verify_none"
 	CACertFile            string        // "cacertfile": PEM CAs trusted instead of the system roots
+	CACerts               [][]byte      // "cacerts": DER CAs (base64 in JSON), trusted with cacertfile's instead of the system roots
 	CertFile, KeyFile     string        // "certfile", "keyfile": client certificate (both or neither)
 	ServerNameIndication  string        // "server_name_indication": a host name, or "disable"; "" = the host connected to
 	ALPN                  []string      // not a key: derived from the protocols ("h2", "http/1.1")
@@ -502,7 +505,6 @@ var optUnsupported = map[string]map[string]string{
 		"verify_fun":                      "not supported by gunmetal: takes an Erlang fun",
 		"customize_hostname_check":        "not supported by gunmetal: takes Erlang funs",
 		"partial_chain":                   "not supported by gunmetal: takes an Erlang fun",
-		"cacerts":                         "not supported by gunmetal: use cacertfile",
 		"cert":                            "not supported by gunmetal: use certfile",
 		"key":                             "not supported by gunmetal: use keyfile",
 		"certs_keys":                      "not supported by gunmetal: use certfile and keyfile",
@@ -1023,6 +1025,8 @@ func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) err
 			dst.Verify = s == "verify_peer"
 		case "cacertfile":
 			dst.CACertFile, err = f.nonEmptyString()
+		case "cacerts":
+			dst.CACerts, err = optParseDERList(f)
 		case "certfile":
 			dst.CertFile, err = f.nonEmptyString()
 		case "keyfile":
@@ -1607,6 +1611,34 @@ func (f optField) timeout() (time.Duration, error) {
 	return time.Duration(n) * time.Millisecond, nil
 }
 
+// optParseDERList reads ssl's cacerts: a non-empty list of base64 (standard
+// alphabet) DER certificates, each of which must parse.
+func optParseDERList(f optField) ([][]byte, error) {
+	elems, err := f.array()
+	if err != nil {
+		return nil, err
+	}
+	if len(elems) == 0 {
+		return nil, f.fail("must be a non-empty list of base64 DER certificates")
+	}
+	out := make([][]byte, 0, len(elems))
+	for i, e := range elems {
+		var s string
+		if optKind(e) != '"' || json.Unmarshal(e, &s) != nil {
+			return nil, f.fail(fmt.Sprintf("element %d must be a base64 DER certificate (a string)", i+1))
+		}
+		der, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, f.fail(fmt.Sprintf("element %d is not base64: %v", i+1, err))
+		}
+		if _, err := x509.ParseCertificate(der); err != nil {
+			return nil, f.fail(fmt.Sprintf("element %d is not a DER certificate: %v", i+1, err))
+		}
+		out = append(out, der)
+	}
+	return out, nil
+}
+
 func (f optField) array() ([]json.RawMessage, error) {
 	var elems []json.RawMessage
 	if optKind(f.raw) != '[' || json.Unmarshal(f.raw, &elems) != nil {
@@ -1792,14 +1824,23 @@ func (t *TLSOpts) clientConfig(proto, host string, alpn []string) (*tls.Config, 
 			cfg.MaxVersion = tls.VersionTLS12
 		}
 	}
-	if t.CACertFile != "" {
-		pem, err := os.ReadFile(t.CACertFile)
-		if err != nil {
-			return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "cannot read: " + err.Error()}
-		}
+	if t.CACertFile != "" || len(t.CACerts) > 0 {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "no PEM certificate found"}
+		if t.CACertFile != "" {
+			pem, err := os.ReadFile(t.CACertFile)
+			if err != nil {
+				return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "cannot read: " + err.Error()}
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "no PEM certificate found"}
+			}
+		}
+		for _, der := range t.CACerts {
+			cert, err := x509.ParseCertificate(der) // checked when parsed; built by hand otherwise
+			if err != nil {
+				return nil, &OptionError{Proto: proto, Key: "cacerts", Msg: "not a DER certificate: " + err.Error()}
+			}
+			pool.AddCert(cert)
 		}
 		cfg.RootCAs = pool
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"math"
@@ -305,7 +306,7 @@ func TestOptionsNotSupported(t *testing.T) {
 		{`{"http2_opts": {"content_handlers": ["gun_data_h"]}}`, "http2_opts", "content_handlers"},
 		{`{"ws_opts": {"reply_to": "pid"}}`, "ws_opts", "reply_to"},
 		{`{"tls_opts": {"verify_fun": "f"}}`, "tls_opts", "verify_fun"},
-		{`{"tls_opts": {"cacerts": []}}`, "tls_opts", "cacerts"},
+		{`{"tls_opts": {"cert": "x"}}`, "tls_opts", "cert"},
 	} {
 		e := optErr(t, c.js, 80)
 		if e.Proto != c.proto || e.Key != c.key || !strings.HasPrefix(e.Msg, "not supported by gunmetal") {
@@ -957,5 +958,66 @@ func TestTLSConfigSessionCacheBounds(t *testing.T) {
 	c.Put("c", nil)
 	if _, ok := c.Get("c"); ok || c.ll.Len() != 0 {
 		t.Errorf("Put(nil) did not remove; %d left", c.ll.Len())
+	}
+}
+
+// tls_opts.cacerts is ssl's cacerts: base64 DER certificates, trusted with
+// (or instead of) cacertfile; anything else is refused naming the key.
+func TestOptionsCACerts(t *testing.T) {
+	for _, js := range []string{
+		`{"tls_opts": {"cacerts": []}}`,
+		`{"tls_opts": {"cacerts": "x"}}`,
+		`{"tls_opts": {"cacerts": [1]}}`,
+		`{"tls_opts": {"cacerts": ["not base64!"]}}`,
+		`{"tls_opts": {"cacerts": ["bm90IGEgY2VydA=="]}}`,
+	} {
+		if e := optErr(t, js, 443); e.Proto != "tls_opts" || e.Key != "cacerts" {
+			t.Errorf("%s: %#v", js, e)
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := ParseOptions([]byte(`{"tls_opts": {"cacerts": ["`+base64.StdEncoding.EncodeToString(der)+`"]}}`), 443)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.TLSConfig("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RootCAs == nil || !cfg.RootCAs.Equal(func() *x509.CertPool {
+		p := x509.NewCertPool()
+		c, _ := x509.ParseCertificate(der)
+		p.AddCert(c)
+		return p
+	}()) {
+		t.Errorf("RootCAs is not the one certificate given")
+	}
+}
+
+// Certificate failures are named as OTP's ssl names its alerts.
+func TestReasonOfTLSAlerts(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, "tls_alert: unknown_ca: "},
+		{&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, "tls_alert: certificate_expired: "},
+		{&tls.CertificateVerificationError{Err: x509.HostnameError{Host: "x"}}, "tls_alert: handshake_failure: "},
+		{&tls.CertificateVerificationError{Err: errors.New("other")}, "tls_alert: bad_certificate: "},
+		{tls.AlertError(40), "tls_alert: handshake_failure: "},
+		{tls.AlertError(48), "tls_alert: unknown_ca: "},
+	} {
+		if got := reasonOf(c.err); !strings.HasPrefix(got, c.want) {
+			t.Errorf("reasonOf(%v) = %q, want prefix %q", c.err, got, c.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -178,8 +179,11 @@ func reasonOf(err error) string {
 		}
 		return "error: " + errno.Error()
 	case errors.As(err, &certErr):
-		return "tls_alert: bad_certificate: " + certErr.Error()
+		return "tls_alert: " + certAlertName(certErr.Err) + ": " + certErr.Error()
 	case errors.As(err, &alert):
+		if name := alertNames[uint8(alert)]; name != "" {
+			return "tls_alert: " + name + ": " + alert.Error()
+		}
 		return "tls_alert: " + alert.Error()
 	}
 	var ne net.Error
@@ -187,6 +191,39 @@ func reasonOf(err error) string {
 		return "timeout"
 	}
 	return err.Error()
+}
+
+// certAlertName is the alert OTP's ssl reports for a certificate our side
+// refused (Gun's {tls_alert, {Name, Text}}): unknown_ca for an unknown
+// issuer (self-signed included), certificate_expired, handshake_failure
+// for a host name mismatch (ssl's hostname_check_failed), else
+// bad_certificate.
+func certAlertName(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &unknown):
+		return "unknown_ca"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "certificate_expired"
+	case errors.As(err, &host):
+		return "handshake_failure"
+	}
+	return "bad_certificate"
+}
+
+// alertNames are the TLS alerts a peer sends, by code, spelled as OTP's
+// ssl spells them.
+var alertNames = map[uint8]string{
+	0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
+	40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked",
+	45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca",
+	49: "access_denied", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
+	71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
+	100: "no_renegotiation", 109: "missing_extension", 110: "unsupported_extension", 112: "unrecognized_name",
+	113: "bad_certificate_status_response", 115: "unknown_psk_identity", 116: "certificate_required",
+	120: "no_application_protocol",
 }
 
 var errnoNames = map[syscall.Errno]string{
