@@ -508,6 +508,9 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if in.Peer != "" {
 		kv = append(kv, "peer", in.Peer)
 	}
+	if in.Reason != "" {
+		kv = append(kv, "reason", in.Reason)
+	}
 	if *out = infoEvent(h, 0, kv...); *out == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}

@@ -102,6 +102,7 @@ type Conn struct {
 	kick        chan struct{} // wakes the manager while it waits to retry
 	closeTimer  *time.Timer
 	local, peer string
+	exitReason  string // the EXIT's reason, for Info once closed
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host
@@ -507,6 +508,7 @@ func (c *Conn) exit(reason string) {
 	}
 	c.timers = nil
 	c.state = stateDone
+	c.exitReason = reason
 	c.emit(&Event{Kind: EvExit, Reason: reason})
 	c.flushEvents()
 	owner := c.owner
@@ -986,6 +988,7 @@ type Info struct {
 	Origin    string // scheme://authority
 	Local     string // local address, "" when not connected
 	Peer      string // peer address or unix socket path
+	Reason    string // once closed: the EXIT's reason (the event may still be queued)
 }
 
 func (c *Conn) Info() Info {
@@ -996,7 +999,7 @@ func (c *Conn) Info() Info {
 		scheme = "https"
 	}
 	in := Info{State: stateNames[c.state], Protocol: c.protoNm, Transport: c.opts.Transport,
-		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority()}
+		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason}
 	if c.nc != nil {
 		in.Local, in.Peer = c.local, c.peer
 	}
