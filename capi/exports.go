@@ -564,7 +564,7 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 		return fail(C.GM_EINVAL, "out is NULL").report()
 	}
 	if h.c.Closed() {
-		return fail(C.GM_ECLOSED, "the connection is closed (gm_close) or has exited").report()
+		return fail(C.GM_ECLOSED, "the connection is closed (gm_close)").report()
 	}
 	in := h.c.Info()
 	kv := []string{"state", in.State, "protocol", in.Protocol, "transport", in.Transport,
@@ -574,6 +574,9 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	}
 	if in.Peer != "" {
 		kv = append(kv, "peer", in.Peer)
+	}
+	if in.Reason != "" {
+		kv = append(kv, "reason", in.Reason)
 	}
 	if *out = infoEvent(h, 0, kv...); *out == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()

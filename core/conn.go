@@ -104,7 +104,7 @@ type Conn struct {
 	local, peer string
 	useful      bool   // the connection being served completed a response (see run)
 	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
-	exitReason  string // the EXIT's reason, once sent
+	exitReason  string // the EXIT's reason, once sent (AwaitUp's errors, Info)
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host
@@ -1032,14 +1032,16 @@ type Info struct {
 	Origin    string // scheme://authority
 	Local     string // local address, "" when not connected
 	Peer      string // peer address or unix socket path
+	Reason    string // once closed: the EXIT's reason (the event may still be queued)
 }
 
-// Closed: Close was called or the connection has exited. What the C ABI's
-// gm_info answers GM_ECLOSED for, as gm_stream_info does.
+// Closed: the host closed the connection (Close or Free). The C ABI's
+// gm_info answers GM_ECLOSED then; a connection that exited by itself still
+// answers, with its EXIT's reason, so a host can say why it failed.
 func (c *Conn) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state == stateDone || c.closeReq != ""
+	return c.closeReq != ""
 }
 
 func (c *Conn) Info() Info {
@@ -1050,7 +1052,7 @@ func (c *Conn) Info() Info {
 		scheme = "https"
 	}
 	in := Info{State: stateNames[c.state], Protocol: c.protoNm, Transport: c.opts.Transport,
-		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority()}
+		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason}
 	if c.nc != nil {
 		in.Local, in.Peer = c.local, c.peer
 	}

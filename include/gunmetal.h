@@ -422,8 +422,10 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
  * not_connected, closing, closed), protocol, transport, host, port, origin
  * (scheme://authority), and when connected, sock_ip/sock_port (local) and
- * peer (address, or the socket path). Free with gm_event_free. GM_ECLOSED
- * after gm_close or once the connection has exited (as gm_stream_info). */
+ * peer (address, or the socket path); once the connection has exited by
+ * itself, state is closed and reason is the EXIT's reason (also while that
+ * event is still queued). Free with gm_event_free. GM_ECLOSED after gm_close.
+ */
 int gm_info(gm_conn *c, gm_event **out);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's

@@ -9,9 +9,8 @@
 #               GUNMETAL_REBUILD=1 to rebuild both anyway.
 #   PYTHON      the interpreter (default: python3)
 #
-# Missing Python packages (pytest, pytest-asyncio, pytest-timeout, mypy,
-# build, wheel, setuptools>=61, httpx[http2] for bench_w1.py) are installed
-# with pip first.
+# The Python packages of requirements-test.txt are installed with pip first
+# when one is missing (quietly; nothing is run when all are there).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,25 +22,24 @@ PY=${PYTHON:-python3}
 say() { printf 'python: %s\n' "$*" >&2; }
 
 # ---- Python packages -------------------------------------------------------
-want=()
-have() { "$PY" -c "$1" >/dev/null 2>&1; }
-have "import pytest" || want+=("pytest>=7")
-have "import pytest_asyncio" || want+=("pytest-asyncio>=0.23")
-have "import pytest_timeout" || want+=("pytest-timeout")
-have "import mypy" || want+=("mypy>=1.5")
-have "import build" || want+=("build")
-have "import wheel" || want+=("wheel")
-have "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 61)" || want+=("setuptools>=61")
-have "import httpx, h2" || want+=("httpx[http2]")
-if [ ${#want[@]} -gt 0 ]; then
-    say "pip install ${want[*]}"
-    if ! out=$("$PY" -m pip install -q "${want[@]}" 2>&1); then
+# requirements-test.txt lists them; check_requirements.py looks each one up in
+# the installed distributions' metadata (not by import: from the repository
+# root, the build/ output folder passes for the `build` package) and pip
+# installs the file only when something is missing.
+reqs="$here/requirements-test.txt"
+if ! missing=$("$PY" "$here/check_requirements.py" "$reqs"); then
+    say "pip install -r $reqs (missing: $(echo $missing))"
+    if ! out=$("$PY" -m pip install -q -r "$reqs" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
-            "$PY" -m pip install -q --break-system-packages "${want[@]}"
+            "$PY" -m pip install -q --break-system-packages -r "$reqs"
         else
             printf '%s\n' "$out" >&2
             exit 1
         fi
+    fi
+    if ! missing=$("$PY" "$here/check_requirements.py" "$reqs"); then
+        say "still missing after pip install: $(echo $missing)"
+        exit 1
     fi
 fi
 
