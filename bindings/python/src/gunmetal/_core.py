@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import _thread
 import threading
 import time
 import weakref
@@ -554,11 +555,11 @@ class BaseConnection(Managed):
         s = self._sync_sender
         if s is not None:
             self._sync_sender = None
-            if not s.done.is_set():
+            if not s.wait(0):
                 # A send still in progress (an interrupted data()): closing
                 # the connection makes it return; the handle is freed after.
                 _ffi.gm_close(handle)
-                s.done.wait(5)
+                s.wait(5)
             s.stop()
         _ffi.gm_conn_free(handle)
         for q in self._queues:
@@ -825,37 +826,50 @@ class _Sender:
     which block while the socket or the server's window is full: the
     caller's thread waits in Python meanwhile, taking the stream's events
     (a full-duplex server reads on only once its answer is read) and
-    handling signals."""
+    handling signals. Plain locks hand the job over (cheaper than
+    Event/Condition): `_go` is released per job, `_fin` when it is done."""
 
     def __init__(self) -> None:
-        self.cv = threading.Condition(threading.Lock())
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._fin = _thread.allocate_lock()
+        self._fin.acquire()
+        self.busy = False  # a job was submitted and wait() has not seen it end
         self.job: Optional[Callable[[], int]] = None
-        self.done = threading.Event()
-        self.done.set()
         self.rc = 0
         self.msg = ""
         self._stop = False
         threading.Thread(target=self._run, name="gunmetal-send", daemon=True).start()
 
     def submit(self, job: Callable[[], int]) -> None:
-        with self.cv:
-            self.done.clear()
-            self.job = job
-            self.cv.notify()
+        self.busy = True
+        self.job = job
+        self._go.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once no job is running (interruptible by signals)."""
+        if not self.busy:
+            return True
+        if self._fin.acquire(True, timeout):
+            self.busy = False
+            return True
+        return False
 
     def stop(self) -> None:
-        with self.cv:
-            self._stop = True
-            self.cv.notify()
+        self._stop = True
+        try:
+            self._go.release()
+        except RuntimeError:  # released already: the thread sees _stop next
+            pass
 
     def _run(self) -> None:
         while True:
-            with self.cv:
-                while self.job is None and not self._stop:
-                    self.cv.wait()
-                job, self.job = self.job, None
-            if job is None:
+            self._go.acquire()
+            if self._stop:
                 return
+            job, self.job = self.job, None
+            if job is None:
+                continue
             try:
                 rc = job()
                 msg = errmsg() if rc < 0 else ""  # gm_errmsg is per thread: read it here
@@ -863,7 +877,7 @@ class _Sender:
                 rc, msg = _ffi.GM_EINTERNAL, f"{type(e).__name__}: {e}"
             self.rc, self.msg = rc, msg
             del job
-            self.done.set()
+            self._fin.release()
 
 
 class Connection(BaseConnection):
@@ -971,12 +985,11 @@ class Connection(BaseConnection):
         self._wait_sent(s, ref)
 
     def _wait_sent(self, s: _Sender, ref: int) -> None:
-        done = s.done
-        if not done.wait(0.005):
+        if not s.wait(0.005):
             q = self.queue
             while True:
                 took = self._hold_stream(q, ref)
-                if done.wait(0.002 if took else 0.02):
+                if s.wait(0.002 if took else 0.02):
                     break
         rc, s.rc = s.rc, 0
         if rc < 0:
