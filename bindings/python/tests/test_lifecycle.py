@@ -35,15 +35,16 @@ def drain(q: gunmetal.Queue, until: EventKind, timeout: float = 5) -> List[gunme
 
 
 def test_refused_retry_0_exits_econnrefused() -> None:
-    with gunmetal.open("127.0.0.1", free_port(), retry=0) as c:
-        with pytest.raises(gunmetal.Closed) as ei:
+    port = free_port()
+    with gunmetal.open("127.0.0.1", port, retry=0) as c:
+        with pytest.raises(gunmetal.ConnectionRefused) as ei:
             c.await_up(5)
-        assert ei.value.code == gunmetal._ffi.GM_ECLOSED
+        assert ei.value.code == gunmetal._ffi.GM_ECLOSED and ei.value.reason == "econnrefused"
         (ev,) = c.queue.poll(10, 5)  # the EXIT stayed queued for the owner
         assert ev.kind == EventKind.EXIT and ev.reason == "econnrefused" and ev.conn is c
         with pytest.raises(gunmetal.Closed) as ei:
             c.get("/")
-        assert str(ei.value) == "connection is closed"  # the library's sentence
+        assert str(ei.value) == f"127.0.0.1:{port}: the connection exited: econnrefused"
         # gm_info after an EXIT the host did not ask for: state closed and
         # the EXIT's reason (GM_ECLOSED only after gm_close).
         info = c.info()

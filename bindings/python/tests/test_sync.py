@@ -412,7 +412,8 @@ def test_shutdown(server: Server) -> None:
         assert [e.kind for e in evs] == [EventKind.EXIT] and evs[0].reason == "shutdown"
         with pytest.raises(gunmetal.Closed) as ei2:
             c.get("/")
-        assert ei2.value.message == "connection is closed"
+        assert ei2.value.reason == "shutdown"  # Gun's reason, with the address
+        assert ei2.value.message == f"{server.host}:{server.http}: the connection exited: shutdown"
         with pytest.raises(gunmetal.Closed):
             c.shutdown()
 

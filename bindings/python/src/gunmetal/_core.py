@@ -9,13 +9,17 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import _thread
 import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Mapping
 from ctypes import byref, c_char, c_char_p, c_size_t, c_uint64, c_void_p
 from typing import (
     Any,
     Callable,
+    Deque,
     Dict,
     Iterable,
     List,
@@ -28,10 +32,14 @@ from typing import (
 
 from . import _ffi
 from ._errors import (
+    BadState,
     Closed,
+    Error,
     InvalidArgument,
     OptionError,
     check,
+    closed_error,
+    errmsg,
     from_code,
     stream_error,
 )
@@ -49,8 +57,27 @@ BufferLike = Union[bytes, bytearray, memoryview, str]
 """A body: bytes, str (sent as UTF-8) or any object with the buffer protocol."""
 
 POLL_BATCH = 256
-_FOREVER_SLICE_MS = 1000  # infinite awaits wait in slices so Ctrl-C gets through
+# Every blocking call waits in the library at most this long at a time, then
+# comes back to Python, so a signal (Ctrl-C) is handled within about that.
+_SLICE_MS = 100
 _INT_MAX = 2**31 - 1
+_monotonic = time.monotonic
+
+
+def _deadline(ms: int) -> Optional[float]:
+    """timeout_ms() → a time.monotonic() deadline; None for forever."""
+    return None if ms < 0 else _monotonic() + ms / 1000
+
+
+def _slice(end: Optional[float]) -> int:
+    """The next wait's milliseconds towards deadline `end` (0: time is up)."""
+    if end is None:
+        return _SLICE_MS
+    left = end - _monotonic()
+    if left <= 0:
+        return 0
+    return min(_SLICE_MS, int(math.ceil(left * 1000)))
+
 
 # ------------------------------------------------------------------ registry
 
@@ -260,11 +287,12 @@ class Managed:
         return self._handle is None
 
     def close(self) -> None:
-        """Releases the handle. Idempotent."""
+        """Releases the handle. Idempotent. In a child forked after the
+        library was loaded it only forgets the handle (the parent's)."""
         with _close_lock:
             h = self._handle
             self._handle = None
-        if h is not None:
+        if h is not None and not _ffi.forked:
             self._release(h)
 
     def __enter__(self: M) -> M:
@@ -282,6 +310,15 @@ class Managed:
 
 
 # ------------------------------------------------------------------ Queue
+
+# The queues holding events that a sync data()/ws_send() took early (see
+# Queue._hold): the awaits look there first. Empty in the usual case.
+_holding: "weakref.WeakSet[Queue]" = weakref.WeakSet()
+_holding_lock = threading.Lock()
+
+
+def _held_size(ev: Event) -> int:
+    return len(ev.data) + 128  # the bytes, and about what the rest of an event weighs
 
 
 class Queue(Managed):
@@ -301,11 +338,52 @@ class Queue(Managed):
         self._handle = h
         self._fd = check(_ffi.gm_queue_fd(h))
         self._bufs: List[Any] = []
+        self._wakes = 0
+        # Events a sync Connection.data()/ws_send() took out of the library's
+        # queue while it waited (the response of the stream it sends): they
+        # stay this queue's, ahead of the library's, for poll() and awaits.
+        self._held: Deque[Event] = deque()
+        self._held_bytes = 0
+        self._held_lock = threading.Lock()
+
+    def _hold(self, ev: Event) -> None:
+        with self._held_lock:
+            self._held.append(ev)
+            self._held_bytes += _held_size(ev)
+            with _holding_lock:
+                _holding.add(self)
+
+    def _take_held(self, max: int, conn: Any = None, ref: int = 0) -> List[Event]:
+        """Up to `max` held events, oldest first; with `conn`, only the first
+        one of its stream `ref` (or a connection-wide ERROR), as await does."""
+        out: List[Event] = []
+        with self._held_lock:
+            held = self._held
+            if conn is None:
+                while held and len(out) < max:
+                    out.append(held.popleft())
+            else:
+                for i, ev in enumerate(held):
+                    if ev.conn is conn and (ev.ref == ref or (ev.ref == 0 and ev.kind == EventKind.ERROR)):
+                        del held[i]
+                        out.append(ev)
+                        break
+            for ev in out:
+                self._held_bytes -= _held_size(ev)
+            if not held:
+                with _holding_lock:
+                    _holding.discard(self)
+        return out
 
     def _release(self, handle: int) -> None:
         # Wake a thread blocked in poll before freeing (the header's rule).
         _ffi.gm_queue_wake(handle)
         _ffi.gm_queue_free(handle)
+        with self._held_lock:
+            self._held.clear()
+            self._held_bytes = 0
+            with _holding_lock:
+                _holding.discard(self)
 
     def fileno(self) -> int:
         """The queue's fd (owned by the queue: do not close or read it)."""
@@ -317,7 +395,9 @@ class Queue(Managed):
 
     def wake(self) -> None:
         """Makes a poll blocked in another thread return (with no events)."""
-        check(_ffi.gm_queue_wake(self._h()))
+        h = self._h()
+        self._wakes += 1
+        check(_ffi.gm_queue_wake(h))
 
     def poll(self, max: int = POLL_BATCH, timeout: Optional[float] = None) -> List[Event]:
         """Takes up to `max` events, waiting up to `timeout` seconds for the
@@ -330,6 +410,12 @@ class Queue(Managed):
         if max <= 0:
             raise InvalidArgument(_ffi.GM_EINVAL, f"max must be > 0, not {max}")
         ms = timeout_ms(timeout)
+        if self._held:
+            evs = self._take_held(max)
+            if evs:
+                if len(evs) < max:
+                    evs += self.poll(max - len(evs), 0)
+                return evs
         pooled = max <= POLL_BATCH
         if pooled:
             try:
@@ -339,11 +425,14 @@ class Queue(Managed):
         else:
             buf = (c_void_p * max)()
         try:
-            n = _ffi.gm_queue_poll(h, buf, max, ms)
+            if 0 <= ms <= _SLICE_MS:
+                n = _ffi.gm_queue_poll(h, buf, max, ms)
+            else:
+                n = self._poll_sliced(buf, max, ms)
             if n <= 0:
                 if n < 0:
                     raise from_code(n)
-                return []
+                return self._take_held(max) if self._held else []
             try:
                 return decode_many(buf, n, _lookup)
             finally:
@@ -351,6 +440,22 @@ class Queue(Managed):
         finally:
             if pooled:
                 self._bufs.append(buf)
+
+    def _poll_sliced(self, buf: Any, max: int, ms: int) -> int:
+        # Waits in slices so that signals get through; returns 0 on a wake
+        # (which ends a slice early) or when time is up.
+        end = _deadline(ms)
+        wakes = self._wakes
+        while True:
+            sl = _slice(end)
+            t0 = _monotonic()
+            n: int = _ffi.gm_queue_poll(self._h(), buf, max, sl)
+            if n != 0:
+                return n
+            if sl == 0 or self._wakes != wakes or _monotonic() - t0 < sl / 1000:
+                return 0  # time is up, or woken (a timed-out slice lasts its length)
+            if self._held:
+                return 0  # another thread's data() took events meanwhile: the caller looks again
 
     def __repr__(self) -> str:
         return f"<gunmetal.Queue fd={self._fd}{' closed' if self.closed else ''}>"
@@ -403,6 +508,9 @@ class BaseConnection(Managed):
         self._queues: List[Queue] = [queue] if own_queue else []
         self._where = where
         self._hv = c_void_p(handle)  # for the argtypes-free hot path
+        self._sync_sender: Optional[_Sender] = None
+        # reply_to queues of streamed requests, for what data() holds
+        self._reply_to: Dict[int, Queue] = {}
         _conns[handle] = self
 
     @classmethod
@@ -444,10 +552,47 @@ class BaseConnection(Managed):
         return out.value, q, own, f"unix:{p.decode('utf-8', 'replace')}"
 
     def _release(self, handle: int) -> None:
+        s = self._sync_sender
+        if s is not None:
+            self._sync_sender = None
+            if not s.wait(0):
+                # A send still in progress (an interrupted data()): closing
+                # the connection makes it return; the handle is freed after.
+                _ffi.gm_close(handle)
+                s.wait(5)
+            s.stop()
         _ffi.gm_conn_free(handle)
         for q in self._queues:
             q.close()
         self._queues = []
+
+    def _conn_error(self, rc: int, message: Optional[str] = None) -> Error:
+        """The exception for status rc of a call on this connection: for
+        GM_ECLOSED, with Gun's reason when the connection exited by itself
+        (the EXIT event's, read from gm_info: the event stays queued)."""
+        if message is None:
+            message = errmsg()
+        if rc != _ffi.GM_ECLOSED:
+            return from_code(rc, message)
+        reason = self._exit_reason()
+        if reason is None:
+            return Closed(rc, message)
+        return closed_error(reason, self._where)
+
+    def _check(self, rc: int) -> int:
+        if rc < 0:
+            raise self._conn_error(rc)
+        return rc
+
+    def _exit_reason(self) -> Optional[str]:
+        h = self._handle
+        if h is None:
+            return None
+        out = c_void_p()
+        if _ffi.gm_info(h, byref(out)) != _ffi.GM_OK:
+            return None
+        info = _info_dict(_take_event(out))
+        return info.get("reason") if info.get("state") == "closed" else None
 
     # ---- requests
 
@@ -465,7 +610,7 @@ class BaseConnection(Managed):
         args = self._request_args(method, path, headers, body, stream, timeout, flow, reply_to)
         ref = c_uint64()
         if args[6] is not None:
-            rc = _gm_request(*args, byref(ref))
+            rc = _ffi.gm_request_noconv(*args, byref(ref))
         else:
             hv, m, p, arr, nh, body, _, flags, opts = args
             buf = _Buf(body)
@@ -474,7 +619,9 @@ class BaseConnection(Managed):
             finally:
                 buf.release()
         if rc < 0:
-            raise from_code(rc)
+            raise self._conn_error(rc)
+        if reply_to is not None and stream:
+            self._reply_to[ref.value] = reply_to
         return ref.value
 
     def _request_args(
@@ -546,7 +693,7 @@ class BaseConnection(Managed):
         finally:
             buf.release()
         if rc < 0:
-            raise from_code(rc)
+            raise self._conn_error(rc)
 
     def _ws_upgrade(self, path: Any, headers: HeadersIn, ws_opts: Optional[Mapping[str, Any]]) -> int:
         h = self._h()
@@ -554,16 +701,22 @@ class BaseConnection(Managed):
         arr, n = c_headers(headers)
         js = opts_json(ws_opts, "ws_opts.") if ws_opts else None
         ref = c_uint64()
-        check(_ffi.gm_ws_upgrade(h, p, arr, n, js, byref(ref)))
+        self._check(_ffi.gm_ws_upgrade(h, p, arr, n, js, byref(ref)))
         return ref.value
 
     def _ws_send(self, ref: int, frames: Any) -> None:
+        job = self._ws_job(ref, frames)
+        if job is not None:
+            self._check(job())
+
+    def _ws_job(self, ref: int, frames: Any) -> Optional[Callable[[], int]]:
+        """A call of gm_ws_send for `frames` (None when there are none)."""
         h = self._h()
         r = _ref(ref)
         fs = ws_frames(frames)
         n = len(fs)
         if n == 0:
-            return
+            return None
         arr = (_ffi.gm_ws_frame * n)()
         keep = []
         for i, f in enumerate(fs):
@@ -575,12 +728,17 @@ class BaseConnection(Managed):
                 keep.append(b)
                 c.data = ctypes.cast(b, c_void_p).value
                 c.len = len(f.data)
-        check(_ffi.gm_ws_send(h, r, arr, n))
-        del keep
+
+        def job() -> int:
+            rc: int = _ffi.gm_ws_send(h, r, arr, n)
+            del keep[:]
+            return rc
+
+        return job
 
     def _ping(self) -> int:
         ref = c_uint64()
-        check(_ffi.gm_ping(self._h(), byref(ref)))
+        self._check(_ffi.gm_ping(self._h(), byref(ref)))
         return ref.value
 
     # ---- stream control
@@ -588,7 +746,7 @@ class BaseConnection(Managed):
     def cancel(self, ref: int) -> None:
         """Cancels a stream (Gun's cancel): no more events for it. Unknown or
         finished streams are ignored."""
-        check(_ffi.gm_cancel(self._h(), _ref(ref)))
+        self._check(_ffi.gm_cancel(self._h(), _ref(ref)))
 
     def update_flow(self, ref: int, n: int) -> None:
         """Adds n > 0 to a stream's flow (Gun's update_flow)."""
@@ -596,27 +754,27 @@ class BaseConnection(Managed):
             raise TypeError(f"n must be an int, not {type(n).__name__}")
         if not 0 < n < 2**31:
             raise InvalidArgument(_ffi.GM_EINVAL, f"flow increment must be a positive int, not {n}")
-        check(_ffi.gm_update_flow(self._h(), _ref(ref), n))
+        self._check(_ffi.gm_update_flow(self._h(), _ref(ref), n))
 
     def shutdown(self) -> None:
         """Closes gracefully (Gun's shutdown): streams in flight finish, new
         requests fail with "closing", EXIT "shutdown" follows. The object must
         still be closed (or collected) to release the handle."""
-        check(_ffi.gm_shutdown(self._h()))
+        self._check(_ffi.gm_shutdown(self._h()))
 
     def set_owner(self, queue: Queue) -> None:
         """Moves the connection to another queue (Gun's set_owner); events
         already queued stay where they are."""
         if not isinstance(queue, Queue):
             raise TypeError(f"queue must be a gunmetal.Queue, not {type(queue).__name__}")
-        check(_ffi.gm_set_owner(self._h(), queue._h()))
+        self._check(_ffi.gm_set_owner(self._h(), queue._h()))
         self.queue = queue
 
     def info(self) -> Dict[str, str]:
         """Gun's info: state, protocol, transport, host, port, origin, and when
         connected the local and peer addresses."""
         out = c_void_p()
-        check(_ffi.gm_info(self._h(), byref(out)))
+        self._check(_ffi.gm_info(self._h(), byref(out)))
         return _info_dict(_take_event(out))
 
     def stream_info(self, ref: int) -> Optional[Dict[str, str]]:
@@ -626,7 +784,7 @@ class BaseConnection(Managed):
         rc = _ffi.gm_stream_info(self._h(), _ref(ref), byref(out))
         if rc == _ffi.GM_ENOSTREAM:
             return None
-        check(rc)
+        self._check(rc)
         return _info_dict(_take_event(out))
 
     def __repr__(self) -> str:
@@ -643,7 +801,6 @@ for _n in (1, 2, 4, 8, 16, 32, 64, 128):
     _o.size = ctypes.sizeof(_ffi.gm_req_opts)
     _o.flow = _n
     _FLOW_OPTS[_n] = byref(_o)
-_gm_request = _ffi.gm_request_noconv
 _SIZE0 = c_size_t(0)
 _REQ_STREAM = _ffi.GM_REQ_STREAM
 
@@ -664,57 +821,130 @@ def _owner_queue(owner: Optional[Queue]) -> Tuple[Queue, bool]:
     return owner, False
 
 
+class _Sender:
+    """The thread that runs a sync connection's sends (gm_data, gm_ws_send),
+    which block while the socket or the server's window is full: the
+    caller's thread waits in Python meanwhile, taking the stream's events
+    (a full-duplex server reads on only once its answer is read) and
+    handling signals. Plain locks hand the job over (cheaper than
+    Event/Condition): `_go` is released per job, `_fin` when it is done."""
+
+    def __init__(self) -> None:
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._fin = _thread.allocate_lock()
+        self._fin.acquire()
+        self.busy = False  # a job was submitted and wait() has not seen it end
+        self.job: Optional[Callable[[], int]] = None
+        self.rc = 0
+        self.msg = ""
+        self._stop = False
+        threading.Thread(target=self._run, name="gunmetal-send", daemon=True).start()
+
+    def submit(self, job: Callable[[], int]) -> None:
+        self.busy = True
+        self.job = job
+        self._go.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once no job is running (interruptible by signals)."""
+        if not self.busy:
+            return True
+        if self._fin.acquire(True, timeout):
+            self.busy = False
+            return True
+        return False
+
+    def stop(self) -> None:
+        self._stop = True
+        try:
+            self._go.release()
+        except RuntimeError:  # released already: the thread sees _stop next
+            pass
+
+    def _run(self) -> None:
+        while True:
+            self._go.acquire()
+            if self._stop:
+                return
+            job, self.job = self.job, None
+            if job is None:
+                continue
+            try:
+                rc = job()
+                msg = errmsg() if rc < 0 else ""  # gm_errmsg is per thread: read it here
+            except BaseException as e:  # ForkError in a forked child, say
+                rc, msg = _ffi.GM_EINTERNAL, f"{type(e).__name__}: {e}"
+            self.rc, self.msg = rc, msg
+            del job
+            self._fin.release()
+
+
 class Connection(BaseConnection):
     """A Gun connection, driven synchronously. Make one with :func:`open` or
     :func:`open_unix`. Events go to ``conn.queue`` (its own queue unless an
     ``owner`` was given); the await methods take this connection's events
-    out of it selectively, leaving the others in place."""
+    out of it selectively, leaving the others in place.
+
+    Every blocking call returns to Python at least every 0.1 s, so signals
+    (Ctrl-C: KeyboardInterrupt) interrupt it."""
+
+    #: The most bytes of events :meth:`data` and :meth:`ws_send` take out of
+    #: the library's queue, while they wait, for the stream they send on (see
+    #: :meth:`data`); past it they raise BadState instead of taking more.
+    max_held: int = 64 << 20
 
     # ---- waiting
 
     def await_up(self, timeout: Optional[float] = None) -> str:
         """Waits for this connection's next UP and returns the protocol
-        ("http", "http2", ...). Raises Timeout, or Closed when the connection
-        exited (the EXIT event stays in the queue)."""
-        h = self._h()
+        ("http", "http2", ...). Raises Timeout, or Closed when the
+        connection exited: with Gun's reason (``e.reason``), as
+        ConnectionRefused, ConnectTimeout or TLSError when it names one of
+        those; the EXIT event stays in the queue."""
         proto = c_char_p()
-        ms = timeout_ms(timeout)
+        end = _deadline(timeout_ms(timeout))
         while True:
-            rc = _ffi.gm_await_up(h, _FOREVER_SLICE_MS if ms < 0 else ms, byref(proto))
-            if rc == _ffi.GM_ETIMEOUT:
-                self._raise_if_exited()
-                if ms < 0:
-                    h = self._h()
-                    continue
-            check(rc)
+            sl = _slice(end)
+            rc = _ffi.gm_await_up(self._h(), sl, byref(proto))
+            if rc == _ffi.GM_ETIMEOUT and sl and (end is None or _monotonic() < end):
+                continue
+            if rc < 0:
+                raise self._conn_error(rc)
             return (proto.value or b"").decode("utf-8", "replace")
 
     def await_(self, ref: int, timeout: Optional[float] = None) -> Event:
         """Takes the next event of stream `ref` (Gun's await), or a
         connection-wide ERROR. Raises Timeout, or Closed when the connection
-        has exited."""
-        h = self._h()
+        has exited (see :meth:`await_up`)."""
         r = _ref(ref)
-        ms = timeout_ms(timeout)
+        end = _deadline(timeout_ms(timeout))
         out = c_void_p()
         while True:
-            rc = _ffi.gm_await(h, r, _FOREVER_SLICE_MS if ms < 0 else ms, byref(out))
-            if rc == _ffi.GM_ETIMEOUT:
-                self._raise_if_exited()
-                if ms < 0:
-                    h = self._h()
-                    continue
-            check(rc)
-            return _take_event(out)
+            if _holding:
+                ev = self._take_held(r)
+                if ev is not None:
+                    return ev
+            sl = _slice(end)
+            rc = _ffi.gm_await(self._h(), r, sl, byref(out))
+            if rc == _ffi.GM_OK:
+                return _take_event(out)
+            if rc == _ffi.GM_ETIMEOUT and sl and (end is None or _monotonic() < end):
+                continue
+            if _holding:  # held meanwhile by a data() in another thread
+                ev = self._take_held(r)
+                if ev is not None:
+                    return ev
+            raise self._conn_error(rc)
 
-    def _raise_if_exited(self) -> None:
-        # A timeout on an exited connection is Closed. (Libraries built
-        # before the 0.1.0 fix waited out the timeout, forever for -1, once
-        # the EXIT event had been taken, instead of answering GM_ECLOSED.)
-        out = c_void_p()
-        if _ffi.gm_info(self._h(), byref(out)) == _ffi.GM_OK:
-            if _info_dict(_take_event(out)).get("state") == "closed":
-                raise Closed(_ffi.GM_ECLOSED, "connection is closed")
+    def _take_held(self, ref: int) -> Optional[Event]:
+        with _holding_lock:
+            qs = list(_holding)
+        for q in qs:
+            evs = q._take_held(1, self, ref)
+            if evs:
+                return evs[0]
+        return None
 
     def await_body(self, ref: int, timeout: Optional[float] = None) -> Body:
         """Waits for the rest of the response of `ref` (Gun's await_body) and
@@ -722,29 +952,73 @@ class Connection(BaseConnection):
         headers if the RESPONSE had been taken already. The timeout applies
         to each wait. Raises a StreamError subclass when the stream ends with
         an ERROR."""
-        status, headers, prefix = 0, [], b""
+        status, headers = 0, []
+        chunks: List[bytes] = []
         while True:
             ev = self.await_(ref, timeout)
             k = ev.kind
             if k == EventKind.RESPONSE:
                 status, headers = ev.status, ev.headers
                 if ev.fin:
-                    return Body(status, headers, b"", [])
-                break
-            if k == EventKind.DATA:
+                    break
+            elif k == EventKind.DATA:
+                chunks.append(ev.data)
                 if ev.fin:
-                    return Body(0, [], ev.data, [])
-                prefix = ev.data
-                break
-            if k == EventKind.TRAILERS:
-                return Body(0, [], b"", ev.headers)
-            if k == EventKind.ERROR:
+                    break
+            elif k == EventKind.TRAILERS:
+                return Body(status, headers, b"".join(chunks), ev.headers)
+            elif k == EventKind.ERROR:
                 raise stream_error(ev.reason or "error")
             # INFORM, PUSH: not part of the body (as Gun's await_body)
+        return Body(status, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks), [])
+
+    def _send(self, ref: int, job: Callable[[], int]) -> None:
+        """Runs a send in the sender thread; waits for it, taking stream
+        `ref`'s events meanwhile. A send interrupted by an exception (a
+        signal) goes on in the background: the next send waits for it and
+        raises its error, if any."""
+        s = self._sync_sender
+        if s is None:
+            s = self._sync_sender = _Sender()
+        self._wait_sent(s, ref)
+        s.submit(job)
+        self._wait_sent(s, ref)
+
+    def _wait_sent(self, s: _Sender, ref: int) -> None:
+        if not s.wait(0.005):
+            q = self.queue
+            while True:
+                took = self._hold_stream(q, ref)
+                if s.wait(0.002 if took else 0.02):
+                    break
+        rc, s.rc = s.rc, 0
+        if rc < 0:
+            raise self._conn_error(rc, s.msg)
+
+    def _hold_stream(self, q: Queue, ref: int) -> bool:
+        """Takes the events of stream `ref` (its response) out of the
+        library's queue into the Queue's held events, which opens the
+        receive window and read budget they hold; True if it took any."""
+        h = self._handle
+        if h is None:
+            return False
         out = c_void_p()
-        check(_ffi.gm_await_body(self._h(), _ref(ref), timeout_ms(timeout), byref(out)))
-        rest = _take_event(out)
-        return Body(status, headers, prefix + rest.data if prefix else rest.data, rest.headers)
+        took = False
+        while True:
+            if q._held_bytes >= self.max_held:
+                raise BadState(
+                    _ffi.GM_EBADSTATE,
+                    f"{q._held_bytes >> 20} MiB of the response of stream {ref} arrived while its "
+                    "body was being sent and has not been taken (Connection.max_held): take it with "
+                    "await_(ref, 0) or poll() between data() calls; the piece being sent goes on "
+                    "in the background",
+                )
+            if _ffi.gm_await(h, ref, 0, byref(out)) != _ffi.GM_OK:
+                return took
+            ev = _take_event(out)
+            rq = self._reply_to.get(ref) if self._reply_to else None
+            (rq or q)._hold(ev)
+            took = True
 
     # ---- requests (Gun's request/headers/get/post/...)
 
@@ -816,8 +1090,32 @@ class Connection(BaseConnection):
 
     def data(self, ref: int, data: BufferLike, fin: bool = False) -> None:
         """Sends a piece of a streamed request body; ``fin=True`` ends it.
-        Blocks (without the GIL) while the socket is slower than the caller."""
-        self._data(ref, data, fin)
+
+        Blocks while the socket or the server's flow-control window is full.
+        Meanwhile it takes the events of stream `ref` (its response) out of
+        the library's queue and keeps them in ``conn.queue`` (they come out
+        of :meth:`await_`, :meth:`await_body` and ``queue.poll()`` in order),
+        so that a server answering as it reads is read and can read on: up to
+        :attr:`max_held` bytes of them, then BadState. Take the response as
+        it comes (``await_(ref, 0)`` between pieces) to keep memory flat.
+        Interrupted (Ctrl-C), the piece goes on being sent in the
+        background; the next data() waits for it first. Do not change a
+        buffer passed to an interrupted data()."""
+        r = _ref(ref)
+        h = self._h()
+        buf = _Buf(data, "data")
+        f = 1 if fin else 0
+
+        def job() -> int:
+            try:
+                rc: int = _ffi.gm_data(h, r, buf.ptr, buf.len, f)
+                return rc
+            finally:
+                buf.release()
+
+        self._send(r, job)
+        if fin and self._reply_to:
+            self._reply_to.pop(r, None)
 
     # ---- WebSocket and ping
 
@@ -833,8 +1131,11 @@ class Connection(BaseConnection):
         """Gun's ws_send: one frame or a list, sent in order (str → text,
         bytes → binary; WSFrame.ping() / WSFrame.close(code, reason)).
         Blocks (without the GIL) while the socket is slower than the caller.
-        The library cannot send pongs or pings with a payload: Unsupported."""
-        self._ws_send(ref, frames)
+        The library cannot send pongs or pings with a payload: Unsupported.
+        While it blocks it takes the stream's events, as :meth:`data` does."""
+        job = self._ws_job(ref, frames)
+        if job is not None:
+            self._send(ref, job)
 
     def ping(self) -> int:
         """Gun's ping (HTTP/2): returns the ref of the NOTIFY "ping_ack"

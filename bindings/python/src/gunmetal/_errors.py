@@ -46,8 +46,41 @@ class NoMemory(Error, MemoryError):
     """GM_ENOMEM."""
 
 
-class Closed(Error):
-    """GM_ECLOSED: the connection was closed or has exited."""
+class Closed(Error, ConnectionError):
+    """GM_ECLOSED: the connection was closed or has exited (a ConnectionError).
+
+    ``reason`` is Gun's reason for the exit when the connection exited by
+    itself or was shut down ("econnrefused", "timeout", "nxdomain",
+    "tls_alert: bad_certificate: ...", "shutdown", ...): the EXIT event's,
+    which stays queued for the owner; None when unknown (close() was called
+    on this object, or a library without it). The subclasses
+    ConnectionRefused, ConnectTimeout and TLSError name the usual failures."""
+
+    def __init__(self, code: int, message: str = "", reason: Optional[str] = None) -> None:
+        super().__init__(code, message)
+        self._reason = reason
+
+    @property
+    def reason(self) -> Optional[str]:
+        return self._reason
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.code, self.message, self._reason))
+
+
+class ConnectionRefused(Closed, ConnectionRefusedError):
+    """The connection exited because the server refused it ("econnrefused")."""
+
+
+class ConnectTimeout(Closed, TimeoutError):
+    """The connection exited because connecting (TCP, DNS or the TLS
+    handshake) timed out ("timeout"). Not a :class:`Timeout`: that one is a
+    wait of yours running out while the connection may still come up."""
+
+
+class TLSError(Closed):
+    """The connection exited because TLS failed: a certificate that does not
+    verify, a handshake alert, or a server that does not speak TLS."""
 
 
 class QueueClosed(Closed):
@@ -132,6 +165,11 @@ class InternalError(Error):
     """GM_EINTERNAL: a bug in the library; please report the message."""
 
 
+class ForkError(Error, RuntimeError):
+    """Any call in a child process forked after the library was loaded: its
+    Go runtime does not survive fork(). The message says what to do."""
+
+
 _BY_CODE: Dict[int, Type[Error]] = {
     _ffi.GM_EINVAL: InvalidArgument,
     _ffi.GM_ENOMEM: NoMemory,
@@ -148,8 +186,19 @@ _BY_CODE: Dict[int, Type[Error]] = {
 }
 
 
+# The names gm_strerror gives, for a forked child that cannot ask the library.
+_NAMES = {
+    0: "ok", -1: "invalid argument", -2: "out of memory", -3: "connection closed",
+    -4: "timed out", -5: "invalid option", -6: "no such stream", -7: "connection not up",
+    -8: "not possible in this state", -9: "not supported by the protocol",
+    -10: "stream error", -11: "internal error", -12: "queue freed",
+}
+
+
 def strerror(code: int) -> str:
     """The library's English name of a status code."""
+    if _ffi.forked:
+        return _NAMES.get(code, "unknown error")
     s = _ffi.gm_strerror(code)
     return s.decode("utf-8", "replace") if s else "unknown error"
 
@@ -181,6 +230,25 @@ def stream_error(reason: str) -> StreamError:
     elif "protocol_error" in atom:
         cls = ProtocolError
     return cls(_ffi.GM_ESTREAM, reason)
+
+
+def closed_error(reason: Optional[str], where: str = "", message: str = "") -> Closed:
+    """The Closed exception for a connection that exited with Gun's `reason`
+    (None: unknown), of the subclass that names the failure."""
+    if not message:
+        message = "connection is closed" if reason is None else f"the connection exited: {reason}"
+        if where:
+            message = f"{where}: {message}"
+    cls: Type[Closed] = Closed
+    if reason is not None:
+        atom = reason.split(":", 1)[0].strip()
+        if atom == "econnrefused":
+            cls = ConnectionRefused
+        elif atom in ("timeout", "connect_timeout", "tls_handshake_timeout", "domain_lookup_timeout"):
+            cls = ConnectTimeout
+        elif atom.startswith("tls") or "x509" in reason or atom in ("bad_certificate", "unknown_ca"):
+            cls = TLSError
+    return cls(_ffi.GM_ECLOSED, message, reason)
 
 
 def check(rc: int) -> int:

@@ -13,7 +13,8 @@ C type  → ctypes used here
   const char **                   → POINTER(c_char_p)
   const gm_header * ...           → POINTER(gm_header) ...
 
-The library is loaded by absolute path: ``$GUNMETAL_LIBRARY`` when set (for
+The library is loaded by absolute path on first use (not at import: it starts
+a Go runtime, see ensure_loaded): ``$GUNMETAL_LIBRARY`` when set (for
 development against a build directory), else ``libgunmetal.so`` next to this
 file, where ``pip install`` puts it.  A function the loaded library lacks
 (an older build) is replaced by a stub raising :class:`gunmetal.Unsupported`
@@ -25,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import threading
 from ctypes import (
     POINTER,
     Structure,
@@ -40,7 +42,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 # ------------------------------------------------------------------ constants
 
@@ -246,24 +248,48 @@ def library_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "libgunmetal.so")
 
 
-def _load() -> ctypes.CDLL:
-    path = library_path()
+LIBRARY_PATH = library_path()
+
+
+def _check_exists(path: str) -> None:
     if not os.path.exists(path):
         raise ImportError(
             f"gunmetal: the shared library is missing: {path} does not exist. "
             "Install the package with pip (it builds libgunmetal.so), or set "
             "GUNMETAL_LIBRARY=/path/to/libgunmetal.so."
         )
+
+
+# Said at import (a cheap look, nothing is loaded): a missing library is a
+# broken install, better known before the first call.
+_check_exists(LIBRARY_PATH)
+
+FORK_MESSAGE = (
+    "gunmetal cannot be used in a process forked after it loaded libgunmetal: "
+    "the library's Go runtime does not survive fork(), so any call would hang. "
+    "Use multiprocessing.set_start_method(\"spawn\") (or \"forkserver\"), or fork "
+    "before gunmetal's first use and open the connections in the child."
+)
+
+# The library is loaded on first use, not at import: loading starts a Go
+# runtime, which a forked child does not inherit alive. A process that forks
+# before its first call can use gunmetal in parent and child alike; in a
+# child forked after the load every call raises ForkError at once (see
+# _after_fork_in_child) instead of hanging.
+_load_lock = threading.Lock()
+loaded = False
+forked = False  # True in a child forked after the library was loaded
+
+missing: List[str] = []
+
+
+def _load() -> ctypes.CDLL:
+    path = LIBRARY_PATH
+    _check_exists(path)
     try:
         return ctypes.CDLL(path)
     except OSError as e:
         raise ImportError(f"gunmetal: cannot load {path}: {e}") from e
-
-
-lib = _load()
-LIBRARY_PATH = library_path()
-
-missing: List[str] = []
 
 
 def _missing_stub(name: str) -> Callable[..., Any]:
@@ -279,7 +305,17 @@ def _missing_stub(name: str) -> Callable[..., Any]:
     return stub
 
 
-def _bind(table: Dict[str, Tuple[Any, List[Any]]], required: bool) -> Dict[str, Any]:
+def _fork_stub(name: str) -> Callable[..., Any]:
+    def stub(*args: Any) -> Any:
+        from ._errors import ForkError
+
+        raise ForkError(GM_EBADSTATE, FORK_MESSAGE)
+
+    stub.__name__ = name
+    return stub
+
+
+def _bind(lib: ctypes.CDLL, table: Dict[str, Tuple[Any, List[Any]]], required: bool) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for name, (restype, argtypes) in table.items():
         try:
@@ -295,50 +331,7 @@ def _bind(table: Dict[str, Tuple[Any, List[Any]]], required: bool) -> Dict[str, 
     return out
 
 
-_fns = _bind(FUNCTIONS, True)
-_opt = _bind(OPTIONAL_FUNCTIONS, False)
-
-
-def has(name: str) -> bool:
-    """Whether the loaded library exports `name` and this binding declares it."""
-    return (name in FUNCTIONS and name not in missing) or name in _opt
-
-
-# Module-level names for the hot paths (one attribute lookup per call).
-gm_version: Any = _fns["gm_version"]
-gm_version_number: Any = _fns["gm_version_number"]
-gm_strerror: Any = _fns["gm_strerror"]
-gm_errmsg: Any = _fns["gm_errmsg"]
-gm_event_free: Any = _fns["gm_event_free"]
-gm_events_free: Any = _fns["gm_events_free"]
-gm_queue_new: Any = _fns["gm_queue_new"]
-gm_queue_free: Any = _fns["gm_queue_free"]
-gm_queue_fd: Any = _fns["gm_queue_fd"]
-gm_queue_poll: Any = _fns["gm_queue_poll"]
-gm_queue_wake: Any = _fns["gm_queue_wake"]
-gm_queue_len: Any = _fns["gm_queue_len"]
-gm_open: Any = _fns["gm_open"]
-gm_open_unix: Any = _fns["gm_open_unix"]
-gm_close: Any = _fns["gm_close"]
-gm_shutdown: Any = _fns["gm_shutdown"]
-gm_conn_free: Any = _fns["gm_conn_free"]
-gm_set_owner: Any = _fns["gm_set_owner"]
-gm_await_up: Any = _fns["gm_await_up"]
-gm_request: Any = _fns["gm_request"]
-gm_data: Any = _fns["gm_data"]
-gm_cancel: Any = _fns["gm_cancel"]
-gm_update_flow: Any = _fns["gm_update_flow"]
-gm_await: Any = _fns["gm_await"]
-gm_await_body: Any = _fns["gm_await_body"]
-gm_info: Any = _fns["gm_info"]
-gm_stream_info: Any = _fns["gm_stream_info"]
-gm_ping: Any = _fns["gm_ping"]
-gm_ws_upgrade: Any = _fns["gm_ws_upgrade"]
-gm_ws_send: Any = _fns["gm_ws_send"]
-gm__live_handles: Optional[Any] = _opt.get("gm__live_handles")
-
-
-def _noconv(name: str, restype: Any) -> Any:
+def _noconv(lib: ctypes.CDLL, name: str, restype: Any, fns: Dict[str, Any]) -> Any:
     """A second function object for `name` without argtypes, for the hot
     paths: ctypes then converts no argument, so the caller must pass each
     one as the exact C type already (a ctypes instance, byref(), bytes for a
@@ -346,13 +339,96 @@ def _noconv(name: str, restype: Any) -> Any:
     int). Declared types stay in FUNCTIONS (and are checked against the
     header); this is the same function, called with less work."""
     if name in missing:
-        return _fns[name]
+        return fns[name]
     f = lib._FuncPtr((name, lib))
     f.restype = restype
     return f
 
 
-# gm_request(c_void_p conn, bytes method, bytes path, gm_header array | None,
-#            c_size_t n, bytes | None body, c_size_t len, int flags,
-#            byref(gm_req_opts) | None, byref(c_uint64))
-gm_request_noconv: Any = _noconv("gm_request", c_int)
+def _after_fork_in_child() -> None:
+    global forked
+    forked = True
+    g = globals()
+    for name in list(FUNCTIONS) + list(OPTIONAL_FUNCTIONS) + ["gm_request_noconv"]:
+        if name in g and g[name] is not None:
+            g[name] = _fork_stub(name)
+
+
+def ensure_loaded() -> None:
+    """Loads the library and binds its functions as this module's gm_*
+    names (after the first call, a plain module attribute each)."""
+    global loaded, lib
+    if loaded:
+        return
+    if forked:
+        _fork_stub("load")()
+    with _load_lock:
+        if loaded:
+            return
+        lib = _load()
+        fns = _bind(lib, FUNCTIONS, True)
+        opt = _bind(lib, OPTIONAL_FUNCTIONS, False)
+        g = globals()
+        g.update(fns)
+        g["gm__live_handles"] = opt.get("gm__live_handles")
+        # gm_request(c_void_p conn, bytes method, bytes path, gm_header array | None,
+        #            c_size_t n, bytes | None body, c_size_t len, int flags,
+        #            byref(gm_req_opts) | None, byref(c_uint64))
+        g["gm_request_noconv"] = _noconv(lib, "gm_request", c_int, fns)
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        loaded = True
+
+
+def has(name: str) -> bool:
+    """Whether the loaded library exports `name` and this binding declares it."""
+    ensure_loaded()
+    if name in OPTIONAL_FUNCTIONS:
+        return globals().get(name) is not None
+    return name in FUNCTIONS and name not in missing
+
+
+_LAZY = frozenset(list(FUNCTIONS) + list(OPTIONAL_FUNCTIONS) + ["gm_request_noconv", "lib"])
+
+
+def __getattr__(name: str) -> Any:
+    # Module attributes that need the library: the first access loads it.
+    if name in _LAZY:
+        ensure_loaded()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
+    lib: ctypes.CDLL
+    gm_version: Any
+    gm_version_number: Any
+    gm_strerror: Any
+    gm_errmsg: Any
+    gm_event_free: Any
+    gm_events_free: Any
+    gm_queue_new: Any
+    gm_queue_free: Any
+    gm_queue_fd: Any
+    gm_queue_poll: Any
+    gm_queue_wake: Any
+    gm_queue_len: Any
+    gm_open: Any
+    gm_open_unix: Any
+    gm_close: Any
+    gm_shutdown: Any
+    gm_conn_free: Any
+    gm_set_owner: Any
+    gm_await_up: Any
+    gm_request: Any
+    gm_data: Any
+    gm_cancel: Any
+    gm_update_flow: Any
+    gm_await: Any
+    gm_await_body: Any
+    gm_info: Any
+    gm_stream_info: Any
+    gm_ping: Any
+    gm_ws_upgrade: Any
+    gm_ws_send: Any
+    gm__live_handles: Optional[Any]
+    gm_request_noconv: Any

@@ -54,14 +54,22 @@ from . import _ffi
 from ._core import (
     _FLOW_OPTS,
     _SIZE0,
-    _gm_request,
     BaseConnection,
     BufferLike,
     HeadersIn,
     Queue,
     StrOrBytes,
 )
-from ._errors import BadState, Closed, NoStream, Timeout, UpgradeRejected, from_code, stream_error
+from ._errors import (
+    BadState,
+    Closed,
+    NoStream,
+    Timeout,
+    UpgradeRejected,
+    closed_error,
+    from_code,
+    stream_error,
+)
 from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
 
 __all__ = ["Connection", "Response", "WebSocket", "open", "open_unix"]
@@ -434,7 +442,7 @@ class Connection(BaseConnection):
         elif k == _EXIT:
             self.state = "exited"
             self.exit_reason = ev.reason or ""
-            self._fail_all(Closed(_ffi.GM_ECLOSED, f"the connection exited: {self.exit_reason}"))
+            self._fail_all(closed_error(self.exit_reason))
         elif k == _ERROR:
             # A connection-wide error ends every wait on a stream, as in Gun's await.
             for st in list(self._streams.values()):
@@ -574,11 +582,12 @@ class Connection(BaseConnection):
         out = byref(ref)
         streams = self._streams
         i = 0
+        gm_request = _ffi.gm_request_noconv
         try:
             for i, (st, args) in enumerate(pending):
                 if st.ended:
                     continue  # cancelled before it was sent
-                rc = _gm_request(*args, out)
+                rc = gm_request(*args, out)
                 if rc < 0:
                     st.ended = True
                     st.fail(from_code(rc))
@@ -647,6 +656,8 @@ class Connection(BaseConnection):
         try:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
+            if fut.done() and not fut.cancelled():
+                raise  # the connection's own failure: ConnectTimeout is a TimeoutError too
             raise Timeout(_ffi.GM_ETIMEOUT, "timed out waiting for the connection to come up") from None
 
     await_up = up
