@@ -427,7 +427,7 @@ func (p *h1Parser) scanLine(b []byte, limit int) (int, error) {
 		p.scanned = len(window)
 	}
 	if len(b) >= limit {
-		return -1, fmt.Errorf("http: chunk size line exceeds max_chunk_line_size (%d)", limit)
+		return -1, fmt.Errorf("http: chunk size line exceeds %d bytes (a fixed bound, not an option)", limit)
 	}
 	return -1, nil
 }

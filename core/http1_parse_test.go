@@ -614,7 +614,7 @@ func TestH1Limits(t *testing.T) {
 			{"trailer block", h1Limits{MaxTrailerBlock: lim}, trailerBlock, nil,
 				fmt.Sprintf("http: trailer block exceeds max_trailer_block_size (%d)", lim)},
 			{"chunk line", h1Limits{MaxChunkLine: lim}, chunkLine, nil,
-				fmt.Sprintf("http: chunk size line exceeds max_chunk_line_size (%d)", lim)},
+				fmt.Sprintf("http: chunk size line exceeds %d bytes (a fixed bound, not an option)", lim)},
 		} {
 			t.Run(fmt.Sprintf("%s/%d", tc.name, lim), func(t *testing.T) {
 				at := tc.in(lim)

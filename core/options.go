@@ -272,7 +272,7 @@ type HTTPOpts struct {
 	ClosingTimeout            time.Duration // "closing_timeout", default 15000 ms; 0 = infinity
 	Flow                      int           // "flow": 0 = no flow control (default); > 0 initial flow per stream
 	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
-	MaxHeaders                int           // "max_headers", default 100 (Gun 2.6)
+	MaxHeaders                int           // "max_headers", default 100 (Gun 2.6): fields per header or trailer block; 0 = no limit
 	MaxHeaderBlockSize        int           // "max_header_block_size", default 100000 (Gun 2.4)
 	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
 	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per request, default 32; 0 = infinity
@@ -287,7 +287,7 @@ type HTTP2Opts struct {
 	KeepAliveTolerance        int           // "keepalive_tolerance"; 0 = off (default); > 0 unacked pings before closing
 	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
 	NotifySettingsChanged     bool          // "notify_settings_changed", default false
-	MaxHeaders                int           // "max_headers" (Gun 2.5), default 100
+	MaxHeaders                int           // "max_headers" (Gun 2.5), default 100; 0 = no limit
 	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per stream, default 32; 0 = infinity
 	MaxSettingsEntries        int           // gunmetal "max_settings_entries": settings in one SETTINGS frame, default 64; 0 = infinity
 
