@@ -1297,9 +1297,12 @@ static ERL_NIF_TERM nif_data(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     if (!c) return A_noconn;
     ERL_NIF_TERM ret;
     int live = 1;
-    if (s) {
+    if (s && !from_conn) {
         /* A stream whose last message was sent (or that was cancelled) takes
-         * no more body: Gun's "already been closed". */
+         * no more body from the caller: Gun's "already been closed". What
+         * ConnPid holds was accepted before, and the library says whether it
+         * still wants it (an HTTP/1.1 connection needs the rest of a body
+         * whose response came early, as Gun had sent it all at once). */
         enif_mutex_lock(c->mu);
         live = hmap_get(&c->streams, id) == s;
         enif_mutex_unlock(c->mu);
