@@ -1244,34 +1244,106 @@ static int data_chunked(gm_conn *h, gm_ref id, const unsigned char *p, size_t n,
     return GM_OK;
 }
 
-/* Sends Data, a binary or a list of binaries (erlang:iolist_to_iovec/1, as
- * gunmetal.erl gives it): the binaries are read where they are, never
- * flattened into one. NOT_IOVEC when it is neither (nothing was sent). */
+/* Sends Data, any iodata (gunmetal.erl checked it with iolist_size/1), on a
+ * dirty scheduler, without flattening it: large binaries are read where they
+ * are, runs of small pieces are gathered into a 64 KiB buffer. The walk
+ * keeps its own stack, so no nesting depth can overflow the C stack.
+ * NOT_IOVEC for a term that is not iodata (what was before it went out). */
 #define NOT_IOVEC (-10000)
+#define GATHER (64 << 10)
+
+typedef struct {
+    gm_conn *h;
+    gm_ref id;
+    unsigned char *buf; /* GATHER bytes */
+    size_t n;
+    const unsigned char *big; /* a large binary not sent yet: it may be the last */
+    size_t big_n;
+    int sent, rc;
+} sender_t;
+
+static void snd_big_out(sender_t *S) {
+    if (S->big && S->rc == GM_OK) S->rc = data_chunked(S->h, S->id, S->big, S->big_n, 0, &S->sent);
+    S->big = NULL;
+}
+
+static void snd_buf_out(sender_t *S, int fin) {
+    if (S->rc == GM_OK) S->rc = data_chunked(S->h, S->id, S->buf, S->n, fin, &S->sent);
+    S->n = 0;
+}
+
+static void snd_bytes(sender_t *S, const unsigned char *p, size_t len) {
+    if (S->rc != GM_OK || len == 0) return;
+    if (len >= GATHER) {
+        snd_big_out(S);
+        if (S->n) snd_buf_out(S, 0);
+        S->big = p;
+        S->big_n = len;
+        return;
+    }
+    snd_big_out(S);
+    if (S->n + len > GATHER) snd_buf_out(S, 0);
+    memcpy(S->buf + S->n, p, len);
+    S->n += len;
+}
+
 static int data_term(ErlNifEnv *env, gm_conn *h, gm_ref id, ERL_NIF_TERM t, int fin) {
     ErlNifBinary b;
     int sent = 0;
     if (enif_inspect_binary(env, t, &b)) return data_chunked(h, id, b.data, b.size, fin, &sent);
-    /* Checked whole first: nothing goes out for a list that is not one. */
-    ERL_NIF_TERM head, tail = t;
-    while (enif_get_list_cell(env, tail, &head, &tail))
-        if (!enif_is_binary(env, head)) return NOT_IOVEC;
-    if (!enif_is_empty_list(env, tail)) return NOT_IOVEC;
-    int rc = GM_OK;
-    tail = t;
-    ERL_NIF_TERM next;
-    int have = enif_get_list_cell(env, tail, &head, &next);
-    if (!have) return fin ? data_chunked(h, id, NULL, 0, fin, &sent) : GM_OK;
-    while (have && rc == GM_OK) {
-        ERL_NIF_TERM h2, n2;
-        int more = enif_get_list_cell(env, next, &h2, &n2);
-        enif_inspect_binary(env, head, &b);
-        rc = data_chunked(h, id, b.data, b.size, more ? 0 : fin, &sent);
-        head = h2;
-        next = n2;
-        have = more;
+    sender_t S = {.h = h, .id = id, .rc = GM_OK};
+    S.buf = enif_alloc(GATHER);
+    size_t cap = 64, top = 0;
+    ERL_NIF_TERM *stack = enif_alloc(cap * sizeof *stack);
+    if (!S.buf || !stack) {
+        if (S.buf) enif_free(S.buf);
+        if (stack) enif_free(stack);
+        return GM_ENOMEM;
     }
-    return rc;
+    stack[top++] = t;
+    int bad = 0;
+    while (top && S.rc == GM_OK) {
+        ERL_NIF_TERM x = stack[--top], head, tail;
+        unsigned char byte;
+        int v;
+        if (enif_inspect_binary(env, x, &b)) {
+            snd_bytes(&S, b.data, b.size);
+        } else if (enif_get_list_cell(env, x, &head, &tail)) {
+            if (top + 2 > cap) {
+                ERL_NIF_TERM *ns = enif_realloc(stack, cap * 2 * sizeof *stack);
+                if (!ns) { S.rc = GM_ENOMEM; break; }
+                stack = ns;
+                cap *= 2;
+            }
+            stack[top++] = tail;
+            if (enif_get_int(env, head, &v)) { /* a byte: only valid as a list element */
+                if (v < 0 || v > 255) { bad = 1; break; }
+                byte = (unsigned char)v;
+                snd_bytes(&S, &byte, 1); /* < GATHER: copied into buf at once */
+            } else {
+                stack[top++] = head;
+            }
+        } else if (!enif_is_empty_list(env, x)) {
+            bad = 1;
+            break;
+        }
+    }
+    if (!bad && S.rc == GM_OK) {
+        if (S.n) {
+            snd_big_out(&S);
+            snd_buf_out(&S, fin);
+        } else if (S.big) {
+            const unsigned char *p = S.big;
+            S.big = NULL;
+            S.rc = data_chunked(h, id, p, S.big_n, fin, &S.sent);
+        } else if (fin) {
+            S.rc = data_chunked(h, id, NULL, 0, fin, &S.sent);
+        }
+    }
+    enif_free(S.buf);
+    enif_free(stack);
+    if (bad) return S.sent ? GM_EINVAL : NOT_IOVEC;
+    return S.rc;
 }
 
 /* data(ConnPid, StreamRef, IsFin, Data, FromConnPid) -> ok | queue | retry |

@@ -358,14 +358,14 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 	%% Large bodies: a dirty scheduler sends the headers and hands the body
 	%% to ConnPid, which sends it in pieces (Gun's process sends it too).
 	%% Flattening and copying it here would hold a normal scheduler for
-	%% milliseconds per MB. iolist_size/1 yields.
+	%% milliseconds per MB. iolist_size/1 yields (and checks the body).
 	Size = case IsStream of
 		false when is_binary(Body) -> byte_size(Body);
 		false when is_list(Body) -> iolist_size(Body);
 		_ -> 0
 	end,
 	Res = case Size > ?DIRTY_BODY of
-		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, iovec(Body), Size, ReplyPid, Flow);
+		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, Body, Size, ReplyPid, Flow);
 		false -> gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, Flow)
 	end,
 	case Res of
@@ -408,19 +408,15 @@ request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
 
 %% Streaming data.
 
-%% A body for the NIF: a binary, or a list of binaries that keeps the large
-%% ones where they are (the NIF reads them in place; iolist_to_iovec/1
-%% yields, and flattening 100 MB would be a 100 MB copy).
-iovec(B) when is_binary(B) -> B;
-iovec(L) -> erlang:iolist_to_iovec(L).
 
 -spec data(pid(), stream_ref(), fin | nofin, iodata()) -> ok.
-data(ServerPid, StreamRef, IsFin, Data0) ->
-	case iolist_size(Data0) of
+data(ServerPid, StreamRef, IsFin, Data) ->
+	%% iolist_size/1 yields, and checks Data: the NIF walks it on a dirty
+	%% scheduler without flattening it.
+	case iolist_size(Data) of
 		0 when IsFin =:= nofin ->
 			ok;
 		_ ->
-			Data = iovec(Data0),
 			case gunmetal_nif:data(ServerPid, StreamRef, IsFin, Data, false) of
 				ok -> ok;
 				queue ->

@@ -1095,6 +1095,28 @@ big_body_schedulers_test_() -> t(300, fun() ->
 	?assertEqual([], [X || X = {_, _, _, Gap, _} <- Results, Gap > ?GAP_BOUND])
 end).
 
+%% Bodies walked by the NIF (request bodies over 64 KiB, data/4): any iodata
+%% (bytes, nested and improper lists, binaries large and small) arrives as
+%% iolist_to_binary/1 gives it.
+iodata_bodies_test_() -> t(60, fun() ->
+	Big = binary:copy(<<"0123456789">>, 20000),
+	Deep = lists:foldl(fun(_, Acc) -> [Acc, $d] end, [], lists:seq(1, 100000)),
+	Bodies = [[Big, $a, [<<"bc">>, [[$d]], Big] | <<"tail">>], [lists:duplicate(70000, $x)], [Deep, Big],
+		[<<>>, [], Big, [[]], <<"end">>]],
+	[begin
+		{ok, C} = gunmetal:open("127.0.0.1", port(), #{protocols => [Proto]}),
+		{ok, Proto} = gunmetal:await_up(C),
+		Want = iolist_to_binary(Body),
+		R1 = gunmetal:post(C, "/echo", [], Body),
+		?assertEqual({ok, Want}, gunmetal:await_body(C, R1, 10000)),
+		R2 = gunmetal:post(C, "/echo", []),
+		ok = gunmetal:data(C, R2, nofin, Body),
+		ok = gunmetal:data(C, R2, fin, Body),
+		?assertEqual({ok, <<Want/binary, Want/binary>>}, gunmetal:await_body(C, R2, 10000)),
+		gunmetal:close(C)
+	end || Proto <- [http, http2], Body <- Bodies]
+end).
+
 %% Each normal scheduler's time in the emulator so far (microseconds, as
 %% msacc:stats/0 gives it): a NIF's time is counted there.
 emulator_time() ->
