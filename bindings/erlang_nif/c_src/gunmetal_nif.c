@@ -1176,6 +1176,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
      * the library: every event of the connection stays in its owner's queue. */
     gm_req_opts ro = {.size = sizeof ro, .timeout_ms = 0, .flow = flow, .reply_to = NULL};
     gm_ref id = 0;
+    stream_t *body_for = NULL;
     enif_mutex_lock(c->mu);
     c->inflight++;
     enif_mutex_unlock(c->mu);
@@ -1193,8 +1194,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
                  * here, so that the body goes even if the caller dies now. */
                 s->body_by_conn = 1;
                 pending_inc(s);
-                ERL_NIF_TERM m[4] = {A_conn_data, ret, A_fin, argv[4]};
-                if (!enif_send(env, &c->pid, NULL, enif_make_tuple_from_array(env, m, 4))) pending_dec(s);
+                body_for = s; /* sent below, once c->mu is released */
             }
         } else {
             if (s) enif_release_resource(s);
@@ -1206,6 +1206,12 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     }
     if (--c->inflight == 0) enif_cond_broadcast(c->cv);
     enif_mutex_unlock(c->mu);
+    if (body_for) {
+        /* Copying the message (a deep iolist's cells) is not done under
+         * c->mu; ret keeps the stream alive. */
+        ERL_NIF_TERM m[4] = {A_conn_data, ret, A_fin, argv[4]};
+        if (!enif_send(env, &c->pid, NULL, enif_make_tuple_from_array(env, m, 4))) pending_dec(body_for);
+    }
     enif_release_resource(c);
 out:
     if (method) enif_free(method);
