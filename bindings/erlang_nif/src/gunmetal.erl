@@ -44,7 +44,8 @@
 %% Internal.
 -export([conn_init/3]).
 
-%% Request bodies larger than this are handed over on a dirty scheduler.
+%% Request bodies larger than this are sent by ConnPid, from a dirty
+%% scheduler (see do_request/7).
 -define(DIRTY_BODY, 65536).
 
 -type req_headers() :: [{binary() | string() | atom(), iodata()}]
@@ -408,7 +409,6 @@ request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
 
 %% Streaming data.
 
-
 -spec data(pid(), stream_ref(), fin | nofin, iodata()) -> ok.
 data(ServerPid, StreamRef, IsFin, Data) ->
 	%% iolist_size/1 yields, and checks Data: the NIF walks it on a dirty
@@ -749,7 +749,8 @@ version() ->
 
 %% The connection process. It holds no socket: it stands for the connection
 %% (monitors, links, exit reasons), watches the owner, keeps body pieces
-%% sent before the connection was up, and calls reply_to funs.
+%% sent before the connection was up, sends request bodies over DIRTY_BODY,
+%% and calls reply_to funs.
 
 -record(cp, {
 	owner :: pid(),
