@@ -1011,7 +1011,7 @@ func TestReasonOfTLSAlerts(t *testing.T) {
 	}{
 		{&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, "tls_alert: unknown_ca: "},
 		{&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, "tls_alert: certificate_expired: "},
-		{&tls.CertificateVerificationError{Err: x509.HostnameError{Host: "x"}}, "tls_alert: handshake_failure: "},
+		{&tls.CertificateVerificationError{Err: x509.HostnameError{Certificate: &x509.Certificate{DNSNames: []string{"a.example"}}, Host: "x"}}, "tls_alert: handshake_failure: "},
 		{&tls.CertificateVerificationError{Err: errors.New("other")}, "tls_alert: bad_certificate: "},
 		{tls.AlertError(40), "tls_alert: handshake_failure: "},
 		{tls.AlertError(48), "tls_alert: unknown_ca: "},

@@ -97,7 +97,7 @@ static ERL_NIF_TERM A_ok, A_error, A_undefined, A_true, A_false, A_fin, A_nofin,
     A_gun_up, A_gun_down, A_gun_inform, A_gun_response, A_gun_data, A_gun_trailers,
     A_gun_push, A_gun_error, A_gun_upgrade, A_gun_ws, A_gun_notify, A_gun_tunnel_up,
     A_exit, A_noconn, A_queue, A_retry, A_unsupported, A_text, A_binary, A_close,
-    A_ping, A_pong, A_infinity, A_ping_ack, A_nostream;
+    A_ping, A_pong, A_infinity, A_ping_ack, A_nostream, A_stream_closed, A_conn_data;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *s) {
     ERL_NIF_TERM a;
@@ -249,6 +249,7 @@ typedef struct stream {
     ErlNifPid reply_to;
     int has_reply_to;
     int pending; /* data chunks waiting in ConnPid (atomic) */
+    int body_by_conn; /* request_big: ConnPid sends the whole body; data/4 may not */
 } stream_t;
 
 typedef struct conn {
@@ -262,6 +263,11 @@ typedef struct conn {
     size_t nkilled, capkilled;
     int in_pid; /* in conns_by_pid: a reference, until ConnPid dies */
     int in_h;   /* in conns_by_h: a reference, until the handle is done */
+    /* gm_request calls running without mu (under mu): an event for a stream
+     * that is not in the map yet waits on cv for them, so the map is not
+     * locked while a large body is copied into the library. */
+    int inflight;
+    ErlNifCond *cv;
 } conn_t;
 
 static ErlNifResourceType *RT_OQ, *RT_CONN, *RT_STREAM;
@@ -291,6 +297,7 @@ static ErlNifMutex *dead_mu;
 static oq_t *dead_oqs; /* released by the dispatcher between batches */
 
 static volatile long n_conns, n_streams, n_oqs; /* live objects, for leak tests */
+static volatile long n_pending; /* data pieces waiting in a ConnPid, for leak tests */
 
 /* ------------------------------------------------------------ janitor */
 
@@ -408,7 +415,11 @@ static void oq_down(ErlNifEnv *env, void *obj, ErlNifPid *pid, ErlNifMonitor *mo
 }
 
 static void stream_dtor(ErlNifEnv *env, void *obj) {
-    (void)env; (void)obj;
+    (void)env;
+    stream_t *s = obj;
+    /* Pieces that died with their ConnPid (killed, or exited on the
+     * connection's EXIT) are counted until the stream goes. */
+    __atomic_sub_fetch(&n_pending, __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE), __ATOMIC_RELAXED);
     __atomic_sub_fetch(&n_streams, 1, __ATOMIC_RELAXED);
 }
 
@@ -428,6 +439,7 @@ static void conn_dtor(ErlNifEnv *env, void *obj) {
     conn_clear_streams(c);
     if (c->h) janitor_post(J_CONNFREE, c->h);
     if (c->mu) enif_mutex_destroy(c->mu);
+    if (c->cv) enif_cond_destroy(c->cv);
     __atomic_sub_fetch(&n_conns, 1, __ATOMIC_RELAXED);
 }
 
@@ -585,6 +597,14 @@ static ERL_NIF_TERM reason_term(ErlNifEnv *env, const char *r) {
     const char *d = sep + 2;
     size_t dn = strlen(d);
     ERL_NIF_TERM detail;
+    /* "tls_alert: unknown_ca: x509: ..." is OTP ssl's {tls_alert,
+     * {unknown_ca, "..."}}: the alert's atom and a string. */
+    const char *dsep = strstr(d, ": ");
+    ERL_NIF_TERM alert;
+    if (hn == 9 && memcmp(r, "tls_alert", 9) == 0 && dsep && is_ident(d, (size_t)(dsep - d)) &&
+        enif_make_existing_atom_len(env, d, (size_t)(dsep - d), &alert, ERL_NIF_LATIN1))
+        return enif_make_tuple2(env, head,
+                                enif_make_tuple2(env, alert, enif_make_string(env, dsep + 2, ERL_NIF_LATIN1)));
     if (is_ident(d, dn) && enif_make_existing_atom_len(env, d, dn, &detail, ERL_NIF_LATIN1)) {
         /* detail is an existing atom */
     } else {
@@ -687,10 +707,23 @@ static ERL_NIF_TERM settings_term(ErlNifEnv *env, const gm_event *ev) {
  * stream's reply_to. Called with o->mu held; caller_env is the calling
  * process's env, or NULL on the dispatcher thread. */
 static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEnv *env) {
-    if (o->null || !ev->conn) return;
+    if (!ev->conn) return;
     int alive = 0;
     conn_t *c = conn_by_handle(ev->conn, &alive);
     if (!c) return;
+    if (o->null) {
+        /* A connection given to an owner that was already dead (set_owner):
+         * its events are dropped, as Gun's would be, but its EXIT still
+         * ends the handle. */
+        if (ev->kind == GM_EV_EXIT) {
+            enif_mutex_lock(c->mu);
+            conn_clear_streams(c);
+            enif_mutex_unlock(c->mu);
+            handle_done(c);
+        }
+        enif_release_resource(c);
+        return;
+    }
     if (ev->kind == GM_EV_EXIT) {
         /* The connection's last event: nothing of it can be marshalled
          * any more. */
@@ -723,6 +756,11 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         enif_mutex_lock(c->mu);
         locked = 1;
         s = stream_take(c, ev->ref, how);
+        /* Maybe a request still on its way into the map (see inflight). */
+        while (!s && c->inflight > 0) {
+            while (c->inflight > 0) enif_cond_wait(c->cv, c->mu);
+            s = stream_take(c, ev->ref, how);
+        }
         if (!s) goto out; /* cancelled or unknown: Gun sends nothing more for it */
         ref = enif_make_resource(env, s);
         if (s->has_reply_to) to = &s->reply_to;
@@ -967,6 +1005,30 @@ static int get_headers(ErlNifEnv *env, ERL_NIF_TERM t, hdrs_t *h) {
     return 1;
 }
 
+static int has_header(const hdrs_t *h, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < h->n; i++)
+        if (h->hs[i].name_len == n && memcmp(h->hs[i].name, name, n) == 0) return 1; /* names are lower-cased */
+    return 0;
+}
+
+/* Appends name: value (static strings, or the caller's, alive past the call). */
+static int append_header(hdrs_t *h, const char *name, const char *value) {
+    gm_header *hs = h->hs ? enif_realloc(h->hs, (h->n + 1) * sizeof *hs) : enif_alloc(sizeof *hs);
+    if (!hs) return 0;
+    h->hs = hs;
+    char **names = h->names ? enif_realloc(h->names, (h->n + 1) * sizeof *names) : enif_alloc(sizeof *names);
+    if (!names) return 0;
+    h->names = names;
+    h->names[h->n] = NULL; /* not ours to free */
+    h->hs[h->n].name = name;
+    h->hs[h->n].name_len = strlen(name);
+    h->hs[h->n].value = value;
+    h->hs[h->n].value_len = strlen(value);
+    h->n++;
+    return 1;
+}
+
 /* A StreamRef argument: *s is our stream (or NULL for a reference that is
  * not one of ours, or for `undefined`, which is stream 0: raw's). 0 when the
  * term is neither. */
@@ -1015,13 +1077,14 @@ static ERL_NIF_TERM do_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[],
     c->pid = connpid;
     c->owner = self;
     c->mu = enif_mutex_create("gunmetal.conn");
+    c->cv = enif_cond_create("gunmetal.conn");
     /* The handle index first (the allocation's reference): from now on the
      * handle is freed only once the connection is done. */
     enif_rwlock_rwlock(reg_lock);
     int okh = hmap_put(&conns_by_h, (uint64_t)(uintptr_t)h, c);
     if (okh) c->in_h = 1;
     enif_rwlock_rwunlock(reg_lock);
-    if (!okh || !c->mu) {
+    if (!okh || !c->mu || !c->cv) {
         if (okh) { gm.close(h); goto unlock_noconn; } /* released at its EXIT */
         enif_release_resource(c);                      /* nothing was queued yet: */
         ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, ""));
@@ -1061,18 +1124,34 @@ static ERL_NIF_TERM nif_open_unix(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     return do_open(env, argc, argv, 1);
 }
 
+static void pending_inc(stream_t *s) {
+    __atomic_add_fetch(&s->pending, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&n_pending, 1, __ATOMIC_RELAXED);
+}
+
+static void pending_dec(stream_t *s) {
+    __atomic_sub_fetch(&s->pending, 1, __ATOMIC_ACQ_REL);
+    __atomic_sub_fetch(&n_pending, 1, __ATOMIC_RELAXED);
+}
+
 /* request(ConnPid, Method, Path, Headers, Body, IsStream, ReplyTo, Flow)
  *   -> StreamRef | noconn | {error, Code, Msg}
  * ReplyTo is the process the stream's messages go to (Gun's default is the
- * caller). Flow: 0 for none. */
-static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    (void)argc;
+ * caller). Flow: 0 for none.
+ *
+ * Bodies over 64 KiB go through request_big/8 (below) instead: flattening
+ * an iolist and the library's copy of the body take about a millisecond
+ * per 1-5 MB, far too long for a normal scheduler, and a 100 MB copy into
+ * fresh Go memory stalled the VM's schedulers for 100-300 ms. gm_request
+ * runs without c->mu held (see inflight). */
+static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int big) {
     ErlNifPid reply_to;
     int flow;
+    ErlNifUInt64 big_size = 0;
     if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[6], &reply_to) ||
-        !enif_get_int(env, argv[7], &flow) || flow < 0)
+        !enif_get_int(env, argv[7], &flow) || flow < 0 || (big && !enif_get_uint64(env, argv[5], &big_size)))
         return enif_make_badarg(env);
-    int stream = enif_is_identical(argv[5], A_true);
+    int stream = big || enif_is_identical(argv[5], A_true);
     char *method = cstr_of(env, argv[1]);
     char *path = cstr_of(env, argv[2]);
     ErlNifBinary body = {0};
@@ -1083,6 +1162,13 @@ static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         ret = enif_make_badarg(env);
         goto out;
     }
+    char cl_value[24];
+    if (big && !has_header(&hs, "content-length")) {
+        /* Sent as a streamed body: the content-length the library would
+         * have added for it. */
+        snprintf(cl_value, sizeof cl_value, "%llu", (unsigned long long)big_size);
+        if (!append_header(&hs, "content-length", cl_value)) { ret = enif_make_badarg(env); goto out; }
+    }
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) { ret = A_noconn; goto out; }
 
@@ -1090,13 +1176,26 @@ static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
      * the library: every event of the connection stays in its owner's queue. */
     gm_req_opts ro = {.size = sizeof ro, .timeout_ms = 0, .flow = flow, .reply_to = NULL};
     gm_ref id = 0;
+    stream_t *body_for = NULL;
     enif_mutex_lock(c->mu);
+    c->inflight++;
+    enif_mutex_unlock(c->mu);
     int rc = gm.request(c->h, method, path, hs.hs, hs.n, stream ? NULL : body.data, stream ? 0 : body.size,
                         stream ? GM_REQ_STREAM : 0, &ro, &id);
+    enif_mutex_lock(c->mu);
     if (rc == GM_OK) {
         stream_t *s = new_stream(id, &reply_to);
         if (s && hmap_put(&c->streams, id, s)) {
             ret = enif_make_resource(env, s);
+            if (big) {
+                /* ConnPid sends the body, in pieces (see data_chunked), as
+                 * Gun's process would: the call returns at once and the
+                 * library never holds a copy of the whole body. Sent from
+                 * here, so that the body goes even if the caller dies now. */
+                s->body_by_conn = 1;
+                pending_inc(s);
+                body_for = s; /* sent below, once c->mu is released */
+            }
         } else {
             if (s) enif_release_resource(s);
             gm.cancel(c->h, id);
@@ -1105,13 +1204,152 @@ static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     } else {
         ret = gm_err(env, rc);
     }
+    if (--c->inflight == 0) enif_cond_broadcast(c->cv);
     enif_mutex_unlock(c->mu);
+    if (body_for) {
+        /* Copying the message (a deep iolist's cells) is not done under
+         * c->mu; ret keeps the stream alive. */
+        ERL_NIF_TERM m[4] = {A_conn_data, ret, A_fin, argv[4]};
+        if (!enif_send(env, &c->pid, NULL, enif_make_tuple_from_array(env, m, 4))) pending_dec(body_for);
+    }
     enif_release_resource(c);
 out:
     if (method) enif_free(method);
     if (path) enif_free(path);
     hdrs_free(&hs);
     return ret;
+}
+
+static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    return do_request(env, argv, 0);
+}
+
+/* request_big(ConnPid, Method, Path, Headers, Body, Size, ReplyTo, Flow)
+ * (dirty I/O): a body larger than gunmetal.erl's DIRTY_BODY. */
+static ERL_NIF_TERM nif_request_big(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    return do_request(env, argv, 1);
+}
+
+/* gm_data in pieces of DATA_CHUNK: the library copies what it is given and
+ * then waits for the socket to drain, so a 100 MB piece would be a 100 MB
+ * copy; this way its buffer stays small. GM_ENOTUP can only come first
+ * (nothing was sent); later, the connection going down is GM_ECLOSED. */
+#define DATA_CHUNK (1 << 20)
+static int data_chunked(gm_conn *h, gm_ref id, const unsigned char *p, size_t n, int fin, int *sent) {
+    size_t off = 0;
+    do {
+        size_t k = n - off > DATA_CHUNK ? DATA_CHUNK : n - off;
+        int last = off + k == n;
+        int rc = gm.data(h, id, p + off, k, last ? fin : 0);
+        if (rc != GM_OK) return rc == GM_ENOTUP && *sent ? GM_ECLOSED : rc;
+        if (k) *sent = 1;
+        off += k;
+    } while (off < n);
+    return GM_OK;
+}
+
+/* Sends Data, any iodata (gunmetal.erl checked it with iolist_size/1), on a
+ * dirty scheduler, without flattening it: large binaries are read where they
+ * are, runs of small pieces are gathered into a 64 KiB buffer. The walk
+ * keeps its own stack, so no nesting depth can overflow the C stack.
+ * NOT_IOVEC for a term that is not iodata (what was before it went out). */
+#define NOT_IOVEC (-10000)
+#define GATHER (64 << 10)
+
+typedef struct {
+    gm_conn *h;
+    gm_ref id;
+    unsigned char *buf; /* GATHER bytes */
+    size_t n;
+    const unsigned char *big; /* a large binary not sent yet: it may be the last */
+    size_t big_n;
+    int sent, rc;
+} sender_t;
+
+static void snd_big_out(sender_t *S) {
+    if (S->big && S->rc == GM_OK) S->rc = data_chunked(S->h, S->id, S->big, S->big_n, 0, &S->sent);
+    S->big = NULL;
+}
+
+static void snd_buf_out(sender_t *S, int fin) {
+    if (S->rc == GM_OK) S->rc = data_chunked(S->h, S->id, S->buf, S->n, fin, &S->sent);
+    S->n = 0;
+}
+
+static void snd_bytes(sender_t *S, const unsigned char *p, size_t len) {
+    if (S->rc != GM_OK || len == 0) return;
+    if (len >= GATHER) {
+        snd_big_out(S);
+        if (S->n) snd_buf_out(S, 0);
+        S->big = p;
+        S->big_n = len;
+        return;
+    }
+    snd_big_out(S);
+    if (S->n + len > GATHER) snd_buf_out(S, 0);
+    memcpy(S->buf + S->n, p, len);
+    S->n += len;
+}
+
+static int data_term(ErlNifEnv *env, gm_conn *h, gm_ref id, ERL_NIF_TERM t, int fin) {
+    ErlNifBinary b;
+    int sent = 0;
+    if (enif_inspect_binary(env, t, &b)) return data_chunked(h, id, b.data, b.size, fin, &sent);
+    sender_t S = {.h = h, .id = id, .rc = GM_OK};
+    S.buf = enif_alloc(GATHER);
+    size_t cap = 64, top = 0;
+    ERL_NIF_TERM *stack = enif_alloc(cap * sizeof *stack);
+    if (!S.buf || !stack) {
+        if (S.buf) enif_free(S.buf);
+        if (stack) enif_free(stack);
+        return GM_ENOMEM;
+    }
+    stack[top++] = t;
+    int bad = 0;
+    while (top && S.rc == GM_OK) {
+        ERL_NIF_TERM x = stack[--top], head, tail;
+        unsigned char byte;
+        int v;
+        if (enif_inspect_binary(env, x, &b)) {
+            snd_bytes(&S, b.data, b.size);
+        } else if (enif_get_list_cell(env, x, &head, &tail)) {
+            if (top + 2 > cap) {
+                ERL_NIF_TERM *ns = enif_realloc(stack, cap * 2 * sizeof *stack);
+                if (!ns) { S.rc = GM_ENOMEM; break; }
+                stack = ns;
+                cap *= 2;
+            }
+            stack[top++] = tail;
+            if (enif_get_int(env, head, &v)) { /* a byte: only valid as a list element */
+                if (v < 0 || v > 255) { bad = 1; break; }
+                byte = (unsigned char)v;
+                snd_bytes(&S, &byte, 1); /* < GATHER: copied into buf at once */
+            } else {
+                stack[top++] = head;
+            }
+        } else if (!enif_is_empty_list(env, x)) {
+            bad = 1;
+            break;
+        }
+    }
+    if (!bad && S.rc == GM_OK) {
+        if (S.n) {
+            snd_big_out(&S);
+            snd_buf_out(&S, fin);
+        } else if (S.big) {
+            const unsigned char *p = S.big;
+            S.big = NULL;
+            S.rc = data_chunked(h, id, p, S.big_n, fin, &S.sent);
+        } else if (fin) {
+            S.rc = data_chunked(h, id, NULL, 0, fin, &S.sent);
+        }
+    }
+    enif_free(S.buf);
+    enif_free(stack);
+    if (bad) return S.sent ? GM_EINVAL : NOT_IOVEC;
+    return S.rc;
 }
 
 /* data(ConnPid, StreamRef, IsFin, Data, FromConnPid) -> ok | queue | retry |
@@ -1126,31 +1364,49 @@ static ERL_NIF_TERM nif_data(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     (void)argc;
     stream_t *s;
     uint64_t id;
-    ErlNifBinary b;
     int k = get_stream_arg(env, argv[1], &s, &id);
-    if (!enif_is_pid(env, argv[0]) || !k || !enif_inspect_iolist_as_binary(env, argv[3], &b) ||
+    if (!enif_is_pid(env, argv[0]) || !k || !(enif_is_binary(env, argv[3]) || enif_is_list(env, argv[3])) ||
         !(enif_is_identical(argv[2], A_fin) || enif_is_identical(argv[2], A_nofin)))
         return enif_make_badarg(env);
-    if (k == 2) return A_ok;
+    if (k == 2) return A_nostream; /* not one of ours: Gun cannot find it either */
     int fin = enif_is_identical(argv[2], A_fin);
     int from_conn = enif_is_identical(argv[4], A_true);
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) return A_noconn;
     ERL_NIF_TERM ret;
-    if (!from_conn && s && __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE) > 0) {
-        __atomic_add_fetch(&s->pending, 1, __ATOMIC_ACQ_REL);
+    int live = 1;
+    if (s && !from_conn) {
+        /* A stream whose last message was sent (or that was cancelled) takes
+         * no more body from the caller: Gun's "already been closed". What
+         * ConnPid holds was accepted before, and the library says whether it
+         * still wants it (an HTTP/1.1 connection needs the rest of a body
+         * whose response came early, as Gun had sent it all at once). */
+        enif_mutex_lock(c->mu);
+        live = hmap_get(&c->streams, id) == s;
+        enif_mutex_unlock(c->mu);
+    }
+    if (!live || (!from_conn && s->body_by_conn)) {
+        if (from_conn) pending_dec(s);
+        ret = A_stream_closed;
+    } else if (!from_conn && s && __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE) > 0) {
+        pending_inc(s);
         ret = A_queue;
     } else {
-        int rc = gm.data(c->h, id, b.data, b.size, fin);
+        int rc = data_term(env, c->h, id, argv[3], fin);
+        if (rc == NOT_IOVEC) {
+            if (from_conn && s) pending_dec(s);
+            enif_release_resource(c);
+            return enif_make_badarg(env);
+        }
         if (rc == GM_ENOTUP) {
             if (from_conn) ret = A_retry;
             else {
-                if (s) __atomic_add_fetch(&s->pending, 1, __ATOMIC_ACQ_REL);
+                if (s) pending_inc(s);
                 ret = A_queue;
             }
         } else {
-            if (from_conn && s) __atomic_sub_fetch(&s->pending, 1, __ATOMIC_ACQ_REL);
-            ret = rc == GM_OK ? A_ok : gm_err(env, rc);
+            if (from_conn && s) pending_dec(s);
+            ret = rc == GM_OK ? A_ok : rc == GM_ENOSTREAM ? A_stream_closed : gm_err(env, rc);
         }
     }
     enif_release_resource(c);
@@ -1161,7 +1417,7 @@ static ERL_NIF_TERM nif_data(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 static ERL_NIF_TERM nif_data_dropped(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     stream_t *s;
-    if (enif_get_resource(env, argv[0], RT_STREAM, (void **)&s)) __atomic_sub_fetch(&s->pending, 1, __ATOMIC_ACQ_REL);
+    if (enif_get_resource(env, argv[0], RT_STREAM, (void **)&s)) pending_dec(s);
     return A_ok;
 }
 
@@ -1171,16 +1427,18 @@ static ERL_NIF_TERM nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     uint64_t id;
     int k = get_stream_arg(env, argv[1], &s, &id);
     if (!enif_is_pid(env, argv[0]) || !k) return enif_make_badarg(env);
-    if (k == 2 || !s) return A_ok;
+    if (k == 2) return A_nostream; /* not one of ours: Gun cannot find it */
+    if (!s) return A_ok;
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) return A_ok;
-    gm.cancel(c->h, id);
     enif_mutex_lock(c->mu);
     stream_t *old = hmap_get(&c->streams, id) == s ? hmap_del(&c->streams, id) : NULL;
     enif_mutex_unlock(c->mu);
+    /* Not in the map: its last message was sent, or it was cancelled. */
+    if (old) gm.cancel(c->h, id);
     if (old) enif_release_resource(old);
     enif_release_resource(c);
-    return A_ok;
+    return old ? A_ok : A_nostream;
 }
 
 static ERL_NIF_TERM nif_update_flow(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
@@ -1262,26 +1520,31 @@ static ERL_NIF_TERM nif_set_owner(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         enif_release_resource(c);
         return enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, ""));
     }
-    /* Both queue locks, in address order (null_oq may stand for o). */
-    oq_t *first = old < o ? old : o, *second = old < o ? o : old;
-    enif_mutex_lock(first->mu);
-    enif_mutex_lock(second->mu);
-    int rc = (o->null || o->dead || !o->q) ? GM_EQUEUE : gm.set_owner(c->h, o->q);
+    /* The queue locks (old, new, and the null queue, which stands for a dead
+     * new owner), each once, in address order. */
+    oq_t *ls[3] = {old, o, null_oq};
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (ls[j] < ls[i]) { oq_t *t = ls[i]; ls[i] = ls[j]; ls[j] = t; }
+    for (int i = 0; i < 3; i++)
+        if (i == 0 || ls[i] != ls[i - 1]) enif_mutex_lock(ls[i]->mu);
+    /* A dead new owner (dead before the call, or since): Gun's connection
+     * takes it, sees its 'DOWN' (noproc) and exits {shutdown, {owner_down,
+     * noproc}}. Here the connection goes to the null queue (its events are
+     * dropped) and ConnPid, monitoring the new owner, does the rest. */
+    int to_null = o->null || o->dead || !o->q;
+    int rc = gm.set_owner(c->h, to_null ? null_oq->q : o->q);
     if (rc == GM_OK) {
         enif_mutex_lock(c->mu);
         c->owner = nowner;
         enif_mutex_unlock(c->mu);
         ret = A_ok;
-    } else if (rc == GM_EQUEUE) {
-        /* the new owner is dead: Gun's connection would see its 'DOWN' */
-        gm.close(c->h);
-        ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "noproc"), mk_str(env, "the new owner is not alive"));
     } else {
         ret = gm_err(env, rc);
     }
     drain_locked(env, old);
-    enif_mutex_unlock(second->mu);
-    enif_mutex_unlock(first->mu);
+    for (int i = 2; i >= 0; i--)
+        if (i == 0 || ls[i] != ls[i - 1]) enif_mutex_unlock(ls[i]->mu);
     enif_release_resource(o);
     enif_release_resource(old);
     enif_release_resource(c);
@@ -1469,11 +1732,66 @@ static ERL_NIF_TERM nif_version(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     return mk_str(env, gm.version());
 }
 
-/* stats() -> #{conns, streams, queues, registered}: live objects (leak tests). */
+/* ---- exit reasons of connection processes that are gone ----
+ *
+ * ConnPid can exit before its caller monitors it (a refused connect with
+ * retry => 0 fails in well under a millisecond), and a monitor set then
+ * says only noproc. ConnPid notes its reason here as it exits, and await*
+ * looks it up when its monitor says noproc. A ring of the last EXITS_MAX
+ * exits: bounded whatever the number of connections. */
+#define EXITS_MAX 1024
+static struct {
+    ErlNifPid pid;
+    int used;
+    ErlNifEnv *env;
+    ERL_NIF_TERM reason;
+} exits[EXITS_MAX];
+static size_t exits_next;
+static ErlNifMutex *exits_mu;
+
+/* exit_note(Reason) -> ok, by ConnPid as it exits. */
+static ERL_NIF_TERM nif_exit_note(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    ErlNifPid self;
+    if (!enif_self(env, &self)) return enif_make_badarg(env);
+    enif_mutex_lock(exits_mu);
+    size_t i = exits_next;
+    exits_next = (exits_next + 1) % EXITS_MAX;
+    if (!exits[i].env) exits[i].env = enif_alloc_env();
+    else enif_clear_env(exits[i].env);
+    if (exits[i].env) {
+        exits[i].pid = self;
+        exits[i].used = 1;
+        exits[i].reason = enif_make_copy(exits[i].env, argv[0]);
+    } else {
+        exits[i].used = 0;
+    }
+    enif_mutex_unlock(exits_mu);
+    return A_ok;
+}
+
+/* exit_reason(Pid) -> {ok, Reason} | error */
+static ERL_NIF_TERM nif_exit_reason(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    ErlNifPid pid;
+    if (!enif_get_local_pid(env, argv[0], &pid)) return enif_make_badarg(env);
+    ERL_NIF_TERM ret = A_error;
+    enif_mutex_lock(exits_mu);
+    for (size_t i = 0; i < EXITS_MAX; i++)
+        if (exits[i].used && enif_compare_pids(&exits[i].pid, &pid) == 0) {
+            ret = enif_make_tuple2(env, A_ok, enif_make_copy(env, exits[i].reason));
+            break;
+        }
+    enif_mutex_unlock(exits_mu);
+    return ret;
+}
+
+/* stats() -> #{conns, streams, queues, registered, owners, handles, pending}:
+ * live objects (leak tests). queues does not count the null queue. */
 static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc; (void)argv;
     enif_rwlock_rlock(reg_lock);
-    size_t reg = conns_by_pid.n;
+    size_t reg = conns_by_pid.n, handles = conns_by_h.n;
     enif_rwlock_runlock(reg_lock);
     enif_mutex_lock(owners_mu);
     size_t own = owners.n;
@@ -1481,7 +1799,9 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     ERL_NIF_TERM m = enif_make_new_map(env);
     enif_make_map_put(env, m, enif_make_atom(env, "conns"), enif_make_long(env, __atomic_load_n(&n_conns, __ATOMIC_RELAXED)), &m);
     enif_make_map_put(env, m, enif_make_atom(env, "streams"), enif_make_long(env, __atomic_load_n(&n_streams, __ATOMIC_RELAXED)), &m);
-    enif_make_map_put(env, m, enif_make_atom(env, "queues"), enif_make_long(env, __atomic_load_n(&n_oqs, __ATOMIC_RELAXED)), &m);
+    enif_make_map_put(env, m, enif_make_atom(env, "queues"), enif_make_long(env, __atomic_load_n(&n_oqs, __ATOMIC_RELAXED) - 1), &m);
+    enif_make_map_put(env, m, enif_make_atom(env, "handles"), enif_make_uint64(env, handles), &m);
+    enif_make_map_put(env, m, enif_make_atom(env, "pending"), enif_make_long(env, __atomic_load_n(&n_pending, __ATOMIC_RELAXED)), &m);
     enif_make_map_put(env, m, enif_make_atom(env, "registered"), enif_make_uint64(env, reg), &m);
     enif_make_map_put(env, m, enif_make_atom(env, "owners"), enif_make_uint64(env, own), &m);
     return m;
@@ -1626,13 +1946,23 @@ static int on_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info) {
     ATOM(A_exit, "$gunmetal_exit"); ATOM(A_noconn, "noconn"); ATOM(A_queue, "queue"); ATOM(A_retry, "retry");
     ATOM(A_unsupported, "unsupported"); ATOM(A_text, "text"); ATOM(A_binary, "binary"); ATOM(A_close, "close");
     ATOM(A_ping, "ping"); ATOM(A_pong, "pong"); ATOM(A_infinity, "infinity"); ATOM(A_ping_ack, "ping_ack");
-    ATOM(A_nostream, "nostream");
+    ATOM(A_nostream, "nostream"); ATOM(A_stream_closed, "stream_closed");
+    ATOM(A_conn_data, "$gunmetal_data");
     /* Names the library uses in reasons, so that details find them. */
     const char *names[] = {"closed", "normal", "shutdown", "econnrefused", "econnreset", "nxdomain", "timeout",
                            "closing", "owner_down", "protocol_error", "stream_error", "too_many_pending",
                            "too_many_streams", "badstate", "ehostunreach", "enetunreach", "etimedout", "epipe",
                            "eof", "tls_alert", "connection_error", "settings_timeout", "preface_timeout",
-                           "goaway", "cancel", "http", "http2", "raw", "socks", "ws", NULL};
+                           "goaway", "cancel", "http", "http2", "raw", "socks", "ws",
+                           /* OTP ssl's TLS alert names (core's reasonOf gives them) */
+                           "close_notify", "unexpected_message", "bad_record_mac", "record_overflow",
+                           "handshake_failure", "bad_certificate", "unsupported_certificate",
+                           "certificate_revoked", "certificate_expired", "certificate_unknown",
+                           "illegal_parameter", "unknown_ca", "access_denied", "decode_error", "decrypt_error",
+                           "protocol_version", "insufficient_security", "internal_error",
+                           "inappropriate_fallback", "user_canceled", "no_renegotiation", "missing_extension",
+                           "unsupported_extension", "unrecognized_name", "bad_certificate_status_response",
+                           "unknown_psk_identity", "certificate_required", "no_application_protocol", NULL};
     for (int i = 0; names[i]; i++) enif_make_atom(env, names[i]);
 #undef ATOM
 
@@ -1649,7 +1979,8 @@ static int on_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info) {
     jmu = enif_mutex_create("gunmetal.janitor");
     jcv = enif_cond_create("gunmetal.janitor");
     reg_lock = enif_rwlock_create("gunmetal.registry");
-    if (!owners_mu || !dead_mu || !jmu || !jcv || !reg_lock) return 1;
+    exits_mu = enif_mutex_create("gunmetal.exits");
+    if (!owners_mu || !dead_mu || !jmu || !jcv || !reg_lock || !exits_mu) return 1;
 
     char err[512] = "";
     if (!load_library(err, sizeof err)) {
@@ -1668,6 +1999,7 @@ static ErlNifFunc funcs[] = {
     {"open", 4, nif_open, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"open_unix", 3, nif_open_unix, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"request", 8, nif_request, 0},
+    {"request_big", 8, nif_request_big, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"data", 5, nif_data, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"data_dropped", 1, nif_data_dropped, 0},
     {"cancel", 2, nif_cancel, 0},
@@ -1684,6 +2016,8 @@ static ErlNifFunc funcs[] = {
     {"features", 0, nif_features, 0},
     {"version", 0, nif_version, 0},
     {"stats", 0, nif_stats, 0},
+    {"exit_note", 1, nif_exit_note, 0},
+    {"exit_reason", 1, nif_exit_reason, 0},
 };
 
 ERL_NIF_INIT(gunmetal_nif, funcs, on_load, NULL, on_upgrade, NULL)

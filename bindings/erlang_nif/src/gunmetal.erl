@@ -44,6 +44,10 @@
 %% Internal.
 -export([conn_init/3]).
 
+%% Request bodies larger than this are sent by ConnPid, from a dirty
+%% scheduler (see do_request/7).
+-define(DIRTY_BODY, 65536).
+
 -type req_headers() :: [{binary() | string() | atom(), iodata()}]
 	| #{binary() | string() | atom() => iodata()}.
 -type stream_ref() :: reference().
@@ -132,10 +136,9 @@ do_open(_, Opts) ->
 set_owner(ServerPid, NewOwnerPid) when is_pid(ServerPid), is_pid(NewOwnerPid) ->
 	case gunmetal_nif:set_owner(ServerPid, self(), NewOwnerPid) of
 		ok ->
-			ServerPid ! {'$gunmetal_owner', NewOwnerPid},
-			ok;
-		{error, noproc, _} ->
-			ServerPid ! {'$gunmetal_owner', NewOwnerPid},
+			%% ConnPid takes the new owner from the NIF (the message only
+			%% wakes it), so it follows even if we die before sending this.
+			ServerPid ! '$gunmetal_owner',
 			ok;
 		{error, badstate, Msg} ->
 			self() ! {gun_error, ServerPid, {badstate, Msg}},
@@ -353,7 +356,20 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 		_ -> error(badarg)
 	end,
 	{ReplyPid, ReplyFun} = reply_to(ServerPid, ReqOpts),
-	case gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, Flow) of
+	%% Large bodies: a dirty scheduler sends the headers and hands the body
+	%% to ConnPid, which sends it in pieces (Gun's process sends it too).
+	%% Flattening and copying it here would hold a normal scheduler for
+	%% milliseconds per MB. iolist_size/1 yields (and checks the body).
+	Size = case IsStream of
+		false when is_binary(Body) -> byte_size(Body);
+		false when is_list(Body) -> iolist_size(Body);
+		_ -> 0
+	end,
+	Res = case Size > ?DIRTY_BODY of
+		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, Body, Size, ReplyPid, Flow);
+		false -> gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, Flow)
+	end,
+	case Res of
 		StreamRef when is_reference(StreamRef) ->
 			register_reply_fun(ServerPid, StreamRef, ReplyFun),
 			StreamRef;
@@ -395,6 +411,8 @@ request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
 
 -spec data(pid(), stream_ref(), fin | nofin, iodata()) -> ok.
 data(ServerPid, StreamRef, IsFin, Data) ->
+	%% iolist_size/1 yields, and checks Data: the NIF walks it on a dirty
+	%% scheduler without flattening it.
 	case iolist_size(Data) of
 		0 when IsFin =:= nofin ->
 			ok;
@@ -407,8 +425,13 @@ data(ServerPid, StreamRef, IsFin, Data) ->
 				noconn -> ok;
 				{error, closed, _} -> ok;
 				{error, einval, Msg} -> error({badarg, Msg});
-				{error, nostream, Msg} ->
-					self() ! {gun_error, ServerPid, StreamRef, {badstate, Msg}},
+				%% Gun's gun_http/gun_http2 error_stream_not_found and
+				%% error_stream_closed, sent to the caller.
+				nostream ->
+					self() ! {gun_error, ServerPid, StreamRef, {badstate, "The stream cannot be found."}},
+					ok;
+				stream_closed ->
+					self() ! {gun_error, ServerPid, StreamRef, {badstate, "The stream has already been closed."}},
 					ok;
 				{error, Code, Msg} ->
 					self() ! {gun_error, ServerPid, StreamRef, {Code, Msg}},
@@ -478,7 +501,7 @@ await(ServerPid, StreamRef, Timeout, MRef) ->
 		{gun_error, ServerPid, Reason} ->
 			{error, {connection_error, Reason}};
 		{'DOWN', MRef, process, ServerPid, Reason} ->
-			{error, {down, Reason}}
+			{error, {down, down_reason(ServerPid, Reason)}}
 	after Timeout ->
 		{error, timeout}
 	end.
@@ -517,7 +540,7 @@ await_body(ServerPid, StreamRef, Timeout, MRef, Acc) ->
 		{gun_error, ServerPid, Reason} ->
 			{error, {connection_error, Reason}};
 		{'DOWN', MRef, process, ServerPid, Reason} ->
-			{error, {down, Reason}}
+			{error, {down, down_reason(ServerPid, Reason)}}
 	after Timeout ->
 		{error, timeout}
 	end.
@@ -544,10 +567,21 @@ await_up(ServerPid, Timeout, MRef) ->
 		{gun_up, ServerPid, Protocol} ->
 			{ok, Protocol};
 		{'DOWN', MRef, process, ServerPid, Reason} ->
-			{error, {down, Reason}}
+			{error, {down, down_reason(ServerPid, Reason)}}
 	after Timeout ->
 		{error, timeout}
 	end.
+
+%% A monitor set after ConnPid exited says noproc; Gun's process, slower to
+%% fail, is nearly always still there. ConnPid noted its reason as it
+%% exited (a bounded ring in the NIF): that is what Gun's 'DOWN' says.
+down_reason(ServerPid, noproc) ->
+	case gunmetal_nif:exit_reason(ServerPid) of
+		{ok, Reason} -> Reason;
+		error -> noproc
+	end;
+down_reason(_, Reason) ->
+	Reason.
 
 -spec flush(pid() | stream_ref()) -> ok.
 flush(ServerPid) when is_pid(ServerPid) ->
@@ -597,10 +631,29 @@ update_flow(ServerPid, StreamRef, Flow) ->
 
 -spec cancel(pid(), stream_ref()) -> ok.
 cancel(ServerPid, StreamRef) ->
-	gunmetal_nif:cancel(ServerPid, StreamRef).
+	case gunmetal_nif:cancel(ServerPid, StreamRef) of
+		nostream ->
+			%% Unknown, finished or already cancelled: Gun's error_stream_not_found.
+			self() ! {gun_error, ServerPid, StreamRef, {badstate, "The stream cannot be found."}},
+			ok;
+		ok ->
+			ok
+	end.
 
 -spec stream_info(pid(), stream_ref()) -> {ok, map() | undefined} | {error, not_connected}.
 stream_info(ServerPid, StreamRef) ->
+	case do_stream_info(ServerPid, StreamRef) of
+		{ok, #{}} = Found ->
+			Found;
+		Other ->
+			%% Gun's gen_statem:call exits noproc once the process is gone;
+			%% the NIF may not have seen the death yet.
+			_ = is_process_alive(ServerPid) orelse
+				exit({noproc, {?MODULE, stream_info, [ServerPid, StreamRef]}}),
+			Other
+	end.
+
+do_stream_info(ServerPid, StreamRef) ->
 	case gunmetal_nif:stream_info(ServerPid, StreamRef) of
 		{ok, KV0, ReplyTo} ->
 			KV = maps:from_list(KV0),
@@ -618,6 +671,8 @@ stream_info(ServerPid, StreamRef) ->
 						S when S =:= <<"connected">>; S =:= <<"closing">> -> {ok, undefined};
 						_ -> {error, not_connected}
 					end;
+				noconn ->
+					exit({noproc, {?MODULE, stream_info, [ServerPid, StreamRef]}});
 				_ ->
 					{ok, undefined}
 			end;
@@ -694,7 +749,8 @@ version() ->
 
 %% The connection process. It holds no socket: it stands for the connection
 %% (monitors, links, exit reasons), watches the owner, keeps body pieces
-%% sent before the connection was up, and calls reply_to funs.
+%% sent before the connection was up, sends request bodies over DIRTY_BODY,
+%% and calls reply_to funs.
 
 -record(cp, {
 	owner :: pid(),
@@ -712,23 +768,30 @@ conn_loop(S=#cp{owner=Owner, mref=MRef, pending=Pending}) ->
 	Timeout = case Pending of [] -> infinity; _ -> 5 end,
 	receive
 		{'$gunmetal_exit', Reason} ->
-			exit(exit_reason(Reason, S));
+			conn_exit(exit_reason(Reason, S));
 		{'DOWN', MRef, process, Owner, Reason} ->
+			%% The NIF's owner is the truth: set_owner changes it before it
+			%% tells us, and its caller may die before it does.
 			case gunmetal_nif:owner(self()) of
-				Owner ->
-					_ = gunmetal_nif:close(self()),
-					exit(owner_down(Reason));
+				New when is_pid(New), New =/= Owner ->
+					conn_loop(follow_owner(New, S#cp{mref=undefined}));
 				_ ->
-					%% set_owner moved us; its message is on its way.
-					conn_loop(S#cp{mref=undefined})
+					_ = gunmetal_nif:close(self()),
+					conn_exit(owner_down(Reason))
 			end;
-		{'$gunmetal_owner', NewOwner} ->
-			_ = MRef =/= undefined andalso demonitor(MRef, [flush]),
-			conn_loop(S#cp{owner=NewOwner, mref=monitor(process, NewOwner)});
+		'$gunmetal_owner' ->
+			case gunmetal_nif:owner(self()) of
+				New when is_pid(New) -> conn_loop(follow_owner(New, S));
+				_ -> conn_loop(S)
+			end;
 		{'$gunmetal_data', StreamRef, IsFin, Data} ->
 			conn_loop(S#cp{pending=send_pending(Pending ++ [{StreamRef, IsFin, Data}])});
 		{'$gunmetal_info', From, Tag} ->
-			From ! {Tag, (S#cp.static)#{owner => Owner}},
+			Current = case gunmetal_nif:owner(self()) of
+				P when is_pid(P) -> P;
+				_ -> Owner
+			end,
+			From ! {Tag, (S#cp.static)#{owner => Current}},
 			conn_loop(S);
 		{'$gunmetal_reply_fun', StreamRef, Fun} ->
 			conn_loop(S#cp{funs=(S#cp.funs)#{StreamRef => Fun}});
@@ -739,6 +802,19 @@ conn_loop(S=#cp{owner=Owner, mref=MRef, pending=Pending}) ->
 	after Timeout ->
 		conn_loop(S#cp{pending=send_pending(Pending)})
 	end.
+
+%% Monitors the owner the NIF has (a dead one answers 'DOWN' noproc at once,
+%% and we exit {shutdown, {owner_down, noproc}}, as Gun does).
+follow_owner(Owner, S=#cp{owner=Owner, mref=MRef}) when MRef =/= undefined ->
+	S;
+follow_owner(New, S=#cp{mref=MRef}) ->
+	_ = MRef =/= undefined andalso demonitor(MRef, [flush]),
+	S#cp{owner=New, mref=monitor(process, New)}.
+
+%% Notes the reason for await* callers that monitor us too late.
+conn_exit(Reason) ->
+	_ = gunmetal_nif:exit_note(Reason),
+	exit(Reason).
 
 exit_reason(owner_down, #cp{owner=Owner, mref=MRef}) ->
 	receive

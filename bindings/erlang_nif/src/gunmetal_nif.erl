@@ -4,7 +4,7 @@
 -export([open/4, open_unix/3, request/8, data/5, data_dropped/1, cancel/2,
 	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
 	stream_info/2, ws_upgrade/5, ws_send/3, ping/2, features/0, version/0,
-	stats/0]).
+	stats/0, request_big/8, exit_note/1, exit_reason/1]).
 
 -on_load(init/0).
 
@@ -41,3 +41,6 @@ ping(_ConnPid, _ReplyTo) -> ?NIF.
 features() -> ?NIF.
 version() -> ?NIF.
 stats() -> ?NIF.
+request_big(_ConnPid, _Method, _Path, _Headers, _Body, _Size, _ReplyTo, _Flow) -> ?NIF.
+exit_note(_Reason) -> ?NIF.
+exit_reason(_Pid) -> ?NIF.

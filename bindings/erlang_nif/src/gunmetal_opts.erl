@@ -80,6 +80,14 @@ socks_entry(K, V) when is_atom(K) ->
 proplist_entry(_, _, A) when is_atom(A) -> {atom_to_binary(A), true};
 proplist_entry(_, _, {ip, IP}) when is_tuple(IP) -> {<<"ip">>, ip(IP)};
 proplist_entry(_, _, {server_name_indication, H}) -> {<<"server_name_indication">>, host(H)};
+%% ssl's cacerts: DER binaries, or the #cert{der, otp} records of
+%% public_key:cacerts_get() (OTP 25+); base64 DER for the library.
+proplist_entry(K, L, {cacerts, Certs}) when is_list(Certs) ->
+	{<<"cacerts">>, {arr, [case C of
+		Der when is_binary(Der) -> base64:encode(Der);
+		{cert, Der, _Otp} when is_binary(Der) -> base64:encode(Der);
+		_ -> throw({bad_option, {K, L}})
+	end || C <- Certs]}};
 proplist_entry(_, _, {versions, Vs}) when is_list(Vs) ->
 	{<<"versions">>, {arr, [atom_to_binary(V) || V <- Vs, is_atom(V)]}};
 proplist_entry(K, L, {Key, V}) when is_atom(Key) ->

@@ -5,7 +5,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 %% Called in a second VM by affinity_test_/0.
--export([affinity_report/0]).
+-export([affinity_report/0, owner_stress_main/1]).
 
 %% ------------------------------------------------------------------ helpers
 
@@ -877,6 +877,373 @@ stress_loop(K) ->
 	end,
 	gunmetal:flush(C),
 	stress_loop(K - 1).
+
+%% ------------------------------------------------------------------ owners (issue 10, item 1)
+
+%% Gun's connection monitors whatever owner set_owner gives it; a dead one
+%% answers 'DOWN' noproc and the connection exits {shutdown, {owner_down,
+%% noproc}}. It must never outlive its owner.
+set_owner_dead_pid_test_() -> t(60, fun() ->
+	Self = self(),
+	Reasons = [begin
+		Dead = spawn(fun() -> ok end),
+		MD = monitor(process, Dead),
+		receive {'DOWN', MD, _, _, _} -> ok end,
+		%% The caller (the owner) exits right after set_owner.
+		spawn(fun() ->
+			{ok, C} = gunmetal:open("127.0.0.1", port()),
+			{ok, http} = gunmetal:await_up(C),
+			Self ! {conn, C},
+			ok = gunmetal:set_owner(C, Dead)
+		end),
+		C = receive {conn, C0} -> C0 after 5000 -> error(no_conn) end,
+		wait_down(C)
+	end || _ <- lists:seq(1, 30)],
+	?assertEqual([{shutdown, {owner_down, noproc}}], lists:usort(Reasons))
+end).
+
+%% The new owner is alive when set_owner is called and dies at once.
+set_owner_dying_pid_test_() -> t(60, fun() ->
+	Reasons = [begin
+		C = open(),
+		New = spawn(fun() -> ok end),
+		ok = gunmetal:set_owner(C, New),
+		wait_down(C)
+	end || _ <- lists:seq(1, 30)],
+	?assertEqual([], [R || R <- Reasons, R =/= normal,
+		R =/= {shutdown, {owner_down, noproc}}])
+end).
+
+%% Random owner/set_owner/reply_to/close/kill interleavings in a fresh VM
+%% (so that the NIF's counters start at zero), ten seeds; after each, every
+%% counter is back to zero and no connection process is left.
+owner_stress_test_() -> t(240, fun() ->
+	Ebin = filename:dirname(code:which(gunmetal)),
+	Test = filename:dirname(code:which(?MODULE)),
+	Cmd = "erl -noshell -pa " ++ Ebin ++ " -pa " ++ Test ++
+		" -eval 'gunmetal_tests:owner_stress_main([1,2,3,4,5,6,7,8,9,10]), init:stop().' 2>&1",
+	Out = os:cmd(Cmd),
+	io:format(user, "~n~s", [Out]),
+	Lines = [L || L <- string:split(Out, "\n", all), string:prefix(L, "SEED") =/= nomatch],
+	?assertEqual(10, length(Lines)),
+	?assertEqual([], [L || L <- Lines, string:find(L, " ok ") =:= nomatch])
+end).
+
+owner_stress_main(Seeds) ->
+	[begin
+		T0 = erlang:monotonic_time(millisecond),
+		{Conns, Actions} = owner_stress(Seed),
+		{Stats, Alive} = quiesce(Conns, 100),
+		Zero = lists:all(fun(V) -> V =:= 0 end, maps:values(Stats)),
+		io:format("SEED ~b ~s ~b conns, ~b actions, ~b ms; counters ~w; conn processes alive ~w~n",
+			[Seed, case Zero andalso Alive =:= [] of true -> "ok"; false -> "BAD" end,
+			 length(Conns), Actions, erlang:monotonic_time(millisecond) - T0, Stats, Alive])
+	end || Seed <- Seeds],
+	ok.
+
+%% Waits (up to N x 50 ms) for every conn process to be gone and every
+%% counter to be zero.
+quiesce(Conns, N) ->
+	[erlang:garbage_collect(P) || P <- processes()],
+	Stats = gunmetal_nif:stats(),
+	Alive = [C || C <- Conns, is_process_alive(C)],
+	case (lists:all(fun(V) -> V =:= 0 end, maps:values(Stats)) andalso Alive =:= []) orelse N =:= 0 of
+		true -> {Stats, Alive};
+		false -> timer:sleep(50), quiesce(Conns, N - 1)
+	end.
+
+owner_stress(Seed) ->
+	Self = self(),
+	Collector = spawn_link(fun() -> collect([], 0) end),
+	NOwners = 12,
+	Owners = [spawn(fun() ->
+		rand:seed(exsss, {Seed, I, 17}),
+		stress_owner(Collector, 4 + rand:uniform(4)),
+		Self ! {owner_done, self()}
+	end) || I <- lists:seq(1, NOwners)],
+	rand:seed(exsss, {Seed, 0, 17}),
+	%% Some owners die mid-way.
+	Killer = spawn(fun() ->
+		rand:seed(exsss, {Seed, 99, 17}),
+		[begin timer:sleep(rand:uniform(60)), exit(lists:nth(rand:uniform(NOwners), Owners), kill) end
+			|| _ <- lists:seq(1, 4)]
+	end),
+	Mons = [monitor(process, O) || O <- Owners],
+	[receive {'DOWN', M, process, _, _} -> ok after 30000 -> error(owner_stuck) end || M <- Mons],
+	exit(Killer, kill),
+	Collector ! {report, self()},
+	receive {conns, Cs, N} -> unlink(Collector), {Cs, N} after 5000 -> error(no_report) end.
+
+collect(Cs, N) ->
+	receive
+		{conn, C} -> collect([C|Cs], N);
+		action -> collect(Cs, N + 1);
+		{report, To} -> To ! {conns, Cs, N}
+	end.
+
+%% A process that lives a little, then ends in one of several ways.
+short_lived() ->
+	spawn(fun() ->
+		case rand:uniform(3) of
+			1 -> ok;
+			2 -> receive after rand:uniform(30) -> ok end;
+			3 -> receive after rand:uniform(30) -> exit(boom) end
+		end
+	end).
+
+stress_owner(_, 0) -> ok;
+stress_owner(Collector, K) ->
+	{ok, C} = gunmetal:open("127.0.0.1", port(), #{retry => rand:uniform(2) - 1, retry_timeout => 10}),
+	Collector ! {conn, C},
+	_ = rand:uniform(2) =:= 1 andalso gunmetal:await_up(C, 1000),
+	Refs = [case rand:uniform(6) of
+		1 -> gunmetal:get(C, "/bytes/" ++ integer_to_list(rand:uniform(20000)));
+		2 -> gunmetal:get(C, "/delay/" ++ integer_to_list(rand:uniform(30)), [], #{reply_to => short_lived()});
+		3 -> R = gunmetal:post(C, "/echo", []), gunmetal:data(C, R, nofin, <<"x">>), gunmetal:data(C, R, fin, <<"y">>), R;
+		4 -> R = gunmetal:get(C, "/infinite"), gunmetal:cancel(C, R), R;
+		5 -> gunmetal:get(C, "/bytes/10", [], #{reply_to => fun(_) -> ok end});
+		6 -> R = gunmetal:post(C, "/echo", [], #{reply_to => short_lived()}), gunmetal:data(C, R, fin, <<"z">>), R
+	end || _ <- lists:seq(1, rand:uniform(4))],
+	_ = [gunmetal:await(C, R, rand:uniform(20)) || R <- Refs, rand:uniform(2) =:= 1],
+	Collector ! action,
+	case rand:uniform(9) of
+		1 -> gunmetal:close(C);
+		2 -> gunmetal:shutdown(C);
+		3 -> gunmetal:set_owner(C, short_lived());
+		4 -> %% to a dead process
+			D = spawn(fun() -> ok end), MD = monitor(process, D),
+			receive {'DOWN', MD, _, _, _} -> ok end,
+			gunmetal:set_owner(C, D);
+		5 -> exit(C, kill);
+		6 -> %% a chain of owners; the middle one exits right after passing it on
+			Last = short_lived(),
+			Mid = spawn(fun() -> receive {take, From} -> From ! took, gunmetal:set_owner(C, Last) end end),
+			gunmetal:set_owner(C, Mid),
+			Mid ! {take, self()},
+			receive took -> ok after 1000 -> ok end;
+		7 -> %% set_owner, then the new owner is killed while we keep using it
+			New = short_lived(),
+			gunmetal:set_owner(C, New),
+			exit(New, kill),
+			_ = gunmetal:get(C, "/bytes/5");
+		8 -> ok; %% left to our own death
+		9 -> gunmetal:set_owner(C, self())
+	end,
+	gunmetal:flush(C),
+	stress_owner(Collector, K - 1).
+
+%% ------------------------------------------------------------------ large bodies (issue 10, item 2)
+
+%% No NIF call may hold a normal scheduler for long, whatever the body size.
+%% While 100 MB bodies go out over HTTP/1.1 and HTTP/2, as a binary and as
+%% an iolist, through post/4 and through data/4:
+%% - a 1 ms ticker bound to each scheduler measures its longest gap;
+%% - microstate accounting (msacc) gives each normal scheduler's time in the
+%%   emulator, where a NIF's time is counted.
+%% Before the fix request/8 held a normal scheduler for up to about a
+%% second (msacc: 240-810 ms of emulator time in one upload, ticker gaps
+%% up to 1640 ms); after it, under 1 ms of emulator time. The ticker also
+%% sees the machine: on the shared 2-core machine (load 10-15) a pure
+%% Erlang gen_tcp upload of 100 MB shows gaps up to about 100 ms, so its
+%% bound is generous.
+-define(GAP_BOUND, 500000). %% microseconds
+-define(EMULATOR_BOUND, 50000). %% microseconds of emulator time per scheduler
+
+big_body_schedulers_test_() -> t(300, fun() ->
+	Size = 100 * 1024 * 1024,
+	Bin = binary:copy(<<"0123456789abcdef">>, Size div 16),
+	IoList = [binary:copy(<<"x">>, 65536) || _ <- lists:seq(1, Size div 65536)],
+	Cases = [{http, binary, post}, {http, iolist, post}, {http2, binary, post}, {http2, iolist, post},
+		{http, binary, data}, {http2, iolist, data}],
+	%% Turning msacc on reaches each scheduler when it next schedules: well
+	%% before we measure.
+	true = msacc:available(),
+	msacc:start(),
+	timer:sleep(100),
+	%% Warm up: a first upload (and the 200 MB just built) is not what we measure.
+	W = open(),
+	?assertEqual(<<"1048576">>, body_len(body(W, gunmetal:post(W, "/headers", [], binary:part(Bin, 0, 1 bsl 20))))),
+	gunmetal:close(W),
+	timer:sleep(200),
+	Results = [begin
+		{ok, C} = gunmetal:open("127.0.0.1", port(), #{protocols => [Proto]}),
+		{ok, Proto} = gunmetal:await_up(C),
+		Body = case Kind of binary -> Bin; iolist -> IoList end,
+		Tickers = start_tickers(),
+		Emu0 = emulator_time(),
+		R = case Way of
+			post -> gunmetal:post(C, "/headers", [{<<"content-type">>, <<"application/octet-stream">>}], Body);
+			data ->
+				R0 = gunmetal:post(C, "/headers", [{<<"content-length">>, integer_to_binary(Size)}]),
+				ok = gunmetal:data(C, R0, fin, Body),
+				R0
+		end,
+		{response, nofin, 200, _} = gunmetal:await(C, R, 120000),
+		{ok, Json} = gunmetal:await_body(C, R, 120000),
+		MaxGap = stop_tickers(Tickers),
+		Emu1 = emulator_time(),
+		Emulator = lists:max([T1 - maps:get(Id, Emu0) || {Id, T1} <- maps:to_list(Emu1)]),
+		gunmetal:close(C),
+		?assertEqual(integer_to_binary(Size), body_len(Json)),
+		io:format(user, "~n  100 MB ~s ~s via ~s: longest scheduler gap ~.1f ms, most emulator time on one scheduler ~.1f ms",
+			[Proto, Kind, Way, MaxGap / 1000, Emulator / 1000]),
+		{Proto, Kind, Way, MaxGap, Emulator}
+	end || {Proto, Kind, Way} <- Cases],
+	msacc:stop(),
+	io:format(user, "~n", []),
+	?assertEqual([], [X || X = {_, _, _, _, E} <- Results, E > ?EMULATOR_BOUND]),
+	?assertEqual([], [X || X = {_, _, _, Gap, _} <- Results, Gap > ?GAP_BOUND])
+end).
+
+%% Bodies walked by the NIF (request bodies over 64 KiB, data/4): any iodata
+%% (bytes, nested and improper lists, binaries large and small) arrives as
+%% iolist_to_binary/1 gives it.
+iodata_bodies_test_() -> t(60, fun() ->
+	Big = binary:copy(<<"0123456789">>, 20000),
+	Deep = lists:foldl(fun(_, Acc) -> [Acc, $d] end, [], lists:seq(1, 100000)),
+	Bodies = [[Big, $a, [<<"bc">>, [[$d]], Big] | <<"tail">>], [lists:duplicate(70000, $x)], [Deep, Big],
+		[<<>>, [], Big, [[]], <<"end">>]],
+	[begin
+		{ok, C} = gunmetal:open("127.0.0.1", port(), #{protocols => [Proto]}),
+		{ok, Proto} = gunmetal:await_up(C),
+		Want = iolist_to_binary(Body),
+		R1 = gunmetal:post(C, "/echo", [], Body),
+		?assertEqual({ok, Want}, gunmetal:await_body(C, R1, 10000)),
+		R2 = gunmetal:post(C, "/echo", []),
+		ok = gunmetal:data(C, R2, nofin, Body),
+		ok = gunmetal:data(C, R2, fin, Body),
+		?assertEqual({ok, <<Want/binary, Want/binary>>}, gunmetal:await_body(C, R2, 10000)),
+		gunmetal:close(C)
+	end || Proto <- [http, http2], Body <- Bodies]
+end).
+
+%% Each normal scheduler's time in the emulator so far (microseconds, as
+%% msacc:stats/0 gives it): a NIF's time is counted there.
+emulator_time() ->
+	maps:from_list([{Id, maps:get(emulator, Cs)} || #{type := scheduler, id := Id, counters := Cs} <- msacc:stats()]).
+
+body_len(Json) ->
+	{match, [V]} = re:run(Json, <<"\"body_len\":([0-9]+)">>, [{capture, all_but_first, binary}]),
+	V.
+
+%% One ticker bound to each scheduler, each running before this returns.
+%% A gap is the time from one tick to the next, less the 1 ms asked for;
+%% the wait that ends with stop counts too.
+start_tickers() ->
+	Self = self(),
+	Ts = [spawn_opt(fun() -> Self ! {ticking, self()}, ticker(erlang:monotonic_time(microsecond), 0) end,
+		[link, {scheduler, N}, {priority, high}])
+		|| N <- lists:seq(1, erlang:system_info(schedulers_online))],
+	[receive {ticking, T} -> ok after 5000 -> error(ticker_not_started) end || T <- Ts],
+	Ts.
+
+stop_tickers(Tickers) ->
+	[T ! {stop, self()} || T <- Tickers],
+	lists:max([receive {gap, T, G} -> G after 5000 -> error(ticker_stuck) end || T <- Tickers]).
+
+ticker(T0, Max) ->
+	receive
+		{stop, To} ->
+			To ! {gap, self(), max(Max, erlang:monotonic_time(microsecond) - T0 - 1000)}
+	after 1 ->
+		T1 = erlang:monotonic_time(microsecond),
+		ticker(T1, max(Max, T1 - T0 - 1000))
+	end.
+
+%% ------------------------------------------------------------------ Gun's error shapes (issue 10, item 3)
+
+%% Gun's gun_http/gun_http2: error_stream_not_found and error_stream_closed,
+%% sent to the caller.
+cancel_data_badstate_test() ->
+	C = open(),
+	R = gunmetal:get(C, "/bytes/3"),
+	?assertEqual(<<"abc">>, body(C, R)),
+	Unknown = make_ref(),
+	ok = gunmetal:cancel(C, Unknown),
+	?assertEqual({error, {stream_error, {badstate, "The stream cannot be found."}}}, gunmetal:await(C, Unknown, 1000)),
+	ok = gunmetal:cancel(C, R),
+	?assertEqual({error, {stream_error, {badstate, "The stream cannot be found."}}}, gunmetal:await(C, R, 1000)),
+	ok = gunmetal:data(C, Unknown, fin, <<"x">>),
+	?assertEqual({error, {stream_error, {badstate, "The stream cannot be found."}}}, gunmetal:await(C, Unknown, 1000)),
+	ok = gunmetal:data(C, R, fin, <<"x">>),
+	?assertEqual({error, {stream_error, {badstate, "The stream has already been closed."}}}, gunmetal:await(C, R, 1000)),
+	%% A request that had its body: no more data for it.
+	R2 = gunmetal:post(C, "/delay/200", [], <<"body">>),
+	ok = gunmetal:data(C, R2, fin, <<"more">>),
+	?assertEqual({error, {stream_error, {badstate, "The stream has already been closed."}}}, gunmetal:await(C, R2, 1000)),
+	%% A live stream is cancelled quietly, and is then gone.
+	R3 = gunmetal:get(C, "/infinite"),
+	ok = gunmetal:cancel(C, R3),
+	ok = gunmetal:cancel(C, R3),
+	?assertEqual({error, {stream_error, {badstate, "The stream cannot be found."}}}, gunmetal:await(C, R3, 1000)),
+	?assertEqual({error, timeout}, gunmetal:await(C, R3, 100)),
+	gunmetal:close(C).
+
+%% With retry => 0 a refused connect fails in well under a millisecond,
+%% often before await_up monitors ConnPid: the reason is still Gun's.
+await_up_refused_test_() -> t(60, fun() ->
+	Rs = [begin
+		{ok, C} = gunmetal:open("127.0.0.1", 1, #{retry => 0}),
+		gunmetal:await_up(C)
+	end || _ <- lists:seq(1, 200)],
+	?assertEqual([{error, {down, {shutdown, econnrefused}}}], lists:usort(Rs)),
+	%% await/2 and await_body/2 too, once ConnPid is gone.
+	{ok, C2} = gunmetal:open("127.0.0.1", 1, #{retry => 0}),
+	MRef = monitor(process, C2),
+	receive {'DOWN', MRef, process, C2, _} -> ok end,
+	?assertEqual({error, {down, {shutdown, econnrefused}}}, gunmetal:await(C2, make_ref())),
+	?assertEqual({error, {down, {shutdown, econnrefused}}}, gunmetal:await_body(C2, make_ref()))
+end).
+
+%% Gun's stream_info is a gen_statem:call: it exits noproc once the
+%% connection process is gone, whatever the StreamRef.
+stream_info_dead_conn_test() ->
+	C = open(),
+	R = gunmetal:get(C, "/bytes/1"),
+	?assertEqual(<<"a">>, body(C, R)),
+	ok = gunmetal:close(C),
+	?assertExit({noproc, _}, gunmetal:stream_info(C, make_ref())),
+	?assertExit({noproc, _}, gunmetal:stream_info(C, R)),
+	{ok, C2} = gunmetal:open("127.0.0.1", 1, #{retry => 0}),
+	wait_down(C2),
+	?assertExit({noproc, _}, gunmetal:stream_info(C2, make_ref())).
+
+%% ssl's cacerts: DER binaries, or public_key:cacerts_get()'s records.
+tls_cacerts_der_test_() -> t(30, fun() ->
+	{ok, Pem} = file:read_file(ca()),
+	Ders = [Der || {'Certificate', Der, not_encrypted} <- public_key:pem_decode(Pem)],
+	?assertNotEqual([], Ders),
+	{ok, C} = gunmetal:open("localhost", tls_port(),
+		#{transport => tls, protocols => [http], tls_opts => [{verify, verify_peer}, {cacerts, Ders}]}),
+	?assertEqual({ok, http}, gunmetal:await_up(C)),
+	?assertEqual(<<"abc">>, body(C, gunmetal:get(C, "/bytes/3"))),
+	gunmetal:close(C),
+	%% The system roots as OTP 25+ gives them do not know the test CA.
+	case catch public_key:cacerts_get() of
+		Sys when is_list(Sys), Sys =/= [] ->
+			{ok, C2} = gunmetal:open("localhost", tls_port(),
+				#{transport => tls, retry => 0, tls_opts => [{cacerts, Sys}]}),
+			?assertMatch({error, {down, {shutdown, {tls_alert, {unknown_ca, _}}}}}, gunmetal:await_up(C2));
+		_ ->
+			io:format(user, "~n  public_key:cacerts_get() gave no system roots: that half skipped~n", [])
+	end,
+	%% Not a certificate: refused, naming the option.
+	?assertMatch({error, {options, {tls_opts, _}}},
+		gunmetal:open("localhost", tls_port(), #{tls_opts => [{cacerts, [<<"not DER">>]}]})),
+	?assertMatch({error, {options, {tls_opts, _}}},
+		gunmetal:open("localhost", tls_port(), #{tls_opts => [{cacerts, [not_a_cert]}]}))
+end).
+
+%% A certificate we refuse: ssl's {tls_alert, {Alert, String}}.
+tls_alert_shape_test() ->
+	{ok, C} = gunmetal:open("localhost", tls_port(), #{transport => tls, retry => 0}),
+	{error, {down, {shutdown, {tls_alert, {Alert, Text}}}}} = gunmetal:await_up(C),
+	?assertEqual(unknown_ca, Alert),
+	?assert(io_lib:printable_list(Text)),
+	%% The host name does not match the certificate: ssl says handshake_failure.
+	{ok, C2} = gunmetal:open("127.0.0.1", tls_port(), #{transport => tls, retry => 0,
+		tls_opts => [{cacertfile, ca()}, {server_name_indication, "wrong.example"}]}),
+	?assertMatch({error, {down, {shutdown, {tls_alert, {handshake_failure, _}}}}}, gunmetal:await_up(C2)).
 
 %% ------------------------------------------------------------------ no leaks
 
