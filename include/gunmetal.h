@@ -324,12 +324,20 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * connection's) is closed: the body is never buffered. GM_ENOTUP while the
  * request is still waiting for the connection; GM_ENOSTREAM if ref is not
  * sending a body or its stream was reset meanwhile; GM_ECLOSED if the
- * connection went down meanwhile. */
+ * connection went down meanwhile. A thread blocked here always gets out:
+ * gm_close, gm_cancel of ref and ref's timeout_ms release it (GM_ECLOSED;
+ * on HTTP/1.1 the connection, which cannot finish that body, then closes
+ * and reconnects); tcp_opts.send_timeout (default 15 s) bounds a socket
+ * that takes nothing; on HTTP/2 http2_opts.send_window_timeout (default
+ * 15 s) bounds a window kept at 0 (GM_ETIMEOUT, the stream is reset). */
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin);
 
 /* Cancels a stream (Gun's gun:cancel): no more events for it. HTTP/1.1 still
- * reads (and drops) the response; HTTP/2 resets the stream. Unknown or
- * finished streams are ignored (GM_OK), as in Gun. */
+ * reads (and drops) the response, for at most http_opts.discard_timeout
+ * (default 5 s; then the connection closes and reconnects), and closes the
+ * connection at once if the stream's request body was still being sent;
+ * HTTP/2 resets the stream. Unknown or finished streams are ignored
+ * (GM_OK), as in Gun. */
 int gm_cancel(gm_conn *c, gm_ref ref);
 
 /* Adds n > 0 to a stream's flow (Gun's update_flow): a stream opened with a
