@@ -102,7 +102,7 @@ type Conn struct {
 	kick        chan struct{} // wakes the manager while it waits to retry
 	closeTimer  *time.Timer
 	local, peer string
-	useful      bool   // the connection being served completed a response (see run)
+	useful      bool      // the connection being served completed a response (see run)
 	failErr     error     // failLocked: why the connection being served must go
 	stallAt     time.Time // watchStall: when the element being received must be whole
 	stallOpt    string    // the option that bounds it

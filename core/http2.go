@@ -111,7 +111,7 @@ type h2Stream struct {
 	held      int   // bytes of DATA events the host has not taken yet
 	clen      int64 // the response's content-length, -1 when none
 	rcvd      int64
-	ws        *wsUp // a WebSocket upgrade (RFC 8441, ws_h2.go)
+	ws        *wsUp       // a WebSocket upgrade (RFC 8441, ws_h2.go)
 	winT      *time.Timer // send_window_timeout: the body waits for window
 	endWhy    string      // why we reset it, for a Data caller
 }
