@@ -253,8 +253,11 @@ func (c *Conn) run() {
 }
 
 // usefulUptime: a connection up at least this long was really up (Gun's
-// immediate retry applies after it drops), even if no response completed.
-const usefulUptime = 2 * time.Second
+// immediate retry applies after it drops), even if no response completed:
+// an idle connection a server closes after its idle timeout must not use
+// up the retries. A server failing connections sooner than that gets the
+// retry delays and runs the retries out.
+const usefulUptime = time.Second
 
 // takeUseful says whether the connection just served completed a response
 // (or an upgrade, or received a WebSocket frame), and clears the mark.

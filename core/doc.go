@@ -28,7 +28,7 @@
 //     retry N means N+1 attempts. A declared retry_fun policy times the
 //     later, delayed retries. Gun resets the count on every connect; here a
 //     connection that goes down before it completed a response (or an
-//     upgrade) and within usefulUptime (2 s) counts as a failed attempt, so
+//     upgrade) and within usefulUptime (1 s) counts as a failed attempt, so
 //     that a server failing every connection at once is not reconnected to
 //     in a loop: its retries wait and run out.
 //   - A TLS certificate that fails verification (expired, unknown CA,
