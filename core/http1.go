@@ -361,6 +361,7 @@ func (h *http1) handle(buf []byte) (int, error) {
 			h.streams[0] = nil
 			h.streams = h.streams[1:]
 			h.begun = false
+			h.discardHead()
 			if h.upgrading == s {
 				h.upgrading = nil
 				h.flushWaiting()
@@ -416,7 +417,7 @@ func (h *http1) cancel(ref uint64) error {
 			h.c.failLocked(fmt.Errorf("cancelled: stream %d was cancelled (or timed out) while its request body was being sent; HTTP/1.1 cannot abandon a body without closing the connection", ref))
 			return nil
 		}
-		h.armDiscard(s)
+		h.discardHead()
 		return nil
 	}
 	for i, r := range h.waiting {
@@ -431,14 +432,16 @@ func (h *http1) cancel(ref uint64) error {
 	return nil
 }
 
-// armDiscard bounds how long the response of silenced stream s is read
-// and dropped (http_opts.discard_timeout): past it the connection closes
-// and reconnects, so an endless body is not read for ever.
-func (h *http1) armDiscard(s *h1Stream) {
+// discardHead bounds how long the response of a silenced stream is read
+// and dropped (http_opts.discard_timeout), from the time its turn comes
+// (the responses before it are not its to bound): past it the connection
+// closes and reconnects, so an endless body is not read for ever.
+func (h *http1) discardHead() {
 	d := h.c.opts.HTTP.DiscardTimeout
-	if d <= 0 || s.discardT != nil {
+	if d <= 0 || len(h.streams) == 0 || !h.streams[0].silenced || h.streams[0].discardT != nil {
 		return
 	}
+	s := h.streams[0]
 	c := h.c
 	s.discardT = time.AfterFunc(d, func() {
 		c.mu.Lock()
@@ -447,7 +450,7 @@ func (h *http1) armDiscard(s *h1Stream) {
 			return
 		}
 		c.useful = true // the response began or the cancel was ours: not a failed attempt
-		c.failLocked(fmt.Errorf("discard_timeout: the response of cancelled stream %d did not end within %v of the cancel (http_opts.discard_timeout)", s.ref, d))
+		c.failLocked(fmt.Errorf("discard_timeout: the response of cancelled stream %d did not end within %v (http_opts.discard_timeout)", s.ref, d))
 	})
 }
 

@@ -281,7 +281,8 @@ type HTTPOpts struct {
 	// DiscardTimeout is gunmetal's "discard_timeout": HTTP/1.1 cannot abort
 	// one response, so the response of a cancelled (or timed out) stream is
 	// read and dropped, as in Gun; if it has not ended within this time of
-	// the cancel, the connection is closed (DOWN "discard_timeout: ...") and
+	// the cancel (or of its turn, while responses pipelined before it are
+	// read), the connection is closed (DOWN "discard_timeout: ...") and
 	// reconnects, so that an endless body is not read for ever. Default
 	// 5000 ms; "infinity" (0): Gun's behaviour, read until it ends.
 	DiscardTimeout time.Duration

@@ -212,6 +212,47 @@ func TestH1DiscardTimeout(t *testing.T) {
 	}
 }
 
+// TestH1DiscardWaitsItsTurn: discard_timeout counts from the time the
+// cancelled stream's response is the one being read: a long response
+// pipelined before it is not cut.
+func TestH1DiscardWaitsItsTurn(t *testing.T) {
+	rs := startRaw(t, func(nc net.Conn) {
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(3 * waitFor))
+		var got []byte
+		buf := make([]byte, 4096)
+		for bytes.Count(got, []byte("\r\n\r\n")) < 2 {
+			n, err := nc.Read(buf)
+			if err != nil {
+				return
+			}
+			got = append(got, buf[:n]...)
+		}
+		nc.Write([]byte("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"))
+		for i := 0; i < 10; i++ { // about 1 s: longer than discard_timeout
+			time.Sleep(100 * time.Millisecond)
+			nc.Write([]byte("1\r\na\r\n"))
+		}
+		nc.Write([]byte("0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+		holdOpen(nc)
+	})
+	q := newQueue(t)
+	c := openTo(t, q, rs.port(), `{"retry":0,"http_opts":{"discard_timeout":300}}`)
+	awaitUp(t, c)
+	a := get(t, c, "/long")
+	b := get(t, c, "/cancelled")
+	if err := c.Cancel(b); err != nil {
+		t.Fatal(err)
+	}
+	if body := ok200(t, q, a); string(body) != "aaaaaaaaaa" {
+		t.Fatalf("body %q", body)
+	}
+	noEvent(t, q, 500*time.Millisecond) // B's answer is dropped, the connection stays
+	if st := c.Info().State; st != "connected" {
+		t.Fatalf("state %q", st)
+	}
+}
+
 // TestH1HeadTimeout: a response head sent a byte at a time must be whole
 // within head_timeout of its first byte.
 func TestH1HeadTimeout(t *testing.T) {
