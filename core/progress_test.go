@@ -361,3 +361,17 @@ func TestH2SendWindowTimeout(t *testing.T) {
 		t.Fatalf("%s", evString(ev))
 	}
 }
+
+// TestProgressOptionsRefuseBadValues: each bound names itself when refused.
+func TestProgressOptionsRefuseBadValues(t *testing.T) {
+	for _, js := range []string{
+		`{"http_opts":{"head_timeout":0}}`, `{"http_opts":{"discard_timeout":-1}}`,
+		`{"http2_opts":{"frame_timeout":"soon"}}`, `{"http2_opts":{"send_window_timeout":1.5}}`,
+	} {
+		_, err := ParseOptions([]byte(js), 80)
+		var oe *OptionError
+		if !errors.As(err, &oe) || !strings.Contains(js, `"`+oe.Key+`"`) || !strings.Contains(err.Error(), oe.Key) {
+			t.Fatalf("%s: %v", js, err)
+		}
+	}
+}
