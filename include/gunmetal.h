@@ -237,7 +237,13 @@ int gm_queue_len(gm_queue *q);
  *   "infinity"), max_pending_requests (1024), tcp_opts, tls_opts (verify
  *   on by default with the system roots; "verify":"verify_none" turns it off;
  *   cacertfile, certfile, keyfile, server_name_indication), http_opts,
- *   http2_opts, ws_opts.
+ *   http2_opts, ws_opts. A certificate that fails verification ends the
+ *   connection at once (EXIT with the x509 reason) unless
+ *   retry_on_tls_verify_failure is true; a connection that goes down before
+ *   it completed a response and within 1 s counts as a failed attempt (its
+ *   retry waits and uses up retry), so no server can cause a reconnect storm.
+ *   Progress bounds: http_opts.head_timeout (30000), discard_timeout (5000),
+ *   http2_opts.frame_timeout (30000), send_window_timeout (15000).
  * Errors: GM_EINVAL (NULL owner/host/out, bad host, port out of range),
  * GM_EOPTION (message: `option http_opts.version = "2": must be ...`),
  * GM_EQUEUE (owner freed). On error *out is untouched.
