@@ -102,7 +102,12 @@ type Conn struct {
 	kick        chan struct{} // wakes the manager while it waits to retry
 	closeTimer  *time.Timer
 	local, peer string
-	useful      bool   // the connection being served completed a response (see run)
+	useful      bool      // the connection being served completed a response (see run)
+	failErr     error     // failLocked: why the connection being served must go
+	stallAt     time.Time // watchStall: when the element being received must be whole
+	stallOpt    string    // the option that bounds it
+	stallD      time.Duration
+	stallArmed  bool
 	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
 	exitReason  string // the EXIT's reason, once sent (AwaitUp's errors, Info)
 }
@@ -251,8 +256,11 @@ func (c *Conn) run() {
 }
 
 // usefulUptime: a connection up at least this long was really up (Gun's
-// immediate retry applies after it drops), even if no response completed.
-const usefulUptime = 2 * time.Second
+// immediate retry applies after it drops), even if no response completed:
+// an idle connection a server closes after its idle timeout must not use
+// up the retries. A server failing connections sooner than that gets the
+// retry delays and runs the retries out.
+const usefulUptime = time.Second
 
 // takeUseful says whether the connection just served completed a response
 // (or an upgrade, or received a WebSocket frame), and clears the mark.
@@ -344,6 +352,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.local, c.peer = "", c.unixPath
 	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
+	c.failErr, c.stallAt = nil, time.Time{}
 	c.proto = newProto(c)
 	c.protoNm = c.proto.name()
 	c.state = stateUp
@@ -425,13 +434,19 @@ func (c *Conn) readLoop(nc net.Conn) string {
 		have += n
 		c.mu.Lock()
 		var perr error
+		progressed, waited := false, false
 		for {
+			if c.failErr != nil { // failLocked: the connection must go, now
+				perr = c.failErr
+				break
+			}
 			if have > 0 {
 				c.batching = true
 				var used int
 				used, perr = c.proto.handle(buf[:have])
 				c.flushEvents()
 				have = copy(buf, buf[used:have])
+				progressed = progressed || used > 0
 			}
 			// After Close (or Shutdown's closing_timeout) the read fails
 			// because we closed the socket (abortLocked sets wclosed): that
@@ -451,7 +466,8 @@ func (c *Conn) readLoop(nc net.Conn) string {
 			}
 			blocked := false
 			for perr == nil && c.closeReq == "" && !c.wclosed && (c.budget > readBudget || c.proto.paused()) {
-				blocked = true
+				blocked, waited = true, true
+				c.stallAt = time.Time{} // not reading: the server is not the one stalling
 				c.rcond.Wait()
 			}
 			// Bytes left over because the flow ran out are handled as soon
@@ -465,6 +481,9 @@ func (c *Conn) readLoop(nc net.Conn) string {
 		}
 		if perr == nil && c.werr != nil {
 			perr = c.werr
+		}
+		if perr == nil {
+			c.watchStall(nc, have > 0, progressed || waited)
 		}
 		c.mu.Unlock()
 		if perr != nil {
@@ -481,6 +500,79 @@ func (c *Conn) readLoop(nc net.Conn) string {
 }
 
 var errShutdownDone = errors.New("shutdown")
+
+// inputStaller is a protocol whose input elements (an HTTP/1.1 head, an
+// HTTP/2 frame or header block) must arrive whole within a bound once
+// their first byte has: a server sending one byte a second must not hold
+// a request for ever. inputTimeout gives the bound (0: none), the option
+// that sets it, and whether an element spanning several reads (an HTTP/2
+// header block) is open.
+type inputStaller interface {
+	inputTimeout() (d time.Duration, option string, open bool)
+}
+
+// watchStall keeps the stall deadline of the element being received: set
+// when one begins (partial: its first bytes wait in the read buffer, or a
+// header block is open), kept while it does not complete, cleared when
+// nothing is pending. fresh: an element completed this round, or reading
+// paused for the host, so the clock starts again. Called with c.mu held.
+func (c *Conn) watchStall(nc net.Conn, partial, fresh bool) {
+	st, ok := c.proto.(inputStaller)
+	if !ok {
+		c.stallAt = time.Time{}
+		return
+	}
+	d, option, open := st.inputTimeout()
+	if d <= 0 || (!partial && !open) {
+		c.stallAt = time.Time{}
+		return
+	}
+	if c.stallAt.IsZero() || (fresh && !open) {
+		c.stallAt = time.Now().Add(d)
+		c.stallOpt, c.stallD = option, d
+	}
+	if !c.stallArmed {
+		c.stallArmed = true
+		c.armStall(nc, d)
+	}
+}
+
+// armStall checks the stall deadline after d: past it, the connection
+// fails; a deadline that moved is checked again then.
+func (c *Conn) armStall(nc net.Conn, d time.Duration) {
+	time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.nc != nc || c.stallAt.IsZero() {
+			c.stallArmed = false
+			return
+		}
+		if left := time.Until(c.stallAt); left > 0 {
+			c.armStall(nc, left)
+			return
+		}
+		c.stallArmed = false
+		c.failLocked(fmt.Errorf("timeout: the server sent the start of a response element (head, frame) but not the rest within %v (%s)", c.stallD, c.stallOpt))
+	})
+}
+
+// failLocked ends the current connection with err as DOWN's reason (then
+// the retry rules apply), from outside the reader: a timer, an API call.
+// Callers blocked on it (Data) are released. Called with c.mu held.
+func (c *Conn) failLocked(err error) {
+	if c.nc == nil {
+		return
+	}
+	if c.failErr == nil {
+		c.failErr = err
+	}
+	c.wclosed = true
+	c.nc.SetReadDeadline(time.Now())
+	c.rcond.Broadcast()
+	c.wcond.Broadcast()
+	c.drained.Broadcast()
+	c.wincond.Broadcast()
+}
 
 func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 	defer close(done)
@@ -874,6 +966,9 @@ func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
 		return err
 	}
 	if !c.waitDrained() {
+		if c.failErr != nil {
+			return fmt.Errorf("%w: the connection went down while sending: %v", ErrClosed, c.failErr)
+		}
 		return fmt.Errorf("%w: the connection went down while sending", ErrClosed)
 	}
 	return nil

@@ -28,12 +28,20 @@
 //     retry N means N+1 attempts. A declared retry_fun policy times the
 //     later, delayed retries. Gun resets the count on every connect; here a
 //     connection that goes down before it completed a response (or an
-//     upgrade) and within usefulUptime (2 s) counts as a failed attempt, so
+//     upgrade) and within usefulUptime (1 s) counts as a failed attempt, so
 //     that a server failing every connection at once is not reconnected to
 //     in a loop: its retries wait and run out.
 //   - A TLS certificate that fails verification (expired, unknown CA,
 //     wrong host name) is not transient: EXIT at once with the verifier's
 //     reason, unless retry_on_tls_verify_failure asks for Gun's retries.
+//   - Progress is bounded where Gun waits for ever: a response head (HTTP/1.1,
+//     http_opts.head_timeout) or a frame or header block (HTTP/2,
+//     http2_opts.frame_timeout) begun must be whole within 30 s; a request
+//     body kept without window (http2_opts.send_window_timeout, 15 s) is
+//     reset. On HTTP/1.1 the response of a cancelled stream is read and
+//     dropped for at most http_opts.discard_timeout (5 s), and a stream
+//     cancelled (or timed out) while its body is being sent closes the
+//     connection: the body cannot be finished (Gun leaves it stuck).
 //   - Data for a request still queued before UP is refused (ErrNotUp) rather
 //     than held back as Gun does; bindings may hold it (the Erlang one does).
 package core

@@ -18,7 +18,8 @@ type h1Stream struct {
 	flow     int  // Gun's flow: data events left before the socket pauses; -1 off
 	silenced bool // cancelled: its response is read and dropped
 	gotHead  bool
-	ws       *wsUp // a WebSocket upgrade: a 101 switches the connection to ws
+	ws       *wsUp       // a WebSocket upgrade: a 101 switches the connection to ws
+	discardT *time.Timer // silenced: discard_timeout's timer
 }
 
 // h1Out is the request whose body is being streamed.
@@ -382,9 +383,13 @@ func (h *http1) handle(buf []byte) (int, error) {
 			done = true
 		}
 		if done {
+			if s.discardT != nil {
+				s.discardT.Stop()
+			}
 			h.streams[0] = nil
 			h.streams = h.streams[1:]
 			h.begun = false
+			h.discardHead()
 			if h.upgrading == s {
 				h.upgrading = nil
 				h.flushWaiting()
@@ -432,10 +437,19 @@ func (h *http1) find(ref uint64) *h1Stream {
 
 // cancel silences the stream, as Gun does: HTTP/1.1 cannot abort one
 // response without closing the connection, so the response is still read,
-// and dropped. Unknown streams are ignored (they may have just ended).
+// and dropped, for at most discard_timeout. A stream whose request body is
+// still being sent closes the connection at once: its body can never be
+// completed, and nothing else could use the connection (Gun leaves it
+// stuck). Unknown streams are ignored (they may have just ended).
 func (h *http1) cancel(ref uint64) error {
 	if s := h.find(ref); s != nil {
 		s.silenced = true
+		if h.out != nil && h.out.ref == ref {
+			h.c.useful = true // our close, not the server's failure: Gun's immediate retry applies
+			h.c.failLocked(fmt.Errorf("cancelled: stream %d was cancelled (or timed out) while its request body was being sent; HTTP/1.1 cannot abandon a body without closing the connection", ref))
+			return nil
+		}
+		h.discardHead()
 		return nil
 	}
 	for i, r := range h.waiting {
@@ -448,6 +462,34 @@ func (h *http1) cancel(ref uint64) error {
 		}
 	}
 	return nil
+}
+
+// discardHead bounds how long the response of a silenced stream is read
+// and dropped (http_opts.discard_timeout), from the time its turn comes
+// (the responses before it are not its to bound): past it the connection
+// closes and reconnects, so an endless body is not read for ever.
+func (h *http1) discardHead() {
+	d := h.c.opts.HTTP.DiscardTimeout
+	if d <= 0 || len(h.streams) == 0 || !h.streams[0].silenced || h.streams[0].discardT != nil {
+		return
+	}
+	s := h.streams[0]
+	c := h.c
+	s.discardT = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.proto != h || h.find(s.ref) != s {
+			return
+		}
+		c.useful = true // the response began or the cancel was ours: not a failed attempt
+		c.failLocked(fmt.Errorf("discard_timeout: the response of cancelled stream %d did not end within %v (http_opts.discard_timeout)", s.ref, d))
+	})
+}
+
+// inputTimeout: a response head, chunk-size line or trailer block must be
+// whole within head_timeout of its first byte (conn.go's watchStall).
+func (h *http1) inputTimeout() (time.Duration, string, bool) {
+	return h.c.opts.HTTP.HeadTimeout, "http_opts.head_timeout", false
 }
 
 func (h *http1) updateFlow(ref uint64, n int) error {
@@ -476,6 +518,9 @@ func (h *http1) down() []uint64 {
 	}
 	killed := make([]uint64, 0, len(h.streams))
 	for _, s := range h.streams {
+		if s.discardT != nil {
+			s.discardT.Stop()
+		}
 		if !s.silenced {
 			killed = append(killed, s.ref)
 		}

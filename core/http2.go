@@ -119,8 +119,10 @@ type h2Stream struct {
 	held      int   // bytes of DATA events the host has not taken yet
 	clen      int64 // the response's content-length, -1 when none
 	rcvd      int64
-	informs   int   // 1xx responses received
-	ws        *wsUp // a WebSocket upgrade (RFC 8441, ws_h2.go)
+	informs   int         // 1xx responses received
+	ws        *wsUp       // a WebSocket upgrade (RFC 8441, ws_h2.go)
+	winT      *time.Timer // send_window_timeout: the body waits for window
+	endWhy    string      // why we reset it, for a Data caller
 }
 
 // h2pseudo holds the pseudo-header fields of a decoded header block.
@@ -667,8 +669,10 @@ func (h *h2conn) sendBody(s *h2Stream) {
 				s.queued = true
 				h.sendq = append(h.sendq, s)
 			}
+			h.windowWait(s)
 			return
 		}
+		h.windowMoved(s)
 		last := n == len(s.body)
 		h.writeData(s.id, last, s.body[:n])
 		s.body = s.body[n:]
@@ -745,6 +749,7 @@ func (h *h2conn) data(ref uint64, p []byte, fin bool) error {
 	for {
 		n := min(len(p), h.avail(s))
 		if n > 0 || len(p) == 0 {
+			h.windowMoved(s)
 			last := fin && n == len(p)
 			h.writeData(s.id, last, p[:n])
 			s.sendWin -= int64(n)
@@ -762,7 +767,11 @@ func (h *h2conn) data(ref uint64, p []byte, fin bool) error {
 				return fmt.Errorf("%w: the connection went down while sending", ErrClosed)
 			}
 		} else {
+			h.windowWait(s)
 			c.wincond.Wait()
+		}
+		if h.refs[ref] != s && s.endWhy != "" {
+			return fmt.Errorf("%w: stream %d: %s", ErrTimeout, ref, s.endWhy)
 		}
 		if !h.live() {
 			return fmt.Errorf("%w: the connection went down while the body waited for the server's flow-control window", ErrClosed)
@@ -802,11 +811,47 @@ func (h *h2conn) maybeClose(s *h2Stream) {
 	}
 }
 
+// windowWait: s has body to send and no window for it. Past
+// send_window_timeout without any, the stream is given up (reset, ERROR),
+// which also releases a Data caller.
+func (h *h2conn) windowWait(s *h2Stream) {
+	d := h.o.SendWindowTimeout
+	if d <= 0 || s.winT != nil {
+		return
+	}
+	var t *time.Timer
+	t = h.after(d, func() {
+		if s.winT != t || h.streams[s.id] != s {
+			return
+		}
+		s.winT = nil
+		s.endWhy = fmt.Sprintf("timeout: the server kept the flow-control window closed for %v (http2_opts.send_window_timeout); the stream was reset", d)
+		h.c.emit(&Event{Kind: EvError, Ref: s.ref, Reason: s.endWhy})
+		h.reset(s, http2.ErrCodeCancel)
+	})
+	s.winT = t
+}
+
+// windowMoved: s could send: its wait for window is over.
+func (h *h2conn) windowMoved(s *h2Stream) {
+	if s.winT != nil {
+		s.winT.Stop()
+		s.winT = nil
+	}
+}
+
+// inputTimeout: a frame, and a header block, must be whole within
+// frame_timeout of its first byte (conn.go's watchStall).
+func (h *h2conn) inputTimeout() (time.Duration, string, bool) {
+	return h.o.FrameTimeout, "http2_opts.frame_timeout", h.hdrOn
+}
+
 // remove forgets a stream: its slot frees, blocked senders wake up.
 func (h *h2conn) remove(s *h2Stream) {
 	if h.streams[s.id] != s {
 		return
 	}
+	h.windowMoved(s)
 	delete(h.streams, s.id)
 	delete(h.refs, s.ref)
 	if s.ws != nil {

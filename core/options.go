@@ -45,6 +45,8 @@ package core
 // http2_opts.wait_for_stream_slot, http2_opts.max_header_list_size,
 // http_opts' and http2_opts' max_informational_responses,
 // http2_opts.max_settings_entries,
+// the progress bounds http_opts.head_timeout, http_opts.discard_timeout,
+// http2_opts.frame_timeout and http2_opts.send_window_timeout,
 // ws_opts.max_message_size (an alias of Gun's ws_opts.max_frame_size) and
 // the tls_opts object's keys above.
 //
@@ -276,6 +278,23 @@ type HTTPOpts struct {
 	MaxHeaderBlockSize        int           // "max_header_block_size", default 100000 (Gun 2.4)
 	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
 	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per request, default 32; 0 = infinity
+
+	// HeadTimeout is gunmetal's "head_timeout": once the first byte of a
+	// response head (status line and header fields; also each 1xx, a
+	// chunk-size line, the trailers) has arrived, the rest must arrive
+	// within it, else the connection goes down with reason "timeout: ...
+	// http_opts.head_timeout" and reconnects per retry. Default 30000 ms;
+	// "infinity" (0) turns it off. Waiting for a response to begin is not
+	// bounded by it (that is the request's timeout).
+	HeadTimeout time.Duration
+	// DiscardTimeout is gunmetal's "discard_timeout": HTTP/1.1 cannot abort
+	// one response, so the response of a cancelled (or timed out) stream is
+	// read and dropped, as in Gun; if it has not ended within this time of
+	// the cancel (or of its turn, while responses pipelined before it are
+	// read), the connection is closed (DOWN "discard_timeout: ...") and
+	// reconnects, so that an endless body is not read for ever. Default
+	// 5000 ms; "infinity" (0): Gun's behaviour, read until it ends.
+	DiscardTimeout time.Duration
 }
 
 // HTTP2Opts is "http2_opts", with Gun's names and defaults (and
@@ -311,6 +330,22 @@ type HTTP2Opts struct {
 	EnableConnectProtocol           bool          // "enable_connect_protocol", false
 	WaitForStreamSlot               bool          // gunmetal "wait_for_stream_slot", false
 	MaxHeaderListSize               uint32        // gunmetal "max_header_list_size"; 0 = none
+
+	// FrameTimeout is gunmetal's "frame_timeout": once the first byte of a
+	// frame has arrived, the rest must arrive within it, and a header block
+	// (HEADERS or PUSH_PROMISE and its CONTINUATION frames) must be whole
+	// within it of its first byte; else the connection goes down with reason
+	// "timeout: ... http2_opts.frame_timeout". Default 30000 ms; "infinity"
+	// (0) turns it off.
+	FrameTimeout time.Duration
+	// SendWindowTimeout is gunmetal's "send_window_timeout": a request body
+	// that cannot send a byte because the server keeps the stream's or the
+	// connection's flow-control window at 0 for this long is given up: the
+	// stream is reset (CANCEL), gets ERROR "timeout: ...
+	// http2_opts.send_window_timeout", and a Data (gm_data) blocked on it
+	// returns. Default 15000 ms (tcp_opts.send_timeout's, which bounds the
+	// same stall on HTTP/1.1); "infinity" (0) waits for ever.
+	SendWindowTimeout time.Duration
 }
 
 // WSOpts is "ws_opts" (also what ws_upgrade takes).
@@ -411,6 +446,8 @@ func DefaultHTTPOpts() *HTTPOpts {
 		MaxHeaderBlockSize:  100000,
 		MaxTrailerBlockSize: 10000,
 		MaxInformational:    32,
+		HeadTimeout:         30000 * time.Millisecond,
+		DiscardTimeout:      5000 * time.Millisecond,
 	}
 }
 
@@ -438,6 +475,8 @@ func DefaultHTTP2Opts() *HTTP2Opts {
 		MaxFragmentedHeaderBlockSize:    32768,
 		PrefaceTimeout:                  5000 * time.Millisecond,
 		SettingsTimeout:                 5000 * time.Millisecond,
+		FrameTimeout:                    30000 * time.Millisecond,
+		SendWindowTimeout:               15000 * time.Millisecond,
 	}
 }
 
@@ -739,6 +778,10 @@ func parseHTTPOptsInto(parent, key string, raw json.RawMessage, dst *HTTPOpts) (
 			dst.Flow = int(n)
 		case "keepalive":
 			dst.KeepAlive, err = f.timeout()
+		case "head_timeout":
+			dst.HeadTimeout, err = f.timeout()
+		case "discard_timeout":
+			dst.DiscardTimeout, err = f.timeout()
 		case "max_headers":
 			n, err = f.integer(0, math.MaxInt32)
 			dst.MaxHeaders = int(n)
@@ -844,6 +887,10 @@ func parseHTTP2OptsInto(parent, key string, raw json.RawMessage, dst *HTTP2Opts)
 			u32(0, math.MaxUint32, &dst.MaxStreamBufferSize)
 		case "max_stream_window_size":
 			u32(0, max31, &dst.MaxStreamWindowSize)
+		case "frame_timeout":
+			dst.FrameTimeout, err = f.timeout()
+		case "send_window_timeout":
+			dst.SendWindowTimeout, err = f.timeout()
 		case "preface_timeout":
 			dst.PrefaceTimeout, err = f.timeout()
 		case "settings_timeout":

@@ -60,7 +60,7 @@ func TestOptionsDefaults(t *testing.T) {
 	if o.ConnectTimeout != 0 || o.DomainLookupTimeout != 0 || o.TLSHandshakeTimeout != 0 {
 		t.Errorf("timeouts should be infinity (0)")
 	}
-	if o.MaxPendingRequests != 1024 || o.CookieStore || o.CookieIgnoreInformational || !o.Supervise || o.Trace {
+	if o.MaxPendingRequests != 1024 || o.RetryOnTLSVerifyFailure || o.CookieStore || o.CookieIgnoreInformational || !o.Supervise || o.Trace {
 		t.Errorf("misc defaults: %+v", o)
 	}
 	if o.Socks != nil {
@@ -76,7 +76,8 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("tls defaults %+v", o.TLS)
 	}
 	wantHTTP := HTTPOpts{Version: "HTTP/1.1", ClosingTimeout: ms(15000), MaxHeaders: 100,
-		MaxHeaderBlockSize: 100000, MaxTrailerBlockSize: 10000, MaxInformational: 32}
+		MaxHeaderBlockSize: 100000, MaxTrailerBlockSize: 10000, MaxInformational: 32,
+		HeadTimeout: ms(30000), DiscardTimeout: ms(5000)}
 	if o.HTTP != wantHTTP {
 		t.Errorf("http defaults %+v", o.HTTP)
 	}
@@ -89,7 +90,8 @@ func TestOptionsDefaults(t *testing.T) {
 		h2.MaxConcurrentStreams != 100 || h2.MaxInformational != 32 || h2.MaxSettingsEntries != 64 || h2.MaxDecodeTableSize != 4096 || h2.MaxEncodeTableSize != 4096 ||
 		h2.MaxFrameSizeReceived != 16384 || h2.MaxFrameSizeSent != 0 || h2.MaxFragmentedHeaderBlockSize != 32768 ||
 		h2.PrefaceTimeout != ms(5000) || h2.SettingsTimeout != ms(5000) || h2.NotifySettingsChanged ||
-		h2.WaitForStreamSlot || h2.EnableConnectProtocol || h2.MaxHeaderListSize != 0 {
+		h2.WaitForStreamSlot || h2.EnableConnectProtocol || h2.MaxHeaderListSize != 0 ||
+		h2.FrameTimeout != ms(30000) || h2.SendWindowTimeout != ms(15000) {
 		t.Errorf("http2 defaults %+v", h2)
 	}
 	ws := o.WS
@@ -139,6 +141,7 @@ func TestOptionsEveryKey(t *testing.T) {
 	  "protocols": ["http2", "http"],
 	  "retry": 3,
 	  "retry_timeout": 250,
+	  "retry_on_tls_verify_failure": true,
 	  "retry_fun": {"backoff": "exponential", "initial": 100, "max": 3000, "factor": 1.5},
 	  "supervise": false,
 	  "trace": true,
@@ -151,7 +154,7 @@ func TestOptionsEveryKey(t *testing.T) {
 	  "http_opts": {"keepalive": 30000, "version": "HTTP/1.0", "closing_timeout": 100, "flow": 2,
 	                "max_headers": 50, "max_header_block_size": 2000, "max_trailer_block_size": 300,
 	                "max_informational_responses": 3,
-	                "cookie_ignore_informational": false},
+	                "cookie_ignore_informational": false, "head_timeout": 108, "discard_timeout": "infinity"},
 	  "http2_opts": {"closing_timeout": 101, "flow": 3, "keepalive": 102, "keepalive_tolerance": 4,
 	                 "initial_connection_window_size": 70000, "initial_stream_window_size": 70001,
 	                 "max_connection_window_size": 70002, "max_stream_window_size": 70003,
@@ -163,7 +166,8 @@ func TestOptionsEveryKey(t *testing.T) {
 	                 "max_fragmented_header_block_size": 40000, "preface_timeout": 103, "settings_timeout": 104,
 	                 "notify_settings_changed": true, "wait_for_stream_slot": true,
 	                 "enable_connect_protocol": true, "max_header_list_size": 21, "max_headers": 22,
-	                 "max_informational_responses": "infinity", "max_settings_entries": 23},
+	                 "max_informational_responses": "infinity", "max_settings_entries": 23,
+	                 "frame_timeout": 109, "send_window_timeout": 110},
 	  "ws_opts": {"closing_timeout": 105, "compress": true, "flow": 5, "keepalive": 106,
 	              "protocols": ["mqtt", ["wamp.2.json", "my_handler"]], "silence_pings": false,
 	              "default_protocol": "my_ws_h", "max_frame_size": 1000, "invalid_request_headers": "ignore",
@@ -190,6 +194,7 @@ func TestOptionsEveryKey(t *testing.T) {
 	check("Protocols", o.Protocols, []string{"http2", "http"})
 	check("Retry", o.Retry, 3)
 	check("RetryTimeout", o.RetryTimeout, ms(250))
+	check("RetryOnTLSVerifyFailure", o.RetryOnTLSVerifyFailure, true)
 	check("RetryFun", *o.RetryFun, RetryPolicy{Backoff: "exponential", Initial: ms(100), Max: ms(3000), Factor: 1.5})
 	check("Supervise", o.Supervise, false)
 	check("Trace", o.Trace, true)
@@ -201,7 +206,8 @@ func TestOptionsEveryKey(t *testing.T) {
 		SessionCacheClientMax: 10, Reuse: false, Versions: []string{"tlsv1.3"}}
 	check("TLS", o.TLS, tlsWant)
 	check("HTTP", o.HTTP, HTTPOpts{KeepAlive: ms(30000), Version: "HTTP/1.0", ClosingTimeout: ms(100), Flow: 2,
-		CookieIgnoreInformational: false, MaxHeaders: 50, MaxHeaderBlockSize: 2000, MaxTrailerBlockSize: 300, MaxInformational: 3})
+		CookieIgnoreInformational: false, MaxHeaders: 50, MaxHeaderBlockSize: 2000, MaxTrailerBlockSize: 300, MaxInformational: 3,
+		HeadTimeout: ms(108), DiscardTimeout: 0})
 	check("HTTP2", o.HTTP2, HTTP2Opts{ClosingTimeout: ms(101), Flow: 3, KeepAlive: ms(102), KeepAliveTolerance: 4,
 		CookieIgnoreInformational: true, NotifySettingsChanged: true, MaxHeaders: 22,
 		InitialConnectionWindowSize: 70000, InitialStreamWindowSize: 70001,
@@ -212,7 +218,8 @@ func TestOptionsEveryKey(t *testing.T) {
 		MaxDecodeTableSize: 18, MaxEncodeTableSize: 19, MaxFrameSizeReceived: 16777215, MaxFrameSizeSent: 20000,
 		MaxFragmentedHeaderBlockSize: 40000, PrefaceTimeout: ms(103), SettingsTimeout: ms(104),
 		EnableConnectProtocol: true, WaitForStreamSlot: true, MaxHeaderListSize: 21,
-		MaxInformational: 0, MaxSettingsEntries: 23})
+		MaxInformational: 0, MaxSettingsEntries: 23,
+		FrameTimeout: ms(109), SendWindowTimeout: ms(110)})
 	check("WS", o.WS, WSOpts{ClosingTimeout: ms(105), Compress: true, Flow: 5, KeepAlive: ms(106),
 		Protocols: []string{"mqtt", "wamp.2.json"}, SilencePings: false, DefaultProtocol: "my_ws_h",
 		MaxMessageSize: 1000, IgnoreInvalidRequestHeaders: true})

@@ -281,9 +281,19 @@ int gm_queue_len(gm_queue *q);
  *   connect_timeout / domain_lookup_timeout / tls_handshake_timeout (ms or
  *   "infinity"), max_pending_requests (1024), tcp_opts, tls_opts (verify
  *   on by default with the system roots; "verify":"verify_none" turns it off;
- *   cacertfile, certfile, keyfile, server_name_indication), http_opts
+ *   cacertfile, certfile, keyfile, server_name_indication, cacerts), http_opts
  *   (keepalive: ms between the empty lines sent on an idle HTTP/1.1
  *   connection, as Gun; default "infinity"), http2_opts, ws_opts.
+ *   A certificate that fails verification ends the connection at once (EXIT
+ *   with the x509 reason) unless retry_on_tls_verify_failure is true; a
+ *   connection that goes down before it completed a response and within 1 s
+ *   counts as a failed attempt (its retry waits and uses up retry), so no
+ *   server can cause a reconnect storm. Progress bounds:
+ *   http_opts.head_timeout (30000), discard_timeout (5000),
+ *   http2_opts.frame_timeout (30000), send_window_timeout (15000). Flood
+ *   bounds: http_opts/http2_opts max_headers (100),
+ *   max_informational_responses (32), http2_opts.max_settings_entries (64),
+ *   max_concurrent_streams (100, also the pushes held at once).
  *   Nothing is accepted and ignored: what this build does not implement is
  *   GM_EOPTION naming it: protocols "raw" and "socks" (and raw_opts,
  *   socks_opts), supervise false (the library keeps the connection; there
@@ -387,12 +397,20 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * connection's) is closed: the body is never buffered. GM_ENOTUP while the
  * request is still waiting for the connection; GM_ENOSTREAM if ref is not
  * sending a body or its stream was reset meanwhile; GM_ECLOSED if the
- * connection went down meanwhile. */
+ * connection went down meanwhile. A thread blocked here always gets out:
+ * gm_close, gm_cancel of ref and ref's timeout_ms release it (GM_ECLOSED;
+ * on HTTP/1.1 the connection, which cannot finish that body, then closes
+ * and reconnects); tcp_opts.send_timeout (default 15 s) bounds a socket
+ * that takes nothing; on HTTP/2 http2_opts.send_window_timeout (default
+ * 15 s) bounds a window kept at 0 (GM_ETIMEOUT, the stream is reset). */
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin);
 
 /* Cancels a stream (Gun's gun:cancel): no more events for it. HTTP/1.1 still
- * reads (and drops) the response; HTTP/2 resets the stream. Unknown or
- * finished streams are ignored (GM_OK), as in Gun. */
+ * reads (and drops) the response, for at most http_opts.discard_timeout
+ * (default 5 s; then the connection closes and reconnects), and closes the
+ * connection at once if the stream's request body was still being sent;
+ * HTTP/2 resets the stream. Unknown or finished streams are ignored
+ * (GM_OK), as in Gun. */
 int gm_cancel(gm_conn *c, gm_ref ref);
 
 /* Adds n > 0 to a stream's flow (Gun's update_flow): a stream opened with a
