@@ -991,14 +991,6 @@ type Info struct {
 	Peer      string // peer address or unix socket path
 }
 
-// Closed: Close was called or the connection has exited. What the C ABI's
-// gm_info answers GM_ECLOSED for, as gm_stream_info does.
-func (c *Conn) Closed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.state == stateDone || c.closeReq != ""
-}
-
 func (c *Conn) Info() Info {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -307,8 +307,9 @@ int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_co
 
 /* Ends the connection at once (Gun's gun:close): in-flight streams are
  * dropped, no DOWN is sent, the EXIT's reason is "shutdown". The handle stays
- * valid (later calls, gm_info included, answer GM_ECLOSED) until
- * gm_conn_free. NULL and a closed connection are no-ops returning GM_OK. */
+ * valid (later calls answer GM_ECLOSED, except gm_info, which reports state
+ * "closed") until gm_conn_free. NULL and a closed connection are no-ops
+ * returning GM_OK. */
 int gm_close(gm_conn *c);
 
 /* Closes gracefully (Gun's gun:shutdown): requests in flight finish (bounded
@@ -418,10 +419,13 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
 
 /* Fills *out with a GM_EV_INFO record describing the connection (Gun's
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
- * not_connected, closing), protocol, transport, host, port, origin
+ * not_connected, closing, closed), protocol, transport, host, port, origin
  * (scheme://authority), and when connected, sock_ip/sock_port (local) and
- * peer (address, or the socket path). Free with gm_event_free. GM_ECLOSED
- * after gm_close or once the connection has exited (as gm_stream_info). */
+ * peer (address, or the socket path). Free with gm_event_free. Unlike the
+ * calls that act on the connection, it still answers GM_OK after gm_close
+ * and after the EXIT, with state "closed": it reads the handle's record,
+ * which lives until gm_conn_free (Gun's gun:info on a dead connection exits
+ * with noproc; a C handle outlives its connection). */
 int gm_info(gm_conn *c, gm_event **out);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
