@@ -563,9 +563,6 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if out == nil {
 		return fail(C.GM_EINVAL, "out is NULL").report()
 	}
-	if h.c.Closed() {
-		return fail(C.GM_ECLOSED, "the connection is closed (gm_close)").report()
-	}
 	in := h.c.Info()
 	kv := []string{"state", in.State, "protocol", in.Protocol, "transport", in.Transport,
 		"host", in.Host, "port", strconv.Itoa(in.Port), "origin", in.Origin}

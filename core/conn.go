@@ -1130,15 +1130,6 @@ type Info struct {
 	Reason    string // once closed: the EXIT's reason (the event may still be queued)
 }
 
-// Closed: the host closed the connection (Close or Free). The C ABI's
-// gm_info answers GM_ECLOSED then; a connection that exited by itself still
-// answers, with its EXIT's reason, so a host can say why it failed.
-func (c *Conn) Closed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closeReq != ""
-}
-
 func (c *Conn) Info() Info {
 	c.mu.Lock()
 	defer c.mu.Unlock()

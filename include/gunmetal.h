@@ -317,8 +317,9 @@ int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_co
 
 /* Ends the connection at once (Gun's gun:close): in-flight streams are
  * dropped, no DOWN is sent, the EXIT's reason is "shutdown". The handle stays
- * valid (later calls, gm_info included, answer GM_ECLOSED) until gm_conn_free. NULL and a closed
- * connection are no-ops returning GM_OK. */
+ * valid (later calls answer GM_ECLOSED, except gm_info, which reports state
+ * "closed") until gm_conn_free. NULL and a closed connection are no-ops
+ * returning GM_OK. */
 int gm_close(gm_conn *c);
 
 /* Closes gracefully (Gun's gun:shutdown): requests in flight finish (bounded
@@ -367,9 +368,9 @@ typedef struct gm_req_opts {
  * last is HTTP/1.1 only and GM_EINVAL where HTTP/2 is or may be spoken (its
  * :path takes origin-form). Anything else, authority-form included (CONNECT
  * tunnels are not requests), is GM_EINVAL. Gun sends any path as given; a
- * target of another form would be read by the server as something else. A host header is added
- * when missing; content-length is added for a body; with GM_REQ_STREAM and
- * no content-length, HTTP/1.1 uses chunked encoding.
+ * target of another form would be read by the server as something else.
+ * A host header is added when missing; content-length is added for a body;
+ * with GM_REQ_STREAM and no content-length, HTTP/1.1 uses chunked encoding.
  * While the connection is not up the request waits (up to
  * max_pending_requests) and goes out on UP; requests in flight when a
  * connection is lost are not retried (they get ERROR "closed" and appear in
@@ -440,10 +441,13 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
  * not_connected, closing, closed), protocol, transport, host, port, origin
  * (scheme://authority), and when connected, sock_ip/sock_port (local) and
- * peer (address, or the socket path); once the connection has exited by
- * itself, state is closed and reason is the EXIT's reason (also while that
- * event is still queued). Free with gm_event_free. GM_ECLOSED after gm_close.
- */
+ * peer (address, or the socket path); once the connection has exited,
+ * reason (the EXIT's reason, also while that event is still queued). Free
+ * with gm_event_free. Unlike the calls that act on the connection, it still
+ * answers GM_OK after gm_close and after the EXIT, with state "closed": it
+ * reads the handle's record, which lives until gm_conn_free (Gun's gun:info
+ * on a dead connection exits with noproc; a C handle outlives its
+ * connection). */
 int gm_info(gm_conn *c, gm_event **out);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
@@ -531,7 +535,7 @@ int gm_ping(gm_conn *c, gm_ref *ref);
 int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
                   const char *ws_opts_json, gm_ref *ref);
 
-/* A frame for gm_ws_send (no `size` field: see the ABI PROMISE). op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING or
+/* A frame for gm_ws_send. op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING or
  * GM_WS_CLOSE (GM_WS_PONG is refused, see below); data/len the payload
  * (data may be NULL when len is 0; text must be UTF-8); for GM_WS_CLOSE,
  * code is the close code (0: a close frame without code or reason) and

@@ -16,7 +16,8 @@
 #
 # Environment: GM_TEST_CASE_TIMEOUT (seconds per case, default 60),
 # GM_TEST_VERBOSE=1 (show every case's output), GM_TEST_FILTER (a grep -E
-# pattern on "file:case").
+# pattern on "file:case"), and for fuzz_api.c (random API call sequences,
+# 20 s by default) GM_FUZZ_SEED, GM_FUZZ_SECONDS (<= 30) and GM_FUZZ_OPS.
 set -u
 
 if [ $# -ne 1 ]; then

@@ -45,8 +45,7 @@ def test_refused_retry_0_exits_econnrefused() -> None:
         with pytest.raises(gunmetal.Closed) as ei:
             c.get("/")
         assert str(ei.value) == f"127.0.0.1:{port}: the connection exited: econnrefused"
-        # gm_info after an EXIT the host did not ask for: state closed and
-        # the EXIT's reason (GM_ECLOSED only after gm_close).
+        # gm_info after the EXIT: state closed and the EXIT's reason.
         info = c.info()
         assert info["state"] == "closed" and info["reason"] == "econnrefused"
 
