@@ -112,6 +112,7 @@ type h2Stream struct {
 	clen      int64 // the response's content-length, -1 when none
 	rcvd      int64
 	ws        *wsUp // a WebSocket upgrade (RFC 8441, ws_h2.go)
+	wsOpen    bool  // a WebSocket's frames go through body: no END_STREAM when it empties
 }
 
 // h2pseudo holds the pseudo-header fields of a decoded header block.
@@ -654,7 +655,7 @@ func (h *h2conn) sendBody(s *h2Stream) {
 			}
 			return
 		}
-		last := n == len(s.body)
+		last := n == len(s.body) && !s.wsOpen
 		h.writeData(s.id, last, s.body[:n])
 		s.body = s.body[n:]
 		s.sendWin -= int64(n)
@@ -665,6 +666,10 @@ func (h *h2conn) sendBody(s *h2Stream) {
 			h.unqueue(s)
 			h.maybeClose(s)
 		}
+	}
+	if s.wsOpen {
+		h.unqueue(s)
+		h.c.wincond.Broadcast() // WSSend may wait for the body to drain
 	}
 }
 
