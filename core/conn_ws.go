@@ -255,7 +255,7 @@ func (up *wsUp) checkNegotiated(hs []Header) (wsNegotiated, error) {
 		}
 		for _, o := range opts {
 			if string(o.Name) != wsflate.ExtensionName || !up.compress {
-				return neg, fmt.Errorf("extension %q was not offered", o.String())
+				return neg, fmt.Errorf("extension %q was not offered", o.Name)
 			}
 			if neg.deflate {
 				return neg, fmt.Errorf("permessage-deflate answered twice")
@@ -266,7 +266,7 @@ func (up *wsUp) checkNegotiated(hs []Header) (wsNegotiated, error) {
 			// RFC 7692 7.1.2.2: client_max_window_bits only if offered, and
 			// then with a value.
 			if cb := neg.params.ClientMaxWindowBits; cb.Defined() && (cb == 1 || up.opts.CompressCompat) {
-				return neg, fmt.Errorf("permessage-deflate parameter client_max_window_bits %q", o.String())
+				return neg, fmt.Errorf("permessage-deflate answer %q: client_max_window_bits was not offered with a value to choose", v)
 			}
 			neg.deflate = true
 		}
