@@ -316,7 +316,7 @@ func TestWSSubprotocols(t *testing.T) {
 
 	// None of ours known: the server answers without one; Gun accepts that.
 	c2 := up(t, q, `{"retry":0}`)
-	ref2, ev := wsUpgrade(t, q, c2, "/ws", wsOpts(t, `{"protocols":[["mqtt","handler"]]}`))
+	ref2, ev := wsUpgrade(t, q, c2, "/ws", wsOpts(t, `{"protocols":[["mqtt","gun_ws_h"]]}`))
 	if v, ok := header(ev.Headers, "sec-websocket-protocol"); ok {
 		t.Fatalf("negotiated %q, want none", v)
 	}
