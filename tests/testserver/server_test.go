@@ -478,11 +478,16 @@ func TestWebSocket(t *testing.T) {
 			}
 			ext := &wsflate.Extension{Parameters: wsflate.Parameters{ClientNoContextTakeover: true, ServerNoContextTakeover: true}}
 			d.Extensions = []httphead.Option{ext.Parameters.Option()}
-			nc, _, hs, err := d.Dial(ctx, base+"/ws")
+			nc, br, hs, err := d.Dial(ctx, base+"/ws")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer nc.Close()
+			// What the handshake read past the 101 is in br (nil when nothing).
+			var rd io.Reader = nc
+			if br != nil {
+				rd = br
+			}
 			if hs.Protocol != "chat" || len(hs.Extensions) != 1 || string(hs.Extensions[0].Name) != "permessage-deflate" {
 				t.Fatalf("subprotocol %q, extensions %v", hs.Protocol, hs.Extensions)
 			}
@@ -497,7 +502,7 @@ func TestWebSocket(t *testing.T) {
 				if err := ws.WriteFrame(nc, ws.MaskFrame(f)); err != nil {
 					t.Fatal(err)
 				}
-				g, err := ws.ReadFrame(nc)
+				g, err := ws.ReadFrame(rd)
 				if err != nil || !g.Header.Rsv1() {
 					t.Fatalf("echo: %+v %v", g.Header, err)
 				}
@@ -506,13 +511,13 @@ func TestWebSocket(t *testing.T) {
 				}
 			}
 			ws.WriteFrame(nc, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
-			if g, err := ws.ReadFrame(nc); err != nil || g.Header.OpCode != ws.OpClose {
+			if g, err := ws.ReadFrame(rd); err != nil || g.Header.OpCode != ws.OpClose {
 				t.Fatalf("close answer: %+v %v", g.Header, err)
 			}
 
 			// Server-initiated close.
 			d2 := ws.Dialer{TLSConfig: tr.TLSClientConfig, NetDial: d.NetDial, Protocols: []string{"echo"}}
-			nc2, _, hs2, err := d2.Dial(ctx, base+"/ws?close=4001")
+			nc2, br2, hs2, err := d2.Dial(ctx, base+"/ws?close=4001")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -520,7 +525,11 @@ func TestWebSocket(t *testing.T) {
 			if hs2.Protocol != "echo" {
 				t.Fatalf("subprotocol %q", hs2.Protocol)
 			}
-			g, err := ws.ReadFrame(nc2)
+			var rd2 io.Reader = nc2
+			if br2 != nil {
+				rd2 = br2
+			}
+			g, err := ws.ReadFrame(rd2)
 			code, reason := ws.ParseCloseFrameData(g.Payload)
 			if err != nil || g.Header.OpCode != ws.OpClose || code != 4001 || reason != "bye" {
 				t.Fatalf("want close 4001 bye, got %+v %d %q %v", g.Header, code, reason, err)
