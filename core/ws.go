@@ -447,6 +447,12 @@ func (p *wsProto) beginFrame(h ws.Header) error {
 func (p *wsProto) endFrame() error {
 	switch p.fop {
 	case ws.OpPing:
+		if n := p.pending(); n > wsPongBacklog {
+			// Gun would block in its send; we don't block the reader, so a
+			// server that pings and never reads its pongs is cut off here.
+			return p.fail(ws.StatusPolicyViolation, fmt.Sprintf(
+				"ws_error: ping flood: %d bytes of our output wait for the server to read them (it sends pings and does not read the pongs); closed with 1008", n))
+		}
 		payload := p.ctl[:p.ctlN]
 		p.writeFrame(ws.OpPong, payload, false) // before anything else we write
 		if !p.opts.SilencePings {
@@ -636,6 +642,19 @@ func (p *wsProto) writeFrame(op ws.OpCode, payload []byte, z bool) {
 		c.wcond.Signal()
 	}
 	c.wbuf = wsAppendFrame(c.wbuf, op, rsv, mask, payload)
+}
+
+// wsPongBacklog bounds the output a server's pings can pile up (their
+// pongs) while it reads nothing.
+const wsPongBacklog = 2 * writeBound
+
+// pending is our output not yet written to the socket (HTTP/1.1) or not
+// yet sent within the server's windows (HTTP/2). c.mu held.
+func (p *wsProto) pending() int {
+	if p.h2 != nil {
+		return len(p.h2.s.body)
+	}
+	return len(p.c.wbuf)
 }
 
 // wsAppendFrame appends a final frame: header, then the payload masked.

@@ -817,3 +817,35 @@ func TestWSAllocsPerMessage(t *testing.T) {
 		t.Fatalf("%.2f allocations per message, want at most 2 (the event and its payload)", allocs/n)
 	}
 }
+
+// TestWSScriptPingFlood: a server that sends pings without reading our
+// pongs is cut off (close 1008, ERROR ws_error: ping flood) once the pongs
+// waiting for it pass the bound, instead of growing our output for ever.
+func TestWSScriptPingFlood(t *testing.T) {
+	sent := make(chan int, 1)
+	s := startWSScript(t, "", func(p *wsPeer) {
+		ping := wsServerFrame(0x89, bytes.Repeat([]byte("p"), 125))
+		batch := bytes.Repeat(ping, 512)
+		n := 0
+		for ; n < 64<<20; n += len(batch) { // at most 64 MiB of pings
+			if _, err := p.nc.Write(batch); err != nil {
+				break
+			}
+		}
+		sent <- n
+	})
+	q := newQueue(t)
+	c := openTo(t, q, s.port(), `{"retry":0}`)
+	awaitUp(t, c)
+	ref, _ := wsUpgrade(t, q, c, "/", nil)
+	ev := expect(t, q, EvError, ref)
+	if !hasReason(ev, "ws_error: ping flood") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvDown, 0); !hasReason(ev, "ws_error: ping flood") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if n := <-sent; n >= 64<<20 {
+		t.Fatalf("the server wrote %d bytes of pings without being cut off", n)
+	}
+}
