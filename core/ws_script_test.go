@@ -230,7 +230,10 @@ func wsRun(t *testing.T, s *rawServer, opts string, want []wsWant, down string) 
 	if ev.Protocol != "ws" || !strings.HasPrefix(ev.Reason, down) || len(ev.Killed) != 1 || ev.Killed[0] != ref {
 		t.Fatalf("got %s, want gun_down ws %q... killed [%d]", evString(ev), down, ref)
 	}
-	expect(t, q, EvExit, 0)
+	// retry 0: EXIT says the same.
+	if ev := expect(t, q, EvExit, 0); !strings.Contains(ev.Reason, down) {
+		t.Fatalf("got %s, want gun_exit with %q", evString(ev), down)
+	}
 }
 
 // TestWSScriptAutobahn mirrors the Autobahn client cases that apply. Each
