@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -850,5 +851,30 @@ func TestWSScriptPingFlood(t *testing.T) {
 	}
 	if n := <-sent; n >= 64<<20 {
 		t.Fatalf("the server wrote %d bytes of pings without being cut off", n)
+	}
+}
+
+// TestWSNoGoroutinePerWebSocket: upgrading a connection adds no goroutine
+// (frames are parsed in the connection's read loop): ten WebSockets, each
+// with a message echoed, leave the goroutine count where ten HTTP
+// connections had it (coder/websocket kept one reader per WebSocket).
+func TestWSNoGoroutinePerWebSocket(t *testing.T) {
+	q := newQueue(t)
+	var cs []*Conn
+	for i := 0; i < 10; i++ {
+		cs = append(cs, up(t, q, `{"retry":0}`))
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for _, c := range cs {
+		ref, _ := wsUpgrade(t, q, c, "/ws", wsOpts(t, `{"keepalive":60000}`))
+		wsSend(t, c, ref, WSFrame{Op: WSText, Data: []byte("hi")})
+		expectWS(t, q, ref, WSText)
+	}
+	time.Sleep(100 * time.Millisecond)
+	after := runtime.NumGoroutine()
+	t.Logf("goroutines: %d with 10 HTTP connections, %d once they are WebSockets", before, after)
+	if after-before >= len(cs) {
+		t.Fatalf("%d more goroutines for %d WebSockets", after-before, len(cs))
 	}
 }
