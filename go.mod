@@ -3,7 +3,8 @@ module gunmetal
 go 1.26.0
 
 require (
-	github.com/coder/websocket v1.8.15
+	github.com/gobwas/httphead v0.1.0
+	github.com/gobwas/ws v1.5.0
 	github.com/mattn/go-pointer v0.0.1
 	golang.org/x/sys v0.50.0
 )

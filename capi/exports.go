@@ -622,7 +622,7 @@ func gm_ping(p *C.gm_conn, ref *C.gm_ref) (rc C.int) {
 }
 
 //export gmgo_ws_upgrade
-func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, opts *C.char, ref *C.gm_ref) (rc C.int) {
+func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, opts *C.char, replyTo *C.gm_queue, ref *C.gm_ref) (rc C.int) {
 	defer guard(&rc)
 	h, st := connOf(p)
 	if st != nil {
@@ -650,6 +650,18 @@ func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, o
 			return fromErr(err).report()
 		}
 		wo = o
+	}
+	if replyTo != nil {
+		// Gun's ws_opts reply_to: the stream's events go to that queue.
+		q, st := queueOf(replyTo)
+		if st != nil {
+			return st.report()
+		}
+		if wo == nil {
+			o := h.c.WSOpts()
+			wo = &o
+		}
+		wo.ReplyTo = q
 	}
 	id, err := h.c.WSUpgrade(ps, headers, wo)
 	if err != nil {

@@ -52,7 +52,7 @@ extern int gmgo_open_unix(gm_queue *, char *, char *, gm_conn **);
 extern int gmgo_await_up(gm_conn *, int, char **);
 extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, size_t, unsigned, gm_req_opts *, gm_ref *);
 extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int);
-extern int gmgo_ws_upgrade(gm_conn *, char *, gm_header *, size_t, char *, gm_ref *);
+extern int gmgo_ws_upgrade(gm_conn *, char *, gm_header *, size_t, char *, gm_queue *, gm_ref *);
 extern int gmgo_ws_send(gm_conn *, gm_ref, gm_ws_frame *, size_t);
 
 int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, gm_conn **out) {
@@ -81,7 +81,12 @@ int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin) {
 
 int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
                   const char *ws_opts_json, gm_ref *ref) {
-    return gmgo_ws_upgrade(c, (char *)path, (gm_header *)headers, n_headers, (char *)ws_opts_json, ref);
+    return gmgo_ws_upgrade(c, (char *)path, (gm_header *)headers, n_headers, (char *)ws_opts_json, NULL, ref);
+}
+
+int gm_ws_upgrade_to(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
+                     const char *ws_opts_json, gm_queue *reply_to, gm_ref *ref) {
+    return gmgo_ws_upgrade(c, (char *)path, (gm_header *)headers, n_headers, (char *)ws_opts_json, reply_to, ref);
 }
 
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n) {

@@ -750,6 +750,8 @@ func streamEnds(ev *Event) bool {
 		return ev.Fin
 	case EvTrailers, EvError:
 		return true
+	case EvWS:
+		return ev.WSOp == WSClose // a WebSocket's last event
 	}
 	return false
 }
@@ -987,7 +989,7 @@ func (c *Conn) Cancel(ref uint64) error {
 		if r.ref == ref {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
 			if r.ws != nil {
-				r.ws.fail(errWSDone)
+				r.ws.fail()
 			}
 			return nil
 		}

@@ -1,36 +1,28 @@
 package core
 
 // The WebSocket API of Conn (Gun's gun:ws_upgrade and gun:ws_send) and the
-// upgrade request's way through the HTTP/1.1 engine. The WebSocket protocol
-// itself (framing, the connection after the 101) is in ws.go.
+// upgrade request's way through the engines. The WebSocket protocol itself
+// (frames, the connection after the 101) is in ws.go; RFC 8441 in ws_h2.go.
 //
-// How coder/websocket is driven over our own connection: WSUpgrade starts
-// one goroutine that calls websocket.Dial with an http.Client whose
-// Transport is the upgrade itself (wsUp.RoundTrip). coder/websocket builds
-// the handshake request (its own Sec-WebSocket-Key, its subprotocol and
-// permessage-deflate offer); RoundTrip does not dial anything: it turns that
-// request into an ordinary Request of this connection, handed to the
-// protocol in use (HTTP/1.1 writes it on the same socket, in pipeline
-// order), and WSUpgrade returns once it is in the pipeline. When the 101
-// arrives the HTTP/1.1 engine checks it as Gun does (Sec-WebSocket-Accept,
-// extensions, subprotocol), replaces the connection's protocol by a "ws"
-// protocol and answers RoundTrip with a 101 whose Body is that protocol's
-// byte pipe; coder/websocket then checks the same response again and frames
-// over the pipe. Any other status is an ordinary RESPONSE (+ DATA) of the
-// stream, as in Gun, and Dial just fails quietly.
+// An upgrade is an ordinary Request of the connection that carries a wsUp:
+// HTTP/1.1 writes it on the same socket in pipeline order; a 101 is checked
+// as Gun's ws_handshake does (Sec-WebSocket-Accept, the extensions and
+// subprotocol we offered) and replaces the connection's protocol with a ws
+// one; any other status is an ordinary RESPONSE (+ DATA) of the stream, as
+// in Gun. HTTP/2 opens an extended CONNECT stream instead.
 
 import (
-	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"time"
 	"unicode/utf8"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // WSFrame is one frame for WSSend (Gun's ws_frame()).
@@ -51,12 +43,11 @@ type wsUpgrader interface {
 	wsUpgrade(r *Request) error
 }
 
-// errWSDone: the upgrade stream already got its last event (ERROR); the
-// Dial goroutine only has to go away.
+// errWSDone: the upgrade stream already got its last event (ERROR).
 var errWSDone = errors.New("websocket upgrade did not happen")
 
 // wsUp is one upgrade request: made by WSUpgrade, carried by Request.ws,
-// answered by the 101 (accept) or anything else (fail/reject).
+// answered by the 101 (accept) or anything else (fail).
 type wsUp struct {
 	c       *Conn
 	ref     uint64
@@ -64,44 +55,31 @@ type wsUp struct {
 	headers []Header // the caller's, in order
 	opts    *WSOpts
 
-	// Set by RoundTrip before the request is handed over; read under c.mu.
-	key      string
+	key      string   // Sec-WebSocket-Key
 	offered  []string // subprotocols offered
 	compress bool     // permessage-deflate offered
-
-	submitted chan error    // RoundTrip → WSUpgrade: in the pipeline, or refused
-	result    chan wsResult // engine → RoundTrip, exactly once (answered)
-	answered  bool          // under c.mu
-	proto     *wsProto      // the protocol the 101 made, under c.mu
+	answered bool     // under c.mu: the 101 came, or the upgrade will not happen
+	proto    *wsProto // the protocol the 101 made, under c.mu
 }
 
-type wsResult struct {
-	p     *wsProto
-	hs    []Header // the response's headers
-	coder []Header // what coder/websocket gets instead, when not hs (RFC 8441)
-	err   error
+// wsNegotiated is what the 101 (or RFC 8441's 2xx) agreed to.
+type wsNegotiated struct {
+	deflate bool
+	params  wsflate.Parameters
 }
 
-// answer gives RoundTrip its outcome, once. Called with c.mu held.
-func (up *wsUp) answer(r wsResult) {
-	if up.answered {
-		return
-	}
-	up.answered = true
-	up.result <- r // buffered: never blocks
-}
-
-// fail: the upgrade will not happen (the stream got or gets an ERROR, or
-// the connection went down with it). Called with c.mu held.
-func (up *wsUp) fail(err error) { up.answer(wsResult{err: err}) }
+// fail: the upgrade will not happen (the stream got or gets an ERROR or a
+// response, or the connection went down with it). c.mu held.
+func (up *wsUp) fail() { up.answered = true }
 
 // WSUpgrade upgrades the connection to WebSocket (Gun's gun:ws_upgrade):
 // it returns the stream reference at once; the outcome is an UPGRADE event
 // (then WS events) or, when the server says no, an ordinary RESPONSE (and
 // DATA) of that stream. opts nil means the connection's ws_opts; given
-// options replace them (as in Gun). Over HTTP/1.0 the stream gets ERROR
-// "badstate"; on a connection already upgraded the connection gets an
-// ERROR without stream (Ref 0). Over HTTP/2 it is RFC 8441's extended
+// options replace them (as in Gun). opts.ReplyTo (Gun's ws_opts reply_to)
+// sends the stream's events to another queue. Over HTTP/1.0 the stream gets
+// ERROR "badstate"; on a connection already upgraded the connection gets
+// an ERROR without stream (Ref 0). Over HTTP/2 it is RFC 8441's extended
 // CONNECT (ws_h2.go).
 func (c *Conn) WSUpgrade(path string, headers []Header, opts *WSOpts) (uint64, error) {
 	if err := validateRequest(&Request{Method: "GET", Path: path, Headers: headers}); err != nil {
@@ -123,73 +101,42 @@ func (c *Conn) WSUpgrade(path string, headers []Header, opts *WSOpts) (uint64, e
 	if opts.KeepAlive < 0 || opts.ClosingTimeout < 0 || opts.Flow < 0 || opts.MaxMessageSize < 0 {
 		return 0, fmt.Errorf("%w: negative ws_opts value", ErrBadArg)
 	}
+	var kb [16]byte
+	rand.Read(kb[:])
 	up := &wsUp{
-		c:         c,
-		ref:       newRef(),
-		path:      path,
-		headers:   append([]Header(nil), headers...),
-		opts:      opts,
-		submitted: make(chan error, 1),
-		result:    make(chan wsResult, 1),
+		c:       c,
+		ref:     newRef(),
+		path:    path,
+		headers: append([]Header(nil), headers...),
+		opts:    opts,
+		key:     base64.StdEncoding.EncodeToString(kb[:]),
 	}
-	go up.run()
-	if err := <-up.submitted; err != nil {
+	r := &Request{Method: "GET", Path: path, Headers: up.requestHeaders(), ws: up, ref: up.ref, ReplyTo: opts.ReplyTo}
+	if err := c.submitWS(r); err != nil && !errors.Is(err, errWSDone) {
 		return 0, err
 	}
 	return up.ref, nil
 }
 
-// run is the stream's goroutine: coder/websocket's handshake through our
-// engine (RoundTrip), then, on success, the WebSocket's reader.
-func (up *wsUp) run() {
-	mode := websocket.CompressionDisabled
-	if up.opts.Compress {
-		mode = websocket.CompressionContextTakeover
-	}
-	var p *wsProto
-	dopts := &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: up},
-		Subprotocols:    up.opts.Protocols,
-		CompressionMode: mode,
-		OnPingReceived: func(_ context.Context, b []byte) bool {
-			p.control(WSPing, b)
-			return true // pings are always answered
-		},
-		OnPongReceived: func(_ context.Context, b []byte) { p.control(WSPong, b) },
-	}
-	ws, _, err := websocket.Dial(context.Background(), "http://gunmetal.invalid/", dopts)
-	c := up.c
-	c.mu.Lock()
-	p = up.proto
-	c.mu.Unlock()
-	if p == nil {
-		// Refused, rejected (an ordinary response), or lost: someone else
-		// already said so. The submit step may not have reported yet.
-		select {
-		case up.submitted <- err:
-		default:
-		}
-		return
-	}
-	p.serve(ws, err)
-}
-
-// RoundTrip is coder/websocket's HTTP transport: the handshake request goes
-// through this connection instead of a new one.
-func (up *wsUp) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := up.c
-	up.key = req.Header.Get("Sec-WebSocket-Key")
+// requestHeaders are the upgrade request's: ours (Gun's order), then the
+// caller's, minus those ours replace.
+func (up *wsUp) requestHeaders() []Header {
 	hs := []Header{
 		{"connection", "upgrade"},
 		{"upgrade", "websocket"},
 		{"sec-websocket-version", "13"},
 		{"sec-websocket-key", up.key},
 	}
-	if v := req.Header.Get("Sec-WebSocket-Protocol"); v != "" {
-		hs = append(hs, Header{"sec-websocket-protocol", v})
+	if len(up.opts.Protocols) > 0 {
+		hs = append(hs, Header{"sec-websocket-protocol", strings.Join(up.opts.Protocols, ", ")})
 		up.offered = up.opts.Protocols
 	}
-	if v := req.Header.Get("Sec-WebSocket-Extensions"); v != "" {
+	if up.opts.Compress {
+		// Gun's offer; "compat" offers the extension without parameters.
+		v := "permessage-deflate; client_max_window_bits; server_max_window_bits=15"
+		if up.opts.CompressCompat {
+			v = "permessage-deflate"
+		}
 		hs = append(hs, Header{"sec-websocket-extensions", v})
 		up.compress = true
 	}
@@ -208,38 +155,7 @@ func (up *wsUp) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		hs = append(hs, h)
 	}
-	r := &Request{Method: "GET", Path: up.path, Headers: hs, ws: up, ref: up.ref}
-	err := c.submitWS(r)
-	if errors.Is(err, errWSDone) {
-		up.submitted <- nil // the ref is valid: its only event is an ERROR
-		return nil, err
-	}
-	up.submitted <- err
-	if err != nil {
-		return nil, err
-	}
-	var res wsResult
-	select {
-	case res = <-up.result:
-	case <-c.done:
-		return nil, ErrClosed
-	}
-	if res.err != nil {
-		return nil, res.err
-	}
-	rhs := res.hs
-	if res.coder != nil {
-		rhs = res.coder
-	}
-	h := make(http.Header, len(rhs))
-	for _, x := range rhs {
-		h.Add(x.Name, x.Value)
-	}
-	return &http.Response{
-		Status: "101 Switching Protocols", StatusCode: http.StatusSwitchingProtocols,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: &wsBody{res.p}, Request: req,
-	}, nil
+	return hs
 }
 
 // submitWS is Request for an upgrade whose ref is already made: it goes to
@@ -250,7 +166,14 @@ func (c *Conn) submitWS(r *Request) error {
 	switch {
 	case c.state == stateDone || c.closeReq != "":
 		return ErrClosed
-	case c.shutReq || c.state == stateClosing:
+	}
+	if r.ReplyTo != nil && r.ReplyTo != c.owner {
+		if c.replyTo == nil {
+			c.replyTo = map[uint64]*Queue{}
+		}
+		c.replyTo[r.ref] = r.ReplyTo
+	}
+	if c.shutReq || c.state == stateClosing {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closing"})
 		return errWSDone
 	}
@@ -264,15 +187,11 @@ func (c *Conn) submitWS(r *Request) error {
 		return nil
 	}
 	if _, ok := c.proto.(wsUpgrader); !ok {
+		delete(c.replyTo, r.ref)
 		return fmt.Errorf("%w: the %s protocol cannot carry a WebSocket",
 			ErrUnsupported, c.proto.name())
 	}
 	c.sendWSLocked(r)
-	if r.ws.answered {
-		if r.ws.proto == nil {
-			return errWSDone
-		}
-	}
 	return nil
 }
 
@@ -288,7 +207,7 @@ func (c *Conn) sendWSLocked(r *Request) {
 	}
 	if err != nil {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
-		r.ws.fail(errWSDone)
+		r.ws.fail()
 	}
 }
 
@@ -309,53 +228,52 @@ func headerValues(hs []Header, name string) []string {
 }
 
 // check validates a 101 the way Gun's ws_handshake does (accept key,
-// extensions we offered, a subprotocol we offered or none), and at least
-// as strictly as coder/websocket will after us, so that the two agree.
-func (up *wsUp) check(hs []Header) error {
+// extensions we offered, a subprotocol we offered or none).
+func (up *wsUp) check(hs []Header) (wsNegotiated, error) {
 	if !headerHasToken(hs, "connection", "upgrade") {
-		return errors.New("the 101 has no connection: upgrade")
+		return wsNegotiated{}, errors.New("the 101 has no connection: upgrade")
 	}
 	if !headerHasToken(hs, "upgrade", "websocket") {
-		return errors.New("the 101 has no upgrade: websocket")
+		return wsNegotiated{}, errors.New("the 101 has no upgrade: websocket")
 	}
 	acc := headerValues(hs, "sec-websocket-accept")
 	if len(acc) != 1 || acc[0] != wsAcceptKey(up.key) {
-		return fmt.Errorf("invalid sec-websocket-accept %q", strings.Join(acc, ", "))
+		return wsNegotiated{}, fmt.Errorf("invalid sec-websocket-accept %q", strings.Join(acc, ", "))
 	}
 	return up.checkNegotiated(hs)
 }
 
 // checkNegotiated: the extensions and the subprotocol of the answer (a
-// 101, or RFC 8441's 2xx) are ones we offered.
-func (up *wsUp) checkNegotiated(hs []Header) error {
-	var exts []string
+// 101, or RFC 8441's 2xx) are ones we offered (Gun's validate_extensions
+// and select_protocol), and what permessage-deflate agreed to.
+func (up *wsUp) checkNegotiated(hs []Header) (wsNegotiated, error) {
+	var neg wsNegotiated
 	for _, v := range headerValues(hs, "sec-websocket-extensions") {
-		for _, e := range strings.Split(v, ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				exts = append(exts, e)
-			}
+		opts, ok := httphead.ParseOptions([]byte(v), nil)
+		if !ok {
+			return neg, fmt.Errorf("sec-websocket-extensions %q does not parse", v)
 		}
-	}
-	if len(exts) > 1 {
-		return fmt.Errorf("extensions %q: more than the one offered", exts)
-	}
-	if len(exts) == 1 {
-		params := strings.Split(exts[0], ";")
-		if strings.TrimSpace(params[0]) != "permessage-deflate" || !up.compress {
-			return fmt.Errorf("extension %q was not offered", exts[0])
-		}
-		for _, p := range params[1:] {
-			switch p = strings.TrimSpace(p); {
-			case p == "client_no_context_takeover", p == "server_no_context_takeover",
-				strings.HasPrefix(p, "server_max_window_bits="):
-			default:
-				return fmt.Errorf("permessage-deflate parameter %q is not supported", p)
+		for _, o := range opts {
+			if string(o.Name) != wsflate.ExtensionName || !up.compress {
+				return neg, fmt.Errorf("extension %q was not offered", o.Name)
 			}
+			if neg.deflate {
+				return neg, fmt.Errorf("permessage-deflate answered twice")
+			}
+			if err := neg.params.Parse(o); err != nil {
+				return neg, fmt.Errorf("permessage-deflate: %v", err)
+			}
+			// RFC 7692 7.1.2.2: client_max_window_bits only if offered, and
+			// then with a value.
+			if cb := neg.params.ClientMaxWindowBits; cb.Defined() && (cb == 1 || up.opts.CompressCompat) {
+				return neg, fmt.Errorf("permessage-deflate answer %q: client_max_window_bits was not offered with a value to choose", v)
+			}
+			neg.deflate = true
 		}
 	}
 	if ps := headerValues(hs, "sec-websocket-protocol"); len(ps) > 0 {
 		if len(ps) > 1 {
-			return fmt.Errorf("several sec-websocket-protocol headers %q", ps)
+			return neg, fmt.Errorf("several sec-websocket-protocol headers %q", ps)
 		}
 		found := false
 		for _, o := range up.offered {
@@ -364,34 +282,35 @@ func (up *wsUp) checkNegotiated(hs []Header) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("subprotocol %q was not offered", ps[0])
+			return neg, fmt.Errorf("subprotocol %q was not offered", ps[0])
 		}
 	}
-	return nil
+	return neg, nil
 }
 
 // accept is the 101 for this upgrade: check it, then make the connection's
 // new protocol. Called by the HTTP engine with c.mu held; on error the
 // engine closes the connection (Gun closes it too).
 func (up *wsUp) accept(hs []Header) (*wsProto, error) {
-	if err := up.check(hs); err != nil {
-		up.fail(err)
+	neg, err := up.check(hs)
+	if err != nil {
+		up.fail()
 		return nil, fmt.Errorf("ws_handshake_failed: %v", err)
 	}
-	p := newWSProto(up.c, up, hs)
+	p := newWSProto(up.c, up, hs, neg)
 	up.proto = p
-	up.answer(wsResult{p: p, hs: hs})
+	up.answered = true
 	return p, nil
 }
 
-// WSSend sends frames on WebSocket stream ref (Gun's gun:ws_send), in
-// order. Text and binary messages are written before it returns (it blocks
-// while much output is pending, as Data does). A close frame (code 0: none)
-// must come last: it starts the close handshake, after which the stream
-// and, on HTTP/1.1, the connection end. A ping is sent with a payload that
-// coder/websocket chooses; a ping with a payload of the caller's and a pong
-// are not possible through coder/websocket and fail with ErrUnsupported.
-// Frames are checked before any is sent.
+// WSSend sends frames on WebSocket stream ref (Gun's gun:ws_send): every
+// frame is checked first (a bad one fails the call and nothing is sent),
+// then all are written, whole and in order, in one go. Text and binary
+// messages are compressed when permessage-deflate was negotiated. A ping or
+// pong carries the caller's payload (at most 125 bytes). A close frame
+// (code 0: none) must come last: it starts the close handshake
+// (closing_timeout). The call blocks while much output is pending, as Data
+// does.
 func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
 	for i, f := range frames {
 		switch f.Op {
@@ -400,12 +319,10 @@ func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
 				return fmt.Errorf("%w: frame %d: text is not valid UTF-8", ErrBadArg, i)
 			}
 		case WSBinary:
-		case WSPing:
-			if len(f.Data) > 0 {
-				return fmt.Errorf("%w: frame %d: coder/websocket cannot send a ping with a payload of the caller's (send it without data: the library picks the payload)", ErrUnsupported, i)
+		case WSPing, WSPong:
+			if len(f.Data) > ws.MaxControlFramePayloadSize {
+				return fmt.Errorf("%w: frame %d: a ping or pong carries at most 125 bytes (RFC 6455 5.5), not %d", ErrBadArg, i, len(f.Data))
 			}
-		case WSPong:
-			return fmt.Errorf("%w: frame %d: coder/websocket cannot send an unsolicited pong (pings are answered automatically)", ErrUnsupported, i)
 		case WSClose:
 			if i != len(frames)-1 {
 				return fmt.Errorf("%w: frame %d: a close frame must be the last", ErrBadArg, i)
@@ -424,40 +341,39 @@ func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
 		}
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.state == stateDone || c.closeReq != "" {
-		c.mu.Unlock()
 		return ErrClosed
 	}
 	p := c.wsStreamOf(ref)
 	if p == nil {
-		err := c.wsNotUpgraded(ref)
-		c.mu.Unlock()
-		return err
+		return c.wsNotUpgraded(ref)
 	}
-	if p.sentClose || p.over || p.detached {
-		c.mu.Unlock()
+	if p.sentClose || p.over || p.detached || !p.live() {
 		return fmt.Errorf("%w: WebSocket stream %d is closing", ErrBadState, ref)
 	}
-	c.mu.Unlock()
-	ws := p.conn()
-	if ws == nil {
-		return fmt.Errorf("%w: WebSocket stream %d is gone", ErrClosed, ref)
-	}
 	for _, f := range frames {
-		var err error
 		switch f.Op {
 		case WSText:
-			err = ws.Write(context.Background(), websocket.MessageText, f.Data)
+			p.writeFrame(ws.OpText, f.Data, true)
 		case WSBinary:
-			err = ws.Write(context.Background(), websocket.MessageBinary, f.Data)
+			p.writeFrame(ws.OpBinary, f.Data, true)
 		case WSPing:
-			p.sendPing(ws, 0)
+			p.writeFrame(ws.OpPing, f.Data, false)
+		case WSPong:
+			p.writeFrame(ws.OpPong, f.Data, false)
 		case WSClose:
-			p.startClose(f.Code, string(f.Data))
+			p.sendClose(f.Code, string(f.Data))
 		}
-		if err != nil {
-			return p.sendError(err)
+	}
+	if p.h2 != nil {
+		if !p.h2.waitSent() {
+			return fmt.Errorf("%w: WebSocket stream %d ended while its frames waited for the server's window", ErrClosed, ref)
 		}
+		return nil
+	}
+	if !c.waitDrained() {
+		return fmt.Errorf("%w: the connection went down while sending", ErrClosed)
 	}
 	return nil
 }
@@ -501,5 +417,10 @@ func wsSendableCode(code int) bool {
 	return false
 }
 
-// wsPingTimeout bounds a ping's wait for its pong when no keepalive says.
-const wsPingTimeout = 30 * time.Second
+// WSOpts is a copy of the connection's ws_opts: what WSUpgrade uses when
+// given nil.
+func (c *Conn) WSOpts() WSOpts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opts.WS
+}

@@ -11,6 +11,14 @@
 // interface, the way Gun's gun_http, gun_http2 and gun_ws implement one
 // behaviour.
 //
+// WebSocket (ws.go) is gunmetal's own state machine on gobwas/ws's frames
+// and wsflate's parameters, as Gun's gun_ws is on cow_ws. It replaced
+// coder/websocket, whose message-level API could not send a ping with a
+// chosen payload or an unsolicited pong, dropped data messages arriving
+// between our close frame and the peer's, capped the wait for the peer's
+// close at 5 s, and refused an oversized frame only after buffering 16 MiB
+// of it.
+//
 // Where this departs from the project's DESIGN.md, and why:
 //
 //   - Flow control follows the host's release of events. A Go caller

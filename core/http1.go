@@ -159,7 +159,7 @@ func (h *http1) flushWaiting() {
 		if err := h.write(r); err != nil {
 			h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
 			if r.ws != nil {
-				r.ws.fail(errWSDone)
+				r.ws.fail()
 			}
 		}
 	}
@@ -184,11 +184,12 @@ func (h *http1) switchToWS(s *h1Stream, hs []Header, buf []byte, off int) (int, 
 	for _, r := range h.waiting {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "badstate: the connection was upgraded to Websocket."})
 		if r.ws != nil {
-			r.ws.fail(errWSDone)
+			r.ws.fail()
 		}
 	}
 	h.streams, h.waiting = nil, nil
 	c.proto, c.protoNm = p, p.name()
+	p.start()
 	n, err := p.handle(buf[off:])
 	return off + n, err
 }
@@ -359,7 +360,7 @@ func (h *http1) handle(buf []byte) (int, error) {
 		case h1Head:
 			s.gotHead = true
 			if s.ws != nil {
-				s.ws.fail(errWSDone) // rejected: an ordinary response, as in Gun
+				s.ws.fail() // rejected: an ordinary response, as in Gun
 			}
 			if part.Close {
 				h.closeAfter = true
@@ -456,7 +457,7 @@ func (h *http1) cancel(ref uint64) error {
 		if r.ref == ref {
 			h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
 			if r.ws != nil {
-				r.ws.fail(errWSDone)
+				r.ws.fail()
 			}
 			return nil
 		}
@@ -525,7 +526,7 @@ func (h *http1) down() []uint64 {
 			killed = append(killed, s.ref)
 		}
 		if s.ws != nil {
-			s.ws.fail(ErrClosed)
+			s.ws.fail()
 		}
 	}
 	h.c.pending = append(h.waiting, h.c.pending...)
@@ -537,7 +538,7 @@ func (h *http1) shutdown() time.Duration {
 	for _, r := range h.waiting {
 		h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closing"})
 		if r.ws != nil {
-			r.ws.fail(errWSDone)
+			r.ws.fail()
 		}
 	}
 	h.waiting = nil

@@ -123,6 +123,7 @@ type h2Stream struct {
 	ws        *wsUp       // a WebSocket upgrade (RFC 8441, ws_h2.go)
 	winT      *time.Timer // send_window_timeout: the body waits for window
 	endWhy    string      // why we reset it, for a Data caller
+	wsOpen    bool        // a WebSocket's frames go through body: no END_STREAM when it empties
 }
 
 // h2pseudo holds the pseudo-header fields of a decoded header block.
@@ -673,7 +674,7 @@ func (h *h2conn) sendBody(s *h2Stream) {
 			return
 		}
 		h.windowMoved(s)
-		last := n == len(s.body)
+		last := n == len(s.body) && !s.wsOpen
 		h.writeData(s.id, last, s.body[:n])
 		s.body = s.body[n:]
 		s.sendWin -= int64(n)
@@ -684,6 +685,10 @@ func (h *h2conn) sendBody(s *h2Stream) {
 			h.unqueue(s)
 			h.maybeClose(s)
 		}
+	}
+	if s.wsOpen {
+		h.unqueue(s)
+		h.c.wincond.Broadcast() // WSSend may wait for the body to drain
 	}
 }
 

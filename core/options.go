@@ -25,7 +25,7 @@ package core
 //	                    base64 DER certificates, ssl's cacerts), certfile, keyfile,
 //	                    server_name_indication, versions, reuse_sessions,
 //	                    session_lifetime, session_cache_client_max
-//	ws_opts.protocols   ["mqtt", ...] or [["mqtt", "handler_module"], ...]
+//	ws_opts.protocols   ["mqtt", ...] or [["mqtt", "gun_ws_h"], ...]
 //	socks_opts.auth     ["none", ["username_password", "User", "Pass"]]
 //	retry_fun           a policy declared as data, see RetryPolicy
 //	cookie_store        true or false: gunmetal's own in-memory jar
@@ -35,9 +35,9 @@ package core
 // http2_opts.stream_window_data_threshold, ws_opts.invalid_request_headers
 // "ignore", the raw and socks protocols and their options) are refused
 // when a connection is opened, naming them: see options_implemented.go.
-// ws_opts.default_protocol and ws_opts.user_opts have no handler modules to
-// go to. Gun keys refused with "not supported by gunmetal" are listed in
-// optUnsupported below.
+// ws_opts.default_protocol and a protocols handler must be gun_ws_h (there
+// are no handler modules); ws_opts.user_opts is refused. Gun keys refused
+// with "not supported by gunmetal" are listed in optUnsupported below.
 //
 // gunmetal's own keys: max_pending_requests, retry_on_tls_verify_failure,
 // cookie_ignore_informational at
@@ -357,10 +357,10 @@ type WSOpts struct {
 	KeepAlive      time.Duration // "keepalive"; 0 = infinity
 	// Protocols are the subprotocols offered, in order. Gun takes
 	// [{Name, Handler}]; gunmetal takes ["name", ...] or
-	// [["name", "handler"], ...] (the handler is ignored).
+	// [["name", "gun_ws_h"], ...] (no other handler exists).
 	Protocols       []string
 	SilencePings    bool   // "silence_pings", true
-	DefaultProtocol string // "default_protocol", "gun_ws_h"; accepted, unused
+	DefaultProtocol string // "default_protocol": "gun_ws_h", the only handler
 	// MaxMessageSize is Gun's "max_frame_size" (the largest incoming
 	// message, across fragments, after decompression), also accepted as
 	// "max_message_size"; 0 = infinity. Default 16 MiB (Gun's is 1000000).
@@ -368,6 +368,10 @@ type WSOpts struct {
 	// IgnoreInvalidRequestHeaders is "invalid_request_headers": "ignore"
 	// (true) or "raise" (false, the default).
 	IgnoreInvalidRequestHeaders bool
+	// ReplyTo is Gun's ws_opts reply_to: the queue that gets the upgrade
+	// stream's events (nil: the owner). Not a JSON key: the C ABI passes it
+	// to gm_ws_upgrade_to, a Go caller sets it here.
+	ReplyTo *Queue
 }
 
 // RawOpts is "raw_opts" (and the options of "raw" in a protocols list).
@@ -537,8 +541,9 @@ var optUnsupported = map[string]map[string]string{
 		"content_handlers": "not supported by gunmetal: Erlang handler modules",
 	},
 	"ws_opts": {
-		"reply_to": "not supported by gunmetal: pass reply_to to the call",
-		"tunnel":   "not supported by gunmetal: pass the tunnel to the call",
+		"reply_to":  "not supported by gunmetal: pass reply_to to the call",
+		"user_opts": "not supported by gunmetal: only handler modules read it (" + wsHandlerMsg + ")",
+		"tunnel":    "not supported by gunmetal: pass the tunnel to the call",
 	},
 	"tls_opts": {
 		"verify_fun":                      "not supported by gunmetal: takes an Erlang fun",
@@ -939,7 +944,11 @@ func parseWSOptsInto(parent, key string, raw json.RawMessage, dst *WSOpts) error
 				err = f.fail("must be true, false or \"compat\"")
 			}
 		case "default_protocol":
-			dst.DefaultProtocol, err = f.nonEmptyString()
+			// Gun's handler module for the frames; gunmetal's only handler
+			// is gun_ws_h's behaviour (events to the owner or reply_to).
+			if dst.DefaultProtocol, err = f.nonEmptyString(); err == nil && dst.DefaultProtocol != "gun_ws_h" {
+				err = f.fail(wsHandlerMsg)
+			}
 		case "flow":
 			n, err = f.flow()
 			dst.Flow = int(n)
@@ -968,8 +977,6 @@ func parseWSOptsInto(parent, key string, raw json.RawMessage, dst *WSOpts) error
 			dst.Protocols, err = optParseWSProtocols(f)
 		case "silence_pings":
 			dst.SilencePings, err = f.boolean()
-		case "user_opts":
-			// Any term: only custom subprotocol handlers read it.
 		default:
 			err = f.unknown("ws_opts")
 		}
@@ -1356,8 +1363,11 @@ func optParseProtocols(parent, key string, raw json.RawMessage) ([]optProtoEntry
 	return out, nil
 }
 
+// wsHandlerMsg: gunmetal has no Erlang handler modules.
+const wsHandlerMsg = `must be "gun_ws_h": gunmetal has no handler modules (frames are events for the owner or reply_to)`
+
 // optParseWSProtocols parses ws_opts.protocols: ["name", ...] or
-// [["name", "handler"], ...].
+// [["name", "gun_ws_h"], ...].
 func optParseWSProtocols(f optField) ([]string, error) {
 	elems, err := f.array()
 	if err != nil {
@@ -1375,6 +1385,10 @@ func optParseWSProtocols(f optField) ([]string, error) {
 				return nil, f.fail(fmt.Sprintf("element %s must be a name or [name, handler]", optCompact(el)))
 			}
 			_ = json.Unmarshal(pair[0], &name)
+			var h string
+			if _ = json.Unmarshal(pair[1], &h); h != "gun_ws_h" {
+				return nil, f.fail(fmt.Sprintf("element %s: handler %q: %s", optCompact(el), h, wsHandlerMsg))
+			}
 		default:
 			return nil, f.fail(fmt.Sprintf("element %s must be a name or [name, handler]", optCompact(el)))
 		}

@@ -169,9 +169,8 @@ func TestOptionsEveryKey(t *testing.T) {
 	                 "max_informational_responses": "infinity", "max_settings_entries": 23,
 	                 "frame_timeout": 109, "send_window_timeout": 110},
 	  "ws_opts": {"closing_timeout": 105, "compress": true, "flow": 5, "keepalive": 106,
-	              "protocols": ["mqtt", ["wamp.2.json", "my_handler"]], "silence_pings": false,
-	              "default_protocol": "my_ws_h", "max_frame_size": 1000, "invalid_request_headers": "ignore",
-	              "user_opts": {"anything": [1, 2]}},
+	              "protocols": ["mqtt", ["wamp.2.json", "gun_ws_h"]], "silence_pings": false,
+	              "default_protocol": "gun_ws_h", "max_frame_size": 1000, "invalid_request_headers": "ignore"},
 	  "raw_opts": {"flow": 6},
 	  "socks_opts": {"host": "origin.example", "port": 8080, "version": 5,
 	                 "auth": [["username_password", "user", "pass"], "none"],
@@ -221,7 +220,7 @@ func TestOptionsEveryKey(t *testing.T) {
 		MaxInformational: 0, MaxSettingsEntries: 23,
 		FrameTimeout: ms(109), SendWindowTimeout: ms(110)})
 	check("WS", o.WS, WSOpts{ClosingTimeout: ms(105), Compress: true, Flow: 5, KeepAlive: ms(106),
-		Protocols: []string{"mqtt", "wamp.2.json"}, SilencePings: false, DefaultProtocol: "my_ws_h",
+		Protocols: []string{"mqtt", "wamp.2.json"}, SilencePings: false, DefaultProtocol: "gun_ws_h",
 		MaxMessageSize: 1000, IgnoreInvalidRequestHeaders: true})
 	check("Raw", o.Raw, RawOpts{Flow: 6})
 	if o.Socks == nil {
@@ -321,7 +320,7 @@ func TestOptionsNotSupported(t *testing.T) {
 		}
 	}
 	// Accepted without effect.
-	o := mustParseOptions(t, `{"supervise": true, "trace": false, "ws_opts": {"user_opts": [1], "default_protocol": "gun_ws_h"}}`, 80)
+	o := mustParseOptions(t, `{"supervise": true, "trace": false, "ws_opts": {"default_protocol": "gun_ws_h"}}`, 80)
 	if !o.Supervise || o.Trace {
 		t.Errorf("supervise/trace: %v %v", o.Supervise, o.Trace)
 	}
@@ -377,6 +376,9 @@ func TestOptionsWrongTypes(t *testing.T) {
 		{`{"ws_opts": {"protocols": ["bad name"]}}`, "ws_opts", "protocols", "not a valid token"},
 		{`{"ws_opts": {"protocols": ["a", "a"]}}`, "ws_opts", "protocols", "listed twice"},
 		{`{"ws_opts": {"protocols": [["a", 1]]}}`, "ws_opts", "protocols", "[name, handler]"},
+		{`{"ws_opts": {"protocols": [["a", "my_handler"]]}}`, "ws_opts", "protocols", `must be "gun_ws_h"`},
+		{`{"ws_opts": {"default_protocol": "my_ws_h"}}`, "ws_opts", "default_protocol", `must be "gun_ws_h"`},
+		{`{"ws_opts": {"user_opts": {"a": 1}}}`, "ws_opts", "user_opts", "not supported by gunmetal"},
 		{`{"ws_opts": {"max_frame_size": 0}}`, "ws_opts", "max_frame_size", "positive integer"},
 		{`{"ws_opts": {"max_frame_size": 10, "max_message_size": 20}}`, "ws_opts", "max_message_size", "conflicts with max_frame_size"},
 		{`{"ws_opts": {"invalid_request_headers": "warn"}}`, "ws_opts", "invalid_request_headers", "raise, ignore"},

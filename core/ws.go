@@ -1,42 +1,47 @@
 package core
 
 // ws is Gun's gun_ws: the protocol of a connection after a successful
-// WebSocket upgrade. Framing, masking, permessage-deflate and the close
-// handshake are coder/websocket's; this file is the seam between it and the
-// engine:
+// WebSocket upgrade, at the frame level, as gun_ws is on cowlib's cow_ws.
+// github.com/gobwas/ws provides the frame vocabulary (headers, opcodes,
+// close codes, masking, the RFC 6455 header checks) and wsflate the
+// permessage-deflate parameters (RFC 7692); the protocol itself (control
+// frames, fragmentation, the close handshake, deflate contexts, limits,
+// flow) is this state machine. It runs inside the connection's read loop
+// (handle) and, over HTTP/2 (RFC 8441, ws_h2.go), inside the HTTP/2 engine's
+// DATA handling: no goroutine of its own.
 //
-//   - bytes read from the socket go, through handle, into a bounded pipe
-//     (wsPipeMax) that coder/websocket reads as its connection (wsBody.Read).
-//     A full pipe pauses the socket (paused), so a host that stops taking
-//     events slows the server down instead of growing memory.
-//   - coder/websocket writes frames through wsBody.Write, which is c.write
-//     under c.mu (and waits, like Data, while too much output is pending).
-//   - one goroutine per WebSocket (the one that ran the handshake) reads
-//     messages and emits WS events; Gun's flow stops it between messages.
-//   - wsBody.Close (coder/websocket is done: close handshake over, or an
-//     error) closes the connection once the output is written, as Gun closes
-//     it after the close frames: DOWN follows with reason "normal", the
-//     stream in its killed list (Gun #265), and the connection reconnects
-//     per its retry options as an HTTP connection (no re-upgrade).
+// Why not coder/websocket (the first version): its message-level API cannot
+// send a ping with a chosen payload or an unsolicited pong, drops data
+// messages that arrive between our close frame and the peer's, caps the
+// wait for the peer's close at 5 s, and only refuses an oversized frame
+// after buffering 16 MiB of it.
 //
-// Deviations from Gun, forced by coder/websocket:
-//   - A ping carries a payload coder/websocket picks (a decimal counter);
-//     a ping with a payload of the caller's and an unsolicited pong cannot
-//     be sent (ErrUnsupported). Incoming pings are always answered.
-//   - The permessage-deflate offer is coder/websocket's ("permessage-deflate",
-//     context takeover), not Gun's "client_max_window_bits;
-//     server_max_window_bits=15": coder/websocket cannot honour a window
-//     limit that a server would send back.
-//   - After a close frame is sent, coder/websocket waits at most 5 s for the
-//     peer's: closing_timeout only shortens that. And its Close drops the
-//     data messages that arrive between our close frame and the peer's
-//     (Gun delivers them); the peer's close frame is still reported (see
-//     wsSniff).
-//   - A ping sent by WSSend may reach the wire after frames that follow it
-//     in the same call (coder/websocket's Ping blocks until the pong, so it
-//     runs on its own goroutine).
+// Semantics (Gun's):
+//   - incoming text and binary messages are WS events once whole (fragments
+//     joined); pings are answered at once with the same payload; pings and
+//     pongs are events unless silence_pings.
+//   - data messages are delivered until the peer's close frame, also after
+//     ours; the peer's close frame is the stream's last event (code 0 when it
+//     has none). A close frame of the peer's is answered with close 1000
+//     (Gun's), then the connection ends: DOWN "normal", the stream in its
+//     killed list (Gun #265), reconnect per retry as HTTP.
+//   - our close frame (ws_send) waits closing_timeout (default 15 s) for the
+//     peer's; past it the stream gets ERROR "closing_timeout: ..." and the
+//     connection ends with that reason.
+//   - a frame that breaks RFC 6455 / 7692 is answered with close 1002
+//     (Gun's {error, badframe}); a text message or close reason that is not
+//     UTF-8 with 1007; a frame header announcing a message larger than
+//     max_message_size with 1009 at once: nothing of it is buffered and
+//     nothing more is read; the stream gets ERROR and the connection ends
+//     with the same reason (1002/1007/1009 as DOWN's reason says).
+//   - decompression is bounded by max_message_size (a deflate bomb gets
+//     1009, not inflated past the limit).
 //
 // Deviations of gunmetal's own:
+//   - Gun acts on a frame-level error by sending its close frame and waiting
+//     closing_timeout for the peer to close; RFC 6455 7.1.7 ("Fail the
+//     WebSocket Connection") closes at once after the close frame, which is
+//     what gunmetal does: a peer that breaks the protocol gets no more time.
 //   - HTTP/1.1 requests made after an upgrade wait for its outcome (ERROR
 //     badstate on a 101, sent otherwise); Gun writes them at once and they
 //     are lost when the upgrade succeeds.
@@ -44,22 +49,20 @@ package core
 //     not the connection, and is not in a DOWN.
 
 import (
-	"context"
+	"bytes"
+	"compress/flate"
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"sync"
+	"math/rand/v2"
 	"time"
 	"unicode/utf8"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
-
-// wsPipeMax bounds the bytes read from the socket that coder/websocket has
-// not read yet.
-const wsPipeMax = 128 << 10
 
 type wsProto struct {
 	c       *Conn
@@ -68,70 +71,91 @@ type wsProto struct {
 	path    string
 	opts    *WSOpts
 	headers []Header // the 101's
+	h2      *wsH2    // RFC 8441: the HTTP/2 stream that carries it; nil over HTTP/1.1
 
 	// All below under c.mu.
-	cond      sync.Cond // L = &c.mu: pipe, flow, closing, detach
-	in        []byte    // the pipe: in[off:] not read yet
-	off       int
-	eofSeen   bool // the socket ended: no more bytes
-	closed    bool // coder/websocket closed its side (wsBody.Close)
-	detached  bool // the connection is gone (serve's detach)
-	flow      int  // Gun's flow: events left; -1 off
-	parked    bool // the reader waits for flow
-	ws        *websocket.Conn
-	ready     chan struct{} // closed once ws is set, or the reader gave up
-	done      bool          // the reader goroutine has finished
-	over      bool          // the stream's last event (close or ERROR) was emitted
-	sentClose bool          // a close frame was sent (ours or coder's)
-	gotClose  bool          // the peer's close frame was received
-	sniff     wsSniff       // the peer's frames as they enter the pipe, for its close frame
-	h2        *wsH2         // RFC 8441: the HTTP/2 stream that carries it; nil over HTTP/1.1
+	flow int // Gun's flow: events left; -1 off
 
-	ctx    context.Context // pings and closes; cancelled on detach
-	stop   context.CancelFunc
-	timers []*time.Timer
+	// Input.
+	in      []byte // HTTP/2 only: stream bytes not parsed yet
+	inFrame bool   // in a frame's payload
+	left    int64  // payload bytes left in the current frame
+	fop     ws.OpCode
+	ffin    bool
+	ctl     [ws.MaxControlFramePayloadSize]byte
+	ctlN    int
+	msgOp   uint8  // the data message in progress: WSText, WSBinary; 0 none
+	msg     []byte // its payload so far (compressed if msgZ)
+	msgZ    bool
+
+	// permessage-deflate, when negotiated.
+	deflate   bool
+	zInTake   bool // the server keeps its context (no server_no_context_takeover)
+	zOutTake  bool // we keep ours (no client_no_context_takeover)
+	zHuffOnly bool // client_max_window_bits < 15: no back-references at all
+	zr        io.ReadCloser
+	zsrc      wsInflateSrc
+	zdict     []byte // the last 32 KiB inflated, for context takeover
+	zw        *flate.Writer
+	zbuf      bytes.Buffer
+
+	sentClose bool  // our close frame is out
+	gotClose  bool  // the peer's close frame arrived
+	over      bool  // the stream's last event (close or ERROR) was emitted
+	detached  bool  // the connection is gone (serve's detach)
+	endErr    error // why the connection ends (DOWN's reason), once decided
+	rnd       *rand.ChaCha8
+	timers    []*time.Timer
 }
 
-func newWSProto(c *Conn, up *wsUp, hs []Header) *wsProto {
+func newWSProto(c *Conn, up *wsUp, hs []Header, neg wsNegotiated) *wsProto {
+	var seed [32]byte
+	crand.Read(seed[:])
 	p := &wsProto{c: c, up: up, ref: up.ref, path: up.path, opts: up.opts, headers: hs,
-		flow: -1, ready: make(chan struct{})}
+		flow: -1, rnd: rand.NewChaCha8(seed)}
 	if up.opts.Flow > 0 {
 		p.flow = up.opts.Flow
 	}
-	p.cond.L = &c.mu
-	p.ctx, p.stop = context.WithCancel(context.Background())
+	if neg.deflate {
+		p.deflate = true
+		p.zInTake = !neg.params.ServerNoContextTakeover
+		p.zOutTake = !neg.params.ClientNoContextTakeover
+		b := neg.params.ClientMaxWindowBits
+		p.zHuffOnly = b.Defined() && b != 1 && b < 15
+	}
 	return p
+}
+
+// start arms keepalive once the WebSocket is the connection's (or its
+// stream's) protocol. c.mu held.
+func (p *wsProto) start() {
+	ka := p.opts.KeepAlive
+	if ka <= 0 {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(ka, func() {
+		c := p.c
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if p.detached || p.over || p.sentClose || !p.live() {
+			return
+		}
+		p.writeFrame(ws.OpPing, nil, false) // Gun's keepalive: an empty ping
+		t.Reset(ka)
+	})
+	p.timers = append(p.timers, t)
 }
 
 // ---- the protocol interface ----
 
 func (p *wsProto) name() string { return "ws" }
 
+// handle parses frames out of the socket's bytes (HTTP/1.1). An error ends
+// the connection with that reason.
 func (p *wsProto) handle(buf []byte) (int, error) {
-	if p.closed || p.done {
-		return len(buf), nil // after the close, Gun ignores what comes
-	}
-	n := min(wsPipeMax-(len(p.in)-p.off), len(buf))
-	if n <= 0 {
-		return 0, nil
-	}
-	p.feed(buf[:n])
-	return n, nil
-}
-
-// feed appends the peer's bytes to the pipe. Over HTTP/1.1 handle keeps it
-// within wsPipeMax; over HTTP/2 the stream's flow-control window does.
-func (p *wsProto) feed(b []byte) {
-	if p.in == nil {
-		p.in = make([]byte, 0, max(wsPipeMax, len(b)))
-	}
-	if p.off > 0 && len(p.in)+len(b) > cap(p.in) {
-		p.in = p.in[:copy(p.in, p.in[p.off:])]
-		p.off = 0
-	}
-	p.in = append(p.in, b...)
-	p.sniff.feed(b)
-	p.cond.Broadcast()
+	n, err := p.parse(buf)
+	return n, err
 }
 
 // live: the connection still carries this WebSocket (as its protocol, or
@@ -143,17 +167,12 @@ func (p *wsProto) live() bool {
 	return p.c.proto == p
 }
 
-// eof: the socket ended. The reader gets what is left in the pipe, then
-// EOF; eof waits for it to finish, so that its last events come before
-// DOWN. After a close frame either way the connection ended as planned.
+// eof: the socket ended. After a finished close handshake, or a decided
+// end (closing_timeout, a protocol error), that is the reason; otherwise
+// the peer went without a close frame and DOWN says "closed".
 func (p *wsProto) eof() error {
-	p.eofSeen = true
-	p.cond.Broadcast()
-	for !p.done && !p.parked && !p.detached && p.c.closeReq == "" {
-		p.c.rcond.Wait()
-	}
-	if p.gotClose || p.sentClose || p.closed {
-		return errCloseNormal
+	if p.endErr != nil {
+		return p.endErr
 	}
 	return nil
 }
@@ -167,7 +186,7 @@ func (p *wsProto) request(r *Request) error {
 
 func (p *wsProto) wsUpgrade(r *Request) error {
 	p.refuse(r)
-	r.ws.fail(errWSDone)
+	r.ws.fail()
 	return nil
 }
 
@@ -198,31 +217,27 @@ func (p *wsProto) updateFlow(ref uint64, n int) error {
 	}
 	if p.flow >= 0 {
 		p.flow += n
-		p.cond.Broadcast()
+		if p.h2 != nil {
+			p.h2.resume(p)
+		} else {
+			p.c.rcond.Signal() // the read loop handles what it kept, then reads
+		}
 	}
 	return nil
 }
 
 func (p *wsProto) consumed(uint64, int) {}
 
-func (p *wsProto) paused() bool { return p.h2 == nil && !p.closed && len(p.in)-p.off >= wsPipeMax }
+// paused: Gun's flow ran out (the read loop keeps what it has and waits).
+func (p *wsProto) paused() bool { return p.flow == 0 && p.endErr == nil && !p.over }
 
-// detach: the connection is gone (any way: lost, closed, shut down). The
-// reader's next read fails and it goes; nothing more is emitted.
+// detach: the connection is gone (any way: lost, closed, shut down).
 func (p *wsProto) detach() {
-	if !p.detached && !p.over && p.sniff.seen {
-		// The peer's close frame arrived but the reader had not reported it
-		// yet (the peer closed the connection right after it): it is still
-		// the stream's last event, before DOWN.
-		p.gotClose, p.over = true, true
-		p.c.emit(&Event{Kind: EvWS, Ref: p.ref, WSOp: WSClose, CloseCode: p.sniff.code, Data: []byte(p.sniff.reason)})
-	}
 	p.detached = true
-	p.cond.Broadcast()
 	for _, t := range p.timers {
 		t.Stop()
 	}
-	p.stop()
+	p.timers = nil
 }
 
 // down: the WebSocket stream is killed with its connection (Gun #265).
@@ -231,17 +246,17 @@ func (p *wsProto) down() []uint64 { return []uint64{p.ref} }
 // ended: the stream already had its last event, or its close handshake was
 // under way: DOWN lists it, but no ERROR follows.
 func (p *wsProto) ended(ref uint64) bool {
-	return ref == p.ref && (p.over || p.sentClose || p.gotClose)
+	return ref == p.ref && (p.over || p.sentClose)
 }
 
 // shutdown: Gun sends a close frame 1001 and waits closing_timeout.
 func (p *wsProto) shutdown() time.Duration {
-	p.startCloseLocked(int(websocket.StatusGoingAway), "")
+	p.sendClose(int(ws.StatusGoingAway), "")
 	return p.opts.ClosingTimeout
 }
 
-// idle: the reader has finished (its last events are out).
-func (p *wsProto) idle() bool { return p.done || p.detached }
+// idle: nothing more to wait for.
+func (p *wsProto) idle() bool { return p.over || p.detached }
 
 func (p *wsProto) streamInfo(ref uint64) (StreamInfo, bool) {
 	if ref != p.ref {
@@ -268,428 +283,482 @@ func (p *wsProto) emit(ev *Event) {
 	}
 }
 
-// control reports a ping or pong (coder/websocket's callbacks, on the
-// reader goroutine) unless silence_pings.
-func (p *wsProto) control(op uint8, b []byte) {
-	if p.opts.SilencePings {
-		return
-	}
-	c := p.c
-	c.mu.Lock()
-	p.emit(&Event{Kind: EvWS, WSOp: op, Data: append([]byte{}, b...)})
-	c.mu.Unlock()
-}
+// ---- input: frames in, events out ----
 
-// ---- the reader goroutine ----
+// errWSIgnore: after the peer's close frame, bytes are read and dropped
+// (Gun ignores them) until the connection ends.
+var errWSIgnore = errors.New("ignored")
 
-// serve runs on the goroutine that made the handshake: it reads messages
-// until the WebSocket ends, then finishes the stream.
-func (p *wsProto) serve(ws *websocket.Conn, dialErr error) {
-	c := p.c
-	defer func() {
-		c.mu.Lock()
-		p.done = true
-		if p.ws == nil {
-			close(p.ready)
-		}
-		c.rcond.Signal() // eof may wait for this
-		c.mu.Unlock()
-	}()
-	if dialErr != nil {
-		// Our check of the 101 passed but coder/websocket's did not: a bug
-		// of ours, reported rather than hidden.
-		c.mu.Lock()
-		p.emit(&Event{Kind: EvError, Reason: "ws_handshake_failed: " + dialErr.Error()})
-		p.over = true
-		p.closeConn(true)
-		c.mu.Unlock()
-		return
-	}
-	limit := p.opts.MaxMessageSize
-	if limit == 0 {
-		limit = -1
-	}
-	ws.SetReadLimit(limit)
-	c.mu.Lock()
-	p.ws = ws
-	close(p.ready)
-	if ka := p.opts.KeepAlive; ka > 0 && !p.detached {
-		var t *time.Timer
-		t = time.AfterFunc(ka, func() {
-			c.mu.Lock()
-			stop := p.detached || p.over || p.sentClose || p.closed
-			if !stop {
-				t.Reset(ka)
-			}
-			c.mu.Unlock()
-			if !stop {
-				p.sendPing(ws, ka)
-			}
-		})
-		p.timers = append(p.timers, t)
-	}
-	c.mu.Unlock()
-
+// parse consumes frames from b and returns how many bytes it used. It stops
+// early (at a frame boundary) when Gun's flow ran out. A non-nil error ends
+// the WebSocket: errCloseNormal after the close handshake, or the reason
+// of a failure (its close frame already written).
+func (p *wsProto) parse(b []byte) (int, error) {
+	off := 0
 	for {
-		c.mu.Lock()
-		for p.flow == 0 && !p.detached && !p.closed {
-			p.parked = true
-			c.rcond.Signal()
-			p.cond.Wait()
+		if p.endErr != nil {
+			return len(b), p.endErr
 		}
-		p.parked = false
-		c.mu.Unlock()
-		typ, data, err := ws.Read(context.Background())
-		if err != nil {
-			p.readFailed(ws, err)
-			return
+		if p.over || p.detached {
+			return len(b), nil
 		}
-		op := WSText
-		if typ == websocket.MessageBinary {
-			op = WSBinary
+		if !p.inFrame {
+			if p.flow == 0 {
+				return off, nil
+			}
+			h, hn, err := wsParseHeader(b[off:])
+			if err != nil {
+				return len(b), p.fail(ws.StatusProtocolError, "ws_error: frame header: "+err.Error())
+			}
+			if hn == 0 {
+				return off, nil // a partial header: more bytes first
+			}
+			if err := p.beginFrame(h); err != nil {
+				return len(b), err
+			}
+			off += hn
 		}
-		if data == nil {
-			data = []byte{}
+		k := int(min(p.left, int64(len(b)-off)))
+		if k > 0 {
+			if p.fop.IsControl() {
+				p.ctlN += copy(p.ctl[p.ctlN:], b[off:off+k])
+			} else {
+				p.msg = append(p.msg, b[off:off+k]...)
+			}
+			off += k
+			p.left -= int64(k)
 		}
-		if op == WSText && !utf8.Valid(data) {
-			// Gun's {error, badencoding}: close 1007 (coder/websocket does
-			// not check text).
-			p.failClose(ws, websocket.StatusInvalidFramePayloadData,
-				"badencoding: a text message is not valid UTF-8; closed with 1007")
-			return
+		if p.left > 0 {
+			return off, nil
 		}
-		c.mu.Lock()
-		p.emit(&Event{Kind: EvWS, WSOp: op, Data: data})
-		c.mu.Unlock()
+		p.inFrame = false
+		if err := p.endFrame(); err != nil {
+			return len(b), err
+		}
 	}
 }
 
-// failClose ends the stream with an ERROR and the WebSocket with a close
-// frame of code (the handshake runs here, on the reader goroutine).
-func (p *wsProto) failClose(ws *websocket.Conn, code websocket.StatusCode, reason string) {
-	c := p.c
-	c.mu.Lock()
-	if p.detached || p.over {
-		c.mu.Unlock()
-		ws.CloseNow()
-		return
+// wsParseHeader reads a frame header from the start of b: its size, 0 when
+// b does not hold all of it yet. A length encoded in more bytes than needed
+// or with its most significant bit set is an error (RFC 6455 5.2).
+func wsParseHeader(b []byte) (ws.Header, int, error) {
+	var h ws.Header
+	if len(b) < 2 {
+		return h, 0, nil
 	}
-	p.sentClose = true
-	p.emit(&Event{Kind: EvError, Reason: reason})
-	p.over = true
-	p.armCloseTimer()
-	c.mu.Unlock()
-	ws.Close(code, "")
-}
-
-// readFailed ends the stream after coder/websocket's reader failed.
-func (p *wsProto) readFailed(ws *websocket.Conn, err error) {
-	c := p.c
-	var ce websocket.CloseError
-	c.mu.Lock()
-	switch {
-	case p.detached || p.over:
-	case errors.As(err, &ce):
-		// The peer's close frame: coder/websocket answered it (unless we had
-		// sent ours) and closes, which closes the connection.
-		p.gotClose = true
-		code := int(ce.Code)
-		if ce.Code == websocket.StatusNoStatusRcvd {
-			code = 0
+	h.Fin = b[0]&0x80 != 0
+	h.Rsv = (b[0] & 0x70) >> 4
+	h.OpCode = ws.OpCode(b[0] & 0x0f)
+	h.Masked = b[1]&0x80 != 0
+	n := 2
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		if len(b) < 4 {
+			return h, 0, nil
 		}
-		p.emit(&Event{Kind: EvWS, WSOp: WSClose, CloseCode: code, Data: []byte(ce.Reason)})
-		p.over = true
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		// coder/websocket has sent close 1009; finish the handshake.
-		c.mu.Unlock()
-		p.failClose(ws, websocket.StatusMessageTooBig, fmt.Sprintf(
-			"max_message_size: a message exceeded %d bytes (ws_opts max_message_size); closed with 1009", p.opts.MaxMessageSize))
-		return
-	case p.sentClose && p.sniff.seen:
-		// Our close frame is out and coder/websocket's Close read the
-		// peer's (our reader was between two messages): it still is the
-		// stream's close event.
-		p.gotClose = true
-		p.emit(&Event{Kind: EvWS, WSOp: WSClose, CloseCode: p.sniff.code, Data: []byte(p.sniff.reason)})
-		p.over = true
-	case p.h2 != nil && p.eofSeen && !p.sentClose && !p.closed:
-		// RFC 8441: the server ended the stream without a close frame; no
-		// DOWN will say so.
-		p.emit(&Event{Kind: EvError, Reason: "closed: the server ended the WebSocket stream without a close frame"})
-		p.over = true
-	case p.eofSeen || p.closed || p.sentClose:
-		// The connection ended under the WebSocket (DOWN says how), or our
-		// close finished without the peer's close frame.
+		h.Length = int64(binary.BigEndian.Uint16(b[2:4]))
+		if h.Length < 126 {
+			return h, 0, fmt.Errorf("a 16-bit length of %d (lengths under 126 take 7 bits, RFC 6455 5.2)", h.Length)
+		}
+		n = 4
+	case 127:
+		if len(b) < 10 {
+			return h, 0, nil
+		}
+		u := binary.BigEndian.Uint64(b[2:10])
+		if u>>63 != 0 {
+			return h, 0, fmt.Errorf("a 64-bit length with its most significant bit set (%#x; RFC 6455 5.2)", u)
+		}
+		h.Length = int64(u)
+		if h.Length <= 0xffff {
+			return h, 0, fmt.Errorf("a 64-bit length of %d (lengths under 65536 take 16 bits, RFC 6455 5.2)", h.Length)
+		}
+		n = 10
 	default:
-		// A protocol error: coder/websocket has sent its close frame.
+		h.Length = int64(l)
+	}
+	if h.Masked {
+		if len(b) < n+4 {
+			return h, 0, nil
+		}
+		copy(h.Mask[:], b[n:n+4])
+		n += 4
+	}
+	return h, n, nil
+}
+
+// beginFrame checks a frame header against the connection's state and
+// limits before anything of its payload is read.
+func (p *wsProto) beginFrame(h ws.Header) error {
+	st := ws.StateClientSide
+	if p.msgOp != 0 {
+		st |= ws.StateFragmented
+	}
+	if p.deflate {
+		// RFC 7692: RSV1 on the first frame of a data message only.
+		var ms wsflate.MessageState
+		h2, err := ms.UnsetBits(h)
+		if err != nil {
+			return p.fail(ws.StatusProtocolError, "ws_error: frame header: RSV1 on a control frame or a continuation (RFC 7692 6)")
+		}
+		if h.OpCode.IsData() && h.OpCode != ws.OpContinuation {
+			p.msgZ = ms.IsCompressed()
+		}
+		h.Rsv = h2.Rsv
+	}
+	if err := ws.CheckHeader(h, st); err != nil {
+		return p.fail(ws.StatusProtocolError, fmt.Sprintf("ws_error: frame header (opcode %d): %v", h.OpCode, err))
+	}
+	p.fop, p.ffin, p.left, p.inFrame = h.OpCode, h.Fin, h.Length, true
+	if h.OpCode.IsControl() {
+		p.ctlN = 0
+		return nil
+	}
+	if h.OpCode != ws.OpContinuation {
+		p.msgOp = WSText
+		if h.OpCode == ws.OpBinary {
+			p.msgOp = WSBinary
+		}
+		p.msg = nil
+	}
+	// The limit applies to the message, across fragments; a compressed one
+	// may take a little more than the limit before it is inflated (deflate
+	// adds a few bytes per 64 KiB to what it cannot compress).
+	if max := p.opts.MaxMessageSize; max > 0 {
+		limit := max
+		if p.msgZ {
+			limit = max + max/1024 + 64
+		}
+		if h.Length > limit-int64(len(p.msg)) {
+			return p.fail(ws.StatusMessageTooBig, fmt.Sprintf(
+				"max_message_size: a frame announces %d bytes, more than the %d allowed (ws_opts max_message_size); closed with 1009",
+				int64(len(p.msg))+h.Length, max))
+		}
+	}
+	if p.msg == nil {
+		// One allocation of the right size for a message in one frame; a
+		// large announcement is not trusted before its bytes arrive.
+		p.msg = make([]byte, 0, min(h.Length, 1<<20))
+	}
+	return nil
+}
+
+// endFrame acts on a whole frame.
+func (p *wsProto) endFrame() error {
+	switch p.fop {
+	case ws.OpPing:
+		if n := p.pending(); n > wsPongBacklog {
+			// Gun would block in its send; we don't block the reader, so a
+			// server that pings and never reads its pongs is cut off here.
+			return p.fail(ws.StatusPolicyViolation, fmt.Sprintf(
+				"ws_error: ping flood: %d bytes of our output wait for the server to read them (it sends pings and does not read the pongs); closed with 1008", n))
+		}
+		payload := p.ctl[:p.ctlN]
+		p.writeFrame(ws.OpPong, payload, false) // before anything else we write
+		if !p.opts.SilencePings {
+			p.emit(&Event{Kind: EvWS, WSOp: WSPing, Data: append([]byte{}, payload...)})
+		}
+		return nil
+	case ws.OpPong:
+		if !p.opts.SilencePings {
+			p.emit(&Event{Kind: EvWS, WSOp: WSPong, Data: append([]byte{}, p.ctl[:p.ctlN]...)})
+		}
+		return nil
+	case ws.OpClose:
+		return p.peerClose(p.ctl[:p.ctlN])
+	}
+	if !p.ffin {
+		return nil
+	}
+	data, op := p.msg, p.msgOp
+	p.msg, p.msgOp = nil, 0
+	if p.msgZ {
+		p.msgZ = false
+		var err error
+		if data, err = p.inflate(data); err != nil {
+			return err
+		}
+	}
+	if op == WSText && !utf8.Valid(data) {
+		return p.fail(ws.StatusInvalidFramePayloadData, "badencoding: a text message is not valid UTF-8; closed with 1007")
+	}
+	p.emit(&Event{Kind: EvWS, WSOp: op, Data: data})
+	return nil
+}
+
+// peerClose: the peer's close frame. It is the stream's last event; ours
+// answers it (1000, as Gun) unless it was sent already; then the
+// connection (or the HTTP/2 stream) ends.
+func (p *wsProto) peerClose(b []byte) error {
+	code, reason := 0, ""
+	switch {
+	case len(b) == 1:
+		return p.fail(ws.StatusProtocolError, "ws_error: a close frame with a 1-byte payload (RFC 6455 5.5.1)")
+	case len(b) >= 2:
+		sc := ws.StatusCode(binary.BigEndian.Uint16(b))
+		if !utf8.Valid(b[2:]) {
+			return p.fail(ws.StatusInvalidFramePayloadData, "badencoding: a close reason is not valid UTF-8; closed with 1007")
+		}
+		if err := ws.CheckCloseFrameData(sc, ""); err != nil || !wsSendableCode(int(sc)) {
+			return p.fail(ws.StatusProtocolError, fmt.Sprintf("ws_error: a close frame with code %d, which may not be sent (RFC 6455 7.4)", sc))
+		}
+		code, reason = int(sc), string(b[2:])
+	}
+	p.gotClose = true
+	p.emit(&Event{Kind: EvWS, WSOp: WSClose, CloseCode: code, Data: []byte(reason)})
+	p.over = true
+	if !p.sentClose {
 		p.sentClose = true
-		p.emit(&Event{Kind: EvError, Reason: "ws_error: " + err.Error()})
+		p.writeClose(int(ws.StatusNormalClosure), "")
+	}
+	p.endErr = errCloseNormal
+	return p.endErr
+}
+
+// fail ends the WebSocket on a frame-level error: close frame with code,
+// ERROR on the stream, and the reason for DOWN.
+func (p *wsProto) fail(code ws.StatusCode, reason string) error {
+	if !p.sentClose {
+		p.sentClose = true
+		p.writeClose(int(code), "")
+	}
+	if !p.over {
+		p.emit(&Event{Kind: EvError, Reason: reason})
 		p.over = true
 	}
-	c.mu.Unlock()
-	ws.CloseNow()
+	p.msg, p.inFrame = nil, false
+	p.endErr = errors.New(reason)
+	return p.endErr
 }
 
-// conn waits for coder/websocket's Conn (between the UPGRADE event and the
-// end of Dial); nil if the stream is gone.
-func (p *wsProto) conn() *websocket.Conn {
-	select {
-	case <-p.ready:
-	case <-p.c.done:
-		return nil
+// inflate decompresses a message (RFC 7692 7.2.2), at most max_message_size
+// bytes of output: a message that would inflate past it is refused.
+func (p *wsProto) inflate(z []byte) ([]byte, error) {
+	p.zsrc.reset(z)
+	var dict []byte
+	if p.zInTake {
+		dict = p.zdict
 	}
-	p.c.mu.Lock()
-	defer p.c.mu.Unlock()
-	if p.detached {
-		return nil
+	if p.zr == nil {
+		p.zr = flate.NewReaderDict(&p.zsrc, dict)
+	} else {
+		p.zr.(flate.Resetter).Reset(&p.zsrc, dict)
 	}
-	return p.ws
-}
-
-// sendPing sends a ping and waits for its pong on its own goroutine (bounded
-// by d, or wsPingTimeout).
-func (p *wsProto) sendPing(ws *websocket.Conn, d time.Duration) {
-	if d <= 0 {
-		d = wsPingTimeout
+	lim := p.opts.MaxMessageSize
+	out := make([]byte, 0, max(min(4*len(z)+64, 1<<20), 512))
+	for {
+		if len(out) == cap(out) {
+			out = append(out, 0)[:len(out)]
+		}
+		end := cap(out)
+		if lim > 0 {
+			end = int(min(int64(end), lim+1)) // never more than one byte past the limit
+		}
+		n, err := p.zr.Read(out[len(out):end])
+		out = out[:len(out)+n]
+		if lim > 0 && int64(len(out)) > lim {
+			return nil, p.fail(ws.StatusMessageTooBig, fmt.Sprintf(
+				"max_message_size: a compressed message inflates to more than the %d bytes allowed (ws_opts max_message_size); closed with 1009", lim))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, p.fail(ws.StatusProtocolError, "ws_error: a compressed message does not inflate: "+err.Error())
+		}
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(p.ctx, d)
-		defer cancel()
-		ws.Ping(ctx)
-	}()
+	if p.zInTake {
+		// The server's window reaches back 32 KiB at most (RFC 7692 7.1.2.1).
+		if len(out) >= wsflate.MaxLZ77WindowSize {
+			p.zdict = append(p.zdict[:0], out[len(out)-wsflate.MaxLZ77WindowSize:]...)
+		} else {
+			if keep := wsflate.MaxLZ77WindowSize - len(out); len(p.zdict) > keep {
+				p.zdict = p.zdict[:copy(p.zdict, p.zdict[len(p.zdict)-keep:])]
+			}
+			p.zdict = append(p.zdict, out...)
+		}
+	}
+	return out, nil
 }
 
-// startClose sends a close frame and runs the handshake on its own
-// goroutine; closing_timeout bounds the wait for the peer's.
-func (p *wsProto) startClose(code int, reason string) {
-	p.c.mu.Lock()
-	defer p.c.mu.Unlock()
-	p.startCloseLocked(code, reason)
+// wsInflateSrc is a message's compressed bytes followed by the tail RFC
+// 7692 7.2.2 has the receiver append (00 00 ff ff), and an empty final
+// stored block so that the inflater ends with io.EOF.
+type wsInflateSrc struct {
+	b    []byte
+	tail int
 }
 
-// startCloseLocked: c.mu held. coder/websocket's Close reads until the
-// peer's close frame and drops the data messages it meets on the way
-// (whenever it gets its read lock between two reads of ours).
-func (p *wsProto) startCloseLocked(code int, reason string) {
-	if p.sentClose || p.over || p.detached || p.closed {
+var wsInflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+func (s *wsInflateSrc) reset(b []byte) { s.b, s.tail = b, 0 }
+
+func (s *wsInflateSrc) Read(b []byte) (int, error) {
+	if len(s.b) > 0 {
+		n := copy(b, s.b)
+		s.b = s.b[n:]
+		return n, nil
+	}
+	if s.tail == len(wsInflateTail) {
+		return 0, io.EOF
+	}
+	n := copy(b, wsInflateTail[s.tail:])
+	s.tail += n
+	return n, nil
+}
+
+func (s *wsInflateSrc) ReadByte() (byte, error) {
+	if len(s.b) > 0 {
+		c := s.b[0]
+		s.b = s.b[1:]
+		return c, nil
+	}
+	if s.tail == len(wsInflateTail) {
+		return 0, io.EOF
+	}
+	s.tail++
+	return wsInflateTail[s.tail-1], nil
+}
+
+// ---- output ----
+
+// writeFrame writes one whole frame, masked (RFC 6455 5.3), compressed when
+// z and deflate was negotiated. Frames go out whole and in the order of
+// the calls. c.mu held.
+func (p *wsProto) writeFrame(op ws.OpCode, payload []byte, z bool) {
+	rsv := byte(0)
+	if z && p.deflate {
+		payload = p.compress(payload)
+		rsv = 0x4 // RSV1
+	}
+	var mask [4]byte
+	binary.LittleEndian.PutUint32(mask[:], uint32(p.rnd.Uint64()))
+	if p.h2 != nil {
+		p.h2.write(wsAppendFrame(p.h2.buf(), op, rsv, mask, payload))
+		return
+	}
+	c := p.c
+	if len(c.wbuf) == 0 {
+		c.wcond.Signal()
+	}
+	c.wbuf = wsAppendFrame(c.wbuf, op, rsv, mask, payload)
+}
+
+// wsPongBacklog bounds the output a server's pings can pile up (their
+// pongs) while it reads nothing.
+const wsPongBacklog = 2 * writeBound
+
+// pending is our output not yet written to the socket (HTTP/1.1) or not
+// yet sent within the server's windows (HTTP/2). c.mu held.
+func (p *wsProto) pending() int {
+	if p.h2 != nil {
+		return len(p.h2.s.body)
+	}
+	return len(p.c.wbuf)
+}
+
+// wsAppendFrame appends a final frame: header, then the payload masked.
+func wsAppendFrame(dst []byte, op ws.OpCode, rsv byte, mask [4]byte, payload []byte) []byte {
+	h := ws.Header{Fin: true, Rsv: rsv, OpCode: op, Masked: true, Mask: mask, Length: int64(len(payload))}
+	var hb [ws.MaxHeaderSize]byte
+	hb[0] = 0x80 | h.Rsv<<4 | byte(h.OpCode)
+	n := 2
+	switch l := len(payload); {
+	case l < 126:
+		hb[1] = byte(l)
+	case l <= 0xffff:
+		hb[1] = 126
+		binary.BigEndian.PutUint16(hb[2:], uint16(l))
+		n = 4
+	default:
+		hb[1] = 127
+		binary.BigEndian.PutUint64(hb[2:], uint64(l))
+		n = 10
+	}
+	hb[1] |= 0x80
+	n += copy(hb[n:], h.Mask[:])
+	dst = append(dst, hb[:n]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	ws.Cipher(dst[start:], mask, 0)
+	return dst
+}
+
+// compress deflates one message (RFC 7692 7.2.1): a sync flush without its
+// 00 00 ff ff tail; the compressor keeps its window between messages
+// unless the server asked for client_no_context_takeover. BestSpeed: the
+// engine's CPU is the host's. The result is valid until the next call.
+func (p *wsProto) compress(b []byte) []byte {
+	level := flate.BestSpeed
+	if p.zHuffOnly {
+		// The server limits our window below 32 KiB; Go's deflate cannot
+		// shrink its window, but Huffman-only output refers back to nothing.
+		level = flate.HuffmanOnly
+	}
+	p.zbuf.Reset()
+	if p.zw == nil {
+		p.zw, _ = flate.NewWriter(&p.zbuf, level)
+	} else if !p.zOutTake {
+		p.zw.Reset(&p.zbuf)
+	}
+	p.zw.Write(b)
+	p.zw.Flush()
+	out := p.zbuf.Bytes()
+	if len(out) >= 4 {
+		out = out[:len(out)-4]
+	}
+	return out
+}
+
+// writeClose writes a close frame: code 0 for one without payload.
+func (p *wsProto) writeClose(code int, reason string) {
+	if code == 0 {
+		p.writeFrame(ws.OpClose, nil, false)
+		return
+	}
+	var b [125]byte
+	binary.BigEndian.PutUint16(b[:], uint16(code))
+	n := 2 + copy(b[2:], reason)
+	p.writeFrame(ws.OpClose, b[:n], false)
+}
+
+// sendClose starts the close handshake from our side: the close frame,
+// then closing_timeout for the peer's. c.mu held.
+func (p *wsProto) sendClose(code int, reason string) {
+	if p.sentClose || p.over || p.detached || !p.live() {
 		return
 	}
 	p.sentClose = true
-	p.armCloseTimer()
-	sc := websocket.StatusCode(code)
-	if code == 0 {
-		sc = websocket.StatusNoStatusRcvd // coder/websocket: a close frame without payload
-	}
-	go func() {
-		ws := p.conn()
-		if ws == nil {
-			return
-		}
-		ws.Close(sc, reason)
-	}()
-}
-
-// armCloseTimer closes the connection if the close handshake has not
-// finished within closing_timeout. c.mu held.
-func (p *wsProto) armCloseTimer() {
+	p.writeClose(code, reason)
 	if ct := p.opts.ClosingTimeout; ct > 0 {
 		p.timers = append(p.timers, time.AfterFunc(ct, func() {
-			p.c.mu.Lock()
-			defer p.c.mu.Unlock()
-			if !p.detached && !p.closed {
-				p.closed = true
-				p.cond.Broadcast()
-				p.closeConn(true)
+			c := p.c
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if p.detached || p.over || !p.live() {
+				return
 			}
+			p.timedOut(ct)
 		}))
 	}
 }
 
-// closeConn ends what carries the WebSocket. Over HTTP/1.1 the connection:
-// what was written (the last close frame) is flushed first, by Conn.serve;
-// the read loop stops at its next read (an expired read deadline) and eof
-// says "normal". Over HTTP/2 the stream: END_STREAM, or RST_STREAM when
-// abort (the close handshake did not finish). c.mu held.
-func (p *wsProto) closeConn(abort bool) {
-	c := p.c
-	if p.detached || !p.live() {
-		return
-	}
+// timedOut: the peer's close frame did not come within closing_timeout.
+// The stream gets ERROR, and the connection (HTTP/1.1) or the stream
+// (HTTP/2) ends with that reason. c.mu held.
+func (p *wsProto) timedOut(ct time.Duration) {
+	reason := fmt.Sprintf("closing_timeout: no close frame from the server within %d ms of ours (ws_opts closing_timeout)", ct.Milliseconds())
+	p.emit(&Event{Kind: EvError, Reason: reason})
+	p.over = true
+	p.endErr = errors.New(reason)
 	if p.h2 != nil {
-		p.h2.finish(abort)
+		p.h2.finish(true)
 		return
 	}
-	if c.nc == nil {
-		return
-	}
-	c.nc.SetReadDeadline(time.Now())
-	c.rcond.Signal()
-}
-
-// sendError maps a failed write of WSSend.
-func (p *wsProto) sendError(err error) error {
-	return fmt.Errorf("%w: WebSocket stream %d: %v", ErrClosed, p.ref, err)
-}
-
-// ---- coder/websocket's connection ----
-
-// wsBody is the io.ReadWriteCloser coder/websocket frames over: the
-// response body of its handshake.
-type wsBody struct{ p *wsProto }
-
-func (b *wsBody) Read(buf []byte) (int, error) {
-	p := b.p
-	c := p.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for p.off == len(p.in) && !p.eofSeen && !p.detached && !p.closed {
-		p.cond.Wait()
-	}
-	if p.detached || p.closed {
-		return 0, net.ErrClosed
-	}
-	if p.off == len(p.in) {
-		return 0, io.EOF
-	}
-	wasFull := p.paused()
-	n := copy(buf, p.in[p.off:])
-	p.off += n
-	if p.off == len(p.in) {
-		p.in, p.off = p.in[:0], 0
-	}
-	if p.h2 != nil {
-		p.h2.read(n) // the stream's window grows as the pipe drains
-	} else if wasFull {
-		c.rcond.Signal() // the read loop waits for room
-	}
-	return n, nil
-}
-
-func (b *wsBody) Write(buf []byte) (int, error) {
-	p := b.p
-	c := p.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p.detached || p.closed || !p.live() {
-		return 0, net.ErrClosed
-	}
-	if p.h2 != nil {
-		if err := p.h2.write(buf); err != nil {
-			return 0, err
-		}
-		return len(buf), nil
-	}
-	c.write(buf)
-	if !c.waitDrained() {
-		return 0, net.ErrClosed
-	}
-	return len(buf), nil
-}
-
-// Close: coder/websocket is done with the connection: it ends once what
-// was written (the last close frame) is on the wire.
-func (b *wsBody) Close() error {
-	p := b.p
-	c := p.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p.closed {
-		return nil
-	}
-	p.closed = true
-	p.cond.Broadcast()
-	p.closeConn(false)
-	return nil
-}
-
-// wsSniff follows the peer's frame headers through the pipe to keep its
-// close frame's code and reason. It frames nothing: coder/websocket does.
-// It exists because coder/websocket's Close reads the peer's close frame
-// itself when our reader is not inside Read at that moment, and then keeps
-// its payload to itself.
-type wsSniff struct {
-	hdr  [14]byte
-	hn   int   // header bytes seen
-	left int64 // payload bytes left in the current frame
-	body bool  // in a payload
-	cl   bool  // the current frame is a close frame
-	pay  []byte
-
-	seen   bool // a whole, valid close frame went by
-	code   int  // its code, 0 for none
-	reason string
-}
-
-func (w *wsSniff) feed(b []byte) {
-	for len(b) > 0 && !w.seen {
-		if !w.body {
-			w.hdr[w.hn] = b[0]
-			w.hn++
-			b = b[1:]
-			if w.hn < 2 {
-				continue
-			}
-			need := 2
-			switch w.hdr[1] & 0x7f {
-			case 126:
-				need += 2
-			case 127:
-				need += 8
-			}
-			if w.hdr[1]&0x80 != 0 {
-				need += 4
-			}
-			if w.hn < need {
-				continue
-			}
-			var n int64
-			switch l := w.hdr[1] & 0x7f; l {
-			case 126:
-				n = int64(binary.BigEndian.Uint16(w.hdr[2:4]))
-			case 127:
-				n = int64(binary.BigEndian.Uint64(w.hdr[2:10]) & (1<<63 - 1))
-			default:
-				n = int64(l)
-			}
-			w.cl = w.hdr[0]&0x0f == 0x8
-			w.body, w.left, w.pay = true, n, w.pay[:0]
-			if w.left == 0 {
-				w.endFrame()
-			}
-			continue
-		}
-		k := int(min(int64(len(b)), w.left))
-		if w.cl && len(w.pay)+k <= 125 {
-			w.pay = append(w.pay, b[:k]...)
-		}
-		b = b[k:]
-		w.left -= int64(k)
-		if w.left == 0 {
-			w.endFrame()
-		}
-	}
-}
-
-func (w *wsSniff) endFrame() {
-	w.body = false
-	hn := w.hn
-	w.hn = 0
-	if !w.cl {
-		return
-	}
-	if w.hdr[1]&0x80 != 0 { // servers don't mask; be exact anyway
-		mk := w.hdr[hn-4 : hn]
-		for i := range w.pay {
-			w.pay[i] ^= mk[i%4]
-		}
-	}
-	switch {
-	case len(w.pay) == 0:
-		w.seen, w.code = true, 0
-	case len(w.pay) >= 2 && utf8.Valid(w.pay[2:]):
-		code := int(binary.BigEndian.Uint16(w.pay))
-		if wsSendableCode(code) {
-			w.seen, w.code, w.reason = true, code, string(w.pay[2:])
-		}
+	if nc := p.c.nc; nc != nil {
+		// The read loop wakes (an expired read deadline, or the signal if it
+		// waits for flow) and eof gives endErr as DOWN's reason.
+		nc.SetReadDeadline(time.Now())
+		p.c.rcond.Signal()
 	}
 }

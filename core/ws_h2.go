@@ -9,22 +9,19 @@ package core
 // ends the stream, not the connection. Any other status is an ordinary
 // RESPONSE (+ DATA), as over HTTP/1.1.
 //
-// coder/websocket still frames everything; RFC 8441 has no
-// Sec-WebSocket-Key/Accept (the stream is the proof), so the response that
-// coder/websocket checks is the server's 2xx with the three headers of a
-// 101 added (Connection, Upgrade, and the Accept of the key it made up).
-// The UPGRADE event carries the server's headers only.
+// RFC 8441 has no Sec-WebSocket-Key/Accept (the stream is the proof); the
+// extensions and subprotocol are checked as over HTTP/1.1. The same state
+// machine (ws.go) parses the stream's DATA and writes its frames into the
+// stream's body, which goes out as the server's windows allow (sendBody),
+// without blocking the reader; WSSend waits while much is pending.
 //
-// Flow control follows the host here too: the stream's DATA goes into the
-// WebSocket's pipe, and the window grows back (WINDOW_UPDATE) as
-// coder/websocket reads the pipe, so a host that stops taking events stops
-// the server (the stream's window bounds the pipe). Frames we send go out
-// as DATA within the server's windows, blocking WSSend while they are shut.
+// Flow control follows the host here too: DATA bytes are given back to the
+// windows as the WebSocket parses them; what Gun's flow holds back stays
+// unparsed (and the window shut) until gm_update_flow.
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -33,8 +30,9 @@ import (
 
 // wsH2 is the HTTP/2 stream that carries a WebSocket.
 type wsH2 struct {
-	h *h2conn
-	s *h2Stream
+	h     *h2conn
+	s     *h2Stream
+	spare []byte // the body's buffer, reused once it drained
 }
 
 // wsUpgrade (wsUpgrader): the stream waits for the server's first SETTINGS
@@ -63,7 +61,7 @@ func (h *h2conn) wsFlush() {
 	for _, r := range q {
 		if err := h.wsUpgrade(r); err != nil {
 			h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
-			r.ws.fail(errWSDone)
+			r.ws.fail()
 		}
 	}
 }
@@ -124,46 +122,60 @@ func (h *h2conn) wsResponse(s *h2Stream, status int, endStream bool) (done bool,
 	}
 	if status < 200 || status > 299 || endStream {
 		s.ws = nil // rejected: an ordinary response, as in Gun
-		up.fail(errWSDone)
+		up.fail()
 		return false, nil
 	}
 	hs := h.dFields
-	if err := up.checkNegotiated(hs); err != nil {
+	neg, err := up.checkNegotiated(hs)
+	if err != nil {
 		s.ws = nil
-		up.fail(err)
+		up.fail()
 		h.c.emit(&Event{Kind: EvError, Ref: s.ref, Reason: "ws_handshake_failed: " + err.Error()})
 		h.reset(s, http2.ErrCodeCancel)
 		return true, nil
 	}
 	s.gotFinal, s.status = true, status
-	p := newWSProto(h.c, up, hs)
+	p := newWSProto(h.c, up, hs, neg)
 	p.h2 = &wsH2{h: h, s: s}
+	s.wsOpen = true
 	up.proto = p
-	coder := append(hs[:len(hs):len(hs)],
-		Header{"connection", "Upgrade"}, Header{"upgrade", "websocket"},
-		Header{"sec-websocket-accept", wsAcceptKey(up.key)})
-	up.answer(wsResult{p: p, hs: hs, coder: coder})
+	up.answered = true
 	h.c.emit(&Event{Kind: EvUpgrade, Ref: s.ref, Protocol: "websocket", Headers: hs})
+	p.start()
 	return true, nil
 }
 
-// wsData: DATA of a WebSocket stream goes to its pipe; the window comes
-// back as the pipe drains (wsH2.read). free: padding, given back now.
+// wsData: DATA of a WebSocket stream is parsed at once (one copy, into the
+// event); what Gun's flow holds back waits in p.in. The bytes parsed go back
+// to the windows. free: padding, given back now.
 func (h *h2conn) wsData(s *h2Stream, data []byte, fin bool, free int64) {
 	p := s.ws.proto
 	if len(data) > 0 {
-		if p.closed || p.done || p.detached {
+		if p.over || p.detached {
 			free += int64(len(data)) // nobody reads it any more
 		} else {
-			p.feed(data)
 			s.held += len(data)
 			h.connHeld += len(data)
+			if len(p.in) == 0 {
+				n, err := p.parse(data)
+				p.in = append(p.in, data[n:]...)
+				h.wsParsed(p, n, err)
+			} else {
+				p.in = append(p.in, data...)
+				p.h2.resume(p)
+			}
 		}
 	}
 	if fin {
 		s.remoteFin = true
-		p.eofSeen = true
-		p.cond.Broadcast()
+		if !p.over && !p.detached {
+			// The server ended the stream without a close frame.
+			p.emit(&Event{Kind: EvError, Reason: "closed: the server ended the WebSocket stream without a close frame"})
+			p.over = true
+		}
+		if h.refs[s.ref] == s && !s.localFin {
+			p.h2.finish(false)
+		}
 		h.maybeClose(s)
 	} else if free > 0 {
 		h.streamEnsure(s)
@@ -173,19 +185,38 @@ func (h *h2conn) wsData(s *h2Stream, data []byte, fin bool, free int64) {
 	}
 }
 
+// wsParsed: n bytes of the stream were parsed; err ends the WebSocket (its
+// close frame is written): the stream ends too.
+func (h *h2conn) wsParsed(p *wsProto, n int, err error) {
+	if n > 0 {
+		h.consumed(p.ref, n)
+	}
+	if err != nil {
+		p.in = nil
+		p.h2.finish(false)
+	}
+}
+
+// resume parses what Gun's flow held back (flow grew, or more came).
+func (w *wsH2) resume(p *wsProto) {
+	if len(p.in) == 0 || w.h.refs[w.s.ref] != w.s {
+		return
+	}
+	n, err := p.parse(p.in)
+	p.in = p.in[:copy(p.in, p.in[n:])]
+	w.h.wsParsed(p, n, err)
+}
+
 // wsGone: a WebSocket stream is forgotten (h2conn.remove). After END_STREAM
-// both ways the reader still has the pipe's end to read; a reset stream
-// (RST_STREAM either way, a cancel) takes the WebSocket with it.
+// both ways it is over; a reset stream (RST_STREAM either way, a cancel)
+// takes the WebSocket with it.
 func (h *h2conn) wsGone(s *h2Stream) {
 	p := s.ws.proto
 	if p == nil {
-		s.ws.fail(ErrClosed)
+		s.ws.fail()
 		return
 	}
-	if s.remoteFin && s.localFin {
-		return
-	}
-	p.over = true // an ERROR was emitted by the engine, or it was our cancel
+	p.over = true // its last event was emitted, or the engine emitted an ERROR
 	p.detach()
 }
 
@@ -200,7 +231,7 @@ func (h *h2conn) detach() {
 		if p := s.ws.proto; p != nil {
 			p.detach()
 		} else {
-			s.ws.fail(ErrClosed)
+			s.ws.fail()
 		}
 	}
 	h.c.pending = append(h.wsWait, h.c.pending...)
@@ -228,28 +259,47 @@ func (h *h2conn) wsPending(ref uint64) bool {
 	return false
 }
 
-// write sends coder/websocket's bytes as DATA, within the windows (it
-// waits, the lock released, while they are shut). c.mu held.
-func (w *wsH2) write(b []byte) error {
-	h, s := w.h, w.s
-	if h.refs[s.ref] != s || s.localFin {
-		return net.ErrClosed
+// buf is where the next frames are appended: the stream's unsent body.
+func (w *wsH2) buf() []byte {
+	if len(w.s.body) == 0 {
+		return w.spare[:0]
 	}
-	if err := h.data(s.ref, b, false); err != nil {
-		return err
-	}
-	if c := h.c; len(c.wbuf) > writeBound && !c.waitDrained() {
-		return net.ErrClosed
-	}
-	return nil
+	return w.s.body
 }
 
-// read: n bytes of the pipe were read: the server may send as many more.
-func (w *wsH2) read(n int) { w.h.consumed(w.s.ref, n) }
+// write makes b (buf with frames appended) the stream's body and sends
+// what the windows allow; the rest goes as they open. c.mu held.
+func (w *wsH2) write(b []byte) {
+	h, s := w.h, w.s
+	if h.refs[s.ref] != s || s.localFin || !s.wsOpen {
+		return
+	}
+	if len(w.s.body) == 0 && cap(b) <= writeBound {
+		w.spare = b[:0]
+	}
+	s.body = b
+	h.sendBody(s)
+}
 
-// finish ends the stream: END_STREAM after the close handshake (the
-// server's END_STREAM is then awaited at most closing_timeout), or
-// RST_STREAM CANCEL when abort.
+// waitSent blocks WSSend (the lock released) while much of the stream's
+// output waits for the server's windows. False if the stream is gone.
+func (w *wsH2) waitSent() bool {
+	h, s := w.h, w.s
+	for len(s.body) > writeBound && h.refs[s.ref] == s && h.live() {
+		h.c.wincond.Wait()
+	}
+	if h.refs[s.ref] != s && len(s.body) > 0 {
+		return false
+	}
+	if c := h.c; len(c.wbuf) > writeBound && !c.waitDrained() {
+		return false
+	}
+	return true
+}
+
+// finish ends the stream: END_STREAM after what is pending (the server's
+// END_STREAM is then awaited at most closing_timeout), or RST_STREAM CANCEL
+// when abort.
 func (w *wsH2) finish(abort bool) {
 	h, s := w.h, w.s
 	if h.refs[s.ref] != s {
@@ -259,8 +309,15 @@ func (w *wsH2) finish(abort bool) {
 		h.reset(s, http2.ErrCodeCancel)
 		return
 	}
-	if !s.localFin {
-		h.data(s.ref, nil, true)
+	if s.wsOpen {
+		s.wsOpen = false
+		if len(s.body) > 0 {
+			h.sendBody(s) // END_STREAM goes with the last piece
+		} else if !s.localFin {
+			h.writeData(s.id, true, nil)
+			s.localFin = true
+			h.maybeClose(s)
+		}
 	}
 	if h.refs[s.ref] == s && s.ws.proto != nil {
 		if ct := s.ws.proto.opts.ClosingTimeout; ct > 0 {

@@ -316,7 +316,7 @@ func TestWSSubprotocols(t *testing.T) {
 
 	// None of ours known: the server answers without one; Gun accepts that.
 	c2 := up(t, q, `{"retry":0}`)
-	ref2, ev := wsUpgrade(t, q, c2, "/ws", wsOpts(t, `{"protocols":[["mqtt","handler"]]}`))
+	ref2, ev := wsUpgrade(t, q, c2, "/ws", wsOpts(t, `{"protocols":[["mqtt","gun_ws_h"]]}`))
 	if v, ok := header(ev.Headers, "sec-websocket-protocol"); ok {
 		t.Fatalf("negotiated %q, want none", v)
 	}
@@ -529,8 +529,9 @@ func TestWSMaxMessageSize(t *testing.T) {
 	if !hasReason(ev, "max_message_size") || !strings.Contains(ev.Reason, "1009") {
 		t.Fatalf("got %s", evString(ev))
 	}
-	// The close handshake (1009) ends the connection; no second ERROR.
-	expectDownUp(t, q, ref, "normal")
+	// The close frame 1009 ends the connection; DOWN says why; no second
+	// ERROR.
+	expectDownUp(t, q, ref, ev.Reason)
 }
 
 func TestWSFlow(t *testing.T) {
@@ -564,9 +565,9 @@ func TestWSPings(t *testing.T) {
 	c := up(t, q, `{"retry":0}`)
 	// silence_pings false: pongs (and pings) are events.
 	ref, _ := wsUpgrade(t, q, c, "/ws", wsOpts(t, `{"silence_pings":false}`))
-	wsSend(t, c, ref, WSFrame{Op: WSPing})
-	if ev := expectWS(t, q, ref, WSPong); len(ev.Data) == 0 {
-		t.Fatal("pong without the ping's payload")
+	wsSend(t, c, ref, WSFrame{Op: WSPing, Data: []byte("mine")})
+	if ev := expectWS(t, q, ref, WSPong); string(ev.Data) != "mine" {
+		t.Fatalf("pong %q, want the ping's payload", ev.Data)
 	}
 	// keepalive pings every 50 ms.
 	c2 := up(t, q, `{"retry":0}`)
@@ -594,8 +595,8 @@ func TestWSSendErrors(t *testing.T) {
 		frames []WSFrame
 		want   error
 	}{
-		{[]WSFrame{{Op: WSPong}}, ErrUnsupported},
-		{[]WSFrame{{Op: WSPing, Data: []byte("mine")}}, ErrUnsupported},
+		{[]WSFrame{{Op: WSPing, Data: bytes.Repeat([]byte("x"), 126)}}, ErrBadArg},
+		{[]WSFrame{{Op: WSPong, Data: bytes.Repeat([]byte("x"), 126)}}, ErrBadArg},
 		{[]WSFrame{{Op: WSClose, Code: 1005}}, ErrBadArg},
 		{[]WSFrame{{Op: WSClose, Code: 999}}, ErrBadArg},
 		{[]WSFrame{{Op: WSClose, Code: 5000}}, ErrBadArg},
@@ -604,7 +605,7 @@ func TestWSSendErrors(t *testing.T) {
 		{[]WSFrame{{Op: WSText, Data: []byte{0xff}}}, ErrBadArg},
 		{[]WSFrame{{Op: 3}}, ErrBadArg},
 		// Nothing of a refused call is sent, even its valid first frames.
-		{[]WSFrame{{Op: WSText, Data: []byte("not sent")}, {Op: WSPong}}, ErrUnsupported},
+		{[]WSFrame{{Op: WSText, Data: []byte("not sent")}, {Op: 3}}, ErrBadArg},
 	} {
 		if err := c.WSSend(ref, tc.frames); !errors.Is(err, tc.want) {
 			t.Fatalf("%+v: %v, want %v", tc.frames, err, tc.want)
@@ -682,7 +683,7 @@ func TestWSBackpressure(t *testing.T) {
 		}
 	}()
 	time.Sleep(500 * time.Millisecond) // let the echoes pile up against the budget
-	if l := q.Len(); l*len(msg) > readBudget+2*wsPipeMax+len(msg) {
+	if l := q.Len(); l*len(msg) > readBudget+2*(64<<10)+len(msg) {
 		t.Fatalf("%d events (%d bytes) queued: the budget does not hold", l, l*len(msg))
 	}
 	for i := 0; i < n; i++ {
@@ -736,9 +737,9 @@ func TestWSBadEncoding(t *testing.T) {
 	expect(t, q, EvExit, 0)
 }
 
-// TestWSClosingTimeout: a peer that never answers our close frame: the
-// connection goes after closing_timeout, the stream in DOWN's killed list
-// with no ERROR (it was closing).
+// TestWSClosingTimeout: a peer that never answers our close frame: after
+// closing_timeout the stream gets ERROR closing_timeout and the connection
+// goes with that reason, the stream in DOWN's killed list.
 func TestWSClosingTimeout(t *testing.T) {
 	s := startRaw(t, func(nc net.Conn) {
 		br := bufio.NewReader(nc)
@@ -759,8 +760,12 @@ func TestWSClosingTimeout(t *testing.T) {
 	if si, err := c.StreamInfo(ref); err != nil || si.State != "stopping" {
 		t.Fatalf("stream info while closing: %+v %v", si, err)
 	}
-	ev := expect(t, q, EvDown, 0)
-	if ev.Protocol != "ws" || ev.Reason != "normal" || len(ev.Killed) != 1 || ev.Killed[0] != ref {
+	ev := expect(t, q, EvError, ref)
+	if !hasReason(ev, "closing_timeout") || !strings.Contains(ev.Reason, "300 ms") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	ev = expect(t, q, EvDown, 0)
+	if ev.Protocol != "ws" || !hasReason(ev, "closing_timeout") || len(ev.Killed) != 1 || ev.Killed[0] != ref {
 		t.Fatalf("got %s", evString(ev))
 	}
 	t.Logf("DOWN %v after the close frame (closing_timeout 300 ms)", time.Since(start))

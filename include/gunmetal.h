@@ -509,24 +509,45 @@ int gm_ping(gm_conn *c, gm_ref *ref);
  *
  * ws_opts_json: NULL for the connection's ws_opts, or a JSON object that
  * replaces them (as in Gun), with Gun's keys and defaults: compress (false;
- * true offers permessage-deflate), keepalive (ms between pings, "infinity"),
- * protocols (subprotocols offered, ["chat", ...]; a 101 naming one we did
- * not offer fails, one naming none is accepted), silence_pings (true: pings
- * and pongs are not events; pings are always answered), flow (GM_EV_WS
- * events before the stream pauses; gm_update_flow adds), closing_timeout
- * (15000 ms), max_message_size (alias max_frame_size; default 16 MiB; a
- * larger incoming message closes the WebSocket with 1009 and gives the
- * stream GM_EV_ERROR "max_message_size: ..."). An incoming text message that
- * is not UTF-8 closes it with 1007 and gives GM_EV_ERROR "badencoding: ...";
- * a frame that breaks the protocol, GM_EV_ERROR "ws_error: ...".
+ * true offers permessage-deflate as Gun does, "permessage-deflate;
+ * client_max_window_bits; server_max_window_bits=15", and "compat" offers
+ * "permessage-deflate" without parameters; the server's
+ * no_context_takeover either way and window bits are honoured, context
+ * takeover is kept otherwise), keepalive (ms between empty pings,
+ * "infinity"), protocols (subprotocols offered, ["chat", ...]; a 101 naming
+ * one we did not offer fails, one naming none is accepted), silence_pings
+ * (true: pings and pongs are not events; pings are always answered with
+ * their payload), flow (GM_EV_WS events before the stream pauses;
+ * gm_update_flow adds), closing_timeout (15000 ms), default_protocol
+ * ("gun_ws_h" only: gunmetal has no handler modules), max_message_size
+ * (alias max_frame_size; default 16 MiB). user_opts and reply_to are
+ * refused in JSON (reply_to: use gm_ws_upgrade_to).
  *
- * The end: a close frame from either side ends the stream (GM_EV_WS close).
- * On HTTP/1.1 it ends the connection too: GM_EV_DOWN follows with protocol
- * "ws", reason "normal" and the stream in its killed list (Gun #265), then
- * the connection reconnects per its retry options as an HTTP connection (no
- * automatic re-upgrade). Over HTTP/2 only the stream ends (END_STREAM).
- * A WebSocket lost with its connection gets GM_EV_ERROR "closed..." and is
- * in DOWN's killed list.
+ * The WebSocket fails, with a close frame of the code below, GM_EV_ERROR on
+ * the stream and (HTTP/1.1) GM_EV_DOWN with the same reason:
+ *   - 1009 "max_message_size: ...": a frame header announcing a message
+ *     larger than max_message_size (refused at the header: nothing of it is
+ *     buffered or read), or a compressed message inflating past it;
+ *   - 1007 "badencoding: ...": a text message or close reason not UTF-8;
+ *   - 1002 "ws_error: ...": a frame that breaks RFC 6455 or 7692 (reserved
+ *     bits or opcodes, a masked frame, a fragmented or oversized control
+ *     frame, a continuation out of place, a length with its top bit set or
+ *     not minimally encoded, a bad close code, a message that does not
+ *     inflate).
+ *
+ * The end: the server's close frame is the stream's last event (GM_EV_WS
+ * close, status = its code, 0 when it has none); data messages that arrive
+ * before it are delivered, also after our own close frame. Ours answers it
+ * (1000, as Gun) unless we sent one. After a close frame from gm_ws_send the
+ * server has closing_timeout to answer; past it the stream gets GM_EV_ERROR
+ * "closing_timeout: ..." and the connection (or HTTP/2 stream) ends with
+ * that reason. On HTTP/1.1 the connection ends with the WebSocket:
+ * GM_EV_DOWN follows with protocol "ws", reason "normal" after a close
+ * handshake (else the reason above) and the stream in its killed list
+ * (Gun #265), then the connection reconnects per its retry options as an
+ * HTTP connection (no automatic re-upgrade). Over HTTP/2 only the stream
+ * ends (END_STREAM). A WebSocket lost with its connection gets GM_EV_ERROR
+ * "closed..." and is in DOWN's killed list.
  *
  * Errors: GM_EINVAL (bad path or header: nothing is sent), GM_EOPTION (bad
  * ws_opts_json, the message names the key), GM_ECLOSED, GM_EUNSUPPORTED (a
@@ -535,12 +556,20 @@ int gm_ping(gm_conn *c, gm_ref *ref);
 int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
                   const char *ws_opts_json, gm_ref *ref);
 
-/* A frame for gm_ws_send. op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING or
- * GM_WS_CLOSE (GM_WS_PONG is refused, see below); data/len the payload
- * (data may be NULL when len is 0; text must be UTF-8); for GM_WS_CLOSE,
- * code is the close code (0: a close frame without code or reason) and
- * data/len the reason (at most 123 bytes of UTF-8). code is ignored for
- * other ops. */
+/* gm_ws_upgrade with Gun's ws_opts reply_to: the stream's events (UPGRADE,
+ * WS, ERROR, or the rejecting RESPONSE) go to reply_to instead of the
+ * connection's owner; DOWN and EXIT still go to the owner. reply_to NULL is
+ * gm_ws_upgrade. Errors as gm_ws_upgrade, and GM_EINVAL for a queue that is
+ * not live. */
+int gm_ws_upgrade_to(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,
+                     const char *ws_opts_json, gm_queue *reply_to, gm_ref *ref);
+
+/* A frame for gm_ws_send. op is GM_WS_TEXT, GM_WS_BINARY, GM_WS_PING,
+ * GM_WS_PONG or GM_WS_CLOSE; data/len the payload (data may be NULL when len
+ * is 0; text must be UTF-8; a ping or pong carries at most 125 bytes); for
+ * GM_WS_CLOSE, code is the close code (0: a close frame without code or
+ * reason) and data/len the reason (at most 123 bytes of UTF-8). code is
+ * ignored for other ops. */
 typedef struct gm_ws_frame {
     uint32_t op;
     uint32_t code;
@@ -550,34 +579,24 @@ typedef struct gm_ws_frame {
 
 /*
  * Sends frames[0..n-1] on WebSocket stream ref, in order (Gun's
- * gun:ws_send). Every frame is checked first: a bad one fails the call and
- * nothing is sent. Text and binary frames are written before it returns (it
- * blocks while much output is pending, as gm_data does); the library copies
- * nothing it needs after returning. A close frame must be the last: it
- * starts the close handshake (closing_timeout bounds the wait for the
- * peer's close frame), after which the stream and, on HTTP/1.1, the
+ * gun:ws_send): every frame is checked first (a bad one fails the call and
+ * nothing is sent), then all go on the wire whole and in this order, before
+ * any frame of a later call. Text and binary frames are compressed when
+ * permessage-deflate was negotiated. {ping, Payload} and {pong, Payload}
+ * send the caller's payload (an unsolicited pong is allowed, RFC 6455
+ * 5.5.3). The call blocks while much output is pending, as gm_data does; the
+ * library copies what it needs before returning. A close frame must be the
+ * last: it starts the close handshake (closing_timeout bounds the wait for
+ * the server's close frame), after which the stream and, on HTTP/1.1, the
  * connection end; later calls answer GM_EBADSTATE (or GM_ENOSTREAM once the
  * stream is gone).
  *
- * What coder/websocket (the framing library) cannot do, and so gunmetal
- * does not pretend to:
- *   - a ping with a payload of the caller's: send GM_WS_PING with len 0; the
- *     library picks the payload (a decimal counter). len > 0 gives
- *     GM_EUNSUPPORTED. The ping may reach the wire after frames that follow
- *     it in the same call.
- *   - an unsolicited pong: GM_EUNSUPPORTED (pings are answered
- *     automatically).
- *   - data messages that arrive after our close frame and before the peer's
- *     may be dropped (its close handshake discards them; Gun delivers them).
- *     The peer's close frame is still reported.
- *   - the wait for the peer's close frame is at most 5 s whatever
- *     closing_timeout says.
- *
- * Errors: GM_EINVAL (bad op, bad close code, reason too long, invalid UTF-8,
- * a frame after a close frame, NULL frames with n > 0), GM_EUNSUPPORTED,
- * GM_ENOSTREAM (ref is not this connection's WebSocket), GM_EBADSTATE (the
- * upgrade has not completed yet, or the stream is closing), GM_ENOTUP (the
- * upgrade waits for the connection), GM_ECLOSED.
+ * Errors: GM_EINVAL (bad op, bad close code, reason too long, a ping or
+ * pong over 125 bytes, invalid UTF-8, a frame after a close frame, NULL
+ * frames with n > 0), GM_ENOSTREAM (ref is not this connection's
+ * WebSocket), GM_EBADSTATE (the upgrade has not completed yet, or the
+ * stream is closing), GM_ENOTUP (the upgrade waits for the connection),
+ * GM_ECLOSED.
  */
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
 

@@ -3,7 +3,8 @@
  * 100-byte binary messages echoed by the server, a fixed number in flight.
  * Events are taken in batches (gm_queue_poll, 256 at a time) and each batch
  * of echoes is answered with one gm_ws_send of as many frames. Prints one
- * line: "MSGS SECONDS".
+ * line: "MSGS SECONDS CPU_SECONDS" (CPU: user + sys of the whole process
+ * over the measured window).
  *
  *   w4 PORT [SECONDS [INFLIGHT [SIZE [WARMUP]]]]    (5 100 100 1)
  */
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "gunmetal.h"
@@ -19,6 +21,15 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + sys) of this process so far: the engine's threads
+ * included, which is what a host pays per message. */
+static double cpu(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static int die(const char *what, int rc) {
@@ -63,7 +74,7 @@ int main(int argc, char **argv) {
 
     if ((rc = gm_ws_send(c, ref, frames, (size_t)inflight))) return die("gm_ws_send", rc);
     long long got = 0, base = 0;
-    double start = now(), t0 = 0, el = 0;
+    double start = now(), t0 = 0, el = 0, c0 = 0;
     int measuring = 0, stopping = 0, outstanding = inflight;
     gm_event *evs[BATCH];
     while (outstanding > 0) {
@@ -89,12 +100,13 @@ int main(int argc, char **argv) {
         if (!measuring && t - start >= warmup) {
             measuring = 1;
             t0 = t;
+            c0 = cpu();
             base = got;
         }
         if (measuring && !stopping && t - t0 >= seconds) {
             stopping = 1;
             el = t - t0;
-            printf("%lld %.6f\n", got - base, el);
+            printf("%lld %.6f %.6f\n", got - base, el, cpu() - c0);
             fflush(stdout);
         }
         if (!stopping && echoes > 0) {

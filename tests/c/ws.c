@@ -265,10 +265,18 @@ TEST(ws_pings_when_not_silenced) {
     gm_event *up = upgrade(q, &c, "/ws", "{\"silence_pings\":false}", &ref);
     gm_event_free(up);
     if (up) {
-        gm_ws_frame ping = {GM_WS_PING, 0, NULL, 0};
+        /* {ping, Payload}: the server's pong carries the caller's payload. */
+        gm_ws_frame ping = {GM_WS_PING, 0, "mine", 4};
         CHECK_RC(gm_ws_send(c, ref, &ping, 1), GM_OK);
         gm_event *ev = expect_ws(q, ref, GM_WS_PONG);
-        if (ev) CHECK(ev->data_len > 0); /* the library's payload, echoed */
+        if (ev) CHECK(ev->data_len == 4 && memcmp(ev->data, "mine", 4) == 0);
+        gm_event_free(ev);
+        /* An unsolicited pong is sent and gets no answer; the next ping's
+         * pong is the next event. */
+        gm_ws_frame frames[] = {{GM_WS_PONG, 0, "u", 1}, {GM_WS_PING, 0, NULL, 0}};
+        CHECK_RC(gm_ws_send(c, ref, frames, 2), GM_OK);
+        ev = expect_ws(q, ref, GM_WS_PONG);
+        if (ev) CHECK(ev->data_len == 0);
         gm_event_free(ev);
     }
     CHECK(close_and_free(q, c));
@@ -307,10 +315,11 @@ TEST(ws_bad_input) {
         CHECK_FAILS(gm_ws_send(c, ref, &badop, 1), GM_EINVAL);
         gm_ws_frame hugeop = {0x10009, 0, NULL, 0};
         CHECK_FAILS(gm_ws_send(c, ref, &hugeop, 1), GM_EINVAL);
-        gm_ws_frame pong = {GM_WS_PONG, 0, NULL, 0};
-        CHECK_FAILS(gm_ws_send(c, ref, &pong, 1), GM_EUNSUPPORTED);
-        gm_ws_frame ping = {GM_WS_PING, 0, "mine", 4};
-        CHECK_FAILS(gm_ws_send(c, ref, &ping, 1), GM_EUNSUPPORTED);
+        static const uint8_t big[126] = {0};
+        gm_ws_frame pong = {GM_WS_PONG, 0, big, sizeof big}; /* control frames: 125 bytes at most */
+        CHECK_FAILS(gm_ws_send(c, ref, &pong, 1), GM_EINVAL);
+        gm_ws_frame ping = {GM_WS_PING, 0, big, sizeof big};
+        CHECK_FAILS(gm_ws_send(c, ref, &ping, 1), GM_EINVAL);
         gm_ws_frame badcode = {GM_WS_CLOSE, 999, NULL, 0};
         CHECK_FAILS(gm_ws_send(c, ref, &badcode, 1), GM_EINVAL);
         gm_ws_frame hugecode = {GM_WS_CLOSE, 0x10000 + 1000, NULL, 0};
@@ -335,6 +344,40 @@ TEST(ws_bad_input) {
     gm_queue_free(q);
 }
 
+/* Gun's ws_opts reply_to: gm_ws_upgrade_to sends the stream's events to
+ * another queue; DOWN stays with the owner. */
+TEST(ws_reply_to) {
+    gm_queue *q = gm_queue_new(), *other = gm_queue_new();
+    REQUIRE(q != NULL && other != NULL);
+    gm_conn *c = open_up_opts(q, "{\"retry\":0}");
+    REQUIRE(c != NULL);
+    gm_ref ref = 0;
+    CHECK_FAILS(gm_ws_upgrade_to(c, "/ws", NULL, 0, NULL, (gm_queue *)&ref, &ref), GM_EINVAL);
+    CHECK_RC(gm_ws_upgrade_to(c, "/ws", NULL, 0, "{\"silence_pings\":false}", other, &ref), GM_OK);
+    gm_event *ev = next_event(other, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_UPGRADE);
+    CHECK_EQ(ev->ref, ref);
+    gm_event_free(ev);
+    gm_ws_frame frames[] = {{GM_WS_TEXT, 0, "there", 5}, {GM_WS_CLOSE, 1000, NULL, 0}};
+    CHECK_RC(gm_ws_send(c, ref, frames, 2), GM_OK);
+    ev = expect_ws(other, ref, GM_WS_TEXT);
+    if (ev) CHECK(ev->data_len == 5 && memcmp(ev->data, "there", 5) == 0);
+    gm_event_free(ev);
+    ev = expect_ws(other, ref, GM_WS_CLOSE);
+    if (ev) CHECK_EQ(ev->status, 1000);
+    gm_event_free(ev);
+    ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_DOWN);
+    CHECK_STR(ev->reason, "normal");
+    gm_event_free(ev);
+    CHECK(next_event(other, 100) == NULL);
+    CHECK(close_and_free(q, c));
+    gm_queue_free(other);
+    gm_queue_free(q);
+}
+
 static const struct check_case cases[] = {
     CASE(ws_echo_and_close),
     CASE(ws_many_messages_in_order),
@@ -344,6 +387,7 @@ static const struct check_case cases[] = {
     CASE(ws_over_http10_is_badstate),
     CASE(ws_pings_when_not_silenced),
     CASE(ws_bad_input),
+    CASE(ws_reply_to),
 };
 
 int main(int argc, char **argv) { return check_main(argc, argv, cases, CHECK_N(cases)); }

@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // HeadersReply is the JSON body of /headers.
@@ -378,8 +381,10 @@ func handleBigHeaders(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok")
 }
 
-// handleWS is a WebSocket echo. Subprotocol choice follows the client's
-// order (coder/websocket alone would follow ours).
+// handleWS is a WebSocket echo on gobwas/ws (frames read and written
+// here). Subprotocol choice follows the client's order. permessage-deflate
+// is accepted without context takeover either way (each message compressed
+// on its own), and an echo is compressed when its message was.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	var closeCode int64 = -1
 	if v := r.URL.Query().Get("close"); v != "" {
@@ -388,48 +393,84 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	opts := &websocket.AcceptOptions{
-		InsecureSkipVerify: true, // tests send arbitrary Origin headers
-		CompressionMode:    websocket.CompressionContextTakeover,
+	ext := &wsflate.Extension{Parameters: wsflate.Parameters{
+		ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15,
+	}}
+	up := ws.HTTPUpgrader{
+		Protocol:  func(p string) bool { return p == "echo" || p == "chat" },
+		Negotiate: ext.Negotiate,
 	}
-offered:
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p == "echo" || p == "chat" {
-				opts.Subprotocols = []string{p}
-				break offered
-			}
-		}
-	}
-	c, err := websocket.Accept(w, r, opts)
+	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		s.log.Printf("ws accept: %v", err)
 		return
 	}
-	defer c.CloseNow()
+	defer nc.Close()
 	if closeCode >= 0 {
-		if err := c.Close(websocket.StatusCode(closeCode), "bye"); err != nil {
-			s.log.Printf("ws close %d: %v", closeCode, err)
-		}
+		ws.WriteFrame(nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(closeCode), "bye")))
+		ws.ReadHeader(rw) // its answer, then close
 		return
 	}
-	c.SetReadLimit(64 << 20)
-	ctx := r.Context()
+	_, deflate := ext.Accepted()
+	if err := wsEcho(rw.Reader, nc, deflate); err != nil && !errors.Is(err, io.EOF) {
+		s.log.Printf("ws: %v", err)
+	}
+}
+
+// wsEcho echoes messages until the client's close frame, which it answers.
+func wsEcho(rd io.Reader, w io.Writer, deflate bool) error {
+	var msg []byte
+	var op ws.OpCode
+	var z bool
 	for {
-		typ, rd, err := c.Reader(ctx)
+		h, err := ws.ReadHeader(rd)
 		if err != nil {
-			return // peer closed (the library already answered) or conn died
+			return err
 		}
-		wr, err := c.Writer(ctx, typ)
-		if err != nil {
-			return
+		if h.Length > 64<<20 || len(msg)+int(h.Length) > 64<<20 {
+			ws.WriteFrame(w, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, "")))
+			return fmt.Errorf("a frame of %d bytes", h.Length)
 		}
-		if _, err := io.Copy(wr, rd); err != nil {
-			return
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(rd, payload); err != nil {
+			return err
 		}
-		if err := wr.Close(); err != nil {
-			s.log.Printf("ws write: %v", err)
-			return
+		if h.Masked {
+			ws.Cipher(payload, h.Mask, 0)
 		}
+		switch h.OpCode {
+		case ws.OpPing:
+			if err := ws.WriteFrame(w, ws.NewPongFrame(payload)); err != nil {
+				return err
+			}
+			continue
+		case ws.OpPong:
+			continue
+		case ws.OpClose:
+			ws.WriteFrame(w, ws.NewCloseFrame(payload)) // code and reason echoed
+			return nil
+		case ws.OpContinuation:
+			msg = append(msg, payload...)
+		default:
+			op, msg = h.OpCode, payload
+			z = deflate && h.Rsv1()
+		}
+		if !h.Fin {
+			continue
+		}
+		f := ws.NewFrame(op, true, msg)
+		if z {
+			f.Header.Rsv = ws.Rsv(true, false, false)
+			if f, err = wsflate.DecompressFrame(f); err != nil {
+				return err
+			}
+			if f, err = wsflate.CompressFrame(f); err != nil {
+				return err
+			}
+		}
+		if err := ws.WriteFrame(w, f); err != nil {
+			return err
+		}
+		msg = nil
 	}
 }

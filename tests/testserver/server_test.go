@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 var shared *Server
@@ -469,54 +471,74 @@ func TestWebSocket(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			base := "ws" + strings.TrimPrefix(c.base, "http")
-			hc := &http.Client{Transport: c.Transport}
-			ws, resp, err := websocket.Dial(ctx, base+"/ws", &websocket.DialOptions{
-				HTTPClient:      hc,
-				Subprotocols:    []string{"nope", "chat", "echo"},
-				CompressionMode: websocket.CompressionContextTakeover,
-			})
+			tr := c.Transport.(*http.Transport)
+			d := ws.Dialer{TLSConfig: tr.TLSClientConfig, Protocols: []string{"nope", "chat", "echo"}}
+			if tr.DialContext != nil {
+				d.NetDial = tr.DialContext
+			}
+			ext := &wsflate.Extension{Parameters: wsflate.Parameters{ClientNoContextTakeover: true, ServerNoContextTakeover: true}}
+			d.Extensions = []httphead.Option{ext.Parameters.Option()}
+			nc, br, hs, err := d.Dial(ctx, base+"/ws")
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ws.CloseNow()
-			ws.SetReadLimit(1 << 20)
-			if ws.Subprotocol() != "chat" || !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
-				t.Fatalf("subprotocol %q, extensions %q", ws.Subprotocol(), resp.Header.Get("Sec-WebSocket-Extensions"))
+			defer nc.Close()
+			// What the handshake read past the 101 is in br (nil when nothing).
+			var rd io.Reader = nc
+			if br != nil {
+				rd = br
+			}
+			if hs.Protocol != "chat" || len(hs.Extensions) != 1 || string(hs.Extensions[0].Name) != "permessage-deflate" {
+				t.Fatalf("subprotocol %q, extensions %v", hs.Protocol, hs.Extensions)
 			}
 			for _, m := range []struct {
-				typ  websocket.MessageType
+				op   ws.OpCode
 				data []byte
-			}{{websocket.MessageText, []byte("hello")}, {websocket.MessageBinary, bytes.Repeat([]byte{0, 1, 2}, 50000)}} {
-				if err := ws.Write(ctx, m.typ, m.data); err != nil {
+			}{{ws.OpText, []byte("hello")}, {ws.OpBinary, bytes.Repeat([]byte{0, 1, 2}, 50000)}} {
+				f, err := wsflate.CompressFrame(ws.NewFrame(m.op, true, m.data))
+				if err != nil {
 					t.Fatal(err)
 				}
-				typ, got, err := ws.Read(ctx)
-				if err != nil || typ != m.typ || !bytes.Equal(got, m.data) {
-					t.Fatalf("echo: type %v, %d bytes, err %v", typ, len(got), err)
+				if err := ws.WriteFrame(nc, ws.MaskFrame(f)); err != nil {
+					t.Fatal(err)
+				}
+				g, err := ws.ReadFrame(rd)
+				if err != nil || !g.Header.Rsv1() {
+					t.Fatalf("echo: %+v %v", g.Header, err)
+				}
+				if g, err = wsflate.DecompressFrame(g); err != nil || g.Header.OpCode != m.op || !bytes.Equal(g.Payload, m.data) {
+					t.Fatalf("echo: op %v, %d bytes, err %v", g.Header.OpCode, len(g.Payload), err)
 				}
 			}
-			if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
-				t.Fatal(err)
+			ws.WriteFrame(nc, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
+			if g, err := ws.ReadFrame(rd); err != nil || g.Header.OpCode != ws.OpClose {
+				t.Fatalf("close answer: %+v %v", g.Header, err)
 			}
 
 			// Server-initiated close.
-			ws2, _, err := websocket.Dial(ctx, base+"/ws?close=4001", &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"echo"}})
+			d2 := ws.Dialer{TLSConfig: tr.TLSClientConfig, NetDial: d.NetDial, Protocols: []string{"echo"}}
+			nc2, br2, hs2, err := d2.Dial(ctx, base+"/ws?close=4001")
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ws2.CloseNow()
-			if ws2.Subprotocol() != "echo" {
-				t.Fatalf("subprotocol %q", ws2.Subprotocol())
+			defer nc2.Close()
+			if hs2.Protocol != "echo" {
+				t.Fatalf("subprotocol %q", hs2.Protocol)
 			}
-			_, _, err = ws2.Read(ctx)
-			var ce websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "bye" {
-				t.Fatalf("want close 4001 bye, got %v", err)
+			var rd2 io.Reader = nc2
+			if br2 != nil {
+				rd2 = br2
+			}
+			g, err := ws.ReadFrame(rd2)
+			code, reason := ws.ParseCloseFrameData(g.Payload)
+			if err != nil || g.Header.OpCode != ws.OpClose || code != 4001 || reason != "bye" {
+				t.Fatalf("want close 4001 bye, got %+v %d %q %v", g.Header, code, reason, err)
 			}
 
-			_, resp, err = websocket.Dial(ctx, base+"/ws-reject", &websocket.DialOptions{HTTPClient: hc})
-			if err == nil || resp == nil || resp.StatusCode != 403 {
-				t.Fatalf("ws-reject: %v %v", resp, err)
+			_, _, _, err = d2.Dial(ctx, base+"/ws-reject")
+			var se ws.StatusError
+			if !errors.As(err, &se) || int(se) != 403 {
+				t.Fatalf("ws-reject: %v", err)
 			}
 		})
 	}

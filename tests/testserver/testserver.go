@@ -212,7 +212,7 @@ func (s *Server) listen() error {
 	// RFC 8441 extended CONNECT: Go 1.26's HTTP/2 server only advertises
 	// SETTINGS_ENABLE_CONNECT_PROTOCOL when the process starts with
 	// GODEBUG=http2xconnect=1 (read via os.Getenv in net/http's init, so a
-	// //go:debug line doesn't help), and coder/websocket v1.8.15's Accept
+	// //go:debug line doesn't help), and gobwas/ws's HTTPUpgrader
 	// needs http.Hijacker, which HTTP/2 streams lack. So /ws is HTTP/1.1-only.
 	srv := &http.Server{
 		Handler:   s.handler,

@@ -1,6 +1,7 @@
 // Command peer is W4's reference: Go's coder/websocket client on one
 // WebSocket connection, 100-byte binary messages echoed by the server, a
-// fixed number in flight. It prints one line: "MSGS SECONDS".
+// fixed number in flight. It prints one line: "MSGS SECONDS CPU_SECONDS"
+// (CPU: user + sys of the whole process over the measured window).
 //
 //	peer -url ws://127.0.0.1:PORT/ws -seconds 5 -inflight 100 -size 100
 package main
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -62,6 +64,7 @@ func run(url string, seconds, warmup float64, inflight, size int) error {
 	var got int64
 	var t0 time.Time
 	var base int64
+	var c0 float64
 	start := time.Now()
 	measuring := false
 	for {
@@ -75,15 +78,22 @@ func run(url string, seconds, warmup float64, inflight, size int) error {
 		got++
 		now := time.Now()
 		if !measuring && now.Sub(start).Seconds() >= warmup {
-			measuring, t0, base = true, now, got
+			measuring, t0, base, c0 = true, now, got, cpu()
 		}
 		if measuring && now.Sub(t0).Seconds() >= seconds {
 			el := now.Sub(t0).Seconds()
 			stop.Store(true)
 			tokens <- struct{}{}
-			fmt.Printf("%d %.6f\n", got-base, el)
+			fmt.Printf("%d %.6f %.6f\n", got-base, el, cpu()-c0)
 			return nil
 		}
 		tokens <- struct{}{}
 	}
+}
+
+// cpu is the process's CPU seconds (user + sys) so far.
+func cpu() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
