@@ -8,6 +8,7 @@
 #   make fuzz       fuzz the HTTP/1.1 parser, its chunked decoder, the HTTP/2 frame
 #                   handling and the JSON options parser, 30 s each (the C API's
 #                   random call sequences run in make test: tests/c/fuzz_api.c)
+#   make stress     crash-class stress, minutes (tests/stress; make test runs a slice)
 #   make clean
 #
 # PREFIX (default: the build dir) is the prefix written into gunmetal.pc;
@@ -42,7 +43,7 @@ LIB_SRCS    := $(shell find core capi $(wildcard internal) \( -name '*.go' ! -na
                go.mod go.sum include/gunmetal.h
 SERVER_SRCS := $(shell find tests/server tests/testserver -name '*.go' ! -name '*_test.go') go.mod go.sum
 
-.PHONY: all deps demo test test-vet test-go test-c test-python test-erlang bench fuzz clean install examples FORCE
+.PHONY: all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples FORCE
 
 all: $(LIB) $(B)/libgunmetal.so $(B)/include/gunmetal.h $(B)/gunmetal.pc $(B)/testserver
 
@@ -92,7 +93,7 @@ demo: deps
 # non-zero if any did. -j1: the suites are not meant to share 2 cores.
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory -k -j1 test-vet test-go test-c test-python test-erlang
+	@$(MAKE) --no-print-directory -k -j1 test-vet test-go test-c test-python test-erlang test-stress
 
 test-vet:
 	$(GO) vet ./...
@@ -108,6 +109,15 @@ test-python: all
 
 test-erlang: all
 	bash bindings/erlang_nif/run_tests.sh $(B)
+
+# The C ABI under GODEBUG=invalidptr=1,cgocheck=1 and a cgocheck2 build
+# ($(B)/cgocheck2); the Go shapes (core/stress_test.go) run in test-go.
+test-stress: all
+	bash tests/stress/run.sh $(B) quick
+
+stress: all
+	bash tests/stress/run.sh $(B) long
+	GM_STRESS_SECONDS=60 $(GO) test -race -count=1 -timeout 20m -run 'TestStress' -v ./core/
 
 # -- the rest ------------------------------------------------------------------
 bench: deps

@@ -28,6 +28,21 @@ const (
 
 func align8(n int) int { return (n + 7) &^ 7 }
 
+// cStore writes p into *slot, where slot is C memory (an event being built,
+// or a host's out-parameter), with a plain store instead of Go's write
+// barrier. The barrier also records the slot's old value as a pointer for
+// the GC to mark, and C memory holds anything before we write it: a
+// malloc'ed block is uninitialised, and a host's `gm_event *out[256]` on its
+// stack holds whatever the Go runtime left there while it ran on that
+// thread (a foreign thread's Go code runs its runtime frames on the thread's
+// own stack), stale Go heap pointers included. Marking one of those frees
+// nothing but corrupts the heap: "found pointer to free object" or "found
+// bad pointer in Go heap" a GC cycle later (golang/go#19928). Every value
+// stored this way is a C pointer, which the GC never needs to see.
+func cStore(slot, p unsafe.Pointer) {
+	*(*uintptr)(slot) = uintptr(p)
+}
+
 func eventBytes(ev *core.Event) int {
 	n := align8(evSize) + len(ev.Headers)*hdrSize + len(ev.Killed)*8
 	for _, s := range [...]string{ev.Protocol, ev.Reason, ev.Method, ev.URI} {
@@ -59,7 +74,7 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 	mem := unsafe.Add(base, prefixSize)
 	buf := unsafe.Slice((*byte)(mem), total)
 	e := (*C.gm_event)(mem)
-	*e = C.gm_event{}
+	clear(buf[:evSize]) // bytes: no write barrier (see cStore)
 	e.size = C.uint32_t(evSize)
 	e.kind = C.uint16_t(ev.Kind)
 	if ev.Fin {
@@ -74,13 +89,14 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 	e.new_ref = C.gm_ref(ev.NewRef)
 	if ev.Conn != nil {
 		if h, ok := ev.Conn.Tag().(*connHandle); ok {
-			e.conn = (*C.gm_conn)(h.self)
+			cStore(unsafe.Pointer(&e.conn), h.self)
 		}
 	}
 	off := align8(evSize)
 	if len(ev.Headers) > 0 {
 		hs := unsafe.Slice((*C.gm_header)(unsafe.Pointer(&buf[off])), len(ev.Headers))
-		e.headers, e.n_headers = &hs[0], C.size_t(len(hs))
+		cStore(unsafe.Pointer(&e.headers), unsafe.Pointer(&hs[0]))
+		e.n_headers = C.size_t(len(hs))
 		off += len(ev.Headers) * hdrSize
 	}
 	if len(ev.Killed) > 0 {
@@ -88,43 +104,47 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 		for i, k := range ev.Killed {
 			ks[i] = C.gm_ref(k)
 		}
-		e.killed, e.n_killed = &ks[0], C.size_t(len(ks))
+		cStore(unsafe.Pointer(&e.killed), unsafe.Pointer(&ks[0]))
+		e.n_killed = C.size_t(len(ks))
 		off += len(ev.Killed) * 8
 	}
 	if len(ev.Headers) > 0 {
 		hs := unsafe.Slice(e.headers, len(ev.Headers))
 		for i, h := range ev.Headers {
-			hs[i].name, off = putString(buf, off, h.Name)
+			off = putString(&hs[i].name, buf, off, h.Name)
 			hs[i].name_len = C.size_t(len(h.Name))
-			hs[i].value, off = putString(buf, off, h.Value)
+			off = putString(&hs[i].value, buf, off, h.Value)
 			hs[i].value_len = C.size_t(len(h.Value))
 		}
 	}
 	if ev.Protocol != "" {
-		e.protocol, off = putString(buf, off, ev.Protocol)
+		off = putString(&e.protocol, buf, off, ev.Protocol)
 	}
 	if ev.Reason != "" {
-		e.reason, off = putString(buf, off, ev.Reason)
+		off = putString(&e.reason, buf, off, ev.Reason)
 	}
 	if ev.Method != "" {
-		e.method, off = putString(buf, off, ev.Method)
+		off = putString(&e.method, buf, off, ev.Method)
 	}
 	if ev.URI != "" {
-		e.uri, off = putString(buf, off, ev.URI)
+		off = putString(&e.uri, buf, off, ev.URI)
 	}
 	if ev.Data != nil {
 		copy(buf[off:], ev.Data)
 		buf[off+len(ev.Data)] = 0
-		e.data = (*C.uint8_t)(unsafe.Pointer(&buf[off]))
+		cStore(unsafe.Pointer(&e.data), unsafe.Pointer(&buf[off]))
 		e.data_len = C.size_t(len(ev.Data))
 	}
 	return e
 }
 
-func putString(buf []byte, off int, s string) (*C.char, int) {
+// putString copies s NUL-terminated to buf[off:], points *slot at it and
+// returns the offset past it.
+func putString(slot **C.char, buf []byte, off int, s string) int {
 	copy(buf[off:], s)
 	buf[off+len(s)] = 0
-	return (*C.char)(unsafe.Pointer(&buf[off])), off + len(s) + 1
+	cStore(unsafe.Pointer(slot), unsafe.Pointer(&buf[off]))
+	return off + len(s) + 1
 }
 
 // taken is what gm_event_free gives back of e to its connection.

@@ -198,7 +198,7 @@ func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) 
 	}
 	dst := unsafe.Slice(out, int(max))
 	for i := 0; i < n; i++ {
-		dst[i] = marshal(evs[i], evs[i].Credit())
+		cStore(unsafe.Pointer(&dst[i]), unsafe.Pointer(marshal(evs[i], evs[i].Credit())))
 		evs[i] = nil
 		if dst[i] == nil {
 			// The events taken past this point are lost to the host: say
@@ -236,7 +236,7 @@ func open(owner *C.gm_queue, out **C.gm_conn, opts *C.char, port int,
 		return fromErr(err)
 	}
 	h.c = c
-	*out = (*C.gm_conn)(h.self)
+	cStore(unsafe.Pointer(out), h.self)
 	return nil
 }
 
@@ -355,7 +355,7 @@ func gmgo_await_up(p *C.gm_conn, timeoutMS C.int, protocol **C.char) (rc C.int) 
 		return fromErr(err).report()
 	}
 	if protocol != nil {
-		*protocol = staticName(name)
+		cStore(unsafe.Pointer(protocol), unsafe.Pointer(staticName(name)))
 	}
 	return C.GM_OK
 }
@@ -504,7 +504,9 @@ func gm_await(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event) (rc
 	if err != nil {
 		return fromErr(err).report()
 	}
-	if *out = marshal(ev, ev.Credit()); *out == nil {
+	e := marshal(ev, ev.Credit())
+	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
+	if e == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
@@ -533,7 +535,9 @@ func gm_await_body(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event
 		data = []byte{}
 	}
 	ev := &core.Event{Kind: core.EvData, Fin: true, Conn: h.c, Ref: uint64(ref), Status: b.Status, Data: data, Headers: b.Trailers}
-	if *out = record(ev); *out == nil {
+	e := record(ev)
+	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
+	if e == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
@@ -575,7 +579,9 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if in.Reason != "" {
 		kv = append(kv, "reason", in.Reason)
 	}
-	if *out = infoEvent(h, 0, kv...); *out == nil {
+	e := infoEvent(h, 0, kv...)
+	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
+	if e == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
@@ -595,8 +601,8 @@ func gm_stream_info(p *C.gm_conn, ref C.gm_ref, out **C.gm_event) (rc C.int) {
 	if err != nil {
 		return fromErr(err).report()
 	}
-	*out = infoEvent(h, uint64(ref), "ref", strconv.FormatUint(si.Ref, 10), "state", si.State,
-		"method", si.Method, "path", si.Path, "protocol", si.Protocol, "flow", strconv.Itoa(si.Flow))
+	cStore(unsafe.Pointer(out), unsafe.Pointer(infoEvent(h, uint64(ref), "ref", strconv.FormatUint(si.Ref, 10), "state", si.State,
+		"method", si.Method, "path", si.Path, "protocol", si.Protocol, "flow", strconv.Itoa(si.Flow))))
 	if *out == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
