@@ -593,8 +593,13 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 		}
 		_, err := nc.Write(out)
 		c.mu.Lock()
+		// out becomes the spare, unless too big to keep; then the spare is
+		// dropped too, since it is the array c.wbuf now uses: handing it out
+		// again would let the next write land in bytes being written.
 		if cap(out) <= writeBound {
 			c.wspare = out[:0]
+		} else {
+			c.wspare = nil
 		}
 		c.drained.Broadcast()
 		if err != nil {
