@@ -692,6 +692,20 @@ ws_protocols_test() ->
 	?assertError({badarg, {options, _}}, gunmetal:ws_upgrade(C, "/ws", [], #{user_opts => #{a => 1}})),
 	gunmetal:close(C).
 
+ws_too_big_test() ->
+	%% The echo of a message over max_frame_size is refused at its frame
+	%% header: gun_error and gun_down say so (not normal).
+	C = open(),
+	R = gunmetal:ws_upgrade(C, "/ws", [], #{max_frame_size => 10}),
+	?assertMatch({upgrade, [<<"websocket">>], _}, gunmetal:await(C, R)),
+	ok = gunmetal:ws_send(C, R, {text, binary:copy(<<"x">>, 100)}),
+	{error, {stream_error, {max_message_size, Detail}}} = gunmetal:await(C, R),
+	?assert(is_binary(Detail)),
+	receive {gun_down, C, ws, Down, Killed} ->
+		?assertEqual({{max_message_size, Detail}, [R]}, {Down, Killed})
+	after 4000 -> error({no_down, process_info(self(), messages)})
+	end,
+	gunmetal:close(C).
 
 http2_test_() -> t(20, fun() ->
 	%% Runs once the library speaks HTTP/2 (h2 over TLS with ALPN).
