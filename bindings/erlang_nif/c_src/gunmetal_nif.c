@@ -250,6 +250,7 @@ typedef struct stream {
     int has_reply_to;
     int pending; /* data chunks waiting in ConnPid (atomic) */
     int body_by_conn; /* request_big: ConnPid sends the whole body; data/4 may not */
+    int ws; /* upgraded to WebSocket (under the conn's mu) */
 } stream_t;
 
 typedef struct conn {
@@ -755,6 +756,14 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         }
         enif_mutex_lock(c->mu);
         locked = 1;
+        if (how == 1 && ev->kind == GM_EV_ERROR) {
+            /* A WebSocket that fails (max_message_size, ws_error...) on
+             * HTTP/1.1 takes the connection with it and DOWN lists it, as
+             * after a close handshake (Gun #265): keep it aside for that
+             * list. Over HTTP/2 no DOWN names it; the next DOWN drops it. */
+            stream_t *w = hmap_get(&c->streams, ev->ref);
+            if (w && w->ws) how = 2;
+        }
         s = stream_take(c, ev->ref, how);
         /* Maybe a request still on its way into the map (see inflight). */
         while (!s && c->inflight > 0) {
@@ -828,6 +837,7 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         else msg = enif_make_tuple4(env, A_gun_error, cp, ref, reason_term(env, ev->reason));
         break;
     case GM_EV_UPGRADE: {
+        if (s) s->ws = 1; /* c->mu is held (locked) */
         ERL_NIF_TERM protos = enif_make_list1(env, mk_str(env, ev->protocol ? ev->protocol : "websocket"));
         msg = enif_make_tuple5(env, A_gun_upgrade, cp, ref, protos, headers_term(env, ev->headers, ev->n_headers));
         break;

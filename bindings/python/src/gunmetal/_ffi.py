@@ -230,6 +230,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
         c_int,
         [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, POINTER(c_uint64)],
     ),
+    "gm_ws_upgrade_to": (
+        c_int,
+        [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, c_void_p, POINTER(c_uint64)],
+    ),
     "gm_ws_send": (c_int, [c_void_p, c_uint64, POINTER(gm_ws_frame), c_size_t]),
 }
 
@@ -429,6 +433,7 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_stream_info: Any
     gm_ping: Any
     gm_ws_upgrade: Any
+    gm_ws_upgrade_to: Any
     gm_ws_send: Any
     gm__live_handles: Optional[Any]
     gm_request_noconv: Any
