@@ -1,11 +1,13 @@
 package hostile
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"gunmetal/core"
 )
@@ -190,17 +192,29 @@ func TestHTTP1(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startRaw(t, nil, nil)
-			h, refs := newHost(t, srv.port(), "{"+tc.opts+`"retry":5}`, get("/hostile"))
-			nc := srv.accept(t)
-			readRequest(t, nc)
-			discard(nc)
-			tc.send(nc)
+			// Every connection: read the request, answer with the hostile
+			// bytes, hold the connection until the client closes it.
+			srv := startRaw(t, nil, func(nc net.Conn) {
+				defer nc.Close()
+				nc.SetReadDeadline(time.Now().Add(wait))
+				br := bufio.NewReader(nc)
+				if _, err := readHead(br); err != nil {
+					return
+				}
+				closed := make(chan struct{})
+				go func() { // later requests never back up
+					io.Copy(io.Discard, br)
+					close(closed)
+				}()
+				tc.send(nc)
+				<-closed // the client closed the connection (or wait passed)
+			})
+			h, refs := newHost(t, srv.port(), "{"+tc.opts+retryOpts+"}", get("/hostile"))
 			down := h.awaitReason(core.EvDown, tc.want...)
 			if len(down.Killed) != 1 || down.Killed[0] != refs[0] {
 				t.Errorf("DOWN killed %v, want the request %d", down.Killed, refs[0])
 			}
-			nc.Close()
+			h.awaitExit(srv.count, tc.want...)
 			h.finish(64, srv.count)
 		})
 	}
