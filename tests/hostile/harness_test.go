@@ -296,11 +296,11 @@ func (serverTB) FailNow()              { runtime.Goexit() }
 // drainer takes every event off the queue, as a host that keeps up would,
 // and keeps a record of the hostile connection's.
 type drainer struct {
-	q    *core.Queue
+	q     *core.Queue
 	c     *core.Conn
 	again func()
 	stop  atomic.Bool
-	done chan struct{}
+	done  chan struct{}
 
 	mu      sync.Mutex
 	cond    *sync.Cond

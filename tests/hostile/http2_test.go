@@ -92,8 +92,8 @@ type h2case struct {
 	maxEvents int // events the host may be handed per connection; default 64
 	// exit: the EXIT that must end the case (retries run out) names
 	// these; for a case whose check is a DOWN (and not once), its reason.
-	exit []string
-	after     func(t *testing.T, h *host)
+	exit  []string
+	after func(t *testing.T, h *host)
 }
 
 // HTTP/2 servers that misbehave at the frame level once the client's
