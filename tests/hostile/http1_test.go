@@ -227,3 +227,26 @@ func headerLines(n int) string {
 	}
 	return b.String()
 }
+
+// An HTTP/1.1 server that accepts every connection and never reads, while
+// the client sends a large request body: the send ends by
+// tcp_opts.send_timeout (the connection goes down naming it), it does not
+// hang, and the retries run out.
+func TestHTTP1NeverReadsBody(t *testing.T) {
+	srv := startRaw(t, nil, func(nc net.Conn) {
+		// A small receive buffer so that the body backs up at once; the
+		// connection stays open, unread, until the client closes it or the
+		// test ends.
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+	})
+	body := make([]byte, 4<<20)
+	opts := `{"tcp_opts":{"send_timeout":300,"sndbuf":4096},` + retryOpts + `}`
+	h, refs := newHost(t, srv.port(), opts, &core.Request{Method: "POST", Path: "/upload", Body: body})
+	want := []string{"timeout: a send did not complete within 300ms (tcp_opts.send_timeout); the server is not reading"}
+	down := h.awaitReason(core.EvDown, want...)
+	if len(down.Killed) != 1 || down.Killed[0] != refs[0] {
+		t.Errorf("DOWN killed %v, want the request %d", down.Killed, refs[0])
+	}
+	h.awaitExit(srv.count, want...)
+	h.finish(16, srv.count)
+}
