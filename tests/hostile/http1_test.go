@@ -250,3 +250,30 @@ func TestHTTP1NeverReadsBody(t *testing.T) {
 	h.awaitExit(srv.count, want...)
 	h.finish(16, srv.count)
 }
+
+// Servers that fail every connection before any request: an HTTP/1.1
+// response to no request, and an HTTP/1 answer to the HTTP/2 preface. No
+// request is made (the host has none to make): each connection dies at
+// once, counts as a failed attempt, and the retries run out.
+func TestFailBeforeAnyRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name, opts string
+		want       []string
+	}{
+		{"HTTP/1.1 response before any request", `"protocols":["http"]`,
+			[]string{"protocol_error", "unexpected bytes from the server with no request in flight"}},
+		{"HTTP/2 preface answered with HTTP/1", `"protocols":["http2"]`,
+			[]string{"connection_error: PROTOCOL_ERROR", "Appears to be an HTTP/1 response?"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRaw(t, nil, func(nc net.Conn) {
+				io.WriteString(nc, "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+				holdOpen(nc)
+			})
+			h, _ := newHost(t, srv.port(), "{"+tc.opts+","+retryOpts+"}")
+			h.awaitReason(core.EvDown, tc.want...)
+			h.awaitExit(srv.count, tc.want...)
+			h.finish(8, srv.count)
+		})
+	}
+}
