@@ -12,9 +12,10 @@ import (
 	"gunmetal/core"
 )
 
-// HTTP/1.1 servers that misbehave at the byte level, after reading the
-// client's request. Each case ends the connection with a DOWN whose reason
-// names the problem (the request dies with it).
+// HTTP/1.1 servers that misbehave at the byte level on every connection,
+// after reading the client's request (the host asks again on every UP).
+// Each connection ends with a DOWN whose reason names the problem (the
+// request dies with it), and the retries run out: EXIT with that reason.
 func TestHTTP1(t *testing.T) {
 	cases := []struct {
 		name string

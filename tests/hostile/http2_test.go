@@ -96,8 +96,10 @@ type h2case struct {
 	after func(t *testing.T, h *host)
 }
 
-// HTTP/2 servers that misbehave at the frame level once the client's
-// request(s) arrived.
+// HTTP/2 servers that misbehave at the frame level on every connection,
+// once the client's request(s) arrived (the host asks again on every UP).
+// A connection error runs the retries out (EXIT naming it); after a stream
+// error or an absorbed flood the connection stays up.
 func TestHTTP2(t *testing.T) {
 	cases := []h2case{
 		// ---- floods bounded by options ----
