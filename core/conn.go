@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -448,6 +449,11 @@ func (c *Conn) readLoop(nc net.Conn) string {
 				have = copy(buf, buf[used:have])
 				progressed = progressed || used > 0
 			}
+			if perr == nil && rerr != nil && c.werr != nil {
+				// The writer failed and closed the socket: its error is why
+				// the read failed (not the end of a close-delimited body).
+				perr = c.werr
+			}
 			// After Close (or Shutdown's closing_timeout) the read fails
 			// because we closed the socket (abortLocked sets wclosed): that
 			// is no end of a close-delimited body.
@@ -605,6 +611,10 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 		if err != nil {
 			if c.werr == nil {
 				c.werr = err
+				if t := c.opts.TCP.SendTimeout; t > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+					// Name the bound: the server stopped reading.
+					c.werr = fmt.Errorf("timeout: a send did not complete within %v (tcp_opts.send_timeout); the server is not reading", t)
+				}
 			}
 			c.wbuf = c.wbuf[:0]
 			c.rcond.Broadcast()
