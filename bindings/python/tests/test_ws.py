@@ -11,7 +11,7 @@ import pytest
 import gunmetal
 import gunmetal.aio
 from gunmetal import EventKind, WSFrame, WSOpcode
-from conftest import Server, http2_available
+from conftest import Server
 
 
 def ws_events(c: gunmetal.Connection, ref: int, n: int) -> List[gunmetal.Event]:
@@ -246,8 +246,6 @@ def test_ping_http1_unsupported(conn: gunmetal.Connection) -> None:
 
 
 def test_ping_http2(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("no HTTP/2")
     with gunmetal.open(server.host, server.http, protocols=["http2"]) as c:
         c.await_up(5)
         ref = c.ping()
@@ -256,8 +254,6 @@ def test_ping_http2(server: Server) -> None:
 
 
 async def test_aio_ping_http2(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("no HTTP/2")
     async with gunmetal.aio.open(server.host, server.http, protocols=["http2"]) as c:
         await c.up(5)
         await c.ping(5)
