@@ -9,6 +9,7 @@
 #                   handling and the JSON options parser, 30 s each (the C API's
 #                   random call sequences run in make test: tests/c/fuzz_api.c)
 #   make stress     crash-class stress, minutes (tests/stress; make test runs a slice)
+#   make hex        the Erlang hex package: build/hex/gunmetal-VSN.tar (Go sources vendored)
 #   make clean
 #
 # PREFIX (default: the build dir) is the prefix written into gunmetal.pc;
@@ -43,7 +44,7 @@ LIB_SRCS    := $(shell find core capi $(wildcard internal) \( -name '*.go' ! -na
                go.mod go.sum include/gunmetal.h
 SERVER_SRCS := $(shell find tests/server tests/testserver -name '*.go' ! -name '*_test.go') go.mod go.sum
 
-.PHONY: all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples FORCE
+.PHONY: all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples hex FORCE
 
 all: $(LIB) $(B)/libgunmetal.so $(B)/include/gunmetal.h $(B)/gunmetal.pc $(B)/testserver
 
@@ -109,6 +110,7 @@ test-python: all
 
 test-erlang: all
 	bash bindings/erlang_nif/run_tests.sh $(B)
+	bash bindings/erlang_nif/test_packaging.sh $(B)
 
 # The C ABI under GODEBUG=invalidptr=1,cgocheck=1 and a cgocheck2 build
 # ($(B)/cgocheck2); the Go shapes (core/stress_test.go) run in test-go.
@@ -138,6 +140,9 @@ install: all
 	ln -sfn $(SONAME) $(DESTDIR)$(PREFIX)/lib/libgunmetal.so
 	install -m 0644 include/gunmetal.h $(DESTDIR)$(PREFIX)/include/gunmetal.h
 	install -m 0644 $(B)/gunmetal.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gunmetal.pc
+
+hex:
+	bash bindings/erlang_nif/make_hex.sh $(B)/hex
 
 clean:
 	rm -rf $(B)
