@@ -16,8 +16,10 @@
 #   4. with Go off the PATH, `rebar3 compile` fails and says Go is missing;
 #   5. the hex package (bindings/erlang_nif/make_hex.sh, `make hex`) unpacked
 #      as a _checkouts dependency compiles with vendored Go modules and does
-#      the GET; `make` in the unpacked package (what erlang.mk runs on a
-#      dependency) builds ebin/ and priv/ and does the GET.
+#      the GET; `make IS_DEP=1` in the unpacked package (what erlang.mk runs
+#      on a dependency) builds ebin/ and priv/ and does the GET;
+#   6. the same `make IS_DEP=1` at the top of a git clone (erlang.mk's git
+#      dependency) builds ebin/ and priv/ there and does the GET.
 # Offline: HOME is a temp dir (no user rebar3 config or hex cache), the hex
 # CDN points at a closed port, GOPROXY=off (Go modules from the local cache or
 # vendor/), and when `unshare -n` is allowed every rebar3 run has no network.
@@ -124,6 +126,15 @@ make_project() {
 	EOF
 }
 
+# erlang.mk runs `make IS_DEP=1` in a dependency as it is, unless it
+# "autopatches" it as a rebar3 project: when an uncommented line of its
+# Makefile, or of any *.mk file in it, mentions rebar (dep_autopatch_detect).
+erlang_mk_builds_as_is() {
+	! grep -qi '^[^#].*rebar' Makefile || fail "$PWD/Makefile mentions rebar: erlang.mk would rewrite it"
+	[ -z "$(find . -type f -name '*.mk' ! -name erlang.mk -exec grep -li '^[^#].*rebar' {} +)" ] ||
+		fail "a *.mk file under $PWD mentions rebar: erlang.mk would rewrite the Makefile"
+}
+
 # run_get NAME CMD...: CMD must exit 0 with the GET done from PRIV_EXPECT.
 run_get() {
 	local name=$1; shift
@@ -195,8 +206,19 @@ done
 run_get "hex package, rebar3" erl -noshell -pa "$PWD"/_build/default/{lib,checkouts}/*/ebin -eval "$start"
 
 cd "$tmp/deps/gunmetal"
-timeout 600 "${offline[@]}" make --no-print-directory >/dev/null || fail "make in the hex package"
+erlang_mk_builds_as_is
+timeout 600 "${offline[@]}" make --no-print-directory IS_DEP=1 >/dev/null || fail "make in the hex package"
 PRIV_EXPECT="$tmp/deps/gunmetal/priv"
 run_get "hex package, make" erl -noshell -pa "$PWD/ebin" -pa "$hproj/_build/default/lib/demo/ebin" \
+	-eval "$start"
+
+# --- 6. erlang.mk's git dependency: a clone, make IS_DEP=1 at its top ---------
+git clone -q "file://$src" "$tmp/deps-git/gunmetal"
+cd "$tmp/deps-git/gunmetal"
+erlang_mk_builds_as_is
+timeout 600 "${offline[@]}" make --no-print-directory IS_DEP=1 >/dev/null || fail "make IS_DEP=1 in a clone"
+[ -f ebin/gunmetal.app ] || fail "make IS_DEP=1 did not build ebin/gunmetal.app"
+PRIV_EXPECT="$tmp/deps-git/gunmetal/priv"
+run_get "git clone, make IS_DEP=1" erl -noshell -pa "$PWD/ebin" -pa "$hproj/_build/default/lib/demo/ebin" \
 	-eval "$start"
 say "all passed"
