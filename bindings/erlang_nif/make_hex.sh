@@ -9,8 +9,9 @@
 # and this binding's Makefile) plus the Go module in go/ with its dependencies
 # vendored, so `rebar3 compile` (the pre_hook runs `make native`) or `make`
 # (erlang.mk) builds libgunmetal.so and the NIF into priv/ with nothing but Go
-# and a C compiler: no module downloads. Publishing is `rebar3 hex publish`
-# or `mix hex.publish` from OUTDIR/gunmetal-VSN (or uploading the tarball).
+# and a C compiler: no module downloads. To publish, run `rebar3 hex publish`
+# in OUTDIR/gunmetal-VSN (its .app.src lists go/ among the package's files);
+# that step needs hex.pm and is not tested here.
 # Needs the Go module cache to hold go.sum's modules (`go mod download`).
 set -euo pipefail
 
@@ -31,6 +32,15 @@ cp "$here"/src/*.erl "$here/src/gunmetal.app.src" "$pkg/src/"
 cp "$here/c_src/gunmetal_nif.c" "$pkg/c_src/"
 cp "$here/Makefile" "$here/README.md" "$pkg/"
 [ -f "$root/LICENSE" ] && cp "$root/LICENSE" "$pkg/"
+# rebar3_hex takes the package's license and file list from the .app.src
+# (its default list would leave go/ out).
+APPSRC="$pkg/src/gunmetal.app.src" erl -noshell -eval '
+	F = os:getenv("APPSRC"),
+	{ok, [{application, gunmetal, L}]} = file:consult(F),
+	Extra = [{licenses, ["Apache-2.0"]},
+	         {files, ["src", "c_src", "go", "rebar.config", "Makefile", "README.md", "LICENSE"]}],
+	ok = file:write_file(F, io_lib:format("~p.~n", [{application, gunmetal, L ++ Extra}])),
+	halt().'
 cat >"$pkg/rebar.config" <<'EOF'
 %% gunmetal's hex package. The pre_hook builds priv/libgunmetal.so from go/
 %% (Go must be on the PATH; modules are vendored) and priv/gunmetal_nif.so.
