@@ -89,8 +89,9 @@ make_project() {
 	        {dev_mode, false}, {include_erts, false}, {include_src, false},
 	        {vm_args, "config/vm.args"}, {extended_start_script, true}]}.
 	EOF
-	# No distribution: nothing (epmd) outlives the test.
-	printf -- '-sname demo\n-start_epmd false\n-erl_epmd_port 9\n' >"$dir/config/vm.args"
+	# relx's start script wants a node name; the node neither starts epmd
+	# (nothing outlives the test) nor listens (no port to collide on).
+	printf -- '-sname demo\n-start_epmd false\n-dist_listen false\n' >"$dir/config/vm.args"
 	cat >"$dir/src/demo.app.src" <<-'EOF'
 	{application, demo, [{description, "gunmetal as a rebar3 dependency"}, {vsn, "0.1.0"},
 	    {registered, []}, {mod, {demo, []}}, {applications, [kernel, stdlib, gunmetal]}, {env, []}]}.
@@ -171,11 +172,15 @@ run_get "rebar3 release" "$rel/bin/demo" foreground
 # --- 4. no Go on the PATH ------------------------------------------------------
 rm -rf "$proj/_build" "$proj/rebar.lock"
 nogo_path="$(tr ':' '\n' <<<"$PATH" | grep -vxF "$(dirname "$(command -v go)")" | paste -sd: -)"
+# If go shares a directory with tools the build needs, name a missing one.
+go_name=go
+PATH="$nogo_path" command -v go >/dev/null && go_name=gunmetal-no-go
 status=0
-out="$(PATH="$nogo_path" GO=gunmetal-no-go rebar compile 2>&1)" || status=$?
+out="$(PATH="$nogo_path" GO=$go_name rebar compile 2>&1)" || status=$?
 [ "$status" != 0 ] || fail "rebar3 compile without Go succeeded"
-grep -q "gunmetal: cannot build libgunmetal.so: Go ('gunmetal-no-go') is not on the PATH" <<<"$out" ||
+grep -qF "gunmetal: cannot build libgunmetal.so: Go ('$go_name') is not on the PATH" <<<"$out" ||
 	{ printf '%s\n' "$out" >&2; fail "rebar3 compile without Go did not say Go is missing"; }
+grep '^gunmetal:' <<<"$out" | sed 's/^/  [no Go] /' >&2
 say "ok: without Go, rebar3 compile fails saying so"
 
 # --- 5. the hex package: rebar3 (_checkouts) and make (erlang.mk) --------------
