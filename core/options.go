@@ -33,13 +33,15 @@ package core
 // Gun keys parsed here whose other values this build does not implement
 // (supervise false, trace true, tcp_opts.send_timeout_close false,
 // http2_opts.stream_window_data_threshold, ws_opts.invalid_request_headers
-// "ignore", the raw and socks protocols and their options) are refused
-// when a connection is opened, naming them: see options_implemented.go.
+// "ignore", the socks protocol and its options, raw beside other
+// protocols) are refused when a connection is opened, naming them: see
+// options_implemented.go. raw_opts.packet and packet_size (gen_tcp's packet
+// framing, not built) are refused here.
 // ws_opts.default_protocol and ws_opts.user_opts have no handler modules to
 // go to. Gun keys refused with "not supported by gunmetal" are listed in
 // optUnsupported below.
 //
-// gunmetal's own keys: max_pending_requests, retry_on_tls_verify_failure,
+// gunmetal's own keys: raw_opts.closing_timeout, max_pending_requests, retry_on_tls_verify_failure,
 // cookie_ignore_informational at
 // the top level (the default for http_opts' and http2_opts'), raw_opts,
 // http2_opts.wait_for_stream_slot, http2_opts.max_header_list_size,

@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 #   valgrind                leak checks of the C tests
 #   gcc libc6-dev           cgo and the C tests/examples
 #   openssl                 certificates for tests/nginx
+#   socat                   a server nobody here wrote for the raw protocol's half-close test (core/raw_test.go)
 DEB_PKGS=(
     nginx
     nghttp2-client
@@ -33,6 +34,7 @@ DEB_PKGS=(
     gcc
     libc6-dev
     openssl
+    socat
 )
 
 # ---- Python hook -----------------------------------------------------------
