@@ -393,3 +393,41 @@ func TestRawPeerCloseRetry(t *testing.T) {
 		t.Fatalf("%d connections, want 2", got)
 	}
 }
+
+// TestRawUnix: raw over a Unix stream socket, fin half-closes it too.
+func TestRawUnix(t *testing.T) {
+	path := t.TempDir() + "/raw.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		got, _ := io.ReadAll(nc)
+		fmt.Fprintf(nc, "unix got %q", got)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	q := newQueue(t)
+	c, err := OpenUnix(path, parseOpts(t, `{"protocols":["raw"],"retry":0}`, 0), q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnCleanup(t, c)
+	if p, err := c.AwaitUp(waitFor); err != nil || p != "raw" {
+		t.Fatalf("await up %q %v", p, err)
+	}
+	if err := c.Data(0, []byte("over unix"), true); err != nil {
+		t.Fatal(err)
+	}
+	want := `unix got "over unix"`
+	if got := rawRead(t, q, c, len(want)); string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	expectEnd(t, q, c, true, "closed")
+}
