@@ -1291,10 +1291,10 @@ func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) 
 		switch {
 		case e.Conn != c:
 			return skip
+		case e.Kind == EvExit: // first: ref 0 (raw's stream) must not take it
+			return stop
 		case e.Ref == ref || (e.Ref == 0 && e.Kind == EvError):
 			return take
-		case e.Kind == EvExit:
-			return stop
 		}
 		return skip
 	}, timeout, c.done)

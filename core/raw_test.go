@@ -431,3 +431,30 @@ func TestRawUnix(t *testing.T) {
 	}
 	expectEnd(t, q, c, true, "closed")
 }
+
+// TestRawAwait: Await on ref 0 (the raw stream) takes its DATA, then the
+// DOWN; the EXIT is never taken but stays queued (ErrClosed), as for every
+// stream.
+func TestRawAwait(t *testing.T) {
+	start := make(chan struct{})
+	s := startRaw(t, func(nc net.Conn) {
+		<-start
+		nc.Write([]byte("x"))
+		nc.Close()
+	})
+	q := newQueue(t)
+	c := rawUp(t, q, s.port(), `{"protocols":["raw"],"retry":0}`)
+	close(start)
+	ev, err := c.Await(0, waitFor)
+	if err != nil || ev.Kind != EvData || string(ev.Data) != "x" {
+		t.Fatalf("await: %v %v", ev, err)
+	}
+	if ev, err = c.Await(0, waitFor); err != nil || ev.Kind != EvDown {
+		t.Fatalf("await: %v %v, want the DOWN", ev, err)
+	}
+	<-c.Done()
+	if ev, err = c.Await(0, waitFor); !errors.Is(err, ErrClosed) {
+		t.Fatalf("await after exit: %v %v, want ErrClosed", ev, err)
+	}
+	expectEnd(t, q, c, false, "closed")
+}

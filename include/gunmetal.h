@@ -442,7 +442,9 @@ int gm_update_flow(gm_conn *c, gm_ref ref, int n);
 /* Waits up to timeout_ms for the next event of stream ref in the queue it
  * goes to (its reply_to, else the owner) and takes it, leaving every other
  * event in place (Gun's gun:await). A connection-wide ERROR of this
- * connection also ends the wait (and is taken). GM_ETIMEOUT on timeout;
+ * connection also ends the wait (and is taken). On raw, ref 0 is the byte
+ * stream: its DATA, NOTIFY and the connection's UP/DOWN (never the EXIT).
+ * GM_ETIMEOUT on timeout;
  * GM_ECLOSED when the connection exited (the EXIT stays queued). *out is
  * the caller's to free with gm_event_free. */
 int gm_await(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
