@@ -88,6 +88,7 @@ type Conn struct {
 	wbuf        []byte
 	wspare      []byte
 	wclosed     bool
+	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
 	werr        error
 	pending     []*Request // made while not connected, sent on UP
 	replyTo     map[uint64]*Queue
@@ -353,6 +354,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.local, c.peer = "", c.unixPath
 	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
+	c.wshut = 0
 	c.failErr, c.stallAt = nil, time.Time{}
 	c.proto = newProto(c)
 	c.protoNm = c.proto.name()
@@ -585,8 +587,24 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for len(c.wbuf) == 0 && !c.wclosed {
+		for len(c.wbuf) == 0 && !c.wclosed && c.wshut != 1 {
 			c.wcond.Wait()
+		}
+		if len(c.wbuf) == 0 && c.wshut == 1 && !c.wclosed {
+			// Everything written before the fin is out: shut the write side.
+			c.wshut = 2
+			c.mu.Unlock()
+			err := closeWrite(nc)
+			c.mu.Lock()
+			if err != nil {
+				if c.werr == nil {
+					c.werr = err
+				}
+				c.rcond.Broadcast()
+				nc.Close()
+				return
+			}
+			continue
 		}
 		if len(c.wbuf) == 0 {
 			return
@@ -622,6 +640,24 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			return
 		}
 	}
+}
+
+// shutWrite asks the writer to shut down the socket's write side once the
+// output queued so far is out (raw's fin). Called with c.mu held.
+func (c *Conn) shutWrite() {
+	if c.wshut == 0 {
+		c.wshut = 1
+		c.wcond.Signal()
+	}
+}
+
+// closeWrite is gen_tcp's shutdown(S, write): a TCP or Unix socket sends
+// FIN; TLS sends close_notify (as ssl:shutdown(S, write)).
+func closeWrite(nc net.Conn) error {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("%w: this transport cannot shut down its write side", ErrUnsupported)
 }
 
 // write queues bytes for the socket. Called with c.mu held, by protocols.
@@ -889,6 +925,9 @@ func (c *Conn) Request(r *Request) (uint64, error) {
 	defer c.mu.Unlock()
 	if err := checkProtoRequest(c, r); err != nil {
 		return 0, err
+	}
+	if len(c.opts.Protocols) == 1 && c.opts.Protocols[0] == "raw" {
+		return 0, fmt.Errorf("%w: a raw connection carries one byte stream, not requests: send bytes with Data on ref 0", ErrUnsupported)
 	}
 	switch {
 	case c.state == stateDone || c.closeReq != "":
@@ -1260,10 +1299,10 @@ func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) 
 		switch {
 		case e.Conn != c:
 			return skip
+		case e.Kind == EvExit: // first: ref 0 (raw's stream) must not take it
+			return stop
 		case e.Ref == ref || (e.Ref == 0 && e.Kind == EvError):
 			return take
-		case e.Kind == EvExit:
-			return stop
 		}
 		return skip
 	}, timeout, c.done)

@@ -7,8 +7,13 @@ package core
 // options; Open (and gm_open, as GM_EOPTION) refuses. An entry goes away
 // when its feature lands.
 //
-//	protocols "raw", "socks", raw_opts, socks_opts
-//	    not available in this build (their engines are separate work)
+//	protocols "socks", socks_opts
+//	    not available in this build (its engine is separate work)
+//	protocols "raw" beside other protocols
+//	    raw has no ALPN name, so Gun only ever speaks it as the one protocol
+//	    of a connection; in a list it would be silently never used.
+//	    (raw_opts.packet and packet_size are refused by the parser: packet
+//	    framing is not built yet.)
 //	supervise = false
 //	    Gun starts the connection under its supervisor (true) or linked to the
 //	    caller (false). A library connection is always kept by the library
@@ -34,16 +39,17 @@ package core
 // holds.
 func (o *Options) checkImplemented() error {
 	for _, p := range o.Protocols {
-		if p == "raw" || p == "socks" {
+		if p == "socks" {
 			return &OptionError{Key: "protocols", Value: p,
 				Msg: "the " + p + " protocol is not available in this build"}
+		}
+		if p == "raw" && len(o.Protocols) > 1 {
+			return &OptionError{Key: "protocols", Value: p,
+				Msg: "raw must be the only protocol: it has no ALPN name, so it is never chosen from a list (Gun's rule)"}
 		}
 	}
 	if o.Socks != nil {
 		return &OptionError{Key: "socks_opts", Msg: "the socks protocol is not available in this build"}
-	}
-	if o.Raw != (RawOpts{}) {
-		return &OptionError{Key: "raw_opts", Msg: "the raw protocol is not available in this build"}
 	}
 	if !o.Supervise {
 		return &OptionError{Key: "supervise", Value: false,

@@ -24,6 +24,7 @@ cd "$(dirname "$0")/.."
 #   gcc libc6-dev           cgo and the C tests/examples
 #   openssl                 certificates for tests/nginx
 #   ca-certificates         the system roots (TLS verifies against them by default)
+#   socat                   a server nobody here wrote for the raw protocol's half-close test (core/raw_test.go)
 DEB_PKGS=(
     nginx
     nghttp2-client
@@ -38,6 +39,7 @@ DEB_PKGS=(
     libc6-dev
     openssl
     ca-certificates
+    socat
 )
 
 # ---- Python hook -----------------------------------------------------------
