@@ -24,7 +24,6 @@ func TestUnimplementedOptionsRefused(t *testing.T) {
 		{`{"socks_opts":{"host":"h","port":80}}`, "option socks_opts: the socks protocol"},
 		{`{"raw_opts":{"flow":3}}`, "option raw_opts: the raw protocol"},
 		{`{"supervise":false}`, "option supervise = false: not supported"},
-		{`{"trace":true}`, "option trace = true: not supported"},
 		{`{"tcp_opts":{"send_timeout_close":false}}`, "option tcp_opts.send_timeout_close = false: not supported"},
 		{`{"http2_opts":{"stream_window_data_threshold":16384}}`, "option http2_opts.stream_window_data_threshold = 16384: not supported"},
 		{`{"ws_opts":{"invalid_request_headers":"ignore"}}`, "option ws_opts.invalid_request_headers = \"ignore\": not supported"},
