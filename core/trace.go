@@ -216,9 +216,11 @@ func (c *Conn) traceRequest(r *Request) {
 }
 
 // traceAround emits ev with the response-side trace events it implies, in
-// Gun's order: the event for a part of a response (response_headers,
-// push_promise_end...) before the owner's message, response_end and
-// protocol_changed after it. c.mu held.
+// Gun's order: the trace event of a part of a response (response_headers,
+// push_promise_end, response_end...) before the owner's message, as
+// gun_http does (response_end before the last gun_data: the stream is still
+// the host's when its end is traced); protocol_changed after the
+// gun_upgrade. c.mu held.
 func (c *Conn) traceAround(ev *Event) {
 	switch ev.Kind {
 	case EvInform, EvResponse, EvUpgrade:
@@ -235,10 +237,10 @@ func (c *Conn) traceAround(ev *Event) {
 			c.emitEvent(ev)
 		case EvResponse:
 			c.traceLocked(trResponseHeaders, ev.Ref, ev.Status, nil, ev.Headers)
-			c.emitEvent(ev)
 			if ev.Fin {
 				c.traceEnd(ev.Ref)
 			}
+			c.emitEvent(ev)
 		case EvUpgrade:
 			// Gun: a 101 over HTTP/1.1 is a response_inform; RFC 8441's 200
 			// over HTTP/2 a response_headers and response_end. Then the
@@ -254,14 +256,14 @@ func (c *Conn) traceAround(ev *Event) {
 			c.traceLocked(trProtocolChanged, ev.Ref, 0, nil, []Header{td("protocol", "ws")})
 		}
 	case EvData:
-		c.emitEvent(ev)
 		if ev.Fin {
 			c.traceEnd(ev.Ref)
 		}
+		c.emitEvent(ev)
 	case EvTrailers:
 		c.traceLocked(trResponseTrailers, ev.Ref, 0, nil, ev.Headers)
-		c.emitEvent(ev)
 		c.traceEnd(ev.Ref)
+		c.emitEvent(ev)
 	case EvPush:
 		c.traceLocked(trPushStart, ev.Ref, 0, nil, nil)
 		if c.on(trPushEnd) {

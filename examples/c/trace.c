@@ -102,7 +102,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     gm_event *evs[BATCH];
-    /* Until the response_end (or the stream's error), then close: terminate and exit. */
+    /* Until the response's last message (or the stream's error), then
+     * close: terminate and exit follow. */
     while (!exited) {
         int n = gm_queue_poll(q, evs, BATCH, WAIT_MS);
         if (n <= 0) {
@@ -114,12 +115,13 @@ int main(int argc, char **argv) {
             gm_event *ev = evs[i];
             if (ev->kind == GM_EV_TRACE) {
                 print_trace(ev);
-                if (ev->ref == ref && strcmp(ev->reason, "response_end") == 0) done = 1;
-            } else {
-                print_message(ev);
-                if (ev->kind == GM_EV_ERROR && ev->ref == ref) exited = 1;
-                if (ev->kind == GM_EV_EXIT) exited = 1;
+                continue;
             }
+            print_message(ev);
+            if (ev->ref == ref && (((ev->kind == GM_EV_DATA || ev->kind == GM_EV_RESPONSE) && ev->fin) ||
+                                   ev->kind == GM_EV_TRAILERS))
+                done = 1;
+            if ((ev->kind == GM_EV_ERROR && ev->ref == ref) || ev->kind == GM_EV_EXIT) exited = 1;
         }
         gm_events_free(evs, n);
         if (done && !exited) {

@@ -16,10 +16,11 @@ static int64_t mono_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Takes c's events until one named `until` (a trace name, or "gun_data
- * fin") and writes their names, space-separated, into out. The events are
- * freed; the trace events' timestamps must not go back and must lie within
- * [*t_lo, now]; *t_lo becomes the last one. 0 on timeout. */
+/* Takes c's events until one named `until` (a trace name or a message's:
+ * the first gun_data ends a short /bytes/N) and writes their names,
+ * space-separated, into out. The events are freed; the trace events'
+ * timestamps must not go back and must lie within [*t_lo, now]; *t_lo
+ * becomes the last one. 0 on timeout. */
 static int take_names(gm_queue *q, gm_conn *c, const char *until, char *out, size_t cap, int64_t *t_lo,
                       gm_ref *ref_of_last) {
     out[0] = 0;
@@ -64,9 +65,9 @@ TEST(trace_http1_request_in_gun_order) {
     gm_ref ref = 0, last = 0;
     gm_header h[] = {{"x-trace", "1", 7, 1}};
     REQUIRE_RC(gm_request(c, "GET", "/bytes/10", h, 1, NULL, 0, 0, NULL, &ref), GM_OK);
-    CHECK(take_names(q, c, "response_end", seq, sizeof seq, &t0, &last));
+    CHECK(take_names(q, c, "gun_data", seq, sizeof seq, &t0, &last));
     CHECK_STR(seq, "request_start request_headers request_end response_start response_headers "
-                   "gun_response gun_data response_end");
+                   "gun_response response_end gun_data");
     CHECK_EQ(last, ref);
 
     /* The details: request_start's method and path, then the request's headers. */
@@ -82,7 +83,7 @@ TEST(trace_http1_request_in_gun_order) {
     CHECK_STR(ev_header(ev, ":function"), "request");
     CHECK_STR(ev_header(ev, "x-trace"), "1");
     gm_event_free(ev);
-    CHECK(take_names(q, c, "response_end", seq, sizeof seq, &t0, NULL));
+    CHECK(take_names(q, c, "gun_data", seq, sizeof seq, &t0, NULL));
 
     gm_close(c);
     CHECK(take_names(q, c, "exit", seq, sizeof seq, &t0, NULL));
@@ -127,8 +128,8 @@ TEST(trace_list_filters_and_off_gives_none) {
     REQUIRE_RC(gm_open(q, "127.0.0.1", http_port(), "{\"trace\":[\"response_end\",\"connect_end\"]}", &c), GM_OK);
     gm_ref ref = 0;
     REQUIRE_RC(gm_request(c, "GET", "/bytes/10", NULL, 0, NULL, 0, 0, NULL, &ref), GM_OK);
-    CHECK(take_names(q, c, "response_end", seq, sizeof seq, &t0, NULL));
-    CHECK_STR(seq, "connect_end gun_up gun_response gun_data response_end");
+    CHECK(take_names(q, c, "gun_data", seq, sizeof seq, &t0, NULL));
+    CHECK_STR(seq, "connect_end gun_up gun_response response_end gun_data");
     CHECK(close_and_free(q, c));
 
     const char *off[] = {NULL, "{\"trace\":false}", "{\"trace\":[]}"};

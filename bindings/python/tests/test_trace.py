@@ -36,9 +36,9 @@ def test_trace_http1_request_typed_and_in_order(server: Server) -> None:
         names, evs = names_until(c, "UP")
         assert names == ["init", "domain_lookup_start", "domain_lookup_end", "connect_start", "connect_end", "UP"]
         ref = c.get("/bytes/10", [("x-a", "1")])
-        names, evs2 = names_until(c, "response_end")
+        names, evs2 = names_until(c, "DATA")
         assert names == ["request_start", "request_headers", "request_end", "response_start",
-                         "response_headers", "RESPONSE", "DATA", "response_end"]
+                         "response_headers", "RESPONSE", "response_end", "DATA"]
         traces = [e for e in evs + evs2 if isinstance(e, TraceEvent)]
         assert all(e.kind == EventKind.TRACE for e in traces)
         ts = [e.ts_ns for e in traces]
