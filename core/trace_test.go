@@ -169,7 +169,7 @@ func TestTraceHTTP1Order(t *testing.T) {
 	if st, _ := detail(tm, "state"); st != "connected" {
 		t.Fatalf("terminate state %q", st)
 	}
-	all := append(append(append(append(evs, evs2...), evs3...), evs4...))
+	all := append(append(append(evs, evs2...), evs3...), evs4...)
 	checkClock(t, all, t0, MonotonicNS())
 }
 

@@ -634,8 +634,9 @@ func (s *wsInflateSrc) ReadByte() (byte, error) {
 // the calls. c.mu held.
 func (p *wsProto) writeFrame(op ws.OpCode, payload []byte, z bool) {
 	if p.c.trace&trmWSSend != 0 {
-		p.c.traceLocked(trWSSendStart, p.ref, 0, append([]byte{}, payload...), []Header{td("type", wsOpName(byte(op)))})
-		defer p.c.traceLocked(trWSSendEnd, p.ref, 0, append([]byte{}, payload...), []Header{td("type", wsOpName(byte(op)))})
+		hs := []Header{td("type", wsOpName(byte(op))), td("extensions", p.extensions())}
+		p.c.traceLocked(trWSSendStart, p.ref, 0, append([]byte{}, payload...), hs)
+		defer p.c.traceLocked(trWSSendEnd, p.ref, 0, append([]byte{}, payload...), hs)
 	}
 	rsv := byte(0)
 	if z && p.deflate {
