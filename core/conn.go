@@ -112,6 +112,11 @@ type Conn struct {
 	stallArmed  bool
 	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
 	exitReason  string // the EXIT's reason, once sent (AwaitUp's errors, Info)
+
+	// trace.go: the trace events on (1<<traceID), fixed at Open (0: each
+	// hook costs one test), and the streams whose response_start was emitted.
+	trace     uint64
+	trStarted map[uint64]bool
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host
@@ -174,6 +179,9 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 	c.owner = q
 	if !q.adopt(c) {
 		return nil, ErrQueueClosed
+	}
+	if c.trace = opts.TraceMask; c.trace&(1<<trInit) != 0 {
+		c.traceInit()
 	}
 	go c.run()
 	return c, nil
@@ -405,6 +413,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		return "", "shutdown"
 	}
 	c.batching = true
+	if c.trace&(1<<trDisconnect) != 0 {
+		c.traceLocked(trDisconnect, 0, 0, nil, []Header{td("reason", reason)})
+	}
 	killed := p.down()
 	streamReason := "closed"
 	if reason != "closed" {
@@ -691,6 +702,13 @@ func (c *Conn) exit(reason string) {
 		t.Stop()
 	}
 	c.timers = nil
+	if c.trace&(1<<trTerminate) != 0 {
+		st := "not_connected"
+		if c.state == stateUp || c.state == stateClosing { // closed while up
+			st = "connected"
+		}
+		c.traceLocked(trTerminate, 0, 0, nil, []Header{td("state", st), td("reason", reason)})
+	}
 	c.state = stateDone
 	c.exitReason = reason
 	c.emit(&Event{Kind: EvExit, Reason: reason})
@@ -710,6 +728,14 @@ func (c *Conn) exit(reason string) {
 // emit sends an event to its stream's reply_to queue or the owner. Called
 // with c.mu held.
 func (c *Conn) emit(ev *Event) {
+	if c.trace&trmResponse != 0 && ev.Kind != EvTrace {
+		c.traceAround(ev) // the trace events it implies, before and after it
+		return
+	}
+	c.emitEvent(ev)
+}
+
+func (c *Conn) emitEvent(ev *Event) {
 	ev.Conn = c
 	if !c.useful {
 		c.markUseful(ev)
@@ -727,7 +753,7 @@ func (c *Conn) emit(ev *Event) {
 // route picks the queue of an event: its stream's reply_to, or the owner.
 // A stream's last event also disarms its timeout.
 func (c *Conn) route(ev *Event) *Queue {
-	if ev.Ref == 0 {
+	if ev.Ref == 0 || ev.Kind == EvTrace { // trace: the owner's, as Gun's handler runs in the connection
 		return c.owner
 	}
 	ends := streamEnds(ev)
@@ -972,6 +998,9 @@ func (c *Conn) sendLocked(r *Request) {
 		c.sendWSLocked(r)
 		return
 	}
+	if c.trace&trmRequest != 0 {
+		c.traceRequest(r)
+	}
 	if err := c.proto.request(r); err != nil {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
 	}
@@ -1021,6 +1050,9 @@ func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
 	if err := c.proto.data(ref, p, fin); err != nil {
 		return err
 	}
+	if fin && c.trace&(1<<trRequestEnd) != 0 {
+		c.traceLocked(trRequestEnd, ref, 0, nil, nil)
+	}
 	if !c.waitDrained() {
 		if c.failErr != nil {
 			return fmt.Errorf("%w: the connection went down while sending: %v", ErrClosed, c.failErr)
@@ -1037,6 +1069,9 @@ func (c *Conn) Cancel(ref uint64) error {
 	defer c.mu.Unlock()
 	if c.state == stateDone || c.closeReq != "" {
 		return ErrClosed
+	}
+	if c.trace&(1<<trCancel) != 0 {
+		c.traceLocked(trCancel, ref, 0, nil, []Header{td("endpoint", "local"), td("reason", "cancel")})
 	}
 	delete(c.replyTo, ref) // a silenced stream has no last event to drop it
 	for i, r := range c.pending {
@@ -1297,7 +1332,7 @@ func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) 
 	c.mu.Unlock()
 	ev, err := q.takeMatch(func(e *Event) matchResult {
 		switch {
-		case e.Conn != c:
+		case e.Conn != c || e.Kind == EvTrace:
 			return skip
 		case e.Kind == EvExit: // first: ref 0 (raw's stream) must not take it
 			return stop

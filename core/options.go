@@ -156,7 +156,9 @@ type Options struct {
 	CookieIgnoreInformational bool
 
 	Supervise bool // "supervise", default true; false is refused by Open (checkImplemented)
-	Trace     bool // "trace", default false; true is refused by Open (checkImplemented)
+	Trace     bool // "trace", default false: true, or a non-empty list of names (trace.go)
+
+	TraceMask uint64 // the trace events on, 1<<index in TraceNames
 
 	TCP   TCPOpts
 	TLS   TLSOpts
@@ -677,7 +679,8 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 		case "tls_opts":
 			err = parseTLSOptsInto("", k, f.raw, &o.TLS)
 		case "trace":
-			o.Trace, err = f.boolean()
+			o.TraceMask, err = f.trace()
+			o.Trace = o.TraceMask != 0
 		case "transport":
 			var s string
 			s, err = f.enum("tcp", "tls", "ssl")
@@ -1585,6 +1588,32 @@ func (f optField) boolean() (bool, error) {
 		return false, nil
 	}
 	return false, f.fail("must be a boolean (true or false)")
+}
+
+// trace is true, false, or a list of trace event names (trace.go).
+func (f optField) trace() (uint64, error) {
+	if optKind(f.raw) == '[' {
+		var names []string
+		if json.Unmarshal(f.raw, &names) != nil {
+			return 0, f.fail("must be a boolean or a list of trace event names (strings)")
+		}
+		m, bad := traceMask(names)
+		if bad == "origin_changed" || bad == "transport_changed" {
+			return 0, f.fail(bad + " is not supported by gunmetal: it is Gun's for CONNECT tunnels, which this build does not have")
+		}
+		if bad != "" {
+			return 0, f.fail("unknown trace event " + strconv.Quote(bad) + " (known: " + strings.Join(traceNames[:], ", ") + ")")
+		}
+		return m, nil
+	}
+	on, err := f.boolean()
+	if err != nil {
+		return 0, f.fail("must be a boolean or a list of trace event names")
+	}
+	if on {
+		return TraceAll, nil
+	}
+	return 0, nil
 }
 
 // strict decodes a JSON string.

@@ -21,8 +21,6 @@ package core
 //	    link it to: true describes what gunmetal does, false is refused. (The
 //	    Erlang binding implements false itself, with a link, and does not pass
 //	    it on.)
-//	trace = true
-//	    Gun's dbg tracing of the connection process has no equivalent.
 //	tcp_opts.send_timeout_close = false
 //	    a send timeout always closes the connection: after a partial write
 //	    the byte stream cannot be resumed.
@@ -54,10 +52,6 @@ func (o *Options) checkImplemented() error {
 	if !o.Supervise {
 		return &OptionError{Key: "supervise", Value: false,
 			Msg: "not supported by gunmetal: the library keeps every connection until it is closed or freed, and there is no calling process to link it to"}
-	}
-	if o.Trace {
-		return &OptionError{Key: "trace", Value: true,
-			Msg: "not supported by gunmetal: Gun's dbg tracing of the connection process has no equivalent"}
 	}
 	if !o.TCP.SendTimeoutClose {
 		return &OptionError{Proto: "tcp_opts", Key: "send_timeout_close", Value: false,

@@ -173,6 +173,7 @@ enum {
     GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data; close: status = code (0: none), data = reason */
     GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
     GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
+    GM_EV_TRACE = 14,    /* a gun_event callback (option "trace"): reason = its name, ts_ns, see gm_event */
     GM_EV_INFO = 100     /* not a message: the record gm_info/gm_stream_info fill */
 };
 
@@ -201,6 +202,24 @@ enum { GM_WS_TEXT = 1, GM_WS_BINARY = 2, GM_WS_CLOSE = 8, GM_WS_PING = 9, GM_WS_
  * "protocol_error: ..."). For EXIT it is Gun's exit reason: "shutdown"
  * after gm_close/gm_shutdown, "owner_down" after gm_queue_free, else the
  * last failure (retries ran out), e.g. "econnrefused" or "closed".
+ *
+ * TRACE events (the "trace" option: true, or a list of names) are Gun's
+ * gun_event callbacks, in Gun's order, in the owner's queue (also for a
+ * stream with another reply_to), under the same read budget as the rest:
+ * init, domain_lookup_start/end, connect_start/end, tls_handshake_start/end,
+ * request_start/headers/end, push_promise_start/end, response_start/inform/
+ * headers/trailers/end, ws_upgrade, ws_recv_frame_start/header/end,
+ * ws_send_frame_start/end, protocol_changed, cancel, disconnect, terminate
+ * (origin_changed and transport_changed are refused: no CONNECT tunnels).
+ * `reason` is the name, `ref` the stream (0 for connection events), `ts_ns`
+ * the time (CLOCK_MONOTONIC, comparable with clock_gettime), `status` the
+ * HTTP status (response_inform, response_headers), `data` a WebSocket frame's
+ * payload (ws_recv_frame_end, ws_send_frame_start/end). `headers` carry the
+ * rest of Gun's event map: first the details, each named ":" and Gun's key
+ * (":method", ":path", ":error", ":tls_version", ":cipher", ":alpn",
+ * ":resumed", ":reason", ...), then the HTTP header fields of the message
+ * (request_start/headers, response_inform/headers/trailers,
+ * push_promise_end). A header name never starts with ':'.
  */
 typedef struct gm_event {
     uint32_t size;          /* sizeof(gm_event) as the library knows it */
@@ -212,7 +231,7 @@ typedef struct gm_event {
     gm_ref ref;             /* the stream, 0 for connection events */
     gm_ref new_ref;         /* PUSH: the pushed stream */
     const char *protocol;   /* UP, DOWN, TUNNEL_UP: "http", "http2", "raw", "socks", "ws" */
-    const char *reason;     /* ERROR, DOWN, EXIT, NOTIFY */
+    const char *reason;     /* ERROR, DOWN, EXIT, NOTIFY; TRACE: the name */
     const char *method;     /* PUSH */
     const char *uri;        /* PUSH */
     const gm_header *headers;
@@ -221,6 +240,8 @@ typedef struct gm_event {
     size_t data_len;
     const gm_ref *killed;   /* DOWN: the streams lost with the connection */
     size_t n_killed;
+    /* Appended after the first 0.1 layout: present when size > offsetof(gm_event, ts_ns). */
+    int64_t ts_ns;          /* TRACE: when, CLOCK_MONOTONIC in nanoseconds; 0 for other kinds */
 } gm_event;
 
 /* Frees one event and everything it points to; NULL is a no-op. */

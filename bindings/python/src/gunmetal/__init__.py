@@ -51,7 +51,7 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
-from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, TraceEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
 
@@ -68,6 +68,7 @@ __all__ = [
     "Event",
     "ForkError",
     "EventKind",
+    "TraceEvent",
     "Header",
     "HeadersIn",
     "InternalError",

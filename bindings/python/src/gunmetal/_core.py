@@ -364,7 +364,9 @@ class Queue(Managed):
                     out.append(held.popleft())
             else:
                 for i, ev in enumerate(held):
-                    if ev.conn is conn and (ev.ref == ref or (ev.ref == 0 and ev.kind == EventKind.ERROR)):
+                    if ev.conn is conn and ev.kind != EventKind.TRACE and (
+                        ev.ref == ref or (ev.ref == 0 and ev.kind == EventKind.ERROR)
+                    ):
                         del held[i]
                         out.append(ev)
                         break

@@ -73,6 +73,7 @@ GM_EV_UPGRADE = 10
 GM_EV_WS = 11
 GM_EV_NOTIFY = 12
 GM_EV_TUNNEL_UP = 13
+GM_EV_TRACE = 14
 GM_EV_INFO = 100
 
 GM_WS_TEXT = 1
@@ -124,6 +125,7 @@ class gm_event(Structure):
         ("data_len", c_size_t),
         ("killed", POINTER(c_uint64)),
         ("n_killed", c_size_t),
+        ("ts_ns", c_int64),
     ]
 
 
@@ -160,6 +162,7 @@ _STRUCT_CODES: Dict[Any, str] = {
     c_uint8: "B",
     c_int32: "i",
     c_uint64: "Q",
+    c_int64: "q",
     c_size_t: "N",
     c_void_p: "P",
     c_char_p: "P",

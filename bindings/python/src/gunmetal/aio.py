@@ -89,6 +89,7 @@ _ERROR = EventKind.ERROR
 _UPGRADE = EventKind.UPGRADE
 _WS = EventKind.WS
 _NOTIFY = EventKind.NOTIFY
+_TRACE = EventKind.TRACE
 _WS_CLOSE = int(WSOpcode.CLOSE)
 _Future = asyncio.Future
 
@@ -397,7 +398,7 @@ class Connection(BaseConnection):
                 streams = self._streams
                 for ev in evs:
                     ref = ev.ref
-                    if ref:
+                    if ref and ev.kind != _TRACE:  # TRACE: the connection's, as in Gun
                         st = streams.get(ref)
                         if st is None:
                             continue  # a cancelled stream, or one we never knew of
@@ -665,7 +666,8 @@ class Connection(BaseConnection):
 
     async def next_event(self, timeout: Optional[float] = None) -> Event:
         """The next connection event (UP, DOWN, EXIT, connection-wide ERROR,
-        NOTIFY), oldest first; the last 1024 are kept. Raises Closed once the
+        NOTIFY, TRACE: all of those, of streams too), oldest first; the last
+        1024 are kept. Raises Closed once the
         EXIT has been taken (or after close())."""
         while not self._events:
             self._h()
