@@ -170,6 +170,31 @@ func gm_queue_wake(p *C.gm_queue) (rc C.int) {
 	return C.GM_OK
 }
 
+//export gm_flush
+func gm_flush(qp *C.gm_queue, p *C.gm_conn, ref C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	q, st := queueOf(qp)
+	if st != nil {
+		return st.report()
+	}
+	var c *core.Conn
+	if p != nil {
+		h, st := connOf(p)
+		if st != nil {
+			return st.report()
+		}
+		c = h.c
+	}
+	n, err := q.Flush(c, uint64(ref))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	return C.int(n)
+}
+
 var pollBufs = sync.Pool{New: func() any { s := make([]*core.Event, 256); return &s }}
 
 //export gm_queue_poll

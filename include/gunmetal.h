@@ -266,6 +266,17 @@ int gm_queue_wake(gm_queue *q);
 /* The number of events waiting in q (>= 0) or a negative GM_E* code. */
 int gm_queue_len(gm_queue *q);
 
+/* Drops the events waiting in q of connection c (ref 0), of stream ref (c
+ * NULL: whichever connection's; refs are unique in a process) or of both:
+ * Gun's flush/1 (gun:flush(ConnPid), gun:flush(StreamRef)). A connection's
+ * EXIT is never dropped (it is its last event, exactly once; Gun's flush
+ * also drops the monitor's 'DOWN'). Events already taken by gm_queue_poll
+ * are the host's: free them as usual. Dropped events are released at once,
+ * as gm_event_free would: the connection reads on (read budget, HTTP/2
+ * windows) and its handle settles. Returns how many events it dropped (>= 0)
+ * or a negative GM_E* code (GM_EINVAL for c NULL and ref 0). */
+int gm_flush(gm_queue *q, gm_conn *c, gm_ref ref);
+
 /* ---------------------------------------------------------------- connections */
 
 /*
