@@ -457,6 +457,33 @@ class Queue(Managed):
             if self._held:
                 return 0  # another thread's data() took events meanwhile: the caller looks again
 
+    def flush(self, conn_or_ref: Any) -> int:
+        """Gun's flush/1: drops the events waiting in this queue of a
+        connection (a Connection) or of a stream (a ref, an int), and returns
+        how many. A connection's EXIT stays. Dropped events are released as
+        if taken, so the connection reads on."""
+        h = self._h()
+        if isinstance(conn_or_ref, BaseConnection):
+            conn, ref = conn_or_ref, 0
+            n = check(_ffi.gm_flush(h, conn._h(), 0))
+        else:
+            conn, ref = None, _ref(conn_or_ref)
+            n = check(_ffi.gm_flush(h, None, ref))
+        if self._held:
+            with self._held_lock:
+                keep: Deque[Event] = deque()
+                for ev in self._held:
+                    if (ev.conn is conn if conn is not None else ev.ref == ref) and ev.kind != EventKind.EXIT:
+                        self._held_bytes -= _held_size(ev)
+                        n += 1
+                    else:
+                        keep.append(ev)
+                self._held = keep
+                if not keep:
+                    with _holding_lock:
+                        _holding.discard(self)
+        return n
+
     def __repr__(self) -> str:
         return f"<gunmetal.Queue fd={self._fd}{' closed' if self.closed else ''}>"
 
@@ -776,6 +803,12 @@ class BaseConnection(Managed):
         out = c_void_p()
         self._check(_ffi.gm_info(self._h(), byref(out)))
         return _info_dict(_take_event(out))
+
+    def flush(self) -> int:
+        """Drops this connection's events waiting in ``conn.queue`` (Gun's
+        flush(ConnPid)); see :meth:`Queue.flush`."""
+        self._h()
+        return self.queue.flush(self)
 
     def stream_info(self, ref: int) -> Optional[Dict[str, str]]:
         """Gun's stream_info: ref, state, method, path, protocol, flow; None for
