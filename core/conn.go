@@ -89,6 +89,8 @@ type Conn struct {
 	wclosed     bool
 	werr        error
 	pending     []*Request // made while not connected, sent on UP
+	held        map[uint64]*heldBody
+	heldBytes   int // the bodies of pending requests (conn_held.go)
 	replyTo     map[uint64]*Queue
 	timers      map[uint64]*time.Timer
 	budget      int    // bytes of events the host has not taken yet
@@ -361,6 +363,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	c.pending = nil
 	for _, r := range pending {
 		c.sendLocked(r)
+	}
+	if refs := c.heldRefs(pending); refs != nil {
+		go c.sendHeld(refs)
 	}
 	c.mu.Unlock()
 
@@ -639,6 +644,7 @@ func (c *Conn) exit(reason string) {
 	c.batching = true
 	for _, r := range c.pending {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closed: " + reason})
+		c.dropHeldLocked(r.ref)
 	}
 	c.pending = nil
 	for _, t := range c.timers {
@@ -946,6 +952,7 @@ func (c *Conn) armTimeout(r *Request) {
 				break
 			}
 		}
+		c.dropHeldLocked(ref)
 		if c.proto != nil {
 			c.proto.cancel(ref)
 		}
@@ -955,17 +962,29 @@ func (c *Conn) armTimeout(r *Request) {
 
 // Data sends a piece of a streamed request body (or, on raw connections,
 // bytes). fin ends the body. It blocks while too much output is pending.
+// Before UP the piece is held and goes out on UP (conn_held.go).
 func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state == stateDone || c.closeReq != "" {
-		return ErrClosed
-	}
-	for _, r := range c.pending {
-		if r.ref == ref {
-			return fmt.Errorf("%w: the request is queued until the connection is up; send its body after UP", ErrNotUp)
+	for {
+		if c.state == stateDone || c.closeReq != "" {
+			return ErrClosed
 		}
+		if r := c.pendingReq(ref); r != nil {
+			if ok, err := c.holdLocked(r, p, fin); ok || err != nil {
+				return err
+			}
+		} else if c.held[ref] == nil {
+			break
+		}
+		c.drained.Wait() // past the bound, or this stream's held pieces go first
 	}
+	return c.sendDataLocked(ref, p, fin)
+}
+
+// sendDataLocked hands a piece to the protocol and waits for the output
+// to drain below its bound.
+func (c *Conn) sendDataLocked(ref uint64, p []byte, fin bool) error {
 	if c.proto == nil {
 		return ErrNotUp
 	}
@@ -990,6 +1009,7 @@ func (c *Conn) Cancel(ref uint64) error {
 		return ErrClosed
 	}
 	delete(c.replyTo, ref) // a silenced stream has no last event to drop it
+	c.dropHeldLocked(ref)
 	for i, r := range c.pending {
 		if r.ref == ref {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)

@@ -402,12 +402,20 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                const void *body, size_t body_len,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref);
 
+/* The body bytes held per connection for requests waiting for UP. */
+#define GM_PENDING_BODY_MAX (4 << 20)
+
 /* Sends len bytes of a streamed request body; fin = 1 ends it (Gun's
  * gun:data). Empty non-fin pieces are ignored. Blocks while the connection
  * has a lot of unsent output (the socket is slower than the caller), and
  * on HTTP/2 while the server's flow-control window (the stream's or the
- * connection's) is closed: the body is never buffered. GM_ENOTUP while the
- * request is still waiting for the connection; GM_ENOSTREAM if ref is not
+ * connection's) is closed: the body is never buffered once the connection
+ * is up. Before UP (the request waits in the connection) the piece is
+ * copied and held, and goes out on UP after the request, in order, as in
+ * Gun: up to GM_PENDING_BODY_MAX bytes per connection, past which gm_data
+ * waits for UP; a body given while an earlier waiting request's streamed
+ * body has not ended is GM_EBADSTATE (HTTP/1.1 sends bodies one after the
+ * other, and the protocol is not known before UP). GM_ENOSTREAM if ref is not
  * sending a body or its stream was reset meanwhile; GM_ECLOSED if the
  * connection went down meanwhile. A thread blocked here always gets out:
  * gm_close, gm_cancel of ref and ref's timeout_ms release it (GM_ECLOSED;
