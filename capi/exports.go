@@ -604,12 +604,25 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if in.Reason != "" {
 		kv = append(kv, "reason", in.Reason)
 	}
+	if in.TLS != nil {
+		kv = append(kv, "tls_version", in.TLS.Version, "tls_cipher", in.TLS.Cipher, "alpn", in.TLS.ALPN,
+			"tls_resumed", strconv.FormatBool(in.TLS.Resumed))
+	}
 	e := infoEvent(h, 0, kv...)
 	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
 	if e == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
+}
+
+//export gm_tls_session_cache
+func gm_tls_session_cache(max C.int, lifetimeMS C.int64_t) (rc C.int) {
+	defer guard(&rc)
+	if lifetimeMS < 0 || int64(lifetimeMS) > math.MaxInt64/int64(time.Millisecond) {
+		return fail(C.GM_EINVAL, "lifetime_ms %d: must be >= 0 (0: no lifetime) and fit a duration", int64(lifetimeMS)).report()
+	}
+	return fromErr(core.SetTLSSessionCache(int(max), time.Duration(lifetimeMS)*time.Millisecond)).report()
 }
 
 //export gm_stream_info

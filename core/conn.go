@@ -104,6 +104,7 @@ type Conn struct {
 	kick        chan struct{} // wakes the manager while it waits to retry
 	closeTimer  *time.Timer
 	local, peer string
+	tlsInfo     *TLSInfo
 	useful      bool      // the connection being served completed a response (see run)
 	failErr     error     // failLocked: why the connection being served must go
 	stallAt     time.Time // watchStall: when the element being received must be whole
@@ -166,6 +167,7 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		scopeSessions(conf, c.host, c.port)
 		c.tlsConf = conf
 	}
 	c.rcond.L, c.wcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu, &c.mu
@@ -349,6 +351,12 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		return "", c.closeRequested()
 	}
 	c.nc = nc
+	c.tlsInfo = nil
+	if tc, ok := nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		c.tlsInfo = &TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite),
+			ALPN: st.NegotiatedProtocol, Resumed: st.DidResume}
+	}
 	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
 	if c.unixPath != "" {
 		c.local, c.peer = "", c.unixPath
@@ -1155,6 +1163,16 @@ type Info struct {
 	Local     string // local address, "" when not connected
 	Peer      string // peer address or unix socket path
 	Reason    string // once closed: the EXIT's reason (the event may still be queued)
+
+	TLS *TLSInfo // the TLS session of the connection being served; nil without
+}
+
+// TLSInfo is what Info tells of a TLS connection.
+type TLSInfo struct {
+	Version string // "TLS 1.3"
+	Cipher  string // "TLS_AES_128_GCM_SHA256"
+	ALPN    string // "h2", "http/1.1", "" when none was agreed
+	Resumed bool   // the session was resumed (see SetTLSSessionCache)
 }
 
 func (c *Conn) Info() Info {
@@ -1168,6 +1186,7 @@ func (c *Conn) Info() Info {
 		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason}
 	if c.nc != nil {
 		in.Local, in.Peer = c.local, c.peer
+		in.TLS = c.tlsInfo
 	}
 	return in
 }

@@ -460,7 +460,10 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
  * not_connected, closing, closed), protocol, transport, host, port, origin
  * (scheme://authority), and when connected, sock_ip/sock_port (local) and
- * peer (address, or the socket path); once the connection has exited,
+ * peer (address, or the socket path); on TLS while connected, tls_version
+ * ("TLS 1.3"), tls_cipher, alpn ("" when none was agreed) and tls_resumed
+ * ("true" when the session was resumed from the process-wide cache, see
+ * gm_tls_session_cache); once the connection has exited,
  * reason (the EXIT's reason, also while that event is still queued). Free
  * with gm_event_free. Unlike the calls that act on the connection, it still
  * answers GM_OK after gm_close and after the EXIT, with state "closed": it
@@ -468,6 +471,22 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * on a dead connection exits with noproc; a C handle outlives its
  * connection). */
 int gm_info(gm_conn *c, gm_event **out);
+
+/* Bounds the process-wide TLS client session cache (Erlang's ssl keeps one
+ * per VM, sized by the ssl application's session_cache_client_max and
+ * session_lifetime): at most max entries (1..INT32_MAX, least recently used
+ * evicted first), each forgotten lifetime_ms after it was stored (0: kept
+ * until evicted). Defaults: 1000 entries, 24 h (86400000 ms), ssl's. Every
+ * TLS connection whose tls_opts name neither session_cache_client_max nor
+ * session_lifetime resumes from this cache, keyed by the client certificate
+ * file, the host and port given to gm_open and the server name, so a second
+ * gm_open to the same server resumes the first one's session (gm_info's
+ * tls_resumed). A connection whose tls_opts give either key keeps its own
+ * cache with those bounds, shared by its reconnects only; reuse_sessions
+ * false uses none. Call it once, at start-up, before opening connections;
+ * it is thread-safe and may be called again (entries past the new bounds
+ * go at once). GM_EINVAL for max < 1 or lifetime_ms < 0. */
+int gm_tls_session_cache(int max, int64_t lifetime_ms);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
  * gun:stream_info): ref, and headers ref, state (running, stopping, queued),
