@@ -1194,6 +1194,27 @@ def open_unix(path: StrOrBytes, *, owner: Optional[Queue] = None, **opts: Any) -
     return Connection(handle, q, own, where)
 
 
+def tls_session_cache(max: int, lifetime: Optional[float]) -> None:
+    """Bounds the process-wide TLS client session cache (gm_tls_session_cache;
+    Erlang's ssl session_cache_client_max and session_lifetime): at most
+    `max` sessions, each kept `lifetime` seconds (None: until evicted).
+    Defaults: 1000 and 24 h. TLS connections whose tls_opts size no cache of
+    their own share it, so a second open to a server resumes (``info()``'s
+    ``tls_resumed``). Call it once, before opening connections."""
+    if isinstance(max, bool) or not isinstance(max, int):
+        raise TypeError(f"max must be an int, not {type(max).__name__}")
+    if not 1 <= max < 2**31:
+        raise InvalidArgument(_ffi.GM_EINVAL, f"max must be in 1..2**31-1, not {max}")
+    if lifetime is None:
+        ms = 0
+    else:
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0 \
+                or lifetime * 1000 >= 2**63:
+            raise InvalidArgument(_ffi.GM_EINVAL, f"lifetime must be a positive number of seconds or None, not {lifetime!r}")
+        ms = int(math.ceil(lifetime * 1000))
+    check(_ffi.gm_tls_session_cache(max, ms))
+
+
 def version() -> str:
     """The version of the loaded library ("0.1.0")."""
     v = _ffi.gm_version()
