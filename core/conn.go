@@ -1164,7 +1164,8 @@ type Info struct {
 	Peer      string // peer address or unix socket path
 	Reason    string // once closed: the EXIT's reason (the event may still be queued)
 
-	TLS *TLSInfo // the TLS session of the connection being served; nil without
+	TLS         *TLSInfo // the TLS session of the connection being served; nil without
+	CookieStore bool     // the cookie_store option (Cookies, SetCookies)
 }
 
 // TLSInfo is what Info tells of a TLS connection.
@@ -1183,7 +1184,8 @@ func (c *Conn) Info() Info {
 		scheme = "https"
 	}
 	in := Info{State: stateNames[c.state], Protocol: c.protoNm, Transport: c.opts.Transport,
-		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason}
+		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason,
+		CookieStore: c.cookies != nil}
 	if c.nc != nil {
 		in.Local, in.Peer = c.local, c.peer
 		in.TLS = c.tlsInfo

@@ -463,7 +463,11 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * peer (address, or the socket path); on TLS while connected, tls_version
  * ("TLS 1.3"), tls_cipher, alpn ("" when none was agreed) and tls_resumed
  * ("true" when the session was resumed from the process-wide cache, see
- * gm_tls_session_cache); once the connection has exited,
+ * gm_tls_session_cache); origin_scheme, origin_host, origin_port (Gun's
+ * names for origin's parts); cookie_store ("true" with the cookie_store
+ * option: see gm_cookies_get). Gun's owner has no meaning here (the owner
+ * is the gm_queue the host gave), nor do socket, event_handler and
+ * intermediaries. Once the connection has exited,
  * reason (the EXIT's reason, also while that event is still queued). Free
  * with gm_event_free. Unlike the calls that act on the connection, it still
  * answers GM_OK after gm_close and after the EXIT, with state "closed": it
@@ -487,6 +491,28 @@ int gm_info(gm_conn *c, gm_event **out);
  * it is thread-safe and may be called again (entries past the new bounds
  * go at once). GM_EINVAL for max < 1 or lifetime_ms < 0. */
 int gm_tls_session_cache(int max, int64_t lifetime_ms);
+
+/* Exports the connection's cookie store (the cookie_store option) as a
+ * GM_EV_INFO record whose data (data_len bytes, NUL-terminated) is a JSON
+ * array of cookies, each an object with Gun's gun_cookies field names:
+ * name, value, domain (lower case, no leading dot), path, host_only,
+ * secure_only, http_only, same_site ("strict", "lax", "none"; absent when
+ * not given) and expiry_time (RFC 3339, UTC; absent for a session cookie).
+ * Only cookies the store would still send are listed (expired or replaced
+ * ones are not). Free with gm_event_free. GM_EBADSTATE without the
+ * cookie_store option. */
+int gm_cookies_get(gm_conn *c, gm_event **out);
+
+/* Seeds the connection's cookie store with a JSON array of that shape
+ * (gm_cookies_get's output, or one made by hand: name, value and domain are
+ * required; path defaults to "/"), e.g. to carry a store from one
+ * connection, or one run, to the next. The store's rules apply (a public
+ * suffix is refused as a cookie's domain, silently, as for Set-Cookie);
+ * an expiry_time in the past removes the stored cookie. Unknown fields and
+ * bad values are GM_EINVAL naming the cookie and the field, and then none of
+ * the array is taken. GM_EBADSTATE without the cookie_store option. Limit:
+ * GM_MAX_OPTS_JSON bytes. */
+int gm_cookies_set(gm_conn *c, const char *json);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
  * gun:stream_info): ref, and headers ref, state (running, stopping, queued),
