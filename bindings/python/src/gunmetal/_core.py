@@ -810,6 +810,27 @@ class BaseConnection(Managed):
         self._h()
         return self.queue.flush(self)
 
+    def cookies(self) -> List[Dict[str, Any]]:
+        """Exports the cookie store (the ``cookie_store=True`` option): a list
+        of dicts with Gun's gun_cookies keys (name, value, domain, path,
+        host_only, secure_only, http_only, same_site, expiry_time), for
+        :meth:`set_cookies` on another connection. BadState without it."""
+        out = c_void_p()
+        self._check(_ffi.gm_cookies_get(self._h(), byref(out)))
+        ev = _take_event(out)
+        cks: List[Dict[str, Any]] = json.loads(ev.data)
+        return cks
+
+    def set_cookies(self, cookies: Union[str, bytes, Sequence[Mapping[str, Any]]]) -> None:
+        """Seeds the cookie store with what :meth:`cookies` returned (or its
+        JSON); InvalidArgument names a bad cookie and field, and then none
+        is taken."""
+        if isinstance(cookies, (str, bytes)):
+            js = cookies.encode() if isinstance(cookies, str) else cookies
+        else:
+            js = json.dumps([dict(c) for c in cookies]).encode()
+        self._check(_ffi.gm_cookies_set(self._h(), _cstr(js, "cookies")))
+
     def stream_info(self, ref: int) -> Optional[Dict[str, str]]:
         """Gun's stream_info: ref, state, method, path, protocol, flow; None for
         an unknown or finished stream."""
