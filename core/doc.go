@@ -58,4 +58,15 @@
 //     that streams no body (ErrNoStream), and an HTTP/1.1-style body ahead
 //     of an earlier queued request's unfinished one (ErrBadState; also on
 //     HTTP/2, as the protocol is not known before UP).
+//   - Queue.Flush (Gun's flush/1) keeps a connection's EXIT: it is the
+//     connection's last event, exactly once, and the bindings release their
+//     handles on it (Gun's flush also drops the monitor's 'DOWN').
+//   - The TLS client session cache is one per process (SetTLSSessionCache),
+//     as Erlang's ssl keeps one per VM. Erlang sets session_lifetime and
+//     session_cache_client_max on the ssl application only; given in a
+//     connection's tls_opts they make it a cache of its own with those
+//     bounds (shared by its reconnects), so they are never ignored.
+//   - The cookie store is net/http/cookiejar, which cannot list its
+//     cookies: a connection records what went in so that Cookies can export
+//     it (those the jar would no longer send are left out).
 package core
