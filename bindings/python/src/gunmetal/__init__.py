@@ -25,6 +25,7 @@ from ._core import (
     live_handles,
     open,
     open_unix,
+    tls_session_cache,
     version,
 )
 from ._errors import (
@@ -97,5 +98,6 @@ __all__ = [
     "open",
     "open_unix",
     "strerror",
+    "tls_session_cache",
     "version",
 ]
