@@ -159,6 +159,16 @@ def test_pip_install_source_dir_into_fresh_venv(
 BUILD_WHEEL = os.path.join(PKG_ROOT, "build_wheel.sh")
 
 
+def test_readme_starts_with_the_install_line_and_make_wheel_runs_the_script() -> None:
+    with open(os.path.join(PKG_ROOT, "README.md")) as f:
+        readme = f.read()
+    first_block = readme.split("```", 2)[1]
+    assert first_block.startswith("sh\nmake wheel && pip install build/wheel/gunmetal-*.whl"), first_block
+    assert readme.index("```sh") < readme.index("## "), "the install line comes before any section"
+    with open(os.path.join(REPO, "Makefile")) as f:
+        assert "\nwheel:\n\tbash bindings/python/build_wheel.sh $(B)/wheel\n" in f.read()
+
+
 def _elf_facts(path: str) -> "tuple[set, str]":
     """The section names and the highest GLIBC_x.y version the library needs."""
     from elftools.elf.elffile import ELFFile
