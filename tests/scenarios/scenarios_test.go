@@ -140,6 +140,9 @@ type runner struct {
 	conns  map[string]*core.Conn
 	refs   map[string]uint64
 	names  map[uint64]string
+	// authority is the opened connection's host:port, for expectations
+	// that contain it ({authority}).
+	authority string
 }
 
 func (r *runner) cleanup() {
@@ -287,6 +290,7 @@ func (r *runner) call(st step) error {
 			opts = json.RawMessage("{}")
 		}
 		port := r.port()
+		r.authority = fmt.Sprintf("127.0.0.1:%d", port)
 		o, err := core.ParseOptions(opts, port)
 		if err != nil {
 			return err
@@ -561,7 +565,7 @@ func (r *runner) match(e expEv, u *unit) bool {
 	}
 	if e.Fin != nil && *e.Fin != u.fin || e.Status != 0 && e.Status != u.status ||
 		e.Protocol != "" && e.Protocol != u.protocol || !strings.HasPrefix(u.reason, e.Reason) ||
-		e.Method != "" && e.Method != u.method || e.URI != "" && e.URI != u.uri ||
+		e.Method != "" && e.Method != u.method || e.URI != "" && strings.ReplaceAll(e.URI, "{authority}", r.authority) != u.uri ||
 		e.Op != "" && e.Op != u.op || e.Code != nil && *e.Code != u.code {
 		return false
 	}

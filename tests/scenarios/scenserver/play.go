@@ -29,6 +29,7 @@ type player struct {
 	ebuf    bytes.Buffer
 	streams map[string]uint32
 	pushID  uint32
+	auth    string // the last request's :authority (a push must carry it)
 }
 
 // play runs steps on one client connection; an error is the first step the
@@ -47,7 +48,16 @@ func play(nc net.Conn, steps []Step) error {
 	}
 	// The script is over: keep the connection until the client closes it,
 	// so that its end is the client's doing.
+	// An HTTP/2 client still gets its PINGs and SETTINGS answered; frames
+	// of its streams are read and dropped.
 	nc.SetDeadline(time.Now().Add(Timeout))
+	if p.fr != nil {
+		for {
+			if _, err := p.readFrame(); err != nil {
+				return nil
+			}
+		}
+	}
 	io.Copy(io.Discard, p.br)
 	return nil
 }
@@ -180,6 +190,7 @@ func (p *player) step(st Step) error {
 		if st.As != "" {
 			p.streams[st.As] = h.StreamID
 		}
+		p.auth = h.PseudoValue("authority")
 	case "h2_read_data":
 		id, err := p.stream(st.Stream)
 		if err != nil {
@@ -255,7 +266,7 @@ func (p *player) step(st Step) error {
 		p.pushID += 2
 		p.streams[st.As] = p.pushID
 		blk := p.block(0, st.Headers, [2]string{":method", "GET"}, [2]string{":scheme", "http"},
-			[2]string{":authority", "localhost"}, [2]string{":path", st.Path})
+			[2]string{":authority", p.auth}, [2]string{":path", st.Path})
 		return p.h2().WritePushPromise(http2.PushPromiseParam{StreamID: id, PromiseID: p.pushID, BlockFragment: blk, EndHeaders: true})
 	case "h2_goaway":
 		id, err := p.stream(st.Last)
