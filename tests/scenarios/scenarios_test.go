@@ -122,6 +122,8 @@ func TestScenarios(t *testing.T) {
 				refs: map[string]uint64{}, names: map[uint64]string{}}
 			defer r.cleanup()
 			r.run()
+			r.cleanup()
+			srv.Settle(sc.Name)
 			if fails := srv.Failures(sc.Name); len(fails) > 0 {
 				t.Errorf("the scripted server saw the client do something else:\n  %s", strings.Join(fails, "\n  "))
 			}
@@ -493,6 +495,9 @@ func (r *runner) expect(i int, st step) {
 		why := "mismatch"
 		if timedOut {
 			why = fmt.Sprintf("incomplete after %v", waitFor)
+		}
+		if fails := r.srv.Failures(r.sc.Name); len(fails) > 0 {
+			report = append(report, "  the scripted server: "+strings.Join(fails, "; "))
 		}
 		r.t.Fatalf("step %d: expect block: %s (! marks a difference)\n%s", i, why, strings.Join(report, "\n"))
 	}

@@ -233,6 +233,30 @@ func (p *player) step(st Step) error {
 			}
 			return nil
 		}
+	case "h2_read_ping":
+		// The next frame must be a PING, answered here (readFrame would
+		// answer it silently).
+		f, err := p.h2().ReadFrame()
+		for err == nil {
+			if sf, ok := f.(*http2.SettingsFrame); ok {
+				if !sf.IsAck() {
+					p.fr.WriteSettingsAck()
+				}
+			} else if _, ok := f.(*http2.GoAwayFrame); ok {
+				// the client's answer to our GOAWAY
+			} else if _, ok := f.(*http2.WindowUpdateFrame); !ok {
+				break
+			}
+			f, err = p.fr.ReadFrame()
+		}
+		if err != nil {
+			return err
+		}
+		pf, ok := f.(*http2.PingFrame)
+		if !ok || pf.IsAck() {
+			return fmt.Errorf("got %T, want PING", f)
+		}
+		return p.fr.WritePing(true, pf.Data)
 	case "h2_read_goaway":
 		f, err := p.readFrame()
 		if err != nil {
@@ -325,6 +349,9 @@ func (p *player) step(st Step) error {
 			return fmt.Errorf("frame op %v, want %s", f.Header.OpCode, st.Op)
 		}
 		data := f.Payload
+		if f.Header.OpCode == ws.OpClose && st.Code != 0 && len(data) < 2 {
+			return fmt.Errorf("close frame without a code, want %d", st.Code)
+		}
 		if f.Header.OpCode == ws.OpClose && len(data) >= 2 {
 			code := int(data[0])<<8 | int(data[1])
 			if st.Code != 0 && code != st.Code {

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"gunmetal/tests/testserver"
 )
@@ -59,6 +60,8 @@ type Server struct {
 	closed  bool
 	fails   map[string][]string
 	scripts map[string]*Script
+	active  map[string]int // script connections still playing, per scenario
+	idle    *sync.Cond
 }
 
 // Info is what the command prints: where each server listens.
@@ -76,7 +79,9 @@ func Start(dir string, logw io.Writer) (*Server, error) {
 		logw = io.Discard
 	}
 	s := &Server{lns: map[string]net.Listener{}, log: log.New(logw, "scenserver: ", 0),
-		conns: map[net.Conn]struct{}{}, fails: map[string][]string{}, scripts: map[string]*Script{}}
+		conns: map[net.Conn]struct{}{}, fails: map[string][]string{}, scripts: map[string]*Script{},
+		active: map[string]int{}}
+	s.idle = sync.NewCond(&s.mu)
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return nil, err
@@ -139,6 +144,24 @@ func (s *Server) Failures(name string) []string {
 	return append([]string(nil), s.fails[name]...)
 }
 
+// Settle waits (at most Timeout) until no connection of the scenario is
+// still playing its script, so that Failures is complete: a client's end
+// can reach the host before the script has seen it.
+func (s *Server) Settle(name string) {
+	t := time.AfterFunc(Timeout, func() {
+		s.mu.Lock()
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	deadline := time.Now().Add(Timeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.active[name] > 0 && time.Now().Before(deadline) {
+		s.idle.Wait()
+	}
+}
+
 // Close stops every listener and connection, and the test server.
 func (s *Server) Close() {
 	s.mu.Lock()
@@ -174,6 +197,7 @@ func (s *Server) accept(name string, sc *Script, ln net.Listener) {
 			return
 		}
 		s.conns[nc] = struct{}{}
+		s.active[name]++
 		s.mu.Unlock()
 		steps := sc.Conns[min(n, len(sc.Conns)-1)]
 		s.wg.Add(1)
@@ -183,6 +207,8 @@ func (s *Server) accept(name string, sc *Script, ln net.Listener) {
 			nc.Close()
 			s.mu.Lock()
 			delete(s.conns, nc)
+			s.active[name]--
+			s.idle.Broadcast()
 			closed := s.closed
 			if err != nil && !closed {
 				msg := fmt.Sprintf("connection %d: %v", n, err)
