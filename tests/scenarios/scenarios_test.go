@@ -715,3 +715,18 @@ func (r *runner) render(u *unit) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// The README lists every scenario: adding a file without its row fails.
+func TestReadmeListsEveryScenario(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("cases/*.json")
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if !strings.Contains(string(b), "| `"+name+"` |") {
+			t.Errorf("README.md has no row for scenario %s", name)
+		}
+	}
+}
