@@ -24,7 +24,17 @@ import (
 func main() {
 	dir := flag.String("dir", "tests/scenarios/cases", "the scenario files")
 	verbose := flag.Bool("v", false, "log script failures and server errors to stderr")
+	flatten := flag.Bool("flatten", false, "print the scenarios in the C runner's line format and exit")
 	flag.Parse()
+	if *flatten {
+		b, err := scenserver.Flatten(*dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scenserver:", err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
+		return
+	}
 	var logw io.Writer
 	if *verbose {
 		logw = os.Stderr
