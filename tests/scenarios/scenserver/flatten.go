@@ -23,6 +23,9 @@ import (
 //	C call=... key=value...     a call; headers as hn=/hv= pairs, frames as fo=/fd=/fc= triples
 //	E queue=Q any=0|1 n=N       an expect block of the N events that follow
 //	e ev=... key=value...       one expected event; headers hn=/hv= pairs; killed k= (one per name) with killed=1
+//
+// A step's not_applicable becomes na_HOST=reason fields on its C or E line.
+//
 //	X                           the scenario ends
 //
 // A field absent from the JSON is absent from the line.
@@ -137,6 +140,17 @@ func fields(m map[string]json.RawMessage) string {
 			s.WriteString("\tkilled=1")
 			for _, k := range ks {
 				s.WriteString("\tk=" + enc(k))
+			}
+		case "not_applicable":
+			var na map[string]string
+			json.Unmarshal(raw, &na)
+			hosts := make([]string, 0, len(na))
+			for h := range na {
+				hosts = append(hosts, h)
+			}
+			sort.Strings(hosts)
+			for _, h := range hosts {
+				s.WriteString("\tna_" + enc(h) + "=" + enc(na[h]))
 			}
 		case "options":
 			var cb bytes.Buffer
