@@ -71,7 +71,7 @@ const (
 // ParseContentHandlers parses a content_handlers JSON list, as for a
 // request's own (gm_req_opts.content_handlers_json).
 func ParseContentHandlers(raw []byte) (ContentHandlers, error) {
-	return optField{key: "content_handlers", raw: raw}.contentHandlers()
+	return optField{proto: "req_opts", key: "content_handlers", raw: raw}.contentHandlers()
 }
 
 // contentHandlers accepts Gun's list: names ("gun_data_h", "gun_sse_h",
