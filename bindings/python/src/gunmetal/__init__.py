@@ -21,6 +21,7 @@ from ._core import (
     HeadersIn,
     Managed,
     Queue,
+    SSEStream,
     StrOrBytes,
     live_handles,
     open,
@@ -51,7 +52,7 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
-from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, SSEEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
 
@@ -79,6 +80,8 @@ __all__ = [
     "OptionError",
     "ProtocolError",
     "Queue",
+    "SSEEvent",
+    "SSEStream",
     "QueueClosed",
     "StrOrBytes",
     "TLSError",
