@@ -446,3 +446,62 @@ func TestSSEHTTP2Limit(t *testing.T) {
 		t.Fatalf("dropped body (no gun_data_h): %s", evString(ev))
 	}
 }
+
+// HTTP/2 flow control follows the host for events as for DATA: an event's
+// data is given back to the server (WINDOW_UPDATE) when the host takes the
+// event; the rest of the bytes (field names, line ends) at once. (No
+// margins, so that the increments are exactly that.)
+func TestSSEHTTP2WindowFollowsHost(t *testing.T) {
+	q, c, _, sc := h2script(t, `,"http2_opts":{"initial_connection_window_size":65535,"initial_stream_window_size":65535,`+
+		`"stream_window_margin_size":0,"connection_window_margin_size":0,`+
+		`"content_handlers":[["gun_sse_h",{"max_event_size":20000}]]}`)
+	sc.Handshake()
+	ref := get(t, c, "/")
+	r := sc.ReadRequest()
+	sc.Respond(r.StreamID, 200, false, "content-type", "text/event-stream")
+	ev := []byte("data: " + strings.Repeat("a", 15990) + "\n\n")
+	for range 4 {
+		sc.Data(r.StreamID, false, ev)
+	}
+	// Before the host takes anything: only the 8 bytes of framing per
+	// event come back (64000 bytes sent, 63960 of them event data).
+	given := int64(0)
+	for {
+		f, err := sc.TryReadFrame(300 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if w, ok := f.(*http2.WindowUpdateFrame); ok && w.StreamID == r.StreamID {
+			given += int64(w.Increment)
+		}
+	}
+	if given > 4*8 {
+		t.Fatalf("stream window given back before the host took the events: %d bytes", given)
+	}
+	expect(t, q, EvResponse, ref)
+	for range 4 {
+		if e := expect(t, q, EvSSE, ref); len(e.Data) != 15990 {
+			t.Fatalf("event of %d bytes", len(e.Data))
+		}
+	}
+	sc.Expect("stream WINDOW_UPDATE", isWindowUpdate(r.StreamID))
+	sc.Data(r.StreamID, true, ev)
+	if e := expect(t, q, EvSSE, ref); len(e.Data) != 15990 {
+		t.Fatalf("%s", sseString(e))
+	}
+	if e := expect(t, q, EvSSE, ref); !e.Fin {
+		t.Fatalf("%s", sseString(e))
+	}
+}
+
+// The fin event ends the stream: its timeout is disarmed (no ERROR
+// "timeout" after it).
+func TestSSEFinEndsStream(t *testing.T) {
+	q := newQueue(t)
+	c := up(t, q, `{}`)
+	sse, _ := ParseContentHandlers([]byte(`["gun_sse_h"]`))
+	ref := do(t, c, &Request{Method: "GET", Path: "/sse", ContentHandlers: sse, Timeout: 300 * time.Millisecond})
+	expect(t, q, EvResponse, ref)
+	sseExpect(t, q, ref, sseStreamWant)
+	noEvent(t, q, 600*time.Millisecond)
+}
