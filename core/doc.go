@@ -52,4 +52,10 @@
 //     connection: the body cannot be finished (Gun leaves it stuck).
 //   - Data for a request still queued before UP is refused (ErrNotUp) rather
 //     than held back as Gun does; bindings may hold it (the Erlang one does).
+//   - content_handlers (sse.go) runs Gun's gun_sse_h and gun_data_h in the
+//     engine; other handler modules are refused. SSE parsing follows WHATWG
+//     where cowlib does not (UTF-8 BOM, id with NUL, retry digits only), a
+//     retry without data or id is an event, gun_sse_h's max_event_size has
+//     no "infinity", and a body no handler takes still ends with an empty
+//     DATA fin.
 package core

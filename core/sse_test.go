@@ -505,3 +505,29 @@ func TestSSEFinEndsStream(t *testing.T) {
 	sseExpect(t, q, ref, sseStreamWant)
 	noEvent(t, q, 600*time.Millisecond)
 }
+
+// Any stream, split anywhere, gives the events it gives whole, never
+// panics, and never holds more than max_event_size of a pending event.
+func FuzzSSEParse(f *testing.F) {
+	f.Add([]byte(testserver.SSEStream), 3, 17, 64)
+	f.Add([]byte("data: a\r\n\r\nid: \x00\rretry: 12\n\n: c\r"), 0, 5, 8)
+	f.Add([]byte("\xEF\xBB"), 1, 1, 1)
+	f.Fuzz(func(t *testing.T, in []byte, i, j, lim int) {
+		if lim <= 0 || lim > 1<<16 {
+			lim = 1 << 10
+		}
+		i, j = min(max(i, 0), len(in)), min(max(j, 0), len(in))
+		if i > j {
+			i, j = j, i
+		}
+		whole, errW := sseRun(lim, string(in))
+		split, errS := sseRun(lim, string(in[:i]), string(in[i:j]), string(in[j:]))
+		if (errW == nil) != (errS == nil) || fmt.Sprint(whole) != fmt.Sprint(split) {
+			t.Fatalf("%q at %d,%d: whole %q %v, split %q %v", in, i, j, whole, errW, split, errS)
+		}
+		p := &sseParser{max: lim, bom: true}
+		if p.parse(in, func(*Event) {}) == nil && !p.bom && (p.size+len(p.line) > lim || len(p.data) > lim) {
+			t.Fatalf("holds %d+%d bytes over max %d", p.size, len(p.line), lim)
+		}
+	})
+}
