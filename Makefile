@@ -9,7 +9,12 @@
 #                   handling and the JSON options parser, 30 s each (the C API's
 #                   random call sequences run in make test: tests/c/fuzz_api.c)
 #   make stress     crash-class stress, minutes (tests/stress; make test runs a slice)
+#   make hex        the Erlang hex package: build/hex/gunmetal-VSN.tar (Go sources vendored)
 #   make clean
+#   make IS_DEP=1   (what erlang.mk runs on a git dependency) the Erlang application
+#                   at the top: ebin/ and priv/ (NIF + library), as rebar.config has it.
+#                   erlang.mk looks for the word rebar3 on this file's uncommented
+#                   lines; keep it off them, or erlang.mk rewrites this file.
 #
 # PREFIX (default: the build dir) is the prefix written into gunmetal.pc;
 # `make install PREFIX=/usr/local [DESTDIR=...]` installs there.
@@ -43,7 +48,13 @@ LIB_SRCS    := $(shell find core capi $(wildcard internal) \( -name '*.go' ! -na
                go.mod go.sum include/gunmetal.h
 SERVER_SRCS := $(shell find tests/server tests/testserver -name '*.go' ! -name '*_test.go') go.mod go.sum
 
-.PHONY: all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples FORCE
+.PHONY: erlang-app all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples hex FORCE
+
+ifdef IS_DEP
+.DEFAULT_GOAL := erlang-app
+endif
+erlang-app:
+	$(MAKE) -C bindings/erlang_nif --no-print-directory all EBIN=$(CURDIR)/ebin PRIV=$(CURDIR)/priv
 
 all: $(LIB) $(B)/libgunmetal.so $(B)/include/gunmetal.h $(B)/gunmetal.pc $(B)/testserver
 
@@ -73,7 +84,7 @@ $(B)/testserver: $(SERVER_SRCS)
 	$(GO) build -o $@ ./tests/server
 
 # -- examples ------------------------------------------------------------------
-examples: $(B)/get $(B)/ws_echo
+examples: $(B)/get $(B)/ws_echo $(B)/trace
 
 $(B)/%: examples/c/%.c $(LIB) $(B)/libgunmetal.so $(B)/include/gunmetal.h $(B)/gunmetal.pc
 	$(CC) $(CFLAGS_EXAMPLE) -o $@ $< \
@@ -109,6 +120,7 @@ test-python: all
 
 test-erlang: all
 	bash bindings/erlang_nif/run_tests.sh $(B)
+	bash bindings/erlang_nif/test_packaging.sh $(B)
 
 # The C ABI under GODEBUG=invalidptr=1,cgocheck=1 and a cgocheck2 build
 # ($(B)/cgocheck2); the Go shapes (core/stress_test.go) run in test-go.
@@ -138,6 +150,9 @@ install: all
 	ln -sfn $(SONAME) $(DESTDIR)$(PREFIX)/lib/libgunmetal.so
 	install -m 0644 include/gunmetal.h $(DESTDIR)$(PREFIX)/include/gunmetal.h
 	install -m 0644 $(B)/gunmetal.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gunmetal.pc
+
+hex:
+	bash bindings/erlang_nif/make_hex.sh $(B)/hex
 
 clean:
 	rm -rf $(B)

@@ -87,6 +87,7 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 	}
 	e.ref = C.gm_ref(ev.Ref)
 	e.new_ref = C.gm_ref(ev.NewRef)
+	e.ts_ns = C.int64_t(ev.TS)
 	if ev.Conn != nil {
 		if h, ok := ev.Conn.Tag().(*connHandle); ok {
 			cStore(unsafe.Pointer(&e.conn), h.self)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,7 @@ type Conn struct {
 	wbuf        []byte
 	wspare      []byte
 	wclosed     bool
+	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
 	werr        error
 	pending     []*Request // made while not connected, sent on UP
 	replyTo     map[uint64]*Queue
@@ -113,6 +115,11 @@ type Conn struct {
 	stallArmed  bool
 	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
 	exitReason  string // the EXIT's reason, once sent (AwaitUp's errors, Info)
+
+	// trace.go: the trace events on (1<<traceID), fixed at Open (0: each
+	// hook costs one test), and the streams whose response_start was emitted.
+	trace     uint64
+	trStarted map[uint64]bool
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host
@@ -175,6 +182,9 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 	c.owner = q
 	if !q.adopt(c) {
 		return nil, ErrQueueClosed
+	}
+	if c.trace = opts.TraceMask; c.trace&(1<<trInit) != 0 {
+		c.traceInit()
 	}
 	go c.run()
 	return c, nil
@@ -355,6 +365,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.local, c.peer = "", c.unixPath
 	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
+	c.wshut = 0
 	c.failErr, c.stallAt = nil, time.Time{}
 	c.proto = newProto(c)
 	c.protoNm = c.proto.name()
@@ -405,6 +416,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		return "", "shutdown"
 	}
 	c.batching = true
+	if c.trace&(1<<trDisconnect) != 0 {
+		c.traceLocked(trDisconnect, 0, 0, nil, []Header{td("reason", reason)})
+	}
 	killed := p.down()
 	streamReason := "closed"
 	if reason != "closed" {
@@ -450,6 +464,11 @@ func (c *Conn) readLoop(nc net.Conn) string {
 				c.flushEvents()
 				have = copy(buf, buf[used:have])
 				progressed = progressed || used > 0
+			}
+			if perr == nil && rerr != nil && c.werr != nil {
+				// The writer failed and closed the socket: its error is why
+				// the read failed (not the end of a close-delimited body).
+				perr = c.werr
 			}
 			// After Close (or Shutdown's closing_timeout) the read fails
 			// because we closed the socket (abortLocked sets wclosed): that
@@ -582,8 +601,24 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for len(c.wbuf) == 0 && !c.wclosed {
+		for len(c.wbuf) == 0 && !c.wclosed && c.wshut != 1 {
 			c.wcond.Wait()
+		}
+		if len(c.wbuf) == 0 && c.wshut == 1 && !c.wclosed {
+			// Everything written before the fin is out: shut the write side.
+			c.wshut = 2
+			c.mu.Unlock()
+			err := closeWrite(nc)
+			c.mu.Lock()
+			if err != nil {
+				if c.werr == nil {
+					c.werr = err
+				}
+				c.rcond.Broadcast()
+				nc.Close()
+				return
+			}
+			continue
 		}
 		if len(c.wbuf) == 0 {
 			return
@@ -608,6 +643,10 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 		if err != nil {
 			if c.werr == nil {
 				c.werr = err
+				if t := c.opts.TCP.SendTimeout; t > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+					// Name the bound: the server stopped reading.
+					c.werr = fmt.Errorf("timeout: a send did not complete within %v (tcp_opts.send_timeout); the server is not reading", t)
+				}
 			}
 			c.wbuf = c.wbuf[:0]
 			c.rcond.Broadcast()
@@ -615,6 +654,24 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			return
 		}
 	}
+}
+
+// shutWrite asks the writer to shut down the socket's write side once the
+// output queued so far is out (raw's fin). Called with c.mu held.
+func (c *Conn) shutWrite() {
+	if c.wshut == 0 {
+		c.wshut = 1
+		c.wcond.Signal()
+	}
+}
+
+// closeWrite is gen_tcp's shutdown(S, write): a TCP or Unix socket sends
+// FIN; TLS sends close_notify (as ssl:shutdown(S, write)).
+func closeWrite(nc net.Conn) error {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("%w: this transport cannot shut down its write side", ErrUnsupported)
 }
 
 // write queues bytes for the socket. Called with c.mu held, by protocols.
@@ -648,6 +705,13 @@ func (c *Conn) exit(reason string) {
 		t.Stop()
 	}
 	c.timers = nil
+	if c.trace&(1<<trTerminate) != 0 {
+		st := "not_connected"
+		if c.state == stateUp || c.state == stateClosing { // closed while up
+			st = "connected"
+		}
+		c.traceLocked(trTerminate, 0, 0, nil, []Header{td("state", st), td("reason", reason)})
+	}
 	c.state = stateDone
 	c.exitReason = reason
 	c.emit(&Event{Kind: EvExit, Reason: reason})
@@ -667,6 +731,14 @@ func (c *Conn) exit(reason string) {
 // emit sends an event to its stream's reply_to queue or the owner. Called
 // with c.mu held.
 func (c *Conn) emit(ev *Event) {
+	if c.trace&trmResponse != 0 && ev.Kind != EvTrace {
+		c.traceAround(ev) // the trace events it implies, before and after it
+		return
+	}
+	c.emitEvent(ev)
+}
+
+func (c *Conn) emitEvent(ev *Event) {
 	ev.Conn = c
 	if !c.useful {
 		c.markUseful(ev)
@@ -684,7 +756,7 @@ func (c *Conn) emit(ev *Event) {
 // route picks the queue of an event: its stream's reply_to, or the owner.
 // A stream's last event also disarms its timeout.
 func (c *Conn) route(ev *Event) *Queue {
-	if ev.Ref == 0 {
+	if ev.Ref == 0 || ev.Kind == EvTrace { // trace: the owner's, as Gun's handler runs in the connection
 		return c.owner
 	}
 	ends := streamEnds(ev)
@@ -883,6 +955,9 @@ func (c *Conn) Request(r *Request) (uint64, error) {
 	if err := checkProtoRequest(c, r); err != nil {
 		return 0, err
 	}
+	if len(c.opts.Protocols) == 1 && c.opts.Protocols[0] == "raw" {
+		return 0, fmt.Errorf("%w: a raw connection carries one byte stream, not requests: send bytes with Data on ref 0", ErrUnsupported)
+	}
 	switch {
 	case c.state == stateDone || c.closeReq != "":
 		return 0, ErrClosed
@@ -925,6 +1000,9 @@ func (c *Conn) sendLocked(r *Request) {
 	if r.ws != nil {
 		c.sendWSLocked(r)
 		return
+	}
+	if c.trace&trmRequest != 0 {
+		c.traceRequest(r)
 	}
 	if err := c.proto.request(r); err != nil {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
@@ -975,6 +1053,9 @@ func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
 	if err := c.proto.data(ref, p, fin); err != nil {
 		return err
 	}
+	if fin && c.trace&(1<<trRequestEnd) != 0 {
+		c.traceLocked(trRequestEnd, ref, 0, nil, nil)
+	}
 	if !c.waitDrained() {
 		if c.failErr != nil {
 			return fmt.Errorf("%w: the connection went down while sending: %v", ErrClosed, c.failErr)
@@ -991,6 +1072,9 @@ func (c *Conn) Cancel(ref uint64) error {
 	defer c.mu.Unlock()
 	if c.state == stateDone || c.closeReq != "" {
 		return ErrClosed
+	}
+	if c.trace&(1<<trCancel) != 0 {
+		c.traceLocked(trCancel, ref, 0, nil, []Header{td("endpoint", "local"), td("reason", "cancel")})
 	}
 	delete(c.replyTo, ref) // a silenced stream has no last event to drop it
 	for i, r := range c.pending {
@@ -1251,12 +1335,12 @@ func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) 
 	c.mu.Unlock()
 	ev, err := q.takeMatch(func(e *Event) matchResult {
 		switch {
-		case e.Conn != c:
+		case e.Conn != c || e.Kind == EvTrace:
 			return skip
+		case e.Kind == EvExit: // first: ref 0 (raw's stream) must not take it
+			return stop
 		case e.Ref == ref || (e.Ref == 0 && e.Kind == EvError):
 			return take
-		case e.Kind == EvExit:
-			return stop
 		}
 		return skip
 	}, timeout, c.done)

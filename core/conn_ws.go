@@ -198,6 +198,9 @@ func (c *Conn) submitWS(r *Request) error {
 // sendWSLocked hands an upgrade request to the protocol; Conn.sendLocked
 // calls it for requests that carry one (also those queued while down).
 func (c *Conn) sendWSLocked(r *Request) {
+	if c.trace&trmRequest != 0 {
+		c.traceRequest(r)
+	}
 	wu, ok := c.proto.(wsUpgrader)
 	var err error
 	if !ok {

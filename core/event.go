@@ -26,13 +26,12 @@ const (
 	EvWS       EventKind = 11 // gun_ws: Ref, WSOp, Data; close: CloseCode (0: none) and the reason in Data
 	EvNotify   EventKind = 12 // gun_notify: Reason names it ("ping_ack", "settings_changed"), Ref, Headers
 	EvTunnelUp EventKind = 13 // gun_tunnel_up: Ref, Protocol
-	// 14 is left for the trace events (issue 14's other bullet).
-	EvSSE EventKind = 15 // gun_sse: Ref, Fin, Headers (Gun's event map), Data (sse.go)
+	EvTrace    EventKind = 14 // a gun_event callback (option "trace", trace.go): Reason (its name), Ref, TS, Status, Headers, Data
+	EvSSE      EventKind = 15 // gun_sse: Ref, Fin, Headers (Gun's event map), Data (sse.go)
 )
 
 var kindNames = [...]string{"", "gun_up", "gun_down", "exit", "gun_inform", "gun_response", "gun_data",
-	"gun_trailers", "gun_push", "gun_error", "gun_upgrade", "gun_ws", "gun_notify", "gun_tunnel_up",
-	15: "gun_sse"}
+	"gun_trailers", "gun_push", "gun_error", "gun_upgrade", "gun_ws", "gun_notify", "gun_tunnel_up", "trace", "gun_sse"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
@@ -71,6 +70,7 @@ type Event struct {
 	Headers   []Header
 	Data      []byte
 	Killed    []uint64 // EvDown: the streams the connection took with it
+	TS        int64    // EvTrace: when, CLOCK_MONOTONIC nanoseconds (MonotonicNS)
 
 	// credit is what this event holds of its connection's read budget; the
 	// connection gets it back when the host takes the event off a queue.

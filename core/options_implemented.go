@@ -7,8 +7,13 @@ package core
 // options; Open (and gm_open, as GM_EOPTION) refuses. An entry goes away
 // when its feature lands.
 //
-//	protocols "raw", "socks", raw_opts, socks_opts
-//	    not available in this build (their engines are separate work)
+//	protocols "socks", socks_opts
+//	    not available in this build (its engine is separate work)
+//	protocols "raw" beside other protocols
+//	    raw has no ALPN name, so Gun only ever speaks it as the one protocol
+//	    of a connection; in a list it would be silently never used.
+//	    (raw_opts.packet and packet_size are refused by the parser: packet
+//	    framing is not built yet.)
 //	supervise = false
 //	    Gun starts the connection under its supervisor (true) or linked to the
 //	    caller (false). A library connection is always kept by the library
@@ -16,8 +21,6 @@ package core
 //	    link it to: true describes what gunmetal does, false is refused. (The
 //	    Erlang binding implements false itself, with a link, and does not pass
 //	    it on.)
-//	trace = true
-//	    Gun's dbg tracing of the connection process has no equivalent.
 //	tcp_opts.send_timeout_close = false
 //	    a send timeout always closes the connection: after a partial write
 //	    the byte stream cannot be resumed.
@@ -34,24 +37,21 @@ package core
 // holds.
 func (o *Options) checkImplemented() error {
 	for _, p := range o.Protocols {
-		if p == "raw" || p == "socks" {
+		if p == "socks" {
 			return &OptionError{Key: "protocols", Value: p,
 				Msg: "the " + p + " protocol is not available in this build"}
+		}
+		if p == "raw" && len(o.Protocols) > 1 {
+			return &OptionError{Key: "protocols", Value: p,
+				Msg: "raw must be the only protocol: it has no ALPN name, so it is never chosen from a list (Gun's rule)"}
 		}
 	}
 	if o.Socks != nil {
 		return &OptionError{Key: "socks_opts", Msg: "the socks protocol is not available in this build"}
 	}
-	if o.Raw != (RawOpts{}) {
-		return &OptionError{Key: "raw_opts", Msg: "the raw protocol is not available in this build"}
-	}
 	if !o.Supervise {
 		return &OptionError{Key: "supervise", Value: false,
 			Msg: "not supported by gunmetal: the library keeps every connection until it is closed or freed, and there is no calling process to link it to"}
-	}
-	if o.Trace {
-		return &OptionError{Key: "trace", Value: true,
-			Msg: "not supported by gunmetal: Gun's dbg tracing of the connection process has no equivalent"}
 	}
 	if !o.TCP.SendTimeoutClose {
 		return &OptionError{Proto: "tcp_opts", Key: "send_timeout_close", Value: false,

@@ -17,14 +17,10 @@ import (
 func TestUnimplementedOptionsRefused(t *testing.T) {
 	q := newQueue(t)
 	refused := []struct{ js, name string }{
-		{`{"protocols":["raw"]}`, "option protocols = \"raw\": the raw protocol is not available"},
-		{`{"protocols":[["raw",{"flow":1}]]}`, "option protocols = \"raw\""},
 		{`{"protocols":["socks"],"socks_opts":{"host":"h","port":80}}`, "option protocols = \"socks\": the socks protocol is not available"},
-		{`{"transport":"tls","protocols":["http2","raw"]}`, "option protocols = \"raw\""},
+		{`{"transport":"tls","protocols":["http2","raw"]}`, "option protocols = \"raw\": raw must be the only protocol"},
 		{`{"socks_opts":{"host":"h","port":80}}`, "option socks_opts: the socks protocol"},
-		{`{"raw_opts":{"flow":3}}`, "option raw_opts: the raw protocol"},
 		{`{"supervise":false}`, "option supervise = false: not supported"},
-		{`{"trace":true}`, "option trace = true: not supported"},
 		{`{"tcp_opts":{"send_timeout_close":false}}`, "option tcp_opts.send_timeout_close = false: not supported"},
 		{`{"http2_opts":{"stream_window_data_threshold":16384}}`, "option http2_opts.stream_window_data_threshold = 16384: not supported"},
 		{`{"ws_opts":{"invalid_request_headers":"ignore"}}`, "option ws_opts.invalid_request_headers = \"ignore\": not supported"},
@@ -40,6 +36,13 @@ func TestUnimplementedOptionsRefused(t *testing.T) {
 			t.Errorf("%s: conn made %v, err %v; want an OptionError %q...", r.js, c != nil, err, r.name)
 		}
 	}
+	// Packet framing (issue 11) is not built: refused by name, as gm_open's GM_EOPTION.
+	for _, js := range []string{`{"raw_opts":{"packet":4}}`, `{"raw_opts":{"packet_size":100}}`, `{"protocols":[["raw",{"packet":"line"}]]}`} {
+		if _, err := ParseOptions([]byte(js), 80); err == nil || !strings.Contains(err.Error(), "packet") ||
+			!strings.Contains(err.Error(), "not available in this build") {
+			t.Errorf("%s: %v", js, err)
+		}
+	}
 	if _, err := ParseWSOpts([]byte(`{"invalid_request_headers":"ignore"}`)); err == nil ||
 		!strings.Contains(err.Error(), "invalid_request_headers") {
 		t.Errorf("ws_upgrade's ws_opts: %v", err)
@@ -50,7 +53,7 @@ func TestUnimplementedOptionsRefused(t *testing.T) {
 	// What they do mean is accepted.
 	for _, js := range []string{`{"supervise":true,"trace":false,"tcp_opts":{"send_timeout_close":true},
 		"http2_opts":{"stream_window_data_threshold":0,"max_stream_buffer_size":1000,"enable_connect_protocol":true},
-		"ws_opts":{"invalid_request_headers":"raise"},"raw_opts":{}}`} {
+		"ws_opts":{"invalid_request_headers":"raise"},"raw_opts":{"flow":3,"closing_timeout":100}}`} {
 		c := up(t, q, js)
 		c.Close()
 		waitExit(t, q, c)

@@ -99,7 +99,7 @@ func TestOptionsDefaults(t *testing.T) {
 		!ws.SilencePings || ws.DefaultProtocol != "gun_ws_h" || ws.MaxMessageSize != 16<<20 {
 		t.Errorf("ws defaults %+v", ws)
 	}
-	if o.Raw.Flow != 0 {
+	if o.Raw.Flow != 0 || o.Raw.ClosingTimeout != ms(15000) {
 		t.Errorf("raw defaults %+v", o.Raw)
 	}
 
@@ -222,7 +222,7 @@ func TestOptionsEveryKey(t *testing.T) {
 	check("WS", o.WS, WSOpts{ClosingTimeout: ms(105), Compress: true, Flow: 5, KeepAlive: ms(106),
 		Protocols: []string{"mqtt", "wamp.2.json"}, SilencePings: false, DefaultProtocol: "gun_ws_h",
 		MaxMessageSize: 1000, IgnoreInvalidRequestHeaders: true})
-	check("Raw", o.Raw, RawOpts{Flow: 6})
+	check("Raw", o.Raw, RawOpts{Flow: 6, ClosingTimeout: ms(15000)})
 	if o.Socks == nil {
 		t.Fatal("Socks is nil")
 	}

@@ -531,3 +531,29 @@ func FuzzSSEParse(f *testing.F) {
 		}
 	})
 }
+
+// trace: gun_sse's fin ends the response (response_end just before it, as
+// before a last gun_data).
+func TestSSETraceResponseEnd(t *testing.T) {
+	q := newQueue(t)
+	c := up(t, q, `{"trace": ["response_end"], "http_opts": {"content_handlers": ["gun_sse_h"]}}`)
+	ref := get(t, c, "/sse")
+	var got []string
+	for len(got) == 0 || got[len(got)-1] != "fin" {
+		ev := next(t, q)
+		switch ev.Kind {
+		case EvTrace:
+			got = append(got, ev.Reason)
+		case EvSSE:
+			if ev.Fin {
+				got = append(got, "fin")
+			}
+		}
+		if ev.Ref != ref {
+			t.Fatalf("%s", evString(ev))
+		}
+	}
+	if fmt.Sprint(got) != "[response_end fin]" {
+		t.Fatalf("%q", got)
+	}
+}

@@ -27,6 +27,9 @@ func dial(ctx context.Context, c *Conn) (net.Conn, string, error) {
 	name := o.Protocols[0]
 	if o.Transport == "tls" {
 		tc := tls.Client(nc, c.tlsConf)
+		if c.trace&trmConnect != 0 {
+			c.trace1(trTLSStart, 0, []Header{td("timeout", msOrInfinity(o.TLSHandshakeTimeout))})
+		}
 		hctx := ctx
 		if o.TLSHandshakeTimeout > 0 {
 			var cancel context.CancelFunc
@@ -35,6 +38,9 @@ func dial(ctx context.Context, c *Conn) (net.Conn, string, error) {
 		}
 		if err := tc.HandshakeContext(hctx); err != nil {
 			nc.Close()
+			if c.trace&trmConnect != 0 {
+				c.traceTLSEnd(tc, "", err)
+			}
 			return nil, "", err
 		}
 		switch tc.ConnectionState().NegotiatedProtocol {
@@ -46,6 +52,9 @@ func dial(ctx context.Context, c *Conn) (net.Conn, string, error) {
 			if contains(o.Protocols, "http") {
 				name = "http"
 			}
+		}
+		if c.trace&trmConnect != 0 {
+			c.traceTLSEnd(tc, name, nil)
 		}
 		nc = tc
 	}
@@ -66,7 +75,14 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 		if o.ConnectTimeout > 0 {
 			d.Timeout = o.ConnectTimeout
 		}
-		return d.DialContext(ctx, "unix", c.unixPath)
+		if c.trace&trmConnect != 0 {
+			c.trace1(trConnectStart, 0, []Header{td("unix_path", c.unixPath), td("timeout", msOrInfinity(o.ConnectTimeout))})
+		}
+		nc, err := d.DialContext(ctx, "unix", c.unixPath)
+		if c.trace&trmConnect != 0 {
+			c.traceConnected(nc, err)
+		}
+		return nc, err
 	}
 	if o.TCP.LocalIP != "" || o.TCP.LocalPort != 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.TCP.LocalIP), Port: o.TCP.LocalPort}
@@ -77,6 +93,10 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 	}
 	// Resolve first, under its own timeout, as Gun's domain_lookup does.
 	var ips []net.IP
+	if c.trace&trmConnect != 0 {
+		c.trace1(trLookupStart, 0, []Header{td("host", c.host), td("port", strconv.Itoa(c.port)),
+			td("timeout", msOrInfinity(o.DomainLookupTimeout))})
+	}
 	if ip := net.ParseIP(c.host); ip != nil {
 		ips = []net.IP{ip}
 	} else {
@@ -88,6 +108,9 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 		}
 		addrs, err := net.DefaultResolver.LookupIPAddr(lctx, c.host)
 		if err != nil {
+			if c.trace&trmConnect != 0 {
+				c.trace1(trLookupEnd, 0, []Header{td("host", c.host), td("port", strconv.Itoa(c.port)), td("error", reasonOf(err))})
+			}
 			return nil, err
 		}
 		for _, a := range addrs {
@@ -100,8 +123,15 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 			sort.SliceStable(ips, func(i, j int) bool { return ips[i].To4() == nil && ips[j].To4() != nil })
 		}
 		if len(ips) == 0 {
-			return nil, &net.DNSError{Err: "no suitable address", Name: c.host, IsNotFound: true}
+			err := &net.DNSError{Err: "no suitable address", Name: c.host, IsNotFound: true}
+			if c.trace&trmConnect != 0 {
+				c.trace1(trLookupEnd, 0, []Header{td("host", c.host), td("port", strconv.Itoa(c.port)), td("error", reasonOf(err))})
+			}
+			return nil, err
 		}
+	}
+	if c.trace&trmConnect != 0 {
+		c.traceLookedUp(ips, o.ConnectTimeout)
 	}
 	var last error
 	for _, ip := range ips {
@@ -122,12 +152,18 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 					tc.SetReadBuffer(o.TCP.RecBuf)
 				}
 			}
+			if c.trace&trmConnect != 0 {
+				c.traceConnected(nc, nil)
+			}
 			return nc, nil
 		}
 		last = err
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if c.trace&trmConnect != 0 {
+		c.traceConnected(nil, last)
 	}
 	return nil, last
 }

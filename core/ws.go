@@ -82,6 +82,7 @@ type wsProto struct {
 	left    int64  // payload bytes left in the current frame
 	fop     ws.OpCode
 	ffin    bool
+	flen    int64 // the frame's length, for trace events
 	ctl     [ws.MaxControlFramePayloadSize]byte
 	ctlN    int
 	msgOp   uint8  // the data message in progress: WSText, WSBinary; 0 none
@@ -313,6 +314,9 @@ func (p *wsProto) parse(b []byte) (int, error) {
 			if hn == 0 {
 				return off, nil // a partial header: more bytes first
 			}
+			if p.c.trace&trmWSRecv != 0 {
+				p.traceRecvHeader(h)
+			}
 			if err := p.beginFrame(h); err != nil {
 				return len(b), err
 			}
@@ -445,6 +449,9 @@ func (p *wsProto) beginFrame(h ws.Header) error {
 
 // endFrame acts on a whole frame.
 func (p *wsProto) endFrame() error {
+	if p.c.trace&(1<<trWSRecvEnd) != 0 {
+		p.traceRecvEnd()
+	}
 	switch p.fop {
 	case ws.OpPing:
 		if n := p.pending(); n > wsPongBacklog {
@@ -626,6 +633,11 @@ func (s *wsInflateSrc) ReadByte() (byte, error) {
 // z and deflate was negotiated. Frames go out whole and in the order of
 // the calls. c.mu held.
 func (p *wsProto) writeFrame(op ws.OpCode, payload []byte, z bool) {
+	if p.c.trace&trmWSSend != 0 {
+		hs := []Header{td("type", wsOpName(byte(op))), td("extensions", p.extensions())}
+		p.c.traceLocked(trWSSendStart, p.ref, 0, append([]byte{}, payload...), hs)
+		defer p.c.traceLocked(trWSSendEnd, p.ref, 0, append([]byte{}, payload...), hs)
+	}
 	rsv := byte(0)
 	if z && p.deflate {
 		payload = p.compress(payload)

@@ -173,6 +173,7 @@ enum {
     GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data; close: status = code (0: none), data = reason */
     GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
     GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
+    GM_EV_TRACE = 14,    /* a gun_event callback (option "trace"): reason = its name, ts_ns, see gm_event */
     GM_EV_SSE = 15,      /* gun_sse: ref, fin, headers (Gun's event map), data: see below */
     GM_EV_INFO = 100     /* not a message: the record gm_info/gm_stream_info fill */
 };
@@ -202,6 +203,24 @@ enum { GM_WS_TEXT = 1, GM_WS_BINARY = 2, GM_WS_CLOSE = 8, GM_WS_PING = 9, GM_WS_
  * "protocol_error: ..."). For EXIT it is Gun's exit reason: "shutdown"
  * after gm_close/gm_shutdown, "owner_down" after gm_queue_free, else the
  * last failure (retries ran out), e.g. "econnrefused" or "closed".
+ *
+ * TRACE events (the "trace" option: true, or a list of names) are Gun's
+ * gun_event callbacks, in Gun's order, in the owner's queue (also for a
+ * stream with another reply_to), under the same read budget as the rest:
+ * init, domain_lookup_start/end, connect_start/end, tls_handshake_start/end,
+ * request_start/headers/end, push_promise_start/end, response_start/inform/
+ * headers/trailers/end, ws_upgrade, ws_recv_frame_start/header/end,
+ * ws_send_frame_start/end, protocol_changed, cancel, disconnect, terminate
+ * (origin_changed and transport_changed are refused: no CONNECT tunnels).
+ * `reason` is the name, `ref` the stream (0 for connection events), `ts_ns`
+ * the time (CLOCK_MONOTONIC, comparable with clock_gettime), `status` the
+ * HTTP status (response_inform, response_headers), `data` a WebSocket frame's
+ * payload (ws_recv_frame_end, ws_send_frame_start/end). `headers` carry the
+ * rest of Gun's event map: first the details, each named ":" and Gun's key
+ * (":method", ":path", ":error", ":tls_version", ":cipher", ":alpn",
+ * ":resumed", ":reason", ...), then the HTTP header fields of the message
+ * (request_start/headers, response_inform/headers/trailers,
+ * push_promise_end). A header name never starts with ':'.
  *
  * GM_EV_SSE (Gun's gun_sse, with content_handlers ["gun_sse_h", ...] in
  * http_opts, http2_opts or gm_req_opts): a text/event-stream response body
@@ -234,7 +253,7 @@ typedef struct gm_event {
     gm_ref ref;             /* the stream, 0 for connection events */
     gm_ref new_ref;         /* PUSH: the pushed stream */
     const char *protocol;   /* UP, DOWN, TUNNEL_UP: "http", "http2", "raw", "socks", "ws" */
-    const char *reason;     /* ERROR, DOWN, EXIT, NOTIFY */
+    const char *reason;     /* ERROR, DOWN, EXIT, NOTIFY; TRACE: the name */
     const char *method;     /* PUSH */
     const char *uri;        /* PUSH */
     const gm_header *headers;
@@ -243,6 +262,8 @@ typedef struct gm_event {
     size_t data_len;
     const gm_ref *killed;   /* DOWN: the streams lost with the connection */
     size_t n_killed;
+    /* Appended after the first 0.1 layout: present when size > offsetof(gm_event, ts_ns). */
+    int64_t ts_ns;          /* TRACE: when, CLOCK_MONOTONIC in nanoseconds; 0 for other kinds */
 } gm_event;
 
 /* Frees one event and everything it points to; NULL is a no-op. */
@@ -305,7 +326,19 @@ int gm_queue_len(gm_queue *q);
  *   on by default with the system roots; "verify":"verify_none" turns it off;
  *   cacertfile, certfile, keyfile, server_name_indication, cacerts), http_opts
  *   (keepalive: ms between the empty lines sent on an idle HTTP/1.1
- *   connection, as Gun; default "infinity"), http2_opts, ws_opts.
+ *   connection, as Gun; default "infinity"), http2_opts, ws_opts, raw_opts.
+ *   protocols ["raw"] (Gun's raw, over tcp or tls, alone in the list: it
+ *   has no ALPN name) makes the connection one byte stream with gen_tcp's
+ *   client semantics; its stream has no reference (Gun's undefined), so it
+ *   is ref 0: gm_data(c, 0, ...) sends, received bytes are GM_EV_DATA
+ *   events with ref 0 in order (fin 0; one per read), the peer's close is
+ *   GM_EV_DOWN "closed" (no stream killed) then retry applies, and
+ *   gm_request answers GM_EUNSUPPORTED. raw_opts: flow (gen_tcp's
+ *   {active, N}: after N DATA events reading stops and a GM_EV_NOTIFY with
+ *   reason "passive", ref 0, says so, as {tcp_passive, S}; gm_update_flow(c,
+ *   0, n) reads on; without flow, reading follows the host's freeing of
+ *   events), closing_timeout (15000 ms: how long gm_shutdown waits for the
+ *   peer's close).
  *   A certificate that fails verification ends the connection at once (EXIT
  *   with the x509 reason) unless retry_on_tls_verify_failure is true; a
  *   connection that goes down before it completed a response and within 1 s
@@ -317,8 +350,9 @@ int gm_queue_len(gm_queue *q);
  *   max_informational_responses (32), http2_opts.max_settings_entries (64),
  *   max_concurrent_streams (100, also the pushes held at once).
  *   Nothing is accepted and ignored: what this build does not implement is
- *   GM_EOPTION naming it: protocols "raw" and "socks" (and raw_opts,
- *   socks_opts), supervise false (the library keeps the connection; there
+ *   GM_EOPTION naming it: protocols "socks" (and socks_opts), "raw" beside
+ *   other protocols, raw_opts packet and packet_size (gen_tcp's packet
+ *   framing is not built), supervise false (the library keeps the connection; there
  *   is no calling process to link it to), trace true, tcp_opts
  *   send_timeout_close false, http2_opts stream_window_data_threshold other
  *   than 0 (DATA is never held back), ws_opts invalid_request_headers
@@ -347,7 +381,10 @@ int gm_close(gm_conn *c);
 /* Closes gracefully (Gun's gun:shutdown): requests in flight finish (bounded
  * by the protocol's closing_timeout), requests made afterwards fail at once
  * with an ERROR "closing", and the connection never reconnects; EXIT's
- * reason is "shutdown". GM_ECLOSED if already closed. */
+ * reason is "shutdown". On raw it shuts down the write side (as fin on
+ * gm_data), goes on delivering what arrives, and ends when the peer closes
+ * or at raw_opts.closing_timeout, without a DOWN. GM_ECLOSED if already
+ * closed. */
 int gm_shutdown(gm_conn *c);
 
 /* Releases the handle; closes the connection first if it is still open and
@@ -420,7 +457,11 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref);
 
 /* Sends len bytes of a streamed request body; fin = 1 ends it (Gun's
- * gun:data). Empty non-fin pieces are ignored. Blocks while the connection
+ * gun:data). On a raw connection ref is 0 and the bytes go out as they
+ * are; fin = 1 then shuts down the write side once they are out (gen_tcp's
+ * shutdown(S, write): TCP FIN, TLS close_notify) while reading goes on
+ * until the peer closes; gm_data after it answers GM_EBADSTATE, another
+ * ref GM_ENOSTREAM. Empty non-fin pieces are ignored. Blocks while the connection
  * has a lot of unsent output (the socket is slower than the caller), and
  * on HTTP/2 while the server's flow-control window (the stream's or the
  * connection's) is closed: the body is never buffered. GM_ENOTUP while the
@@ -444,13 +485,16 @@ int gm_cancel(gm_conn *c, gm_ref ref);
 
 /* Adds n > 0 to a stream's flow (Gun's update_flow): a stream opened with a
  * flow stops being read after that many DATA events until the host adds
- * more. */
+ * more. On raw (ref 0) it is gen_tcp's setopts {active, N}: GM_EBADSTATE
+ * when the connection was opened without raw_opts.flow. */
 int gm_update_flow(gm_conn *c, gm_ref ref, int n);
 
 /* Waits up to timeout_ms for the next event of stream ref in the queue it
  * goes to (its reply_to, else the owner) and takes it, leaving every other
  * event in place (Gun's gun:await). A connection-wide ERROR of this
- * connection also ends the wait (and is taken). GM_ETIMEOUT on timeout;
+ * connection also ends the wait (and is taken). On raw, ref 0 is the byte
+ * stream: its DATA, NOTIFY and the connection's UP/DOWN (never the EXIT).
+ * GM_ETIMEOUT on timeout;
  * GM_ECLOSED when the connection exited (the EXIT stays queued). *out is
  * the caller's to free with gm_event_free. */
 int gm_await(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);

@@ -16,23 +16,30 @@ cd "$(dirname "$0")/.."
 #   nginx                   interop tests against a server nobody here wrote (tests/nginx)
 #   nghttp2-client/-server  h2load for `make bench`, nghttpd for HTTP/2 interop tests
 #   erlang-nox erlang-dev   the Erlang binding (bindings/erlang_nif): erl, erlc, erl_nif.h
+#   rebar3                  the Erlang binding's packaging test (bindings/erlang_nif/test_packaging.sh):
+#                           a throw-away rebar3 project that depends on this checkout
 #   libcurl4-openssl-dev    libcurl multi, a peer in `make bench`
 #   pkg-config              `pkg-config --cflags --libs gunmetal`
 #   valgrind                leak checks of the C tests
 #   gcc libc6-dev           cgo and the C tests/examples
 #   openssl                 certificates for tests/nginx
+#   ca-certificates         the system roots (TLS verifies against them by default)
+#   socat                   a server nobody here wrote for the raw protocol's half-close test (core/raw_test.go)
 DEB_PKGS=(
     nginx
     nghttp2-client
     nghttp2-server
     erlang-nox
     erlang-dev
+    rebar3
     libcurl4-openssl-dev
     pkg-config
     valgrind
     gcc
     libc6-dev
     openssl
+    ca-certificates
+    socat
 )
 
 # ---- Python hook -----------------------------------------------------------

@@ -13,12 +13,12 @@
 static const struct {
     const char *json, *names;
 } refused[] = {
-    {"{\"protocols\":[\"raw\"]}", "option protocols = \"raw\": the raw protocol is not available"},
+    {"{\"transport\":\"tls\",\"protocols\":[\"http\",\"raw\"]}", "option protocols = \"raw\": raw must be the only protocol"},
+    {"{\"raw_opts\":{\"packet\":4}}", "option raw_opts.packet = 4: not available in this build"},
+    {"{\"raw_opts\":{\"packet_size\":1000}}", "option raw_opts.packet_size = 1000: not available in this build"},
     {"{\"protocols\":[\"socks\"],\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option protocols = \"socks\""},
     {"{\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option socks_opts"},
-    {"{\"raw_opts\":{\"flow\":2}}", "option raw_opts"},
     {"{\"supervise\":false}", "option supervise = false"},
-    {"{\"trace\":true}", "option trace = true"},
     {"{\"tcp_opts\":{\"send_timeout_close\":false}}", "option tcp_opts.send_timeout_close = false"},
     {"{\"http2_opts\":{\"stream_window_data_threshold\":16384}}", "option http2_opts.stream_window_data_threshold = 16384"},
     {"{\"ws_opts\":{\"invalid_request_headers\":\"ignore\"}}", "option ws_opts.invalid_request_headers = \"ignore\""},

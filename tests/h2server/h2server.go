@@ -126,6 +126,27 @@ func (s *Server) Accept(t testing.TB) *Conn {
 	}
 }
 
+// Serve hands every client connection, as it is accepted, to handle on a
+// goroutine of its own, until the server closes: for servers that
+// misbehave on every connection, reconnects included. A failure in handle
+// calls t's Fatalf from that goroutine: pass a testing.TB whose FailNow
+// ends the goroutine (runtime.Goexit) when clients may go away. Do not mix
+// with Accept.
+func (s *Server) Serve(t testing.TB, handle func(*Conn)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case nc := <-s.conns:
+				go handle(newConn(t, nc))
+			case <-s.done:
+				return
+			}
+		}
+	}()
+}
+
 // NoAccept proves that no client connects within d.
 func (s *Server) NoAccept(t testing.TB, d time.Duration) {
 	t.Helper()

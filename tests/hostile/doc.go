@@ -10,11 +10,13 @@
 //     sampled, getrusage deltas, generous bounds);
 //   - a second, healthy connection on the same queue keeps working (a
 //     request is made on it after the case);
-//   - the client does not reconnect in a storm (accepted connections are
-//     counted).
+//   - the client does not reconnect in a storm: every hostile server
+//     misbehaves on every connection it accepts, the host makes its
+//     requests again on every UP (as a host that retries would), and the
+//     connections accepted over the case stay within retry+2 (retry 2,
+//     retry_timeout 200 ms); a case whose connection goes down ends with an
+//     EXIT (retries run out) naming the problem, the others stay up.
 //
-// The hostile server misbehaves on the first connection it accepts; later
-// ones (reconnects) are served sanely, so that a reconnect is visible as
-// one more accepted connection and nothing else. WebSocket cases live in
-// the ws suites; reconnect storms and timeouts in the connection tests.
+// WebSocket cases live in the ws suites; the reconnect rule itself and
+// timeouts in the core tests (core/storm_test.go, core/progress_test.go).
 package hostile

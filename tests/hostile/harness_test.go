@@ -30,7 +30,19 @@ const (
 	maxHeapGrowth = 64 << 20
 	maxSysGrowth  = 256 << 20
 	maxCPU        = 20 * time.Second
-	maxConns      = 2 // the hostile connection and at most one reconnect
+)
+
+// The retry options of every hostile connection: small, so that a server
+// failing every connection runs the retries out quickly. Every hostile
+// server misbehaves on every connection it accepts; a connection that dies
+// before it completed a response counts as a failed attempt (core/conn.go
+// run), so the server accepts at most retry+1 connections (one more when
+// the first completed a response: Gun's immediate retry after a real
+// drop). maxConns allows one more than that.
+const (
+	retry     = 2
+	retryOpts = `"retry":2,"retry_timeout":200`
+	maxConns  = retry + 2
 )
 
 var healthySrv *testserver.Server
@@ -62,8 +74,15 @@ type host struct {
 
 // newHost opens the healthy connection, starts measuring, opens the hostile
 // connection to port with opts and makes reqs on it (before it is up: they
-// wait for it), then drains the queue in the background.
+// wait for it), then drains the queue in the background, making reqs
+// again on every later UP.
 func newHost(t *testing.T, port int, opts string, reqs ...*core.Request) (*host, []uint64) {
+	t.Helper()
+	return newHostAsking(t, port, opts, true, reqs...)
+}
+
+// newHostAsking is newHost; again false: reqs are made only once.
+func newHostAsking(t *testing.T, port int, opts string, again bool, reqs ...*core.Request) (*host, []uint64) {
 	t.Helper()
 	q, err := core.NewQueue()
 	if err != nil {
@@ -85,7 +104,18 @@ func newHost(t *testing.T, port int, opts string, reqs ...*core.Request) (*host,
 		}
 		refs = append(refs, ref)
 	}
-	h.drain = startDrain(q, h.hostile)
+	// A host that makes its requests again on every later UP, so that the
+	// server misbehaves on every connection as it did on the first (whose
+	// requests were made before it was up).
+	var ask func()
+	if again {
+		ask = func() {
+			for _, r := range reqs {
+				h.hostile.Request(&core.Request{Method: r.Method, Path: r.Path, Headers: r.Headers, Body: r.Body})
+			}
+		}
+	}
+	h.drain = startDrain(q, h.hostile, ask)
 	t.Cleanup(h.drain.close) // before q.Free (cleanups run last first)
 	return h, refs
 }
@@ -166,17 +196,49 @@ func (h *host) awaitBody(ref uint64) (int, []byte) {
 	return status, body
 }
 
+// awaitExit waits for the hostile connection's EXIT, whose reason holds
+// every want: a server that fails every connection runs the retries out.
+// It fails at once when the server accepted more than maxConns
+// connections (a reconnect storm, which would never exit).
+func (h *host) awaitExit(accepted func() int, want ...string) *core.Event {
+	h.t.Helper()
+	storm := false
+	ev := h.await(fmt.Sprintf("EXIT naming %q (retries run out) with at most %d connections", want, maxConns), func(ev *core.Event) bool {
+		if accepted() > maxConns {
+			storm = true
+			return true
+		}
+		if ev.Kind != core.EvExit {
+			return false
+		}
+		for _, w := range want {
+			if !strings.Contains(ev.Reason, w) {
+				h.t.Errorf("EXIT %q, want it to name %q", ev.Reason, want)
+				break
+			}
+		}
+		return true
+	})
+	if storm {
+		h.t.Fatalf("the hostile server accepted %d connections before the EXIT (bound %d, retry %d): a reconnect storm; events: %s",
+			accepted(), maxConns, retry, h.drain.summary())
+	}
+	return ev
+}
+
 // finish ends the case: it stops draining and measuring, checks the
-// bounds (events handed to the host, heap, CPU, accepted connections) and
-// makes a request on the healthy connection.
+// bounds (events handed to the host per connection, heap, CPU, accepted
+// connections) and makes a request on the healthy connection. maxEvents
+// bounds the events one connection may hand the host.
 func (h *host) finish(maxEvents int, accepted func() int) {
 	t := h.t
 	t.Helper()
 	h.drain.close()
 	peakHeap, peakSys, cpu := h.meter.stop()
-	t.Logf("events %v; heap +%d KiB, sys +%d KiB, cpu %v", h.drain.counts(), peakHeap>>10, peakSys>>10, cpu)
-	if n := h.drain.total(); n > maxEvents {
-		t.Errorf("the host was handed %d events (bound %d): %s", n, maxEvents, h.drain.summary())
+	conns := accepted()
+	t.Logf("events %v; connections %d; heap +%d KiB, sys +%d KiB, cpu %v", h.drain.counts(), conns, peakHeap>>10, peakSys>>10, cpu)
+	if n := h.drain.total(); n > maxEvents*max(conns, 1) {
+		t.Errorf("the host was handed %d events over %d connections (bound %d each): %s", n, conns, maxEvents, h.drain.summary())
 	}
 	if other := h.drain.foreign(); other != "" {
 		t.Errorf("events of other connections while the case ran: %s", other)
@@ -200,7 +262,7 @@ func (h *host) finish(maxEvents int, accepted func() int) {
 		t.Fatalf("the hostile connection did not exit after Close")
 	}
 	if n := accepted(); n > maxConns {
-		t.Errorf("the hostile server accepted %d connections (bound %d): a reconnect storm", n, maxConns)
+		t.Errorf("the hostile server accepted %d connections (bound %d with retry %d): a reconnect storm", n, maxConns, retry)
 	}
 }
 
@@ -218,15 +280,27 @@ func lenOf(b *core.Body) int {
 	return len(b.Data)
 }
 
+// serverTB is the testing.TB of a hostile server's per-connection
+// goroutine: a failure there (the client went away, as it should after an
+// error; the test ended) ends that goroutine and nothing else. The case's
+// checks are made by the test goroutine, from the client's side.
+type serverTB struct{ testing.TB }
+
+func (serverTB) Helper()               {}
+func (serverTB) Fatalf(string, ...any) { runtime.Goexit() }
+func (serverTB) Fatal(...any)          { runtime.Goexit() }
+func (serverTB) FailNow()              { runtime.Goexit() }
+
 // ---- draining the queue ----
 
 // drainer takes every event off the queue, as a host that keeps up would,
 // and keeps a record of the hostile connection's.
 type drainer struct {
-	q    *core.Queue
-	c    *core.Conn
-	stop atomic.Bool
-	done chan struct{}
+	q     *core.Queue
+	c     *core.Conn
+	again func()
+	stop  atomic.Bool
+	done  chan struct{}
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -242,8 +316,10 @@ type drainer struct {
 
 const keepEvents = 4096 // events kept for wait; a flood past it is reported by finish
 
-func startDrain(q *core.Queue, c *core.Conn) *drainer {
-	d := &drainer{q: q, c: c, done: make(chan struct{}), byKind: map[core.EventKind]int{}}
+// startDrain drains q; again is called (from the drainer, outside its
+// lock) on every UP of c but the first.
+func startDrain(q *core.Queue, c *core.Conn, again func()) *drainer {
+	d := &drainer{q: q, c: c, again: again, done: make(chan struct{}), byKind: map[core.EventKind]int{}}
 	d.cond = sync.NewCond(&d.mu)
 	go d.run()
 	return d
@@ -257,6 +333,7 @@ func (d *drainer) run() {
 		if err != nil {
 			return // the queue was freed
 		}
+		ups := 0
 		d.mu.Lock()
 		for _, ev := range buf[:n] {
 			if ev.Conn != d.c {
@@ -267,6 +344,9 @@ func (d *drainer) run() {
 			}
 			d.n++
 			d.byKind[ev.Kind]++
+			if ev.Kind == core.EvUp && d.byKind[ev.Kind] > 1 {
+				ups++
+			}
 			s := evString(ev)
 			if len(d.first) < 20 {
 				d.first = append(d.first, s)
@@ -287,6 +367,9 @@ func (d *drainer) run() {
 		}
 		d.cond.Broadcast()
 		d.mu.Unlock()
+		for ; ups > 0 && d.again != nil; ups-- {
+			d.again()
+		}
 	}
 }
 
@@ -435,21 +518,20 @@ func cpuTime() time.Duration {
 
 // ---- a raw TCP (or TLS) server ----
 
-// rawServer hands its first connection to the test (the hostile script)
-// and serves later ones with rest (reconnects).
+// rawServer hands every connection it accepts to serve, on a goroutine of
+// its own: a hostile server misbehaves on every connection, reconnects
+// included.
 type rawServer struct {
 	ln       net.Listener
-	first    chan net.Conn
-	rest     func(net.Conn)
 	accepted atomic.Int32
 	mu       sync.Mutex
 	conns    []net.Conn
 }
 
-// startRaw listens on 127.0.0.1. With rest nil, later connections are
-// answered as a sane HTTP/1.1 server would (saneHTTP1). With cfg, every
-// connection is a TLS server connection.
-func startRaw(t *testing.T, cfg *tls.Config, rest func(net.Conn)) *rawServer {
+// startRaw listens on 127.0.0.1. With cfg, every connection is a TLS
+// server connection (its handshake runs on the first read or write, or in
+// serve).
+func startRaw(t *testing.T, cfg *tls.Config, serve func(net.Conn)) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -458,10 +540,7 @@ func startRaw(t *testing.T, cfg *tls.Config, rest func(net.Conn)) *rawServer {
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
 	}
-	if rest == nil {
-		rest = saneHTTP1
-	}
-	s := &rawServer{ln: ln, first: make(chan net.Conn, 1), rest: rest}
+	s := &rawServer{ln: ln}
 	go func() {
 		for {
 			nc, err := ln.Accept()
@@ -471,11 +550,8 @@ func startRaw(t *testing.T, cfg *tls.Config, rest func(net.Conn)) *rawServer {
 			s.mu.Lock()
 			s.conns = append(s.conns, nc)
 			s.mu.Unlock()
-			if s.accepted.Add(1) == 1 {
-				s.first <- nc
-			} else {
-				go s.rest(nc)
-			}
+			s.accepted.Add(1)
+			go serve(nc)
 		}
 	}()
 	t.Cleanup(func() {
@@ -491,29 +567,13 @@ func startRaw(t *testing.T, cfg *tls.Config, rest func(net.Conn)) *rawServer {
 
 func (s *rawServer) port() int  { return s.ln.Addr().(*net.TCPAddr).Port }
 func (s *rawServer) count() int { return int(s.accepted.Load()) }
-func (s *rawServer) accept(t *testing.T) net.Conn {
-	t.Helper()
-	select {
-	case nc := <-s.first:
-		return nc
-	case <-time.After(wait):
-		t.Fatalf("no client connection within %v", wait)
-		return nil
-	}
-}
 
-// saneHTTP1 answers every request with a short 200.
-func saneHTTP1(nc net.Conn) {
-	defer nc.Close()
-	br := bufio.NewReader(nc)
-	for {
-		if _, err := readHead(br); err != nil {
-			return
-		}
-		if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"); err != nil {
-			return
-		}
-	}
+// holdOpen reads and drops what the client sends until it closes the
+// connection (or wait passes), then closes it.
+func holdOpen(nc net.Conn) {
+	nc.SetReadDeadline(time.Now().Add(wait))
+	io.Copy(io.Discard, nc)
+	nc.Close()
 }
 
 // readHead reads a request head (GETs only: no body).
@@ -529,18 +589,6 @@ func readHead(br *bufio.Reader) (string, error) {
 			return b.String(), nil
 		}
 	}
-}
-
-// readRequest reads the client's request on the hostile connection.
-func readRequest(t *testing.T, nc net.Conn) *bufio.Reader {
-	t.Helper()
-	nc.SetReadDeadline(time.Now().Add(wait))
-	br := bufio.NewReader(nc)
-	if _, err := readHead(br); err != nil {
-		t.Fatalf("reading the request: %v", err)
-	}
-	nc.SetReadDeadline(time.Time{})
-	return br
 }
 
 // flood writes chunk again and again until the client closes the

@@ -1,18 +1,21 @@
 package hostile
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"gunmetal/core"
 )
 
-// HTTP/1.1 servers that misbehave at the byte level, after reading the
-// client's request. Each case ends the connection with a DOWN whose reason
-// names the problem (the request dies with it).
+// HTTP/1.1 servers that misbehave at the byte level on every connection,
+// after reading the client's request (the host asks again on every UP).
+// Each connection ends with a DOWN whose reason names the problem (the
+// request dies with it), and the retries run out: EXIT with that reason.
 func TestHTTP1(t *testing.T) {
 	cases := []struct {
 		name string
@@ -190,17 +193,29 @@ func TestHTTP1(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startRaw(t, nil, nil)
-			h, refs := newHost(t, srv.port(), "{"+tc.opts+`"retry":5}`, get("/hostile"))
-			nc := srv.accept(t)
-			readRequest(t, nc)
-			discard(nc)
-			tc.send(nc)
+			// Every connection: read the request, answer with the hostile
+			// bytes, hold the connection until the client closes it.
+			srv := startRaw(t, nil, func(nc net.Conn) {
+				defer nc.Close()
+				nc.SetReadDeadline(time.Now().Add(wait))
+				br := bufio.NewReader(nc)
+				if _, err := readHead(br); err != nil {
+					return
+				}
+				closed := make(chan struct{})
+				go func() { // later requests never back up
+					io.Copy(io.Discard, br)
+					close(closed)
+				}()
+				tc.send(nc)
+				<-closed // the client closed the connection (or wait passed)
+			})
+			h, refs := newHost(t, srv.port(), "{"+tc.opts+retryOpts+"}", get("/hostile"))
 			down := h.awaitReason(core.EvDown, tc.want...)
 			if len(down.Killed) != 1 || down.Killed[0] != refs[0] {
 				t.Errorf("DOWN killed %v, want the request %d", down.Killed, refs[0])
 			}
-			nc.Close()
+			h.awaitExit(srv.count, tc.want...)
 			h.finish(64, srv.count)
 		})
 	}
@@ -212,4 +227,54 @@ func headerLines(n int) string {
 		fmt.Fprintf(&b, "x-h%d: v\r\n", i)
 	}
 	return b.String()
+}
+
+// An HTTP/1.1 server that accepts every connection and never reads, while
+// the client sends a large request body: the send ends by
+// tcp_opts.send_timeout (the connection goes down naming it), it does not
+// hang, and the retries run out.
+func TestHTTP1NeverReadsBody(t *testing.T) {
+	srv := startRaw(t, nil, func(nc net.Conn) {
+		// A small receive buffer so that the body backs up at once; the
+		// connection stays open, unread, until the client closes it or the
+		// test ends.
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+	})
+	body := make([]byte, 4<<20)
+	opts := `{"tcp_opts":{"send_timeout":300,"sndbuf":4096},` + retryOpts + `}`
+	h, refs := newHost(t, srv.port(), opts, &core.Request{Method: "POST", Path: "/upload", Body: body})
+	want := []string{"timeout: a send did not complete within 300ms (tcp_opts.send_timeout); the server is not reading"}
+	down := h.awaitReason(core.EvDown, want...)
+	if len(down.Killed) != 1 || down.Killed[0] != refs[0] {
+		t.Errorf("DOWN killed %v, want the request %d", down.Killed, refs[0])
+	}
+	h.awaitExit(srv.count, want...)
+	h.finish(16, srv.count)
+}
+
+// Servers that fail every connection before any request: an HTTP/1.1
+// response to no request, and an HTTP/1 answer to the HTTP/2 preface. No
+// request is made (the host has none to make): each connection dies at
+// once, counts as a failed attempt, and the retries run out.
+func TestFailBeforeAnyRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name, opts string
+		want       []string
+	}{
+		{"HTTP/1.1 response before any request", `"protocols":["http"]`,
+			[]string{"protocol_error", "unexpected bytes from the server with no request in flight"}},
+		{"HTTP/2 preface answered with HTTP/1", `"protocols":["http2"]`,
+			[]string{"connection_error: PROTOCOL_ERROR", "Appears to be an HTTP/1 response?"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRaw(t, nil, func(nc net.Conn) {
+				io.WriteString(nc, "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+				holdOpen(nc)
+			})
+			h, _ := newHost(t, srv.port(), "{"+tc.opts+","+retryOpts+"}")
+			h.awaitReason(core.EvDown, tc.want...)
+			h.awaitExit(srv.count, tc.want...)
+			h.finish(8, srv.count)
+		})
+	}
 }

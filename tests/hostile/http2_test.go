@@ -76,17 +76,30 @@ type check struct {
 }
 
 type h2case struct {
-	name      string
-	opts      string // extra http2_opts
-	reqs      int    // requests made (default 1)
+	name string
+	opts string // extra http2_opts
+	reqs int    // requests made (default 1)
+	// pre, when set, is sent right after the handshake, before the
+	// requests are read, on every connection.
+	pre func(f *frames)
+	// once: the host makes its requests only once, not again on every UP
+	// (for a case whose first connection completes its responses: Gun
+	// reconnects at once after that, and a host that asked again on every
+	// UP would drive a loop of useful connections, one per request).
+	once      bool
 	script    func(f *frames, ids []uint32)
 	check     check
-	maxEvents int // events the host may be handed; default 64
-	after     func(t *testing.T, h *host)
+	maxEvents int // events the host may be handed per connection; default 64
+	// exit: the EXIT that must end the case (retries run out) names
+	// these; for a case whose check is a DOWN (and not once), its reason.
+	exit  []string
+	after func(t *testing.T, h *host)
 }
 
-// HTTP/2 servers that misbehave at the frame level once the client's
-// request(s) arrived.
+// HTTP/2 servers that misbehave at the frame level on every connection,
+// once the client's request(s) arrived (the host asks again on every UP).
+// A connection error runs the retries out (EXIT naming it); after a stream
+// error or an absorbed flood the connection stays up.
 func TestHTTP2(t *testing.T) {
 	cases := []h2case{
 		// ---- floods bounded by options ----
@@ -142,7 +155,11 @@ func TestHTTP2(t *testing.T) {
 
 		// ---- the stream state machine ----
 		{
+			// The first response completes, so the connection was useful:
+			// Gun reconnects at once after it. A host asking again on every
+			// UP would get one connection per request; this host asks once.
 			name: "HEADERS after END_STREAM",
+			once: true,
 			script: func(f *frames, ids []uint32) {
 				f.ok(ids[0]).headers(ids[0], true, ":status", "200").send()
 			},
@@ -233,13 +250,20 @@ func TestHTTP2(t *testing.T) {
 			},
 		},
 		{
+			// On every connection, right after the handshake: 20000 GOAWAYs
+			// letting stream 1 finish. The first connection's request
+			// (sent with the preface) completes; later connections have no
+			// request, die at once and run the retries out.
 			name: "GOAWAY storm",
-			script: func(f *frames, ids []uint32) {
-				f.times(20000, func(int) { f.raw(http2.FrameGoAway, 0, 0, append(u32(ids[0]), u32(0)...)) }).ok(ids[0]).send()
+			once: true,
+			pre: func(f *frames) {
+				f.times(20000, func(int) { f.raw(http2.FrameGoAway, 0, 0, append(u32(1), u32(0)...)) }).send()
 			},
+			script: func(f *frames, ids []uint32) { f.ok(ids[0]).send() },
 			after: func(t *testing.T, h *host) {
 				h.awaitReason(core.EvDown, "normal") // the server said it is going
 			},
+			exit: []string{"normal"},
 		},
 		{
 			name: "empty DATA flood",
@@ -285,33 +309,48 @@ func TestHTTP2(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := h2server.Start(t)
 			n := max(tc.reqs, 1)
+			// Every connection: handshake, read the requests, misbehave.
+			srv.Serve(serverTB{t}, func(sc *h2server.Conn) {
+				sc.Handshake()
+				if tc.pre != nil {
+					tc.pre(&frames{sc: sc})
+				}
+				ids := make([]uint32, n)
+				for i := range ids {
+					ids[i] = sc.ReadRequest().StreamID
+				}
+				discard(sc.NC)
+				tc.script(&frames{sc: sc}, ids)
+			})
 			reqs := make([]*core.Request, n)
 			for i := range reqs {
 				reqs[i] = get("/hostile/" + strconv.Itoa(i))
 			}
-			h, refs := newHost(t, srv.Port(), `{"protocols":["http2"],"http2_opts":{`+tc.opts+`}}`, reqs...)
-			sc := srv.Accept(t)
-			sc.Handshake()
-			ids := make([]uint32, n)
-			for i := range ids {
-				ids[i] = sc.ReadRequest().StreamID
-			}
-			discard(sc.NC)
-			tc.script(&frames{sc: sc}, ids)
-			if tc.check.kind == 0 {
+			opts := `{"protocols":["http2"],"http2_opts":{` + tc.opts + `},` + retryOpts + `}`
+			h, refs := newHostAsking(t, srv.Port(), opts, !tc.once, reqs...)
+			switch tc.check.kind {
+			case 0:
 				for _, ref := range refs {
 					if status, body := h.awaitBody(ref); status != 200 || string(body) != "ok" {
 						t.Errorf("stream %d: status %d, body %q; want 200 \"ok\"", ref, status, body)
 					}
 				}
-			} else {
+			case core.EvError: // a stream error: the connection stays up
 				ev := h.awaitReason(tc.check.kind, tc.check.want...)
-				if tc.check.kind == core.EvError && ev.Ref != refs[0] {
+				if ev.Ref != refs[0] {
 					t.Errorf("ERROR for stream %d, want the request %d", ev.Ref, refs[0])
+				}
+			case core.EvDown: // a connection error on every connection
+				h.awaitReason(tc.check.kind, tc.check.want...)
+				if tc.exit == nil && !tc.once { // with once, later connections idle
+					tc.exit = tc.check.want
 				}
 			}
 			if tc.after != nil {
 				tc.after(t, h)
+			}
+			if tc.exit != nil {
+				h.awaitExit(srv.Accepted, tc.exit...)
 			}
 			maxEvents := tc.maxEvents
 			if maxEvents == 0 {

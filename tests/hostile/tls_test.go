@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,8 +82,9 @@ func (p *pki) leaf(t *testing.T, selfSigned bool, notBefore, notAfter time.Time,
 }
 
 // TLS servers whose certificate the client must refuse, or that do not
-// speak TLS. The connection exits (retry 1: one more handshake) with a
-// reason that names the problem.
+// speak TLS, on every connection. The connection exits with a reason that
+// names the problem: at once for a certificate the client refuses (not
+// transient), after the retries for a server that does not speak TLS.
 func TestTLS(t *testing.T) {
 	p := newPKI(t)
 	now := time.Now()
@@ -141,34 +143,74 @@ func TestTLS(t *testing.T) {
 				cfg = &tls.Config{Certificates: []tls.Certificate{tc.cert()}, NextProtos: []string{"h2", "http/1.1"}}
 			}
 			srv := startRaw(t, cfg, serve)
-			opts := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q},"retry":1,"retry_timeout":100}`, p.caFile)
+			opts := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q},%s}`, p.caFile, retryOpts)
 			h, _ := newHost(t, srv.port(), opts)
-			go serve(srv.accept(t))
-			h.awaitReason(core.EvExit, tc.want...)
+			h.awaitExit(srv.count, tc.want...)
 			h.finish(8, srv.count)
+			if n := srv.count(); tc.cert != nil && n != 1 {
+				t.Errorf("%d handshakes; a certificate the client refuses is not retried", n)
+			}
 		})
 	}
 }
 
-// HTTP/2 over TLS (ALPN h2) with a flood: the bounds hold on TLS too.
+// HTTP/2 over TLS (ALPN h2) with a flood on every connection: the bounds
+// hold on TLS too, and the retries run out.
 func TestTLSHTTP2SettingsFlood(t *testing.T) {
 	p := newPKI(t)
 	cert := p.leaf(t, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil, net.ParseIP("127.0.0.1"))
-	srv := startRaw(t, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}, func(nc net.Conn) { nc.Close() })
-	opts := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q},"protocols":["http2"]}`, p.caFile)
+	srv := startRaw(t, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}, func(nc net.Conn) {
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(wait))
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(nc, preface); err != nil || string(preface) != http2.ClientPreface {
+			return // the test fails on the missing DOWN
+		}
+		nc.Write(h2server.Frame(http2.FrameSettings, 0, 0, bytes.Repeat(setting(http2.SettingMaxConcurrentStreams, 100), 2000)))
+		holdOpen(nc)
+	})
+	opts := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q},"protocols":["http2"],%s}`, p.caFile, retryOpts)
 	h, refs := newHost(t, srv.port(), opts, get("/hostile"))
-	nc := srv.accept(t)
-	nc.SetDeadline(time.Now().Add(wait))
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(nc, preface); err != nil || string(preface) != http2.ClientPreface {
-		t.Fatalf("client preface %q, %v", preface, err)
-	}
-	discard(nc)
-	nc.Write(h2server.Frame(http2.FrameSettings, 0, 0, bytes.Repeat(setting(http2.SettingMaxConcurrentStreams, 100), 2000)))
-	down := h.awaitReason(core.EvDown, "connection_error: ENHANCE_YOUR_CALM", "more than max_settings_entries (64)")
+	want := []string{"connection_error: ENHANCE_YOUR_CALM", "more than max_settings_entries (64)"}
+	down := h.awaitReason(core.EvDown, want...)
 	if len(down.Killed) != 1 || down.Killed[0] != refs[0] {
 		t.Errorf("DOWN killed %v, want the request %d", down.Killed, refs[0])
 	}
-	nc.Close()
+	h.awaitExit(srv.count, want...)
 	h.finish(64, srv.count)
+}
+
+// A TLS server whose every connection completes the client's handshake and
+// then sends a fatal alert: TLS 1.3 with a client certificate required, so
+// the client is up before the server's certificate_required alert arrives.
+// Each connection dies before any response: the retries run out.
+func TestTLSAlertAfterHandshake(t *testing.T) {
+	p := newPKI(t)
+	cert := p.leaf(t, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil, net.ParseIP("127.0.0.1"))
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, ClientAuth: tls.RequireAnyClientCert}
+	srv := startRaw(t, cfg, func(nc net.Conn) {
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(wait))
+		if nc.(*tls.Conn).Handshake() == nil {
+			holdOpen(nc) // not reached: the client has no certificate
+		}
+	})
+	opts := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q,"versions":["tlsv1.3"]},"protocols":["http"],%s}`, p.caFile, retryOpts)
+	h, refs := newHost(t, srv.port(), opts, get("/hostile"))
+	want := "remote error: tls: certificate required"
+	h.await("UP (the client's handshake completes)", func(ev *core.Event) bool { return ev.Kind == core.EvUp })
+	// The request dies with the connection: in the DOWN's killed list, or
+	// with an ERROR of its own first.
+	failed := false
+	down := h.await(fmt.Sprintf("DOWN naming %q", want), func(ev *core.Event) bool {
+		if ev.Kind == core.EvError && ev.Ref == refs[0] && strings.Contains(ev.Reason, want) {
+			failed = true
+		}
+		return ev.Kind == core.EvDown && strings.Contains(ev.Reason, want)
+	})
+	if !failed && (len(down.Killed) != 1 || down.Killed[0] != refs[0]) {
+		t.Errorf("the request %d neither got an ERROR nor was killed by the DOWN (killed %v)", refs[0], down.Killed)
+	}
+	h.awaitExit(srv.count, want)
+	h.finish(16, srv.count)
 }

@@ -48,6 +48,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +252,7 @@ typedef struct stream {
     int has_reply_to;
     int pending; /* data chunks waiting in ConnPid (atomic) */
     int body_by_conn; /* request_big: ConnPid sends the whole body; data/4 may not */
+    int ws; /* upgraded to WebSocket (under the conn's mu) */
 } stream_t;
 
 typedef struct conn {
@@ -703,6 +705,51 @@ static ERL_NIF_TERM settings_term(ErlNifEnv *env, const gm_event *ev) {
     return m;
 }
 
+/* A TRACE event (gun_event callback) as {'$gunmetal_trace', Name, StreamRef
+ * | undefined, ReplyTo, TsNs, Status, Details, Headers, Data} to ConnPid,
+ * which calls the event handler (gunmetal.erl). Details are the ":"-named
+ * headers as [{Key, Value}], Key an atom (the library's fixed set of Gun's
+ * keys). A stream no longer known (cancelled) is undefined. Called with
+ * o->mu held. */
+static void trace_to_connpid(ErlNifEnv *caller_env, oq_t *o, conn_t *c, const gm_event *ev, ErlNifEnv *env) {
+    ERL_NIF_TERM ref = A_undefined, reply_to = enif_make_pid(env, &o->pid);
+    if (ev->ref) {
+        enif_mutex_lock(c->mu);
+        stream_t *s = stream_take(c, ev->ref, 0);
+        while (!s && c->inflight > 0) { /* a request still on its way into the map */
+            while (c->inflight > 0) enif_cond_wait(c->cv, c->mu);
+            s = stream_take(c, ev->ref, 0);
+        }
+        enif_mutex_unlock(c->mu);
+        if (s) {
+            ref = enif_make_resource(env, s);
+            if (s->has_reply_to) reply_to = enif_make_pid(env, &s->reply_to);
+            enif_release_resource(s);
+        }
+    }
+    size_t nd = 0;
+    while (nd < ev->n_headers && ev->headers[nd].name_len > 1 && ev->headers[nd].name[0] == ':') nd++;
+    ERL_NIF_TERM details = enif_make_list(env, 0);
+    for (size_t i = nd; i-- > 0;) {
+        const gm_header *h = &ev->headers[i];
+        ERL_NIF_TERM k = is_ident(h->name + 1, h->name_len - 1)
+                             ? enif_make_atom_len(env, h->name + 1, h->name_len - 1)
+                             : mk_bin(env, h->name + 1, h->name_len - 1);
+        details = enif_make_list_cell(env, enif_make_tuple2(env, k, mk_bin(env, h->value, h->value_len)), details);
+    }
+    const char *name = ev->reason ? ev->reason : "";
+    ERL_NIF_TERM t[9] = {enif_make_atom(env, "$gunmetal_trace"),
+                         is_ident(name, strlen(name)) ? enif_make_atom(env, name) : mk_str(env, name),
+                         ref,
+                         reply_to,
+                         enif_make_int64(env, ev->size > offsetof(gm_event, ts_ns) ? ev->ts_ns : 0),
+                         enif_make_int(env, ev->status),
+                         details,
+                         headers_term(env, ev->headers + nd, ev->n_headers - nd),
+                         mk_bin(env, ev->data, ev->data ? ev->data_len : 0)};
+    enif_send(caller_env, &c->pid, env, enif_make_tuple_from_array(env, t, 9));
+}
+
 /* Turns one event into Gun's message and sends it: connection events to
  * the queue's pid (the owner when the event was made), stream events to the
  * stream's reply_to. Called with o->mu held; caller_env is the calling
@@ -742,6 +789,13 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
     ErlNifPid *to = &o->pid;
     stream_t *s = NULL;
 
+    if (ev->kind == GM_EV_TRACE) { /* for the event handler, which ConnPid runs */
+        trace_to_connpid(caller_env, o, c, ev, env);
+        enif_clear_env(env);
+        enif_release_resource(c);
+        return;
+    }
+
     int streamy = ev->kind != GM_EV_UP && ev->kind != GM_EV_DOWN && ev->kind != GM_EV_EXIT &&
                   !(ev->kind == GM_EV_ERROR && ev->ref == 0) &&
                   !(ev->kind == GM_EV_NOTIFY && ev->ref == 0);
@@ -756,6 +810,14 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         }
         enif_mutex_lock(c->mu);
         locked = 1;
+        if (how == 1 && ev->kind == GM_EV_ERROR) {
+            /* A WebSocket that fails (max_message_size, ws_error...) on
+             * HTTP/1.1 takes the connection with it and DOWN lists it, as
+             * after a close handshake (Gun #265): keep it aside for that
+             * list. Over HTTP/2 no DOWN names it; the next DOWN drops it. */
+            stream_t *w = hmap_get(&c->streams, ev->ref);
+            if (w && w->ws) how = 2;
+        }
         s = stream_take(c, ev->ref, how);
         /* Maybe a request still on its way into the map (see inflight). */
         while (!s && c->inflight > 0) {
@@ -829,6 +891,7 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         else msg = enif_make_tuple4(env, A_gun_error, cp, ref, reason_term(env, ev->reason));
         break;
     case GM_EV_UPGRADE: {
+        if (s) s->ws = 1; /* c->mu is held (locked) */
         ERL_NIF_TERM protos = enif_make_list1(env, mk_str(env, ev->protocol ? ev->protocol : "websocket"));
         msg = enif_make_tuple5(env, A_gun_upgrade, cp, ref, protos, headers_term(env, ev->headers, ev->n_headers));
         break;

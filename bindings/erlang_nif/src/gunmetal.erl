@@ -10,12 +10,14 @@
 %% the connection (and holds body pieces sent before the connection is up).
 %%
 %% Deviations from Gun (see README.md): options that take Erlang funs or
-%% modules (retry_fun, event_handler, cookie stores other than "on") are
-%% refused or mapped, as the engine cannot call Erlang code;
-%% content_handlers runs Gun's gun_sse_h and gun_data_h in the engine (the
-%% messages are Gun's) and refuses a handler module of the user's own;
+%% modules (retry_fun, cookie stores other than "on") are refused or
+%% mapped, as the engine cannot call Erlang code (event_handler runs in
+%% ConnPid, from the library's trace events; Gun's dbg trace => true is
+%% refused); content_handlers runs Gun's gun_sse_h and gun_data_h in the
+%% engine (the messages are Gun's) and refuses a handler module of the
+%% user's own;
 %% tunnels (connect/2,3,4 and the tunnel request option) are not there yet;
-%% info/1 has no socket and no event handler; ws_upgrade/ws_send/ping answer
+%% info/1 has no socket; ws_upgrade/ws_send/ping answer
 %% {error, unsupported} while the loaded library lacks WebSocket and ping.
 -module(gunmetal).
 
@@ -104,7 +106,8 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 				{unix, _, _} -> {<<"localhost">>, 0}
 			end,
 			Static = #{origin_host => OriginHost, origin_port => OriginPort,
-				unix => element(1, Where) =:= unix},
+				unix => element(1, Where) =:= unix,
+				event_handler => maps:get(event_handler, Opts, undefined), opts => Opts0},
 			Spawn = case maps:get(supervise, Opts, true) of
 				false -> spawn_link;
 				_ -> spawn
@@ -178,8 +181,11 @@ info(ServerPid) when is_pid(ServerPid) ->
 		end,
 		intermediaries => [],
 		cookie_store => undefined,
-		event_handler => undefined,
-		event_handler_state => undefined
+		event_handler => case maps:get(event_handler, Static, undefined) of
+			{EvMod, _} -> EvMod;
+			_ -> undefined
+		end,
+		event_handler_state => maps:get(event_handler_state, Static, undefined)
 	},
 	%% The local address: sock_ip and sock_port (gm_info as the header
 	%% documents it), or "local" as ip:port (libgunmetal 0.1.0).
@@ -793,12 +799,14 @@ version() ->
 	mref :: reference() | undefined,
 	static :: map(),
 	pending = [] :: [{reference(), fin | nofin, iodata()}],
-	funs = #{} :: #{reference() => any()}
+	funs = #{} :: #{reference() => any()},
+	ev = undefined :: {module(), any()} | undefined
 }).
 
 conn_init(Owner, Static, _Opener) ->
 	MRef = monitor(process, Owner),
-	conn_loop(#cp{owner=Owner, mref=MRef, static=Static}).
+	conn_loop(#cp{owner=Owner, mref=MRef, static=Static,
+		ev=maps:get(event_handler, Static, undefined)}).
 
 conn_loop(S=#cp{owner=Owner, mref=MRef, pending=Pending}) ->
 	Timeout = case Pending of [] -> infinity; _ -> 5 end,
@@ -827,8 +835,12 @@ conn_loop(S=#cp{owner=Owner, mref=MRef, pending=Pending}) ->
 				P when is_pid(P) -> P;
 				_ -> Owner
 			end,
-			From ! {Tag, (S#cp.static)#{owner => Current}},
+			EvState = case S#cp.ev of {_, EvSt} -> EvSt; _ -> undefined end,
+			From ! {Tag, (S#cp.static)#{owner => Current, event_handler_state => EvState}},
 			conn_loop(S);
+		{'$gunmetal_trace', Name, StreamRef, ReplyTo, _TsNs, Status, Details, Headers, Data}
+				when is_atom(Name) ->
+			conn_loop(run_event_handler(Name, StreamRef, ReplyTo, Status, Details, Headers, Data, S));
 		{'$gunmetal_reply_fun', StreamRef, Fun} ->
 			conn_loop(S#cp{funs=(S#cp.funs)#{StreamRef => Fun}});
 		Msg when is_tuple(Msg), tuple_size(Msg) >= 3 ->
@@ -921,3 +933,111 @@ ends_stream(_) -> false.
 call_reply(Fun, Msg) when is_function(Fun, 1) -> Fun(Msg);
 call_reply({Fun, A}, Msg) when is_function(Fun) -> apply(Fun, [Msg|A]);
 call_reply({M, F, A}, Msg) -> apply(M, F, [Msg|A]).
+
+%% Gun's event_handler, run here from the library's trace events: the
+%% callback Name(EventMap, State) with gun_event's keys where gunmetal knows
+%% them (no socket; lookup_info without tcp_opts; push_promise_end's
+%% promised_stream_ref is undefined; a cancelled stream's later events have
+%% stream_ref undefined), plus tls_version, cipher, alpn and resumed in
+%% tls_handshake_end. A crash in the handler ends the connection, as in Gun.
+run_event_handler(Name, StreamRef, ReplyTo, Status, Details, Headers, Data, S=#cp{ev={Mod, St0}}) ->
+	Ev = event_map(Name, StreamRef, ReplyTo, Status, Details, Headers, Data, S),
+	S#cp{ev={Mod, Mod:Name(Ev, St0)}};
+run_event_handler(_, _, _, _, _, _, _, S) ->
+	S.
+
+event_map(Name, StreamRef, ReplyTo, Status, Details, Headers, Data, #cp{owner=Owner, static=St}) ->
+	D0 = maps:from_list([{K, detail(K, V)} || {K, V} <- Details, is_atom(K)]),
+	D1 = case D0 of
+		#{ip_addresses := IPs} ->
+			maps:remove(ip_addresses, D0#{lookup_info => #{ip_addresses => IPs,
+				port => maps:get(port, D0, maps:get(origin_port, St)),
+				tcp_module => gen_tcp, tcp_opts => []}});
+		_ -> D0
+	end,
+	D2 = case D1 of
+		#{host := _} -> D1#{host => maps:get(origin_host, St)};
+		_ -> D1
+	end,
+	D = case Name of
+		init -> D2#{owner => Owner, origin_host => maps:get(origin_host, St), opts => maps:get(opts, St)};
+		connect_start -> maps:remove(port, D2);
+		_ -> D2
+	end,
+	Stream = case lists:member(Name, [init, domain_lookup_start, domain_lookup_end, connect_start,
+			connect_end, tls_handshake_start, tls_handshake_end, disconnect, terminate]) of
+		true -> #{};
+		false when Name =:= protocol_changed -> #{stream_ref => StreamRef};
+		false -> #{stream_ref => StreamRef, reply_to => ReplyTo}
+	end,
+	Extra = case Name of
+		request_start -> #{headers => Headers};
+		request_headers -> #{headers => Headers};
+		response_inform -> #{status => Status, headers => Headers};
+		response_headers -> #{status => Status, headers => Headers};
+		response_trailers -> #{headers => Headers};
+		push_promise_end -> #{promised_stream_ref => undefined, headers => Headers};
+		ws_upgrade -> #{opts => #{}};
+		ws_recv_frame_end -> #{payload => Data};
+		ws_send_frame_start -> #{frame => ws_frame(maps:get(type, D, text), Data)};
+		ws_send_frame_end -> #{frame => ws_frame(maps:get(type, D, text), Data)};
+		_ -> #{}
+	end,
+	maps:merge(maps:merge(maps:remove(promised_stream_ref, maps:without(
+		case Name of ws_send_frame_start -> [type]; ws_send_frame_end -> [type]; _ -> [] end, D)),
+		Stream), Extra).
+
+ws_frame(close, <<>>) -> close;
+ws_frame(close, <<Code:16, Reason/binary>>) -> {close, Code, Reason};
+ws_frame(Type, Data) -> {Type, Data}.
+
+%% A detail's value (a binary from the library) as gun_event gives it.
+detail(K, V) when K =:= port; K =:= origin_port; K =:= len ->
+	binary_to_integer(V);
+detail(K, V) when K =:= timeout; K =:= close_code; K =:= mask_key ->
+	case V of
+		<<"infinity">> -> infinity;
+		<<"undefined">> -> undefined;
+		_ -> binary_to_integer(V)
+	end;
+detail(resumed, V) ->
+	V =:= <<"true">>;
+detail(alpn, <<"undefined">>) ->
+	undefined;
+detail(rsv, <<A, B, C>>) ->
+	<<(A - $0):1, (B - $0):1, (C - $0):1>>;
+detail(K, V) when K =:= transport; K =:= function; K =:= endpoint; K =:= protocol;
+		K =:= type; K =:= state ->
+	binary_to_atom(V);
+detail(reason, V) ->
+	trace_reason(V);
+detail(error, V) ->
+	{error, trace_reason(V)};
+detail(frag_state, <<"undefined">>) ->
+	undefined;
+detail(frag_state, V) ->
+	case binary:split(V, <<" ">>) of
+		[IsFin, Type] -> {binary_to_atom(IsFin), binary_to_atom(Type)};
+		_ -> V
+	end;
+detail(extensions, <<>>) ->
+	#{};
+detail(extensions, <<"permessage-deflate">>) ->
+	#{deflate => true};
+detail(ip_addresses, V) ->
+	[IP || A <- binary:split(V, <<",">>, [global]),
+		{ok, IP} <- [inet:parse_address(binary_to_list(A))]];
+detail(_, V) ->
+	V.
+
+%% "closed", "normal", "shutdown", "cancel": atoms; "closed: econnreset"
+%% or a sentence: {Atom, Detail} when the head is a plain word, else the
+%% binary. Only existing atoms are made from what the library says.
+trace_reason(V) ->
+	case binary:split(V, <<": ">>) of
+		[Word] -> existing_atom(Word);
+		[Word, More] -> {existing_atom(Word), existing_atom(More)}
+	end.
+
+existing_atom(B) ->
+	try binary_to_existing_atom(B) catch error:badarg -> B end.

@@ -3,7 +3,17 @@
 %% back as Gun's {options, Opt}.
 -module(gunmetal_opts).
 
--export([to_json/1, ws_to_json/1, option_error/2, encode/1]).
+-export([to_json/1, ws_to_json/1, option_error/2, encode/1, trace_names/0]).
+
+%% gun_event's callbacks that libgunmetal emits (its "trace" option);
+%% origin_changed and transport_changed are for tunnels, not there yet.
+trace_names() ->
+	[init, domain_lookup_start, domain_lookup_end, connect_start, connect_end,
+		tls_handshake_start, tls_handshake_end, request_start, request_headers, request_end,
+		push_promise_start, push_promise_end, response_start, response_inform, response_headers,
+		response_trailers, response_end, ws_upgrade, ws_recv_frame_start, ws_recv_frame_header,
+		ws_recv_frame_end, ws_send_frame_start, ws_send_frame_end, protocol_changed, cancel,
+		disconnect, terminate].
 
 %% to_json(Opts) -> {ok, iodata()} | {error, {options, Opt}}
 to_json(Opts) when is_map(Opts) ->
@@ -36,8 +46,24 @@ convert(cookie_store, {Mod, _}) when is_atom(Mod) ->
 	{<<"cookie_store">>, true};
 convert(retry_fun, F) when is_function(F) ->
 	throw({bad_option, {retry_fun, F}});
+convert(event_handler, {Mod, _State}) when is_atom(Mod) ->
+	%% The library traces the callbacks the module exports (gun_event's);
+	%% ConnPid calls them (gunmetal.erl).
+	case code:ensure_loaded(Mod) of
+		{module, Mod} ->
+			{<<"trace">>, {arr, [atom_to_binary(N) || N <- trace_names(),
+				erlang:function_exported(Mod, N, 2)]}};
+		_ ->
+			throw({bad_option, {event_handler, {Mod, '_'}}})
+	end;
 convert(event_handler, EH) ->
 	throw({bad_option, {event_handler, EH}});
+convert(trace, false) ->
+	skip;
+convert(trace, V) ->
+	%% Gun's trace option turns on dbg tracing of the connection process:
+	%% there is no such process to trace (use event_handler).
+	throw({bad_option, {trace, V}});
 convert(protocols, L) when is_list(L) ->
 	{<<"protocols">>, {arr, [protocol(P) || P <- L]}};
 convert(K, L) when K =:= tcp_opts; K =:= tls_opts ->

@@ -26,7 +26,7 @@ events(C, R) ->
 	receive
 		{gun_sse, C, R, fin} -> [fin];
 		{gun_sse, C, R, Ev} -> [Ev|events(C, R)];
-		Other -> error({unexpected, Other})
+		{gun_data, C, R, _, _} = Other -> error({unexpected, Other})
 	after 5000 -> error(timeout)
 	end.
 

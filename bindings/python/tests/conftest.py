@@ -114,9 +114,9 @@ def server(testserver_bin: str) -> Iterator[Server]:
 def nginx() -> Iterator[Dict[str, Any]]:
     script = os.path.join(REPO, "tests", "nginx", "nginx.sh")
     if not os.path.exists(script):
-        pytest.skip("tests/nginx/nginx.sh is missing")
+        pytest.fail("tests/nginx/nginx.sh is missing")
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
-        pytest.skip("nginx is not installed")
+        pytest.fail("nginx is not installed (make deps installs it)")
     d = tempfile.mkdtemp(prefix="gm-py-nginx-")
     r = subprocess.run(["bash", script, "start", d], capture_output=True, text=True)
     if r.returncode != 0:

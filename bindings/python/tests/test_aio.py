@@ -13,7 +13,7 @@ import pytest
 import gunmetal
 import gunmetal.aio
 from gunmetal import EventKind
-from conftest import Server, http2_available
+from conftest import Server
 
 
 @pytest.fixture
@@ -253,8 +253,6 @@ async def test_many_concurrent_requests(aconn: gunmetal.aio.Connection) -> None:
 
 
 async def test_http2_when_available(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     async with gunmetal.aio.open(server.host, server.http, protocols=["http2"]) as c:
         assert await c.up(5) == "http2"
         resps = await asyncio.gather(*(c.get(f"/bytes/{i}") for i in range(1, 101)))

@@ -23,7 +23,7 @@ import gunmetal
 import gunmetal.aio
 from gunmetal import EventKind, _core, _events, _ffi
 from gunmetal._events import copy_headers, decode, decode_headers, decode_many
-from conftest import PKG_ROOT, Server, http2_available
+from conftest import PKG_ROOT, Server
 
 
 # ------------------------------------------------------------------ hand-made events
@@ -302,8 +302,6 @@ async def test_response_headers_lazy(aconn: gunmetal.aio.Connection) -> None:
 
 
 async def test_burst_over_http2(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     async with gunmetal.aio.open(server.host, server.http, protocols=["http2"], retry=0) as c:
         assert await c.up(5) == "http2"
         done = 0
@@ -329,9 +327,7 @@ def test_bench_w1_json(server: Server) -> None:
     r = subprocess.run([sys.executable, os.path.join(PKG_ROOT, "bench_w1.py"), "--server", "testserver",
                         "--seconds", "0.2", "--rounds", "2", "--json"],
                        capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode in (0, 2), r.stderr
-    if r.returncode == 2:
-        pytest.skip("the library has no HTTP/2")
+    assert r.returncode == 0, r.stderr
     out: Dict[str, Any] = json.loads(r.stdout)
     names = ["gunmetal sync batch", "gunmetal asyncio", "httpx http2"]
     assert out["workload"] == "W1" and out["protocol"] == "http2" and out["failed"] == {}

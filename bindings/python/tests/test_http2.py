@@ -12,21 +12,17 @@ import pytest
 import gunmetal
 import gunmetal.aio
 from gunmetal import EventKind
-from conftest import Server, http2_available
+from conftest import Server
 
 
 @pytest.fixture
 def h2(server: Server) -> Iterator[gunmetal.Connection]:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     with gunmetal.open(server.host, server.http, protocols=["http2"], retry=0) as c:
         assert c.await_up(5) == "http2"
         yield c
 
 
 def test_tls_alpn_picks_h2_by_default(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     with gunmetal.open("localhost", server.https, transport="tls", tls_opts={"cacertfile": server.ca}) as c:
         assert c.await_up(5) == "http2"
         assert c.info()["protocol"] == "http2"
@@ -90,8 +86,6 @@ def test_many_streams_h2(h2: gunmetal.Connection) -> None:
 
 
 async def test_aio_push_and_window(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     async with gunmetal.aio.open(server.host, server.http, protocols=["http2"], window=2) as c:
         await c.up(5)
         resp = await c.get("/push")
@@ -112,8 +106,6 @@ async def test_aio_push_and_window(server: Server) -> None:
 
 
 async def test_aio_cancel_h2(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     async with gunmetal.aio.open(server.host, server.http, protocols=["http2"]) as c:
         await c.up(5)
         task = asyncio.ensure_future(c.get("/delay/2000"))

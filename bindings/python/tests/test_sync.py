@@ -14,7 +14,7 @@ import pytest
 
 import gunmetal
 from gunmetal import EventKind
-from conftest import Server, http2_available
+from conftest import Server
 
 
 def headers_reply(conn: gunmetal.Connection, ref: int) -> Dict[str, Any]:
@@ -76,8 +76,6 @@ def test_tls_unknown_ca_exits(server: Server) -> None:
 
 
 def test_http2_when_available(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("the library has no HTTP/2 yet")
     with gunmetal.open(server.host, server.http, protocols=["http2"]) as c:
         assert c.await_up(5) == "http2"
         refs = [c.get(f"/bytes/{i}") for i in range(1, 20)]

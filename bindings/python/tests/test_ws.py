@@ -11,7 +11,7 @@ import pytest
 import gunmetal
 import gunmetal.aio
 from gunmetal import EventKind, WSFrame, WSOpcode
-from conftest import Server, http2_available
+from conftest import Server
 
 
 def ws_events(c: gunmetal.Connection, ref: int, n: int) -> List[gunmetal.Event]:
@@ -36,10 +36,18 @@ def test_sync_ws_upgrade_send_recv_close(server: Server) -> None:
         c.ws_send(ref, WSFrame.close(1000, "bye"))
         close = c.await_(ref, 5)
         assert close.kind == EventKind.WS and close.ws_opcode == WSOpcode.CLOSE and close.status == 1000
-        # HTTP/1.1: the close ends the connection (DOWN, protocol ws, the stream killed)
+        # HTTP/1.1: the close ends the connection (DOWN, protocol ws, reason
+        # normal after a close handshake, the stream killed)
+        down = next_down(c)
+        assert down.protocol == "ws" and down.reason == "normal" and down.killed == [ref]
+
+
+def next_down(c: gunmetal.Connection) -> gunmetal.Event:
+    for _ in range(20):
         for ev in c.queue.poll(10, 5):
             if ev.kind == EventKind.DOWN:
-                assert ev.protocol == "ws" and ev.reason == "normal" and ev.killed == [ref]
+                return ev
+    raise AssertionError("no DOWN")
 
 
 def test_sync_ws_server_close_code(server: Server) -> None:
@@ -71,8 +79,11 @@ def test_sync_ws_bad_input(server: Server) -> None:
             c.ws_upgrade("/w s")
         ref = c.ws_upgrade("/ws")
         assert c.await_(ref, 5).kind == EventKind.UPGRADE
-        with pytest.raises(gunmetal.Unsupported):
-            c.ws_send(ref, WSFrame.pong(b"x"))  # the framing library cannot
+        # a control frame carries at most 125 bytes (RFC 6455 5.5)
+        with pytest.raises(gunmetal.InvalidArgument):
+            c.ws_send(ref, WSFrame.ping(b"x" * 126))
+        with pytest.raises(gunmetal.InvalidArgument):
+            c.ws_send(ref, WSFrame.pong(b"x" * 126))
         with pytest.raises(gunmetal.InvalidArgument):
             c.ws_send(ref, WSFrame.close(1000, "x" * 200))  # reason > 123 bytes
         with pytest.raises(gunmetal.InvalidArgument):
@@ -83,12 +94,95 @@ def test_sync_ws_bad_input(server: Server) -> None:
             c.ws_send(ref + 1000, "x")
         c.ws_send(ref, [])  # nothing to send
         c.ws_send(ref, WSFrame.ping())
+        c.ws_send(ref, WSFrame.pong(b"unsolicited"))  # allowed (RFC 6455 5.5.3)
         c.ws_send(ref, "still fine")
         while True:
             ev = c.await_(ref, 5)
             if ev.ws_opcode == WSOpcode.TEXT:
                 assert ev.data == b"still fine"
                 break
+
+
+def test_sync_ws_ping_pong_payloads(server: Server) -> None:
+    # Gun's {ping, Payload}: the payload goes out as given; the server's pong
+    # carries it back (an event with silence_pings False). An unsolicited
+    # pong gives no event: the text after it is the next one.
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        ref = c.ws_upgrade("/ws", silence_pings=False)
+        assert c.await_(ref, 5).kind == EventKind.UPGRADE
+        c.ws_send(ref, [WSFrame.pong(b"p"), WSFrame.ping(b"payload"), WSFrame.ping(b"y" * 125), "t"])
+        evs = ws_events(c, ref, 3)
+        assert [(e.ws_opcode, e.data) for e in evs] == [
+            (WSOpcode.PONG, b"payload"), (WSOpcode.PONG, b"y" * 125), (WSOpcode.TEXT, b"t")]
+
+
+def test_sync_ws_max_message_size(server: Server) -> None:
+    # The echo of a message over max_message_size is refused at its frame
+    # header: ERROR and DOWN say max_message_size, not normal.
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        ref = c.ws_upgrade("/ws", max_message_size=10)
+        assert c.await_(ref, 5).kind == EventKind.UPGRADE
+        c.ws_send(ref, "x" * 100)
+        err = c.await_(ref, 5)
+        assert err.kind == EventKind.ERROR and err.reason.startswith("max_message_size: ")
+        down = next_down(c)
+        assert down.protocol == "ws" and down.reason == err.reason and down.killed == [ref]
+
+
+def test_sync_ws_protocols_handler_and_user_opts(server: Server) -> None:
+    # Gun's protocols [(name, handler)]: the handler must be gun_ws_h (there
+    # are no handler modules), as must default_protocol; user_opts, which
+    # only a handler would read, is refused.
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        for bad, key in [({"protocols": [("echo", "my_ws_h")]}, "ws_opts.protocols"),
+                         ({"default_protocol": "my_ws_h"}, "ws_opts.default_protocol"),
+                         ({"user_opts": {"a": 1}}, "ws_opts.user_opts")]:
+            with pytest.raises(gunmetal.OptionError) as ei:
+                c.ws_upgrade("/ws", **bad)
+            assert ei.value.key == key
+        ref = c.ws_upgrade("/ws", protocols=[("echo", "gun_ws_h")], default_protocol="gun_ws_h")
+        up = c.await_(ref, 5)
+        assert up.kind == EventKind.UPGRADE and ("sec-websocket-protocol", "echo") in up.headers
+
+
+def test_sync_ws_reply_to(server: Server) -> None:
+    # Gun's ws_opts reply_to: the stream's events go to that queue; DOWN
+    # stays on the connection's.
+    with gunmetal.Queue() as q2, gunmetal.open(server.host, server.http, retry=0) as c:
+        with pytest.raises(TypeError, match="reply_to must be a gunmetal.Queue"):
+            c.ws_upgrade("/ws", reply_to=5)  # type: ignore[arg-type]
+        ref = c.ws_upgrade("/ws", reply_to=q2)
+        up = q2.poll(1, 5)
+        assert [(e.kind, e.ref) for e in up] == [(EventKind.UPGRADE, ref)]
+        c.ws_send(ref, ["one", WSFrame.close(1000)])
+        evs = [e for _ in range(5) for e in q2.poll(10, 1)]
+        assert [(e.kind, e.ws_opcode, e.data) for e in evs] == [
+            (EventKind.WS, WSOpcode.TEXT, b"one"), (EventKind.WS, WSOpcode.CLOSE, b"")]
+        down = next_down(c)  # on c's queue; nothing of the stream came there
+        assert down.reason == "normal" and down.killed == [ref]
+        assert not c._reply_to
+
+
+async def test_aio_ws_reply_to(server: Server) -> None:
+    with gunmetal.Queue() as q2:
+        async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+            ref = await c.ws_upgrade("/ws", reply_to=q2)
+            assert isinstance(ref, int)
+            loop = asyncio.get_running_loop()
+            up = await loop.run_in_executor(None, q2.poll, 1, 5)
+            assert [(e.kind, e.ref) for e in up] == [(EventKind.UPGRADE, ref)]
+            await c.ws_send(ref, "two")
+            ev = (await loop.run_in_executor(None, q2.poll, 1, 5))[0]
+            assert (ev.kind, ev.ws_opcode, ev.data) == (EventKind.WS, WSOpcode.TEXT, b"two")
+            await c.ws_send(ref, WSFrame.close(1000))
+            ev = (await loop.run_in_executor(None, q2.poll, 1, 5))[0]
+            assert (ev.ws_opcode, ev.status) == (WSOpcode.CLOSE, 1000)
+            down = None
+            while down is None:
+                e = await c.next_event(5)
+                if e.kind == EventKind.DOWN:
+                    down = e
+            assert down.reason == "normal" and down.killed == [ref]
 
 
 async def test_aio_ws_echo(server: Server) -> None:
@@ -152,8 +246,6 @@ def test_ping_http1_unsupported(conn: gunmetal.Connection) -> None:
 
 
 def test_ping_http2(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("no HTTP/2")
     with gunmetal.open(server.host, server.http, protocols=["http2"]) as c:
         c.await_up(5)
         ref = c.ping()
@@ -162,8 +254,6 @@ def test_ping_http2(server: Server) -> None:
 
 
 async def test_aio_ping_http2(server: Server) -> None:
-    if not http2_available(server):
-        pytest.skip("no HTTP/2")
     async with gunmetal.aio.open(server.host, server.http, protocols=["http2"]) as c:
         await c.up(5)
         await c.ping(5)

@@ -52,7 +52,7 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
-from ._events import Body, Event, EventKind, Header, SSEEvent, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, SSEEvent, TraceEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
 
@@ -69,6 +69,7 @@ __all__ = [
     "Event",
     "ForkError",
     "EventKind",
+    "TraceEvent",
     "Header",
     "HeadersIn",
     "InternalError",

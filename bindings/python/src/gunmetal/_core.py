@@ -375,7 +375,9 @@ class Queue(Managed):
                     out.append(held.popleft())
             else:
                 for i, ev in enumerate(held):
-                    if ev.conn is conn and (ev.ref == ref or (ev.ref == 0 and ev.kind == EventKind.ERROR)):
+                    if ev.conn is conn and ev.kind != EventKind.TRACE and (
+                        ev.ref == ref or (ev.ref == 0 and ev.kind == EventKind.ERROR)
+                    ):
                         del held[i]
                         out.append(ev)
                         break
@@ -486,6 +488,14 @@ def _take_event(out: c_void_p) -> Event:
 
 def _info_dict(ev: Event) -> Dict[str, str]:
     return {k: v for k, v in ev.headers}
+
+
+def _has_close(frames: Union[WSMessage, Sequence[WSMessage]]) -> bool:
+    if isinstance(frames, WSFrame):
+        return frames.opcode == WSOpcode.CLOSE
+    if isinstance(frames, (str, bytes, bytearray, memoryview)):
+        return False
+    return any(isinstance(f, WSFrame) and f.opcode == WSOpcode.CLOSE for f in frames)
 
 
 def ws_frames(frames: Union[WSMessage, Sequence[WSMessage]]) -> List[WSFrame]:
@@ -711,13 +721,19 @@ class BaseConnection(Managed):
         if rc < 0:
             raise self._conn_error(rc)
 
-    def _ws_upgrade(self, path: Any, headers: HeadersIn, ws_opts: Optional[Mapping[str, Any]]) -> int:
+    def _ws_upgrade(self, path: Any, headers: HeadersIn, ws_opts: Optional[Mapping[str, Any]],
+                    reply_to: Optional[Queue] = None) -> int:
         h = self._h()
         p = _cstr(path, "path")
         arr, n = c_headers(headers)
         js = opts_json(ws_opts, "ws_opts.") if ws_opts else None
         ref = c_uint64()
-        self._check(_ffi.gm_ws_upgrade(h, p, arr, n, js, byref(ref)))
+        if reply_to is None:
+            self._check(_ffi.gm_ws_upgrade(h, p, arr, n, js, byref(ref)))
+        else:
+            if not isinstance(reply_to, Queue):
+                raise TypeError(f"reply_to must be a gunmetal.Queue, not {type(reply_to).__name__}")
+            self._check(_ffi.gm_ws_upgrade_to(h, p, arr, n, js, reply_to._h(), byref(ref)))
         return ref.value
 
     def _ws_send(self, ref: int, frames: Any) -> None:
@@ -1152,23 +1168,31 @@ class Connection(BaseConnection):
 
     # ---- WebSocket and ping
 
-    def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, **ws_opts: Any) -> int:
+    def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
+                   reply_to: Optional[Queue] = None, **ws_opts: Any) -> int:
         """Gun's ws_upgrade: returns the stream ref at once. Then comes an
         UPGRADE event (the 101's headers) and WS events, or an ordinary
         RESPONSE when the server says no. `ws_opts` (compress, protocols,
-        keepalive, silence_pings, flow, closing_timeout, max_message_size)
-        replace the connection's ws_opts when given, as in Gun."""
-        return self._ws_upgrade(path, headers, ws_opts)
+        keepalive, silence_pings, flow, closing_timeout, max_message_size,
+        default_protocol) replace the connection's ws_opts when given, as in
+        Gun. ``reply_to`` (Gun's ws_opts reply_to): the Queue that gets the
+        stream's events; DOWN and EXIT stay on the connection's queue."""
+        ref = self._ws_upgrade(path, headers, ws_opts, reply_to)
+        if reply_to is not None:
+            self._reply_to[ref] = reply_to  # for the events ws_send takes while it blocks
+        return ref
 
     def ws_send(self, ref: int, frames: Union[WSMessage, Sequence[WSMessage]]) -> None:
         """Gun's ws_send: one frame or a list, sent in order (str → text,
-        bytes → binary; WSFrame.ping() / WSFrame.close(code, reason)).
-        Blocks (without the GIL) while the socket is slower than the caller.
-        The library cannot send pongs or pings with a payload: Unsupported.
-        While it blocks it takes the stream's events, as :meth:`data` does."""
+        bytes → binary; WSFrame.ping(payload) / WSFrame.pong(payload) with
+        at most 125 bytes, WSFrame.close(code, reason)). Blocks (without the
+        GIL) while the socket is slower than the caller. While it blocks it
+        takes the stream's events, as :meth:`data` does."""
         job = self._ws_job(ref, frames)
         if job is not None:
             self._send(ref, job)
+            if self._reply_to and ref in self._reply_to and _has_close(frames):
+                del self._reply_to[ref]  # no send after a close frame: nothing left to take
 
     def ping(self) -> int:
         """Gun's ping (HTTP/2): returns the ref of the NOTIFY "ping_ack"

@@ -42,6 +42,7 @@ class EventKind(enum.IntEnum):
     WS = _ffi.GM_EV_WS
     NOTIFY = _ffi.GM_EV_NOTIFY
     TUNNEL_UP = _ffi.GM_EV_TUNNEL_UP
+    TRACE = _ffi.GM_EV_TRACE
     SSE = _ffi.GM_EV_SSE
     INFO = _ffi.GM_EV_INFO
 
@@ -73,6 +74,10 @@ class Event:
     - ``method``/``uri``: PUSH
     - ``killed``: DOWN: the refs lost with the connection
     - ``ws_opcode``: the :class:`WSOpcode` of a WS event (0 otherwise)
+    - ``ts_ns``: TRACE: when (CLOCK_MONOTONIC nanoseconds, as
+      ``time.monotonic_ns()``); 0 for other kinds
+
+    TRACE events (the ``trace`` option) are :class:`TraceEvent` objects.
 
     The header bytes are copied out of the library when the event is taken,
     but decoded into str pairs only when ``headers`` is first read.
@@ -93,6 +98,7 @@ class Event:
         "new_ref",
         "killed",
         "ws_opcode",
+        "ts_ns",
     )
     kind: EventKind
     conn: Optional["BaseConnection"]
@@ -108,6 +114,7 @@ class Event:
     new_ref: int
     killed: List[int]
     ws_opcode: int
+    ts_ns: int
 
     def __init__(
         self,
@@ -125,6 +132,7 @@ class Event:
         new_ref: int,
         killed: List[int],
         ws_opcode: int,
+        ts_ns: int = 0,
     ) -> None:
         self.kind = kind
         self.conn = conn
@@ -140,6 +148,7 @@ class Event:
         self.new_ref = new_ref
         self.killed = killed
         self.ws_opcode = ws_opcode
+        self.ts_ns = ts_ns
 
 
 def _get_headers(self: Event) -> List[Header]:
@@ -158,6 +167,47 @@ def _set_headers(self: Event, value: List[Header]) -> None:
 # After @dataclass, which sees `headers` as an ordinary field (for fields(),
 # __eq__ and __repr__, which read it through the property).
 setattr(Event, "headers", property(_get_headers, _set_headers, doc="(name, value) str pairs"))
+
+
+class TraceEvent(Event):
+    """A TRACE event: one of Gun's gun_event callbacks (the ``trace``
+    option: True, or a list of names), in Gun's order, e.g.::
+
+        for ev in conn.queue.poll():
+            if isinstance(ev, gunmetal.TraceEvent):
+                print(ev.ts_ns, ev.name, ev.ref, ev.details, ev.fields)
+
+    - ``name``: the callback ("request_start", "response_end",
+      "tls_handshake_end", ...), also in ``reason``
+    - ``ref``: the stream (0 for connection events: init, domain_lookup_*,
+      connect_*, tls_handshake_*, disconnect, terminate)
+    - ``ts_ns``: CLOCK_MONOTONIC nanoseconds (``time.monotonic_ns()``'s clock)
+    - ``status``: response_inform / response_headers' HTTP status
+    - ``data``: a WebSocket frame's payload (ws_recv_frame_end, ws_send_frame_*)
+    - ``details``: the rest of Gun's event map, {key: str}, e.g.
+      {"method": "GET", "path": "/"} or {"tls_version": "tlsv1.3",
+      "cipher": ..., "alpn": "h2", "resumed": "false", "protocol": "http2"}
+    - ``fields``: the HTTP header fields the callback carries
+      (request_start/headers, response_inform/headers/trailers,
+      push_promise_end), as (name, value) pairs
+
+    ``headers`` holds both, as the C ABI gives them: the details first,
+    named ":" + key, then the fields.
+    """
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return self.reason or ""
+
+    @property
+    def details(self) -> Dict[str, str]:
+        return {k[1:]: v for k, v in self.headers if k.startswith(":")}
+
+    @property
+    def fields(self) -> List[Header]:
+        return [(k, v) for k, v in self.headers if not k.startswith(":")]
 
 
 class Body(NamedTuple):
@@ -392,8 +442,9 @@ def _full(f: Tuple[Any, ...], conn: Any) -> Event:
         data_len,
         killed,
         n_killed,
+        ts_ns,
     ) = f
-    return Event(
+    return (TraceEvent if kind == 14 else Event)(
         cast(EventKind, _KINDS.get(kind, kind)),
         conn,
         ref,
@@ -408,6 +459,7 @@ def _full(f: Tuple[Any, ...], conn: Any) -> Event:
         new_ref,
         list(struct.unpack(f"{n_killed}Q", _bytes_at(killed, 8 * n_killed))) if n_killed else [],
         ws_opcode,
+        ts_ns,
     )
 
 

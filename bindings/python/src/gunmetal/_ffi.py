@@ -73,6 +73,7 @@ GM_EV_UPGRADE = 10
 GM_EV_WS = 11
 GM_EV_NOTIFY = 12
 GM_EV_TUNNEL_UP = 13
+GM_EV_TRACE = 14
 GM_EV_SSE = 15
 GM_EV_INFO = 100
 
@@ -125,6 +126,7 @@ class gm_event(Structure):
         ("data_len", c_size_t),
         ("killed", POINTER(c_uint64)),
         ("n_killed", c_size_t),
+        ("ts_ns", c_int64),
     ]
 
 
@@ -162,6 +164,7 @@ _STRUCT_CODES: Dict[Any, str] = {
     c_uint8: "B",
     c_int32: "i",
     c_uint64: "Q",
+    c_int64: "q",
     c_size_t: "N",
     c_void_p: "P",
     c_char_p: "P",
@@ -231,6 +234,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "gm_ws_upgrade": (
         c_int,
         [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, POINTER(c_uint64)],
+    ),
+    "gm_ws_upgrade_to": (
+        c_int,
+        [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, c_void_p, POINTER(c_uint64)],
     ),
     "gm_ws_send": (c_int, [c_void_p, c_uint64, POINTER(gm_ws_frame), c_size_t]),
 }
@@ -431,6 +438,7 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_stream_info: Any
     gm_ping: Any
     gm_ws_upgrade: Any
+    gm_ws_upgrade_to: Any
     gm_ws_send: Any
     gm__live_handles: Optional[Any]
     gm_request_noconv: Any

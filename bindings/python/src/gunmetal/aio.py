@@ -48,6 +48,7 @@ from typing import (
     Sequence,
     Tuple,
     Union,
+    overload,
 )
 
 from . import _ffi
@@ -92,6 +93,7 @@ _WS = EventKind.WS
 _SSE = EventKind.SSE
 _SSE_BODY = "badarg: the body is delivered as SSE events (content_handlers gun_sse_h), not DATA: iterate them"
 _NOTIFY = EventKind.NOTIFY
+_TRACE = EventKind.TRACE
 _WS_CLOSE = int(WSOpcode.CLOSE)
 _Future = asyncio.Future
 
@@ -452,7 +454,7 @@ class Connection(BaseConnection):
                 streams = self._streams
                 for ev in evs:
                     ref = ev.ref
-                    if ref:
+                    if ref and ev.kind != _TRACE:  # TRACE: the connection's, as in Gun
                         st = streams.get(ref)
                         if st is None:
                             continue  # a cancelled stream, or one we never knew of
@@ -720,7 +722,8 @@ class Connection(BaseConnection):
 
     async def next_event(self, timeout: Optional[float] = None) -> Event:
         """The next connection event (UP, DOWN, EXIT, connection-wide ERROR,
-        NOTIFY), oldest first; the last 1024 are kept. Raises Closed once the
+        NOTIFY, TRACE: all of those, of streams too), oldest first; the last
+        1024 are kept. Raises Closed once the
         EXIT has been taken (or after close())."""
         while not self._events:
             self._h()
@@ -888,16 +891,35 @@ class Connection(BaseConnection):
 
     # ---- WebSocket and ping
 
+    @overload
     async def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                         timeout: Optional[float] = None, **ws_opts: Any) -> WebSocket:
+                         timeout: Optional[float] = None, reply_to: None = None,
+                         **ws_opts: Any) -> WebSocket: ...
+
+    @overload
+    async def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
+                         timeout: Optional[float] = None, reply_to: Queue,
+                         **ws_opts: Any) -> int: ...
+
+    async def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
+                         timeout: Optional[float] = None, reply_to: Optional[Queue] = None,
+                         **ws_opts: Any) -> Union[WebSocket, int]:
         """Upgrades to WebSocket (Gun's ws_upgrade) and returns the WebSocket
         once the server agreed. `ws_opts` (compress, protocols, keepalive,
-        silence_pings, closing_timeout, max_message_size) are added to the
-        connection's ws_opts; the stream's flow is the connection's window.
-        A server that says no raises UpgradeRejected (with its status,
-        headers and body); a failed handshake a StreamError."""
+        silence_pings, closing_timeout, max_message_size, default_protocol)
+        are added to the connection's ws_opts; the stream's flow is the
+        connection's window. A server that says no raises UpgradeRejected
+        (with its status, headers and body); a failed handshake a
+        StreamError. With ``reply_to`` (Gun's ws_opts reply_to, a Queue)
+        the stream's events (UPGRADE, WS, ERROR or the refusing RESPONSE) go
+        to that queue and the stream ref is returned at once; send with
+        ws_send(ref, ...). Its flow is the ws_opts' only (the connection's
+        window is not applied: this connection does not see the events)."""
         opts = dict(self._ws_opts)
         opts.update(ws_opts)
+        if reply_to is not None:
+            self._send_pending()
+            return self._ws_upgrade(path, headers, opts, reply_to)
         if self._window > 0:
             opts.setdefault("flow", self._window)
         self._send_pending()  # in call order

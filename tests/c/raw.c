@@ -1,0 +1,169 @@
+/*
+ * raw.c — issue 11, first slice: Gun's raw protocol through the C ABI.
+ * The test is its own server (a socket it listens on, on 127.0.0.1): bytes
+ * both ways with gm_data on ref 0 (Gun's undefined) and GM_EV_DATA events,
+ * half-close with fin, raw_opts.flow as gen_tcp's {active, N} (NOTIFY
+ * "passive", gm_update_flow), the peer's close as DOWN/EXIT.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "util.h"
+
+static int listen_local(int *port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 4) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
+        if (s >= 0) close(s);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+/* Opens a raw connection to port, waits for UP "raw" and accepts it: the
+ * server side's fd, or -1. */
+static int raw_open(gm_queue *q, int ls, int port, const char *opts, gm_conn **c) {
+    *c = NULL;
+    if (gm_open(q, "127.0.0.1", port, opts, c) != GM_OK) return -1;
+    const char *proto = NULL;
+    if (gm_await_up(*c, WAIT_MS, &proto) != GM_OK || !proto || strcmp(proto, "raw") != 0) return -1;
+    if (fd_readable(ls, WAIT_MS) != 1) return -1;
+    return accept(ls, NULL, NULL);
+}
+
+/* Reads exactly n bytes from fd (within WAIT_MS): 1 when it did. */
+static int read_n(int fd, char *buf, size_t n) {
+    size_t have = 0;
+    while (have < n) {
+        if (fd_readable(fd, WAIT_MS) != 1) return 0;
+        ssize_t r = read(fd, buf + have, n - have);
+        if (r <= 0) return 0;
+        have += (size_t)r;
+    }
+    return 1;
+}
+
+/* Takes DATA events of c on ref 0 until n bytes came into buf: 1 when they
+ * did, 0 on any other event or timeout. */
+static int data_n(gm_queue *q, gm_conn *c, char *buf, size_t n) {
+    size_t have = 0;
+    while (have < n) {
+        gm_event *ev = next_event(q, WAIT_MS);
+        if (!ev) return 0;
+        int ok = ev->conn == c && ev->kind == GM_EV_DATA && ev->ref == 0 && !ev->fin &&
+                 have + ev->data_len <= n;
+        if (ok) {
+            memcpy(buf + have, ev->data, ev->data_len);
+            have += ev->data_len;
+        } else {
+            fprintf(stderr, "unexpected event kind %d ref %llu reason %s\n", ev->kind,
+                    (unsigned long long)ev->ref, ev->reason ? ev->reason : "");
+        }
+        gm_event_free(ev);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+TEST(raw_round_trip_half_close_and_peer_close) {
+    int port = 0;
+    int ls = listen_local(&port);
+    REQUIRE(ls >= 0);
+    gm_queue *q = gm_queue_new();
+    REQUIRE(q != NULL);
+    gm_conn *c = NULL;
+    int fd = raw_open(q, ls, port, "{\"protocols\":[\"raw\"],\"retry\":0}", &c);
+    REQUIRE(fd >= 0);
+
+    /* Client to server. */
+    CHECK_RC(gm_data(c, 0, "ping", 4, 0), GM_OK);
+    char buf[64] = {0};
+    CHECK(read_n(fd, buf, 4) && memcmp(buf, "ping", 4) == 0);
+    /* Server to client: DATA events on ref 0. */
+    REQUIRE(write(fd, "pong!", 5) == 5);
+    memset(buf, 0, sizeof buf);
+    CHECK(data_n(q, c, buf, 5) && memcmp(buf, "pong!", 5) == 0);
+
+    /* Not a request connection; the byte stream is ref 0. */
+    gm_ref ref = 0;
+    CHECK_FAILS(gm_request(c, "GET", "/", NULL, 0, NULL, 0, 0, NULL, &ref), GM_EUNSUPPORTED);
+    CHECK_FAILS(gm_data(c, 42, "x", 1, 0), GM_ENOSTREAM);
+    CHECK_FAILS(gm_update_flow(c, 0, 1), GM_EBADSTATE); /* no raw_opts.flow */
+
+    /* Half-close: the server reads the bytes then EOF; the client still
+     * reads the answer. */
+    CHECK_RC(gm_data(c, 0, "end", 3, 1), GM_OK);
+    memset(buf, 0, sizeof buf);
+    CHECK(read_n(fd, buf, 3) && memcmp(buf, "end", 3) == 0);
+    CHECK_EQ(fd_readable(fd, WAIT_MS), 1);
+    CHECK_EQ(read(fd, buf, sizeof buf), 0); /* EOF */
+    CHECK_FAILS(gm_data(c, 0, "late", 4, 0), GM_EBADSTATE);
+    REQUIRE(write(fd, "after-eof", 9) == 9);
+    memset(buf, 0, sizeof buf);
+    CHECK(data_n(q, c, buf, 9) && memcmp(buf, "after-eof", 9) == 0);
+
+    /* The peer's close: DOWN raw closed, then (retry 0) EXIT closed. */
+    close(fd);
+    gm_event *ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_DOWN);
+    CHECK_STR(ev->protocol, "raw");
+    CHECK_STR(ev->reason, "closed");
+    CHECK_EQ(ev->n_killed, 0);
+    gm_event_free(ev);
+    ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_EXIT);
+    CHECK_STR(ev->reason, "closed");
+    gm_event_free(ev);
+    gm_conn_free(c);
+    close(ls);
+    gm_queue_free(q);
+}
+
+TEST(raw_flow_is_active_n) {
+    int port = 0;
+    int ls = listen_local(&port);
+    REQUIRE(ls >= 0);
+    gm_queue *q = gm_queue_new();
+    REQUIRE(q != NULL);
+    gm_conn *c = NULL;
+    int fd = raw_open(q, ls, port, "{\"protocols\":[\"raw\"],\"retry\":0,\"raw_opts\":{\"flow\":1}}", &c);
+    REQUIRE(fd >= 0);
+    char buf[16] = {0};
+    REQUIRE(write(fd, "a", 1) == 1);
+    CHECK(data_n(q, c, buf, 1) && buf[0] == 'a');
+    /* After the one DATA: NOTIFY passive, and nothing more is read. */
+    gm_event *ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_NOTIFY);
+    CHECK_EQ(ev->ref, 0);
+    CHECK_STR(ev->reason, "passive");
+    gm_event_free(ev);
+    REQUIRE(write(fd, "b", 1) == 1);
+    CHECK(next_event(q, 300) == NULL); /* proving an absence: passive */
+    CHECK_RC(gm_update_flow(c, 0, 1), GM_OK);
+    CHECK(data_n(q, c, buf, 1) && buf[0] == 'b');
+    ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_NOTIFY);
+    gm_event_free(ev);
+    CHECK(close_and_free(q, c));
+    close(fd);
+    close(ls);
+    gm_queue_free(q);
+}
+
+static const struct check_case cases[] = {
+    CASE(raw_round_trip_half_close_and_peer_close),
+    CASE(raw_flow_is_active_n),
+};
+
+int main(int argc, char **argv) { return check_main(argc, argv, cases, CHECK_N(cases)); }
