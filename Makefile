@@ -10,6 +10,8 @@
 #                   random call sequences run in make test: tests/c/fuzz_api.c)
 #   make stress     crash-class stress, minutes (tests/stress; make test runs a slice)
 #   make hex        the Erlang hex package: build/hex/gunmetal-VSN.tar (Go sources vendored)
+#   make wheel      the Python wheel: build/wheel/gunmetal-VSN-py3-none-manylinux_*.whl
+#                   (stripped libgunmetal.so inside; bindings/python/build_wheel.sh)
 #   make clean
 #   make IS_DEP=1   (what erlang.mk runs on a git dependency) the Erlang application
 #                   at the top: ebin/ and priv/ (NIF + library), as rebar.config has it.
@@ -48,7 +50,7 @@ LIB_SRCS    := $(shell find core capi $(wildcard internal) \( -name '*.go' ! -na
                go.mod go.sum include/gunmetal.h
 SERVER_SRCS := $(shell find tests/server tests/testserver -name '*.go' ! -name '*_test.go') go.mod go.sum
 
-.PHONY: erlang-app all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples hex FORCE
+.PHONY: erlang-app all deps demo test test-vet test-go test-c test-python test-erlang test-stress stress bench fuzz clean install examples hex wheel FORCE
 
 ifdef IS_DEP
 .DEFAULT_GOAL := erlang-app
@@ -153,6 +155,9 @@ install: all
 
 hex:
 	bash bindings/erlang_nif/make_hex.sh $(B)/hex
+
+wheel:
+	bash bindings/python/build_wheel.sh $(B)/wheel
 
 clean:
 	rm -rf $(B)

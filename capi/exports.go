@@ -170,6 +170,31 @@ func gm_queue_wake(p *C.gm_queue) (rc C.int) {
 	return C.GM_OK
 }
 
+//export gm_flush
+func gm_flush(qp *C.gm_queue, p *C.gm_conn, ref C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	q, st := queueOf(qp)
+	if st != nil {
+		return st.report()
+	}
+	var c *core.Conn
+	if p != nil {
+		h, st := connOf(p)
+		if st != nil {
+			return st.report()
+		}
+		c = h.c
+	}
+	n, err := q.Flush(c, uint64(ref))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	return C.int(n)
+}
+
 var pollBufs = sync.Pool{New: func() any { s := make([]*core.Event, 256); return &s }}
 
 //export gm_queue_poll
@@ -592,12 +617,67 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if in.Reason != "" {
 		kv = append(kv, "reason", in.Reason)
 	}
+	scheme := "http"
+	if in.Transport == "tls" {
+		scheme = "https"
+	}
+	kv = append(kv, "origin_scheme", scheme, "origin_host", in.Host, "origin_port", strconv.Itoa(in.Port),
+		"cookie_store", strconv.FormatBool(in.CookieStore))
+	if in.TLS != nil {
+		kv = append(kv, "tls_version", in.TLS.Version, "tls_cipher", in.TLS.Cipher, "alpn", in.TLS.ALPN,
+			"tls_resumed", strconv.FormatBool(in.TLS.Resumed))
+	}
 	e := infoEvent(h, 0, kv...)
 	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
 	if e == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}
 	return C.GM_OK
+}
+
+//export gm_tls_session_cache
+func gm_tls_session_cache(max C.int, lifetimeMS C.int64_t) (rc C.int) {
+	defer guard(&rc)
+	if lifetimeMS < 0 || int64(lifetimeMS) > math.MaxInt64/int64(time.Millisecond) {
+		return fail(C.GM_EINVAL, "lifetime_ms %d: must be >= 0 (0: no lifetime) and fit a duration", int64(lifetimeMS)).report()
+	}
+	return fromErr(core.SetTLSSessionCache(int(max), time.Duration(lifetimeMS)*time.Millisecond)).report()
+}
+
+//export gm_cookies_get
+func gm_cookies_get(p *C.gm_conn, out **C.gm_event) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if out == nil {
+		return fail(C.GM_EINVAL, "out is NULL").report()
+	}
+	js, err := h.c.CookiesJSON()
+	if err != nil {
+		return fromErr(err).report()
+	}
+	e := record(&core.Event{Kind: 100, Conn: h.c, Data: js})
+	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
+	if e == nil {
+		return fail(C.GM_ENOMEM, "out of memory").report()
+	}
+	return C.GM_OK
+}
+
+//export gmgo_cookies_set
+func gmgo_cookies_set(p *C.gm_conn, js *C.char) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	s, st := goString(js, "json", maxOptsJSON)
+	if st != nil {
+		return st.report()
+	}
+	return fromErr(h.c.SetCookies([]byte(s))).report()
 }
 
 //export gm_stream_info

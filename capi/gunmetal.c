@@ -92,3 +92,9 @@ int gm_ws_upgrade_to(gm_conn *c, const char *path, const gm_header *headers, siz
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n) {
     return gmgo_ws_send(c, ref, (gm_ws_frame *)frames, n);
 }
+
+extern int gmgo_cookies_set(gm_conn *, char *);
+
+int gm_cookies_set(gm_conn *c, const char *json) {
+    return gmgo_cookies_set(c, (char *)json);
+}

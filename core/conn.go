@@ -94,6 +94,8 @@ type Conn struct {
 	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
 	werr        error
 	pending     []*Request // made while not connected, sent on UP
+	held        map[uint64]*heldBody
+	heldBytes   int // the bodies of pending requests (conn_held.go)
 	replyTo     map[uint64]*Queue
 	timers      map[uint64]*time.Timer
 	budget      int    // bytes of events the host has not taken yet
@@ -107,6 +109,7 @@ type Conn struct {
 	kick        chan struct{} // wakes the manager while it waits to retry
 	closeTimer  *time.Timer
 	local, peer string
+	tlsInfo     *TLSInfo
 	useful      bool      // the connection being served completed a response (see run)
 	failErr     error     // failLocked: why the connection being served must go
 	stallAt     time.Time // watchStall: when the element being received must be whole
@@ -174,6 +177,7 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		scopeSessions(conf, c.host, c.port)
 		c.tlsConf = conf
 	}
 	c.rcond.L, c.wcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu, &c.mu
@@ -360,6 +364,12 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		return "", c.closeRequested()
 	}
 	c.nc = nc
+	c.tlsInfo = nil
+	if tc, ok := nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		c.tlsInfo = &TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite),
+			ALPN: st.NegotiatedProtocol, Resumed: st.DidResume}
+	}
 	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
 	if c.unixPath != "" {
 		c.local, c.peer = "", c.unixPath
@@ -375,6 +385,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	c.pending = nil
 	for _, r := range pending {
 		c.sendLocked(r)
+	}
+	if refs := c.heldRefs(pending); refs != nil {
+		go c.sendHeld(refs)
 	}
 	c.mu.Unlock()
 
@@ -699,6 +712,7 @@ func (c *Conn) exit(reason string) {
 	c.batching = true
 	for _, r := range c.pending {
 		c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: "closed: " + reason})
+		c.dropHeldLocked(r.ref)
 	}
 	c.pending = nil
 	for _, t := range c.timers {
@@ -1027,6 +1041,7 @@ func (c *Conn) armTimeout(r *Request) {
 				break
 			}
 		}
+		c.dropHeldLocked(ref)
 		if c.proto != nil {
 			c.proto.cancel(ref)
 		}
@@ -1036,17 +1051,29 @@ func (c *Conn) armTimeout(r *Request) {
 
 // Data sends a piece of a streamed request body (or, on raw connections,
 // bytes). fin ends the body. It blocks while too much output is pending.
+// Before UP the piece is held and goes out on UP (conn_held.go).
 func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state == stateDone || c.closeReq != "" {
-		return ErrClosed
-	}
-	for _, r := range c.pending {
-		if r.ref == ref {
-			return fmt.Errorf("%w: the request is queued until the connection is up; send its body after UP", ErrNotUp)
+	for {
+		if c.state == stateDone || c.closeReq != "" {
+			return ErrClosed
 		}
+		if r := c.pendingReq(ref); r != nil {
+			if ok, err := c.holdLocked(r, p, fin); ok || err != nil {
+				return err
+			}
+		} else if c.held[ref] == nil {
+			break
+		}
+		c.drained.Wait() // past the bound, or this stream's held pieces go first
 	}
+	return c.sendDataLocked(ref, p, fin)
+}
+
+// sendDataLocked hands a piece to the protocol and waits for the output
+// to drain below its bound.
+func (c *Conn) sendDataLocked(ref uint64, p []byte, fin bool) error {
 	if c.proto == nil {
 		return ErrNotUp
 	}
@@ -1077,6 +1104,7 @@ func (c *Conn) Cancel(ref uint64) error {
 		c.traceLocked(trCancel, ref, 0, nil, []Header{td("endpoint", "local"), td("reason", "cancel")})
 	}
 	delete(c.replyTo, ref) // a silenced stream has no last event to drop it
+	c.dropHeldLocked(ref)
 	for i, r := range c.pending {
 		if r.ref == ref {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
@@ -1222,6 +1250,17 @@ type Info struct {
 	Local     string // local address, "" when not connected
 	Peer      string // peer address or unix socket path
 	Reason    string // once closed: the EXIT's reason (the event may still be queued)
+
+	TLS         *TLSInfo // the TLS session of the connection being served; nil without
+	CookieStore bool     // the cookie_store option (Cookies, SetCookies)
+}
+
+// TLSInfo is what Info tells of a TLS connection.
+type TLSInfo struct {
+	Version string // "TLS 1.3"
+	Cipher  string // "TLS_AES_128_GCM_SHA256"
+	ALPN    string // "h2", "http/1.1", "" when none was agreed
+	Resumed bool   // the session was resumed (see SetTLSSessionCache)
 }
 
 func (c *Conn) Info() Info {
@@ -1232,9 +1271,11 @@ func (c *Conn) Info() Info {
 		scheme = "https"
 	}
 	in := Info{State: stateNames[c.state], Protocol: c.protoNm, Transport: c.opts.Transport,
-		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason}
+		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason,
+		CookieStore: c.cookies != nil}
 	if c.nc != nil {
 		in.Local, in.Peer = c.local, c.peer
+		in.TLS = c.tlsInfo
 	}
 	return in
 }

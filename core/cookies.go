@@ -18,7 +18,8 @@ import (
 
 type cookieJar struct {
 	jar   *cookiejar.Jar
-	paths map[uint64]string // stream → request path, until its response
+	paths map[uint64]string  // stream → request path, until its response
+	seen  map[string]*Cookie // what went into jar, for export (cookies_io.go)
 }
 
 func newCookieJar() *cookieJar {
@@ -90,7 +91,9 @@ func (c *Conn) storeCookies(ev *Event) {
 		}
 	}
 	if len(h) > 0 {
-		c.cookies.jar.SetCookies(c.cookieURL(path), (&http.Response{Header: h}).Cookies())
+		u, cks := c.cookieURL(path), (&http.Response{Header: h}).Cookies()
+		c.cookies.jar.SetCookies(u, cks)
+		c.cookies.record(u, cks)
 	}
 }
 

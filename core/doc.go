@@ -50,8 +50,25 @@
 //     dropped for at most http_opts.discard_timeout (5 s), and a stream
 //     cancelled (or timed out) while its body is being sent closes the
 //     connection: the body cannot be finished (Gun leaves it stuck).
-//   - Data for a request still queued before UP is refused (ErrNotUp) rather
-//     than held back as Gun does; bindings may hold it (the Erlang one does).
+//   - Data for a request still queued before UP is held and goes out on UP,
+//     in order, as Gun does; the held bytes are bounded (4 MiB per
+//     connection, pendingBodyBound): past it Data waits for UP, as it waits
+//     for a slow socket. Where Gun would only fail after UP, held data is
+//     refused at once: a body after its fin (ErrBadState), on a request
+//     that streams no body (ErrNoStream), and an HTTP/1.1-style body ahead
+//     of an earlier queued request's unfinished one (ErrBadState; also on
+//     HTTP/2, as the protocol is not known before UP).
+//   - Queue.Flush (Gun's flush/1) keeps a connection's EXIT: it is the
+//     connection's last event, exactly once, and the bindings release their
+//     handles on it (Gun's flush also drops the monitor's 'DOWN').
+//   - The TLS client session cache is one per process (SetTLSSessionCache),
+//     as Erlang's ssl keeps one per VM. Erlang sets session_lifetime and
+//     session_cache_client_max on the ssl application only; given in a
+//     connection's tls_opts they make it a cache of its own with those
+//     bounds (shared by its reconnects), so they are never ignored.
+//   - The cookie store is net/http/cookiejar, which cannot list its
+//     cookies: a connection records what went in so that Cookies can export
+//     it (those the jar would no longer send are left out).
 //   - content_handlers (sse.go) runs Gun's gun_sse_h and gun_data_h in the
 //     engine; other handler modules are refused. SSE parsing follows WHATWG
 //     where cowlib does not (UTF-8 BOM, id with NUL, retry digits only), a

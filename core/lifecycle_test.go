@@ -312,8 +312,8 @@ func TestRequestsQueuedWhileDown(t *testing.T) {
 	if err != nil || si.State != "queued" || si.Path != "/headers?i=1" || si.Method != "GET" {
 		t.Fatalf("stream info of a queued request: %+v, %v", si, err)
 	}
-	if err := c.Data(refs[0], []byte("x"), true); !errors.Is(err, ErrNotUp) {
-		t.Fatalf("Data on a queued request: %v", err)
+	if err := c.Data(refs[0], []byte("x"), true); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("Data on a queued request without a streamed body: %v", err)
 	}
 	// Past the bound: an ERROR at once, naming it.
 	over := get(t, c, "/headers?i=3")

@@ -266,9 +266,12 @@ type TLSOpts struct {
 	Reuse                 bool          // "reuse_sessions", default true
 	Versions              []string      // "versions": non-empty subset of "tlsv1.2", "tlsv1.3"; default both
 
-	// sessions is the resumption cache, shared by every config built from
-	// these options (and by their copies), so that reconnects resume.
+	// sessions is the connection's own resumption cache, made when tls_opts
+	// give session_lifetime or session_cache_client_max (ownCache), shared by
+	// every config built from these options, so that reconnects resume; nil:
+	// the process-wide cache (tls_sessions.go).
 	sessions tls.ClientSessionCache
+	ownCache bool
 }
 
 // HTTPOpts is "http_opts".
@@ -448,7 +451,7 @@ func DefaultTCPOpts() TCPOpts {
 	return TCPOpts{NoDelay: true, SendTimeout: 15000 * time.Millisecond, SendTimeoutClose: true}
 }
 
-// DefaultTLSOpts is tls_opts' defaults, with a fresh session cache.
+// DefaultTLSOpts is tls_opts' defaults (the process-wide session cache).
 func DefaultTLSOpts() *TLSOpts {
 	t := &TLSOpts{
 		Verify:                true,
@@ -457,7 +460,6 @@ func DefaultTLSOpts() *TLSOpts {
 		Reuse:                 true,
 		Versions:              []string{"tlsv1.2", "tlsv1.3"},
 	}
-	t.sessions = NewTLSSessionCache(t.SessionCacheClientMax, t.SessionLifetime)
 	return t
 }
 
@@ -1120,9 +1122,11 @@ func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) err
 			dst.ServerNameIndication = s
 		case "session_lifetime":
 			dst.SessionLifetime, err = f.timeout()
+			dst.ownCache = true
 		case "session_cache_client_max":
 			n, err = f.integer(1, math.MaxInt32)
 			dst.SessionCacheClientMax = int(n)
+			dst.ownCache = true
 		case "reuse_sessions":
 			dst.Reuse, err = f.boolean()
 		case "versions":
@@ -1141,7 +1145,7 @@ func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) err
 		return &OptionError{Proto: path, Key: "certfile", Msg: "required when keyfile is given"}
 	}
 	dst.sessions = nil
-	if dst.Reuse {
+	if dst.Reuse && dst.ownCache {
 		dst.sessions = NewTLSSessionCache(dst.SessionCacheClientMax, dst.SessionLifetime)
 	}
 	return nil
@@ -1967,9 +1971,7 @@ func (t *TLSOpts) clientConfig(proto, host string, alpn []string) (*tls.Config, 
 	if t.Reuse {
 		cfg.ClientSessionCache = t.sessions
 		if cfg.ClientSessionCache == nil {
-			// Built by hand rather than by DefaultTLSOpts or a parse: there
-			// is no cache to share, so this config gets its own.
-			cfg.ClientSessionCache = NewTLSSessionCache(t.SessionCacheClientMax, t.SessionLifetime)
+			cfg.ClientSessionCache = sessionView{prefix: t.CertFile + "\x00"}
 		}
 	}
 	sni := host

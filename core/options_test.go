@@ -72,7 +72,7 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if !o.TLS.Verify || o.TLS.SessionLifetime != ms(86400000) || o.TLS.SessionCacheClientMax != 1000 ||
 		!o.TLS.Reuse || !reflect.DeepEqual(o.TLS.Versions, []string{"tlsv1.2", "tlsv1.3"}) ||
-		!reflect.DeepEqual(o.TLS.ALPN, []string{"http/1.1"}) || o.TLS.sessions == nil {
+		!reflect.DeepEqual(o.TLS.ALPN, []string{"http/1.1"}) || o.TLS.sessions != nil { // nil: the process-wide cache
 		t.Errorf("tls defaults %+v", o.TLS)
 	}
 	wantHTTP := HTTPOpts{Version: "HTTP/1.1", ClosingTimeout: ms(15000), MaxHeaders: 100,
@@ -202,7 +202,7 @@ func TestOptionsEveryKey(t *testing.T) {
 		SndBuf: 65536, RecBuf: 131072, LocalIP: "127.0.0.1", LocalPort: 4000, Inet6: true, Inet4: false})
 	tlsWant := TLSOpts{Verify: false, CACertFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem",
 		ServerNameIndication: "sni.example", ALPN: []string{"h2", "http/1.1"}, SessionLifetime: ms(60000),
-		SessionCacheClientMax: 10, Reuse: false, Versions: []string{"tlsv1.3"}}
+		SessionCacheClientMax: 10, Reuse: false, Versions: []string{"tlsv1.3"}, ownCache: true}
 	check("TLS", o.TLS, tlsWant)
 	check("HTTP", o.HTTP, HTTPOpts{KeepAlive: ms(30000), Version: "HTTP/1.0", ClosingTimeout: ms(100), Flow: 2,
 		CookieIgnoreInformational: false, MaxHeaders: 50, MaxHeaderBlockSize: 2000, MaxTrailerBlockSize: 300, MaxInformational: 3,

@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -335,4 +336,47 @@ func (q *Queue) isDeferred() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.deferred
+}
+
+// Flush drops the events waiting in q of connection c (ref 0), of stream
+// ref (c nil: any connection's; refs are unique in a process) or of both
+// (Gun's flush/1, which takes a connection pid or a stream ref). The
+// connection's EXIT stays: it is its last event, exactly once, and the
+// bindings release their handles on it (Gun's flush/1 also drops a
+// monitor's 'DOWN'; the Erlang binding's flush does so on its side).
+// Dropped events are released at once, as if taken and freed: their read
+// budget and HTTP/2 window go back to the connection, so it reads on and
+// may settle. It returns how many events it dropped.
+func (q *Queue) Flush(c *Conn, ref uint64) (int, error) {
+	if c == nil && ref == 0 {
+		return 0, fmt.Errorf("%w: flush needs a connection or a stream ref", ErrBadArg)
+	}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0, ErrQueueClosed
+	}
+	var dropped []*Event
+	pending := q.events[q.head:]
+	w := 0
+	for _, ev := range pending {
+		if (c == nil || ev.Conn == c) && (ref == 0 || ev.Ref == ref) && ev.Kind != EvExit {
+			dropped = append(dropped, ev)
+			continue
+		}
+		pending[w] = ev
+		w++
+	}
+	clear(pending[w:])
+	q.events = q.events[:q.head+w]
+	if q.head == len(q.events) {
+		q.events = q.events[:0]
+		q.head = 0
+		if !q.woken { // a Wake keeps the fd readable until a take sees it
+			q.clearFD()
+		}
+	}
+	q.mu.Unlock()
+	releaseEvents(dropped)
+	return len(dropped), nil
 }

@@ -201,7 +201,10 @@ func TestTraceHTTP2Order(t *testing.T) {
 func TestTraceTLSConnect(t *testing.T) {
 	q := newQueue(t)
 	port := srv.TLSPort()
-	js := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q},"trace":true}`, srv.CAFile())
+	// A session cache of its own (session_cache_client_max): the process-wide
+	// one may hold a session from another test, and this handshake must be a
+	// full one.
+	js := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q,"session_cache_client_max":4},"trace":true}`, srv.CAFile())
 	c, err := Open("localhost", port, parseOpts(t, js, port), q, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -309,6 +309,17 @@ int gm_queue_wake(gm_queue *q);
 /* The number of events waiting in q (>= 0) or a negative GM_E* code. */
 int gm_queue_len(gm_queue *q);
 
+/* Drops the events waiting in q of connection c (ref 0), of stream ref (c
+ * NULL: whichever connection's; refs are unique in a process) or of both:
+ * Gun's flush/1 (gun:flush(ConnPid), gun:flush(StreamRef)). A connection's
+ * EXIT is never dropped (it is its last event, exactly once; Gun's flush
+ * also drops the monitor's 'DOWN'). Events already taken by gm_queue_poll
+ * are the host's: free them as usual. Dropped events are released at once,
+ * as gm_event_free would: the connection reads on (read budget, HTTP/2
+ * windows) and its handle settles. Returns how many events it dropped (>= 0)
+ * or a negative GM_E* code (GM_EINVAL for c NULL and ref 0). */
+int gm_flush(gm_queue *q, gm_conn *c, gm_ref ref);
+
 /* ---------------------------------------------------------------- connections */
 
 /*
@@ -456,6 +467,9 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                const void *body, size_t body_len,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref);
 
+/* The body bytes held per connection for requests waiting for UP. */
+#define GM_PENDING_BODY_MAX (4 << 20)
+
 /* Sends len bytes of a streamed request body; fin = 1 ends it (Gun's
  * gun:data). On a raw connection ref is 0 and the bytes go out as they
  * are; fin = 1 then shuts down the write side once they are out (gen_tcp's
@@ -464,8 +478,13 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * ref GM_ENOSTREAM. Empty non-fin pieces are ignored. Blocks while the connection
  * has a lot of unsent output (the socket is slower than the caller), and
  * on HTTP/2 while the server's flow-control window (the stream's or the
- * connection's) is closed: the body is never buffered. GM_ENOTUP while the
- * request is still waiting for the connection; GM_ENOSTREAM if ref is not
+ * connection's) is closed: the body is never buffered once the connection
+ * is up. Before UP (the request waits in the connection) the piece is
+ * copied and held, and goes out on UP after the request, in order, as in
+ * Gun: up to GM_PENDING_BODY_MAX bytes per connection, past which gm_data
+ * waits for UP; a body given while an earlier waiting request's streamed
+ * body has not ended is GM_EBADSTATE (HTTP/1.1 sends bodies one after the
+ * other, and the protocol is not known before UP). GM_ENOSTREAM if ref is not
  * sending a body or its stream was reset meanwhile; GM_ECLOSED if the
  * connection went down meanwhile. A thread blocked here always gets out:
  * gm_close, gm_cancel of ref and ref's timeout_ms release it (GM_ECLOSED;
@@ -513,7 +532,14 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
  * not_connected, closing, closed), protocol, transport, host, port, origin
  * (scheme://authority), and when connected, sock_ip/sock_port (local) and
- * peer (address, or the socket path); once the connection has exited,
+ * peer (address, or the socket path); on TLS while connected, tls_version
+ * ("TLS 1.3"), tls_cipher, alpn ("" when none was agreed) and tls_resumed
+ * ("true" when the session was resumed from the process-wide cache, see
+ * gm_tls_session_cache); origin_scheme, origin_host, origin_port (Gun's
+ * names for origin's parts); cookie_store ("true" with the cookie_store
+ * option: see gm_cookies_get). Gun's owner has no meaning here (the owner
+ * is the gm_queue the host gave), nor do socket, event_handler and
+ * intermediaries. Once the connection has exited,
  * reason (the EXIT's reason, also while that event is still queued). Free
  * with gm_event_free. Unlike the calls that act on the connection, it still
  * answers GM_OK after gm_close and after the EXIT, with state "closed": it
@@ -521,6 +547,44 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * on a dead connection exits with noproc; a C handle outlives its
  * connection). */
 int gm_info(gm_conn *c, gm_event **out);
+
+/* Bounds the process-wide TLS client session cache (Erlang's ssl keeps one
+ * per VM, sized by the ssl application's session_cache_client_max and
+ * session_lifetime): at most max entries (1..INT32_MAX, least recently used
+ * evicted first), each forgotten lifetime_ms after it was stored (0: kept
+ * until evicted). Defaults: 1000 entries, 24 h (86400000 ms), ssl's. Every
+ * TLS connection whose tls_opts name neither session_cache_client_max nor
+ * session_lifetime resumes from this cache, keyed by the client certificate
+ * file, the host and port given to gm_open and the server name, so a second
+ * gm_open to the same server resumes the first one's session (gm_info's
+ * tls_resumed). A connection whose tls_opts give either key keeps its own
+ * cache with those bounds, shared by its reconnects only; reuse_sessions
+ * false uses none. Call it once, at start-up, before opening connections;
+ * it is thread-safe and may be called again (entries past the new bounds
+ * go at once). GM_EINVAL for max < 1 or lifetime_ms < 0. */
+int gm_tls_session_cache(int max, int64_t lifetime_ms);
+
+/* Exports the connection's cookie store (the cookie_store option) as a
+ * GM_EV_INFO record whose data (data_len bytes, NUL-terminated) is a JSON
+ * array of cookies, each an object with Gun's gun_cookies field names:
+ * name, value, domain (lower case, no leading dot), path, host_only,
+ * secure_only, http_only, same_site ("strict", "lax", "none"; absent when
+ * not given) and expiry_time (RFC 3339, UTC; absent for a session cookie).
+ * Only cookies the store would still send are listed (expired or replaced
+ * ones are not). Free with gm_event_free. GM_EBADSTATE without the
+ * cookie_store option. */
+int gm_cookies_get(gm_conn *c, gm_event **out);
+
+/* Seeds the connection's cookie store with a JSON array of that shape
+ * (gm_cookies_get's output, or one made by hand: name, value and domain are
+ * required; path defaults to "/"), e.g. to carry a store from one
+ * connection, or one run, to the next. The store's rules apply (a public
+ * suffix is refused as a cookie's domain, silently, as for Set-Cookie);
+ * an expiry_time in the past removes the stored cookie. Unknown fields and
+ * bad values are GM_EINVAL naming the cookie and the field, and then none of
+ * the array is taken. GM_EBADSTATE without the cookie_store option. Limit:
+ * GM_MAX_OPTS_JSON bytes. */
+int gm_cookies_set(gm_conn *c, const char *json);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
  * gun:stream_info): ref, and headers ref, state (running, stopping, queued),

@@ -45,8 +45,10 @@ DEB_PKGS=(
 # ---- Python hook -----------------------------------------------------------
 # Python packages the tests need (pip names, optionally with a version spec):
 # the Python binding's test tools and bench peer (httpx), and servers nobody
-# here wrote for the WebSocket interop tests (websockets, hypercorn).
-PY_DEPS="pytest pytest-asyncio pytest-timeout mypy build wheel setuptools>=61 httpx[http2] websockets hypercorn"
+# here wrote for the WebSocket interop tests (websockets, hypercorn), and
+# auditwheel for the manylinux tag of `make wheel` (its `repair --patcher none`,
+# from 6.8, needs no patchelf: Debian 12's is too old for auditwheel).
+PY_DEPS="pytest pytest-asyncio pytest-timeout mypy build wheel setuptools>=61 httpx[http2] websockets hypercorn auditwheel>=6.8"
 # ---------------------------------------------------------------------------
 
 say() { printf 'deps: %s\n' "$*" >&2; }

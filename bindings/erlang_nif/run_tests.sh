@@ -47,9 +47,17 @@ json_get() { printf '%s' "$line" | sed -n "s/.*\"$1\":\\(\"[^\"]*\"\\|[0-9]*\\).
 export GM_HTTP_PORT="$(json_get http)" GM_HTTPS_PORT="$(json_get https)" GM_UNIX="$(json_get unix)" GM_CA="$(json_get ca)"
 [ -n "$GM_HTTP_PORT" ] || { echo "run_tests.sh: cannot read the server's line: $line" >&2; exit 2; }
 
+# The scenario suite's server (gunmetal_scenarios_tests starts it).
+(cd "$root" && go build -o "$build/scenserver" ./tests/scenarios/server)
+export GM_SCENSERVER="$build/scenserver"
+
 cd "$here"
 status=0
 timeout 300 erl -noshell -pa ebin -pa test -eval '
 	R = eunit:test([gunmetal_tests, gunmetal_guide_tests, gunmetal_trace_tests, gunmetal_sse_tests], [verbose]),
+	halt(case R of ok -> 0; _ -> 1 end).' || status=$?
+# The scenario suite on its own: a timeout above cancels the rest of that run.
+timeout 300 erl -noshell -pa ebin -pa test -eval '
+	R = eunit:test([gunmetal_scenarios_tests], [verbose]),
 	halt(case R of ok -> 0; _ -> 1 end).' || status=$?
 exit $status

@@ -1,14 +1,16 @@
 """Build hooks for gunmetal's Python package (the metadata is in pyproject.toml).
 
 build_py puts libgunmetal.so inside the package:
-  - GUNMETAL_LIBRARY=/path/libgunmetal.so: copy that file;
-  - else build it with `go build -buildmode=c-shared ./capi` in the gunmetal
+  - GUNMETAL_LIBRARY=/path/libgunmetal.so: copy that file (as it is: strip it
+    first if it should be stripped);
+  - else build it with `go build -buildmode=c-shared -ldflags='-s -w' ./capi` in the gunmetal
     source tree: GUNMETAL_SOURCE_DIR, or the directory two levels up (the repo
     root, when building from bindings/python).
 
 bdist_wheel tags the wheel py3-none-<platform>: the package is pure Python
 (ctypes) around a platform library, so one wheel serves every CPython >= 3.9
-on that platform.
+on that platform. `auditwheel repair` (build_wheel.sh, `make wheel`) turns
+that platform tag into the manylinux one.
 """
 
 import os
@@ -54,9 +56,11 @@ def _make_library(target):
     go = shutil.which("go")
     if go is None:
         raise SystemExit("gunmetal: building libgunmetal.so needs Go on PATH (or set GUNMETAL_LIBRARY)")
-    print(f"gunmetal: go build -buildmode=c-shared -o {target} ./capi (in {src})")
+    # -s -w: no symbol table, no DWARF (7 MB instead of 10); the exported
+    # functions (.dynsym) and Go's tracebacks (pclntab) are unaffected.
+    print(f"gunmetal: go build -buildmode=c-shared -ldflags='-s -w' -o {target} ./capi (in {src})")
     tmp = target + ".tmp"
-    subprocess.run([go, "build", "-buildmode=c-shared", "-o", tmp, "./capi"], cwd=src, check=True)
+    subprocess.run([go, "build", "-buildmode=c-shared", "-ldflags=-s -w", "-o", tmp, "./capi"], cwd=src, check=True)
     header = tmp[: -len(".tmp")] + ".h"  # cgo writes its own header next to it
     for h in (tmp + ".h", os.path.splitext(tmp)[0] + ".h", header):
         if os.path.exists(h):

@@ -162,6 +162,14 @@ static size_t bogus_len(void) {
     return l[rn(sizeof l / sizeof l[0])];
 }
 
+/* gm_data's and a ws frame's limit is GM_MAX_DATA (PTRDIFF_MAX): a length
+ * under it is the caller's promise that the bytes are there (as for
+ * write(2)), so only lengths past it are bogus for those calls. */
+static size_t bogus_data_len(void) {
+    static const size_t l[] = {(size_t)-2, (size_t)-4096, (size_t)PTRDIFF_MAX + 1};
+    return l[rn(sizeof l / sizeof l[0])];
+}
+
 static uint8_t databuf[4096];
 
 static gm_header hdrs[8];
@@ -274,7 +282,7 @@ static void op_data(void) {
     size_t n = rn(chance(80) ? 64 : sizeof databuf);
     random_bytes(databuf, n);
     const void *d = databuf;
-    if (chance(5)) n = bogus_len();
+    if (chance(5)) n = bogus_data_len();
     if (chance(3)) d = NULL;
     check_rc("gm_data", gm_data(any_conn(), any_ref(), d, n, (int)rn(3) - (chance(5) ? 5 : 0)));
 }
@@ -302,7 +310,7 @@ static void op_ws_send(void) {
         random_bytes(databuf, fr[i].len);
         if (chance(50)) memset(databuf, 'a', fr[i].len);
         fr[i].data = chance(95) ? databuf : NULL;
-        if (chance(4)) fr[i].len = bogus_len();
+        if (chance(4)) fr[i].len = bogus_data_len();
     }
     size_t n = k;
     if (chance(3)) n = (size_t)GM_MAX_WS_FRAMES + 1 + rn(5);

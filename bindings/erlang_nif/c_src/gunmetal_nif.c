@@ -86,6 +86,7 @@ static struct {
     __typeof__(gm_update_flow) *update_flow;
     __typeof__(gm_info) *info;
     __typeof__(gm_stream_info) *stream_info;
+    __typeof__(gm_tls_session_cache) *tls_session_cache;
     /* Optional: present once the WebSocket and HTTP/2 work lands. */
     void *ws_upgrade, *ws_send, *ping;
 } gm;
@@ -1840,6 +1841,18 @@ static ERL_NIF_TERM nif_features(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     return l;
 }
 
+/* tls_session_cache(Max, LifetimeMs): the process-wide TLS session cache's
+ * bounds; gunmetal_nif:init/0 passes the ssl application's
+ * session_cache_client_max and session_lifetime (seconds) at load. */
+static ERL_NIF_TERM nif_tls_session_cache(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    int max;
+    ErlNifSInt64 ms;
+    if (!enif_get_int(env, argv[0], &max) || !enif_get_int64(env, argv[1], &ms)) return enif_make_badarg(env);
+    int rc = gm.tls_session_cache(max, (int64_t)ms);
+    return rc == GM_OK ? A_ok : gm_err(env, rc);
+}
+
 static ERL_NIF_TERM nif_version(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc; (void)argv;
     return mk_str(env, gm.version());
@@ -2001,6 +2014,7 @@ static int load_library(char *err, size_t errlen) {
     SYM(data, "gm_data");
     SYM(cancel, "gm_cancel");
     SYM(update_flow, "gm_update_flow");
+    SYM(tls_session_cache, "gm_tls_session_cache");
     SYM(info, "gm_info");
     SYM(stream_info, "gm_stream_info");
 #undef SYM
@@ -2130,6 +2144,7 @@ static ErlNifFunc funcs[] = {
     {"ping", 2, nif_ping, 0},
     {"features", 0, nif_features, 0},
     {"version", 0, nif_version, 0},
+    {"tls_session_cache", 2, nif_tls_session_cache, 0},
     {"stats", 0, nif_stats, 0},
     {"exit_note", 1, nif_exit_note, 0},
     {"exit_reason", 1, nif_exit_reason, 0},

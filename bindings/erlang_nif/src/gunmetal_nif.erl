@@ -4,12 +4,36 @@
 -export([open/4, open_unix/3, request/8, data/5, data_dropped/1, cancel/2,
 	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
 	stream_info/2, ws_upgrade/5, ws_send/3, ping/2, features/0, version/0,
-	stats/0, request_big/8, exit_note/1, exit_reason/1]).
+	stats/0, request_big/8, exit_note/1, exit_reason/1, tls_session_cache/2,
+	ssl_session_cache/0]).
 
 -on_load(init/0).
 
 init() ->
-	erlang:load_nif(filename:join(priv_dir(), "gunmetal_nif"), 0).
+	case erlang:load_nif(filename:join(priv_dir(), "gunmetal_nif"), 0) of
+		ok -> ssl_session_cache();
+		Error -> Error
+	end.
+
+%% One TLS client session cache per process, sized as Erlang's ssl sizes its
+%% own (one per VM): by the ssl application's session_cache_client_max and
+%% session_lifetime (seconds), read at load (and again when called: the
+%% tests do). ssl is loaded (not started) so that its env from sys.config or
+%% -ssl flags is there.
+ssl_session_cache() ->
+	_ = application:load(ssl),
+	Max = case application:get_env(ssl, session_cache_client_max) of
+		{ok, M} when is_integer(M), M > 0, M =< 16#7fffffff -> M;
+		_ -> 1000
+	end,
+	Ms = case application:get_env(ssl, session_lifetime) of
+		{ok, S} when is_integer(S), S > 0, S =< 16#7fffffff -> S * 1000;
+		_ -> 86400000
+	end,
+	case tls_session_cache(Max, Ms) of
+		ok -> ok;
+		Error -> {error, {ssl_session_cache, Max, Ms, Error}}
+	end.
 
 priv_dir() ->
 	case code:priv_dir(gunmetal) of
@@ -38,6 +62,7 @@ stream_info(_ConnPid, _StreamRef) -> ?NIF.
 ws_upgrade(_ConnPid, _Path, _Headers, _Json, _ReplyTo) -> ?NIF.
 ws_send(_ConnPid, _StreamRef, _Frames) -> ?NIF.
 ping(_ConnPid, _ReplyTo) -> ?NIF.
+tls_session_cache(_Max, _LifetimeMs) -> ?NIF.
 features() -> ?NIF.
 version() -> ?NIF.
 stats() -> ?NIF.

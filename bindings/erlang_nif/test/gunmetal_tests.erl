@@ -1339,3 +1339,33 @@ zz_no_leaks_test_() -> t(20, fun() ->
 	?assertEqual(maps:get(registered, Before), maps:get(registered, After)),
 	?assertEqual(maps:get(owners, Before), maps:get(owners, After))
 end).
+
+%% One TLS session cache per process: a second open to the same server
+%% resumes; its size comes from the ssl application's env, as Erlang's own.
+tls_open_resumed(Host) ->
+	{ok, C} = gunmetal:open(Host, tls_port(),
+		#{transport => tls, protocols => [http], tls_opts => tls_opts()}),
+	{ok, http} = gunmetal:await_up(C),
+	R = gunmetal:get(C, "/bytes/1"),
+	{ok, _} = gunmetal:await_body(C, R),
+	{ok, KV} = gunmetal_nif:info(C),
+	ok = gunmetal:close(C),
+	proplists:get_value(<<"tls_resumed">>, KV).
+
+tls_session_cache_test_() ->
+	{timeout, 60, fun() ->
+		_ = tls_open_resumed("localhost"),
+		?assertEqual(<<"true">>, tls_open_resumed("localhost")),
+		ok = application:set_env(ssl, session_cache_client_max, 1),
+		try
+			ok = gunmetal_nif:ssl_session_cache(),
+			_ = tls_open_resumed("localhost"),
+			_ = tls_open_resumed("127.0.0.1"), % one entry: evicts localhost's
+			?assertEqual(<<"false">>, tls_open_resumed("localhost")),
+			?assertEqual(<<"true">>, tls_open_resumed("localhost")),
+			?assertMatch({error, _, _}, gunmetal_nif:tls_session_cache(0, 1000))
+		after
+			application:unset_env(ssl, session_cache_client_max),
+			ok = gunmetal_nif:ssl_session_cache()
+		end
+	end}.

@@ -87,7 +87,10 @@ http1_request_test() ->
 
 tls_handshake_test() ->
 	{ok, C} = gunmetal:open("localhost", tls_port(), #{transport => tls,
-		tls_opts => [{verify, verify_peer}, {cacertfile, ca()}], event_handler => {?MODULE, self()}}),
+		%% reuse_sessions false: a full handshake, whatever the VM-wide
+		%% session cache holds from earlier tests.
+		tls_opts => [{verify, verify_peer}, {cacertfile, ca()}, {reuse_sessions, false}],
+		event_handler => {?MODULE, self()}}),
 	{ok, http2} = gunmetal:await_up(C),
 	Evs = events_until(tls_handshake_end),
 	?assertEqual([init, domain_lookup_start, domain_lookup_end, connect_start, connect_end,

@@ -276,7 +276,7 @@ async def test_loop_never_blocked(server: Server) -> None:
 
     t = asyncio.ensure_future(ticker())
     async with gunmetal.aio.open(server.host, server.http) as c:
-        await c.up(5)  # data() before UP is NotUp: the request waits for the connection
+        await c.up(5)  # (data() before UP would be held until UP: test_held.py)
         ref = c.headers("POST", "/headers", [("content-length", str(16 << 20))])
         chunk = b"x" * (1 << 20)
         for _ in range(16):

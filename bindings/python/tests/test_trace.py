@@ -59,7 +59,10 @@ def test_trace_http1_request_typed_and_in_order(server: Server) -> None:
 
 
 def test_trace_tls_details(server: Server) -> None:
-    with gunmetal.open("localhost", server.https, transport="tls", tls_opts={"cacertfile": server.ca},
+    # reuse_sessions false: a full handshake, whatever the process-wide session
+    # cache holds from earlier tests.
+    with gunmetal.open("localhost", server.https, transport="tls",
+                       tls_opts={"cacertfile": server.ca, "reuse_sessions": False},
                        retry=0, trace=["tls_handshake_start", "tls_handshake_end"]) as c:
         names, evs = names_until(c, "UP")
         assert names == ["tls_handshake_start", "tls_handshake_end", "UP"]

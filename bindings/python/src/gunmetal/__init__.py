@@ -26,6 +26,7 @@ from ._core import (
     live_handles,
     open,
     open_unix,
+    tls_session_cache,
     version,
 )
 from ._errors import (
@@ -100,5 +101,6 @@ __all__ = [
     "open",
     "open_unix",
     "strerror",
+    "tls_session_cache",
     "version",
 ]

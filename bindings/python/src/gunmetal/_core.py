@@ -470,6 +470,33 @@ class Queue(Managed):
             if self._held:
                 return 0  # another thread's data() took events meanwhile: the caller looks again
 
+    def flush(self, conn_or_ref: Any) -> int:
+        """Gun's flush/1: drops the events waiting in this queue of a
+        connection (a Connection) or of a stream (a ref, an int), and returns
+        how many. A connection's EXIT stays. Dropped events are released as
+        if taken, so the connection reads on."""
+        h = self._h()
+        if isinstance(conn_or_ref, BaseConnection):
+            conn, ref = conn_or_ref, 0
+            n = check(_ffi.gm_flush(h, conn._h(), 0))
+        else:
+            conn, ref = None, _ref(conn_or_ref)
+            n = check(_ffi.gm_flush(h, None, ref))
+        if self._held:
+            with self._held_lock:
+                keep: Deque[Event] = deque()
+                for ev in self._held:
+                    if (ev.conn is conn if conn is not None else ev.ref == ref) and ev.kind != EventKind.EXIT:
+                        self._held_bytes -= _held_size(ev)
+                        n += 1
+                    else:
+                        keep.append(ev)
+                self._held = keep
+                if not keep:
+                    with _holding_lock:
+                        _holding.discard(self)
+        return n
+
     def __repr__(self) -> str:
         return f"<gunmetal.Queue fd={self._fd}{' closed' if self.closed else ''}>"
 
@@ -808,6 +835,33 @@ class BaseConnection(Managed):
         out = c_void_p()
         self._check(_ffi.gm_info(self._h(), byref(out)))
         return _info_dict(_take_event(out))
+
+    def flush(self) -> int:
+        """Drops this connection's events waiting in ``conn.queue`` (Gun's
+        flush(ConnPid)); see :meth:`Queue.flush`."""
+        self._h()
+        return self.queue.flush(self)
+
+    def cookies(self) -> List[Dict[str, Any]]:
+        """Exports the cookie store (the ``cookie_store=True`` option): a list
+        of dicts with Gun's gun_cookies keys (name, value, domain, path,
+        host_only, secure_only, http_only, same_site, expiry_time), for
+        :meth:`set_cookies` on another connection. BadState without it."""
+        out = c_void_p()
+        self._check(_ffi.gm_cookies_get(self._h(), byref(out)))
+        ev = _take_event(out)
+        cks: List[Dict[str, Any]] = json.loads(ev.data)
+        return cks
+
+    def set_cookies(self, cookies: Union[str, bytes, Sequence[Mapping[str, Any]]]) -> None:
+        """Seeds the cookie store with what :meth:`cookies` returned (or its
+        JSON); InvalidArgument names a bad cookie and field, and then none
+        is taken."""
+        if isinstance(cookies, (str, bytes)):
+            js = cookies.encode() if isinstance(cookies, str) else cookies
+        else:
+            js = json.dumps([dict(c) for c in cookies]).encode()
+        self._check(_ffi.gm_cookies_set(self._h(), _cstr(js, "cookies")))
 
     def stream_info(self, ref: int) -> Optional[Dict[str, str]]:
         """Gun's stream_info: ref, state, method, path, protocol, flow; None for
@@ -1308,6 +1362,27 @@ def open_unix(path: StrOrBytes, *, owner: Optional[Queue] = None, **opts: Any) -
     """Opens a connection over the Unix socket at `path` (Gun's open_unix)."""
     handle, q, own, where = Connection._open_unix_handle(path, owner, opts)
     return Connection(handle, q, own, where)
+
+
+def tls_session_cache(max: int, lifetime: Optional[float]) -> None:
+    """Bounds the process-wide TLS client session cache (gm_tls_session_cache;
+    Erlang's ssl session_cache_client_max and session_lifetime): at most
+    `max` sessions, each kept `lifetime` seconds (None: until evicted).
+    Defaults: 1000 and 24 h. TLS connections whose tls_opts size no cache of
+    their own share it, so a second open to a server resumes (``info()``'s
+    ``tls_resumed``). Call it once, before opening connections."""
+    if isinstance(max, bool) or not isinstance(max, int):
+        raise TypeError(f"max must be an int, not {type(max).__name__}")
+    if not 1 <= max < 2**31:
+        raise InvalidArgument(_ffi.GM_EINVAL, f"max must be in 1..2**31-1, not {max}")
+    if lifetime is None:
+        ms = 0
+    else:
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0 \
+                or lifetime * 1000 >= 2**63:
+            raise InvalidArgument(_ffi.GM_EINVAL, f"lifetime must be a positive number of seconds or None, not {lifetime!r}")
+        ms = int(math.ceil(lifetime * 1000))
+    check(_ffi.gm_tls_session_cache(max, ms))
 
 
 def version() -> str:

@@ -201,6 +201,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "gm_queue_poll": (c_int, [c_void_p, POINTER(c_void_p), c_int, c_int]),
     "gm_queue_wake": (c_int, [c_void_p]),
     "gm_queue_len": (c_int, [c_void_p]),
+    "gm_flush": (c_int, [c_void_p, c_void_p, c_uint64]),
+    "gm_tls_session_cache": (c_int, [c_int, c_int64]),
+    "gm_cookies_get": (c_int, [c_void_p, POINTER(c_void_p)]),
+    "gm_cookies_set": (c_int, [c_void_p, c_char_p]),
     "gm_open": (c_int, [c_void_p, c_char_p, c_int, c_char_p, POINTER(c_void_p)]),
     "gm_open_unix": (c_int, [c_void_p, c_char_p, c_char_p, POINTER(c_void_p)]),
     "gm_close": (c_int, [c_void_p]),
@@ -421,6 +425,10 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_queue_poll: Any
     gm_queue_wake: Any
     gm_queue_len: Any
+    gm_flush: Any
+    gm_tls_session_cache: Any
+    gm_cookies_get: Any
+    gm_cookies_set: Any
     gm_open: Any
     gm_open_unix: Any
     gm_close: Any

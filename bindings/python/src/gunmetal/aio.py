@@ -62,11 +62,13 @@ from ._core import (
     HeadersIn,
     Queue,
     StrOrBytes,
+    _ref,
 )
 from ._errors import (
     BadState,
     Closed,
     NoStream,
+    check,
     Timeout,
     UpgradeRejected,
     closed_error,
@@ -739,6 +741,38 @@ class Connection(BaseConnection):
                 if th is not None:
                     th.cancel()
         return self._events.popleft()
+
+    def flush(self, ref: Optional[int] = None) -> int:
+        """Gun's flush/1: drops the events of this connection (``ref`` None)
+        or of stream ``ref`` that have arrived and not been taken, here and
+        in the library's queue, and returns how many. The EXIT stays. A
+        stream whose last event was dropped is forgotten: waiting on it
+        again raises NoStream."""
+        h = self._h()
+        n = 0
+        if ref is None:
+            n += check(_ffi.gm_flush(self._q._h(), h, 0))
+            kept = deque((ev for ev in self._events if ev.kind == _EXIT), maxlen=self._events.maxlen)
+            n += len(self._events) - len(kept)
+            self._events = kept
+            streams = list(self._streams.values())
+        else:
+            r = _ref(ref)
+            n += check(_ffi.gm_flush(self._q._h(), None, r))
+            st = self._streams.get(r)
+            streams = [st] if st is not None else []
+        for st in streams:
+            n += len(st.events)
+            if st.window:  # what pop() would have counted: the stream's flow goes on
+                st.consumed += sum(1 for ev in st.events if (ev.kind == _DATA and not ev.fin) or ev.kind == _WS)
+                if st.consumed * 2 >= st.window:
+                    k, st.consumed = st.consumed, 0
+                    self._give_flow(st, k)
+            st.events.clear()
+            if st.ended:
+                self._forget(st)
+                st.fail(NoStream(_ffi.GM_ENOSTREAM, f"the events of stream {st.ref} were flushed"))
+        return n
 
     async def wait_closed(self) -> str:
         """Waits for the connection's end; returns the EXIT reason."""
