@@ -447,7 +447,10 @@ func gmgo_request(p *C.gm_conn, method, path *C.char, hs *C.gm_header, nh C.size
 		r.Body = C.GoBytes(body, C.int(bodyLen))
 	}
 	if opts != nil {
-		if opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
+		// A caller built against the older header passes the size it knew
+		// (without content_handlers_json); any other short size is a mistake.
+		older := C.uint32_t(unsafe.Offsetof(opts.content_handlers_json))
+		if opts.size != older && opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
 			return fail(C.GM_EINVAL, "gm_req_opts.size is %d; set it to sizeof(gm_req_opts)", uint32(opts.size)).report()
 		}
 		if opts.timeout_ms < 0 || opts.flow < 0 {
@@ -458,6 +461,16 @@ func gmgo_request(p *C.gm_conn, method, path *C.char, hs *C.gm_header, nh C.size
 		if opts.reply_to != nil {
 			if r.ReplyTo, st = queueOf(opts.reply_to); st != nil {
 				return st.report()
+			}
+		}
+		if opts.size != older && opts.content_handlers_json != nil {
+			js, st := goString(opts.content_handlers_json, "gm_req_opts.content_handlers_json", maxOptsJSON)
+			if st != nil {
+				return st.report()
+			}
+			var err error
+			if r.ContentHandlers, err = core.ParseContentHandlers([]byte(js)); err != nil {
+				return fromErr(err).report()
 			}
 		}
 	}

@@ -55,6 +55,9 @@ type Request struct {
 	ReplyTo *Queue        // nil: the connection's owner
 	Timeout time.Duration // 0: none. Past it the stream gets ERROR "timeout" and is cancelled.
 	Flow    int           // Gun's flow for this stream; 0: the protocol option's
+	// ContentHandlers is Gun's req_opts content_handlers (sse.go); unset:
+	// the protocol option's.
+	ContentHandlers ContentHandlers
 
 	ref   uint64
 	timer *time.Timer
@@ -292,7 +295,7 @@ func (c *Conn) markUseful(ev *Event) {
 	switch ev.Kind {
 	case EvUpgrade, EvWS, EvTunnelUp:
 		c.useful = true
-	case EvResponse, EvData, EvTrailers:
+	case EvResponse, EvData, EvTrailers, EvSSE:
 		c.useful = c.useful || streamEnds(ev)
 	}
 }
@@ -837,7 +840,7 @@ func (c *Conn) flushEvents() {
 
 func streamEnds(ev *Event) bool {
 	switch ev.Kind {
-	case EvResponse, EvData:
+	case EvResponse, EvData, EvSSE:
 		return ev.Fin
 	case EvTrailers, EvError:
 		return true
@@ -856,7 +859,7 @@ func (c *Conn) consume(evs []*Event) {
 		credit += ev.credit
 		ev.credit = 0
 		c.forgetStream(ev)
-		if ev.Kind == EvData && c.proto != nil && len(ev.Data) > 0 {
+		if (ev.Kind == EvData || ev.Kind == EvSSE) && c.proto != nil && len(ev.Data) > 0 {
 			c.proto.consumed(ev.Ref, len(ev.Data))
 		}
 	}
@@ -931,7 +934,7 @@ func (c *Conn) ReleaseTaken(ts ...Taken) {
 		if c.replyTo != nil && t.Ref != 0 {
 			c.forgetStream(&Event{Kind: t.Kind, Ref: t.Ref, Fin: t.Fin})
 		}
-		if t.Kind == EvData && c.proto != nil && t.DataLen > 0 {
+		if (t.Kind == EvData || t.Kind == EvSSE) && c.proto != nil && t.DataLen > 0 {
 			c.proto.consumed(t.Ref, t.DataLen)
 		}
 		credit += t.Credit
@@ -1430,6 +1433,9 @@ func (c *Conn) AwaitBody(ref uint64, timeout time.Duration) (*Body, error) {
 		case EvTrailers:
 			b.Trailers = ev.Headers
 			return b, nil
+		case EvSSE:
+			// Gun's await_body would wait for gun_data that never comes.
+			return nil, &StreamError{Reason: "badarg: the body is delivered as SSE events (content_handlers gun_sse_h), not DATA: await the events"}
 		case EvError:
 			return nil, &StreamError{Reason: ev.Reason}
 		}

@@ -69,4 +69,10 @@
 //   - The cookie store is net/http/cookiejar, which cannot list its
 //     cookies: a connection records what went in so that Cookies can export
 //     it (those the jar would no longer send are left out).
+//   - content_handlers (sse.go) runs Gun's gun_sse_h and gun_data_h in the
+//     engine; other handler modules are refused. SSE parsing follows WHATWG
+//     where cowlib does not (UTF-8 BOM, id with NUL, retry digits only), a
+//     retry without data or id is an event, gun_sse_h's max_event_size has
+//     no "infinity", and a body no handler takes still ends with an empty
+//     DATA fin.
 package core

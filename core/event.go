@@ -27,13 +27,14 @@ const (
 	EvNotify   EventKind = 12 // gun_notify: Reason names it ("ping_ack", "settings_changed"), Ref, Headers
 	EvTunnelUp EventKind = 13 // gun_tunnel_up: Ref, Protocol
 	EvTrace    EventKind = 14 // a gun_event callback (option "trace", trace.go): Reason (its name), Ref, TS, Status, Headers, Data
+	EvSSE      EventKind = 15 // gun_sse: Ref, Fin, Headers (Gun's event map), Data (sse.go)
 )
 
 var kindNames = [...]string{"", "gun_up", "gun_down", "exit", "gun_inform", "gun_response", "gun_data",
-	"gun_trailers", "gun_push", "gun_error", "gun_upgrade", "gun_ws", "gun_notify", "gun_tunnel_up", "trace"}
+	"gun_trailers", "gun_push", "gun_error", "gun_upgrade", "gun_ws", "gun_notify", "gun_tunnel_up", "trace", "gun_sse"}
 
 func (k EventKind) String() string {
-	if int(k) < len(kindNames) && k != 0 {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
 	}
 	return "event(" + strconv.Itoa(int(k)) + ")"

@@ -20,6 +20,9 @@ type h1Stream struct {
 	gotHead  bool
 	ws       *wsUp       // a WebSocket upgrade: a 101 switches the connection to ws
 	discardT *time.Timer // silenced: discard_timeout's timer
+
+	handlers ContentHandlers // the request's content_handlers; unset: http_opts'
+	sink     *bodySink       // the handler that took the body; nil: DATA events (sse.go)
 }
 
 // h1Out is the request whose body is being streamed.
@@ -271,7 +274,7 @@ func (h *http1) write(r *Request) error {
 	if flow == 0 {
 		flow = -1
 	}
-	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws}
+	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws, handlers: r.ContentHandlers}
 	h.streams = append(h.streams, s)
 	if r.ws != nil {
 		h.upgrading = s
@@ -367,10 +370,25 @@ func (h *http1) handle(buf []byte) (int, error) {
 			}
 			if !s.silenced {
 				h.c.emit(&Event{Kind: EvResponse, Ref: s.ref, Fin: part.Fin, Status: part.Status, Headers: part.Headers})
+				if hs := s.handlers; !part.Fin && (hs.SSE || !hs.Set && h.c.opts.HTTP.ContentHandlers.SSE) {
+					if !hs.Set {
+						hs = h.c.opts.HTTP.ContentHandlers
+					}
+					s.sink = newBodySink(hs, s.ref, part.Headers)
+				}
 			}
 			done = part.Fin
 		case h1Data:
-			if !s.silenced && (len(part.Data) > 0 || part.Fin) {
+			if !s.silenced && s.sink != nil {
+				n, _, failed := s.sink.feed(h.c, part.Data, part.Fin)
+				if s.flow > 0 {
+					s.flow = max(s.flow-n, 0)
+				}
+				if failed { // ERROR given: the rest of the body is read and dropped
+					s.silenced = true
+					h.discardHead()
+				}
+			} else if !s.silenced && (len(part.Data) > 0 || part.Fin) {
 				h.c.emit(&Event{Kind: EvData, Ref: s.ref, Fin: part.Fin, Data: append([]byte(nil), part.Data...)})
 				if s.flow > 0 {
 					s.flow--
@@ -416,7 +434,9 @@ func (h *http1) eof() error {
 		return fmt.Errorf("closed: the server closed the connection %s", h.parser.cut())
 	}
 	s := h.streams[0]
-	if !s.silenced {
+	if !s.silenced && s.sink != nil {
+		s.sink.feed(h.c, part.Data, true)
+	} else if !s.silenced {
 		h.c.emit(&Event{Kind: EvData, Ref: s.ref, Fin: true, Data: part.Data})
 	}
 	h.streams = h.streams[1:]

@@ -124,6 +124,9 @@ type h2Stream struct {
 	winT      *time.Timer // send_window_timeout: the body waits for window
 	endWhy    string      // why we reset it, for a Data caller
 	wsOpen    bool        // a WebSocket's frames go through body: no END_STREAM when it empties
+
+	handlers ContentHandlers // the request's content_handlers; unset: http2_opts'
+	sink     *bodySink       // the handler that took the body; nil: DATA events (sse.go)
 }
 
 // h2pseudo holds the pseudo-header fields of a decoded header block.
@@ -466,6 +469,7 @@ func (h *h2conn) open(r *Request) error {
 		id: id, ref: r.ref, method: r.Method, path: r.Path, authority: authority,
 		flow: flow, initFlow: flow, localFin: endStream, streaming: r.Stream,
 		sendWin: h.peerInitWin, recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
+		handlers: r.ContentHandlers,
 	}
 	h.streams[id] = s
 	h.refs[r.ref] = s

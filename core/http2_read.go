@@ -255,7 +255,22 @@ func (h *h2conn) dataFrame(id uint32, flags http2.Flags, payload []byte) error {
 			h.streamError(s, http2.ErrCodeProtocol, fmt.Sprintf("The response body (%d bytes so far) does not match its content-length (%d). (RFC7540 8.1.2.6)", s.rcvd, s.clen))
 			break
 		}
-		if len(data) > 0 || fin {
+		if s.sink != nil {
+			// A content handler's events hold only their data: the rest
+			// (field names, comments, a dropped body) is free at once.
+			n, held, failed := s.sink.feed(h.c, data, fin)
+			s.held += held
+			h.connHeld += held
+			free += int64(max(len(data)-held, 0)) // held may be earlier frames' bytes: consumed() ensures then
+			if s.flow > 0 {
+				s.flow = max(s.flow-n, 0)
+			}
+			if failed { // ERROR given: the rest of the stream is not wanted
+				h.reset(s, http2.ErrCodeCancel)
+				h.connEnsure()
+				return nil
+			}
+		} else if len(data) > 0 || fin {
 			h.c.emit(&Event{Kind: EvData, Ref: s.ref, Fin: fin, Data: append([]byte(nil), data...)})
 			if len(data) > 0 {
 				s.held += len(data)
@@ -548,7 +563,14 @@ func (h *h2conn) headers(id uint32, endStream bool) error {
 			return nil
 		}
 	}
-	h.c.emit(&Event{Kind: EvResponse, Ref: s.ref, Fin: endStream, Status: status, Headers: h.fields()})
+	hdrs := h.fields()
+	h.c.emit(&Event{Kind: EvResponse, Ref: s.ref, Fin: endStream, Status: status, Headers: hdrs})
+	if hs := s.handlers; !endStream && (hs.SSE || !hs.Set && h.o.ContentHandlers.SSE) {
+		if !hs.Set {
+			hs = h.o.ContentHandlers
+		}
+		s.sink = newBodySink(hs, s.ref, hdrs)
+	}
 	if endStream {
 		s.remoteFin = true
 		h.maybeClose(s)
@@ -592,7 +614,7 @@ func (h *h2conn) pushPromise(parentID, promised uint32) error {
 	s := &h2Stream{
 		id: promised, ref: newRef(), method: p.method, path: p.path, authority: p.authority,
 		flow: parent.initFlow, initFlow: parent.initFlow, pushed: true, localFin: true,
-		recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
+		recvWin: int64(h.o.InitialStreamWindowSize), clen: -1, handlers: parent.handlers,
 	}
 	h.streams[promised] = s
 	h.refs[s.ref] = s

@@ -286,6 +286,9 @@ type HTTPOpts struct {
 	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
 	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per request, default 32; 0 = infinity
 
+	// ContentHandlers is "content_handlers" (sse.go); unset: [gun_data_h].
+	ContentHandlers ContentHandlers
+
 	// HeadTimeout is gunmetal's "head_timeout": once the first byte of a
 	// response head (status line and header fields; also each 1xx, a
 	// chunk-size line, the trailers) has arrived, the rest must arrive
@@ -316,6 +319,9 @@ type HTTP2Opts struct {
 	MaxHeaders                int           // "max_headers" (Gun 2.5), default 100; 0 = no limit
 	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per stream, default 32; 0 = infinity
 	MaxSettingsEntries        int           // gunmetal "max_settings_entries": settings in one SETTINGS frame, default 64; 0 = infinity
+
+	// ContentHandlers is "content_handlers" (sse.go); unset: [gun_data_h].
+	ContentHandlers ContentHandlers
 
 	InitialConnectionWindowSize     uint32        // 8000000 (Gun's default); 65535..2^31-1
 	InitialStreamWindowSize         uint32        // 8000000; 0..2^31-1
@@ -550,11 +556,7 @@ var optUnsupported = map[string]map[string]string{
 		"type":           "not supported by gunmetal: a Gun 1.0 option, use transport",
 	},
 	"http_opts": {
-		"content_handlers":      "not supported by gunmetal: Erlang handler modules",
 		"transform_header_name": "not supported by gunmetal: takes an Erlang fun",
-	},
-	"http2_opts": {
-		"content_handlers": "not supported by gunmetal: Erlang handler modules",
 	},
 	"ws_opts": {
 		"reply_to":  "not supported by gunmetal: pass reply_to to the call",
@@ -817,6 +819,8 @@ func parseHTTPOptsInto(parent, key string, raw json.RawMessage, dst *HTTPOpts) (
 			dst.MaxInformational, err = f.countOrInfinity()
 		case "version":
 			dst.Version, err = f.enum("HTTP/1.1", "HTTP/1.0")
+		case "content_handlers":
+			dst.ContentHandlers, err = f.contentHandlers()
 		default:
 			err = f.unknown("http_opts")
 		}
@@ -864,6 +868,8 @@ func parseHTTP2OptsInto(parent, key string, raw json.RawMessage, dst *HTTP2Opts)
 			dst.MaxInformational, err = f.countOrInfinity()
 		case "max_settings_entries":
 			dst.MaxSettingsEntries, err = f.countOrInfinity()
+		case "content_handlers":
+			dst.ContentHandlers, err = f.contentHandlers()
 		case "connection_window_margin_size":
 			u32(0, max31, &dst.ConnectionWindowMarginSize)
 		case "connection_window_update_threshold":

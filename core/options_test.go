@@ -308,8 +308,6 @@ func TestOptionsNotSupported(t *testing.T) {
 		{`{"http3_opts": {}}`, "", "http3_opts"},
 		{`{"transport_opts": []}`, "", "transport_opts"},
 		{`{"http_opts": {"transform_header_name": "f"}}`, "http_opts", "transform_header_name"},
-		{`{"http_opts": {"content_handlers": ["gun_sse_h"]}}`, "http_opts", "content_handlers"},
-		{`{"http2_opts": {"content_handlers": ["gun_data_h"]}}`, "http2_opts", "content_handlers"},
 		{`{"ws_opts": {"reply_to": "pid"}}`, "ws_opts", "reply_to"},
 		{`{"tls_opts": {"verify_fun": "f"}}`, "tls_opts", "verify_fun"},
 		{`{"tls_opts": {"cert": "x"}}`, "tls_opts", "cert"},

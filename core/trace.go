@@ -255,7 +255,7 @@ func (c *Conn) traceAround(ev *Event) {
 			c.emitEvent(ev)
 			c.traceLocked(trProtocolChanged, ev.Ref, 0, nil, []Header{td("protocol", "ws")})
 		}
-	case EvData:
+	case EvData, EvSSE: // gun_sse's fin ends the response too
 		if ev.Fin {
 			c.traceEnd(ev.Ref)
 		}

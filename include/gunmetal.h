@@ -174,6 +174,7 @@ enum {
     GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
     GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
     GM_EV_TRACE = 14,    /* a gun_event callback (option "trace"): reason = its name, ts_ns, see gm_event */
+    GM_EV_SSE = 15,      /* gun_sse: ref, fin, headers (Gun's event map), data: see below */
     GM_EV_INFO = 100     /* not a message: the record gm_info/gm_stream_info fill */
 };
 
@@ -220,6 +221,27 @@ enum { GM_WS_TEXT = 1, GM_WS_BINARY = 2, GM_WS_CLOSE = 8, GM_WS_PING = 9, GM_WS_
  * ":resumed", ":reason", ...), then the HTTP header fields of the message
  * (request_start/headers, response_inform/headers/trailers,
  * push_promise_end). A header name never starts with ':'.
+ *
+ * GM_EV_SSE (Gun's gun_sse, with content_handlers ["gun_sse_h", ...] in
+ * http_opts, http2_opts or gm_req_opts): a text/event-stream response body
+ * comes as one event per dispatched SSE event instead of DATA. The headers
+ * carry the keys of Gun's event map, the data the event's data:
+ *   - an event: "last_event_id" (the last id seen on the stream, "" when
+ *     none; it persists across events) and "event_type" (default
+ *     "message"), plus "retry" (ASCII digits, milliseconds) when the event
+ *     set one; data = its data lines joined with "\n" (data_len may be 0).
+ *   - an id without data: "last_event_id" alone (Gun's lone-id event).
+ *   - a retry without data or id: "retry" alone (gunmetal's addition).
+ *   - fin = 1, no headers, no data: the body ended (Gun's `fin` message).
+ * So "event_type" present means an event with data. Parsing follows the
+ * WHATWG rules (BOM, CR/LF/CRLF, comments, id without NUL, retry digits
+ * only; invalid UTF-8 becomes U+FFFD; a block unfinished at the end is
+ * dropped). An event larger than gun_sse_h's max_event_size (default 10240
+ * bytes: [["gun_sse_h", {"max_event_size": N}]]) ends the stream with
+ * ERROR "limit_reached: ... max_event_size ..." (HTTP/2: RST_STREAM
+ * CANCEL). Other bodies go to the next handler: gun_data_h gives DATA; with
+ * none, the body is dropped and only an empty DATA with fin = 1 ends it.
+ * gm_await_body on an SSE stream fails (GM_ESTREAM).
  */
 typedef struct gm_event {
     uint32_t size;          /* sizeof(gm_event) as the library knows it */
@@ -405,6 +427,12 @@ typedef struct gm_req_opts {
     int32_t timeout_ms;  /* > 0: past it the stream gets ERROR "timeout" and is cancelled (0: none) */
     int32_t flow;        /* > 0: Gun's flow for this stream (events before it pauses); 0: the protocol's option */
     gm_queue *reply_to;  /* NULL: the owner. The stream's events go to this queue. */
+    /* Added in 0.1 after reply_to (a caller passing the older size still
+     * works). NULL: the connection's http_opts/http2_opts content_handlers.
+     * Else Gun's req_opts content_handlers as a JSON list, e.g.
+     * "[\"gun_sse_h\", \"gun_data_h\"]" (see GM_EV_SSE); a bad list is
+     * GM_EOPTION naming req_opts.content_handlers. */
+    const char *content_handlers_json;
 } gm_req_opts;
 
 /*

@@ -58,6 +58,7 @@ func (s *Server) routes() http.Handler {
 		http.SetCookie(w, &http.Cookie{Name: q.Get("name"), Value: q.Get("value"), Path: q.Get("path")})
 		io.WriteString(w, "ok")
 	})
+	mux.HandleFunc("/sse", handleSSE)
 	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, strconv.FormatInt(s.requests.Load(), 10))
 	})
@@ -472,5 +473,34 @@ func wsEcho(rd io.Reader, w io.Writer, deflate bool) error {
 			return err
 		}
 		msg = nil
+	}
+}
+
+// SSEStream is what /sse sends: a BOM, a comment, a retry alone, a
+// two-line message (LF then CRLF ends), a typed event with an id (CR ends),
+// an id alone, a message carrying the last id, and an unfinished block
+// (no blank line: discarded at the end).
+const SSEStream = "\xEF\xBB\xBF: hello\nretry: 1500\n\ndata: first\ndata: second\r\n\r\n" +
+	"id: 7\revent: tick\rdata:x\r\rid: 8\n\ndata: after\n\ndata: lost\n"
+
+// handleSSE: /sse[?ct=TYPE] sends SSEStream, one line per write and flush,
+// as text/event-stream (or TYPE).
+func handleSSE(w http.ResponseWriter, r *http.Request) {
+	ct := r.URL.Query().Get("ct")
+	if ct == "" {
+		ct = "text/event-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-cache")
+	rest := SSEStream
+	for rest != "" {
+		i := strings.IndexAny(rest, "\r\n") + 1
+		if i == 0 {
+			i = len(rest)
+		}
+		if _, err := io.WriteString(w, rest[:i]); err != nil || flush(w) != nil {
+			return
+		}
+		rest = rest[i:]
 	}
 }

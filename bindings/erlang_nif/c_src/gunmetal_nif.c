@@ -99,7 +99,8 @@ static ERL_NIF_TERM A_ok, A_error, A_undefined, A_true, A_false, A_fin, A_nofin,
     A_gun_up, A_gun_down, A_gun_inform, A_gun_response, A_gun_data, A_gun_trailers,
     A_gun_push, A_gun_error, A_gun_upgrade, A_gun_ws, A_gun_notify, A_gun_tunnel_up,
     A_exit, A_noconn, A_queue, A_retry, A_unsupported, A_text, A_binary, A_close,
-    A_ping, A_pong, A_infinity, A_ping_ack, A_nostream, A_stream_closed, A_conn_data;
+    A_ping, A_pong, A_infinity, A_ping_ack, A_nostream, A_stream_closed, A_conn_data,
+    A_gun_sse, A_last_event_id, A_event_type, A_data;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *s) {
     ERL_NIF_TERM a;
@@ -665,7 +666,7 @@ static stream_t *stream_take(conn_t *c, uint64_t id, int how) {
 
 static int ends_stream(const gm_event *ev) {
     switch (ev->kind) {
-    case GM_EV_RESPONSE: case GM_EV_DATA: return ev->fin;
+    case GM_EV_RESPONSE: case GM_EV_DATA: case GM_EV_SSE: return ev->fin;
     case GM_EV_TRAILERS: case GM_EV_ERROR: return 1;
     case GM_EV_NOTIFY: return ev->reason && strcmp(ev->reason, "ping_ack") == 0;
     }
@@ -912,6 +913,34 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
     case GM_EV_TUNNEL_UP:
         msg = enif_make_tuple4(env, A_gun_tunnel_up, cp, ref, proto_term(env, ev->protocol));
         break;
+    case GM_EV_SSE: {
+        /* Gun's gun_sse_h: {gun_sse, ConnPid, StreamRef, Event | fin}, Event
+         * as cow_sse's map: #{last_event_id, event_type, data} or, for an id
+         * without data, #{last_event_id} alone. A retry without data or id
+         * is not a message of Gun's (nor is the retry key): not sent. */
+        ERL_NIF_TERM evt;
+        const gm_header *id = NULL, *type = NULL;
+        for (size_t i = 0; i < ev->n_headers; i++) {
+            const gm_header *h = &ev->headers[i];
+            if (h->name_len == 13 && memcmp(h->name, "last_event_id", 13) == 0) id = h;
+            else if (h->name_len == 10 && memcmp(h->name, "event_type", 10) == 0) type = h;
+        }
+        if (ev->fin && ev->n_headers == 0) {
+            evt = A_fin;
+        } else if (type && id) {
+            ERL_NIF_TERM k[3] = {A_last_event_id, A_event_type, A_data};
+            ERL_NIF_TERM v[3] = {mk_bin(env, id->value, id->value_len), mk_bin(env, type->value, type->value_len),
+                                 mk_bin(env, ev->data, ev->data ? ev->data_len : 0)};
+            if (!enif_make_map_from_arrays(env, k, v, 3, &evt)) goto out;
+        } else if (id) {
+            evt = enif_make_new_map(env);
+            enif_make_map_put(env, evt, A_last_event_id, mk_bin(env, id->value, id->value_len), &evt);
+        } else {
+            goto out;
+        }
+        msg = enif_make_tuple4(env, A_gun_sse, cp, ref, evt);
+        break;
+    }
     default:
         goto out;
     }
@@ -1212,9 +1241,28 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     ErlNifPid reply_to;
     int flow;
     ErlNifUInt64 big_size = 0;
+    /* Flow, or {Flow, ContentHandlersJSON} (req_opts content_handlers,
+     * checked and encoded by gunmetal.erl). */
+    ERL_NIF_TERM flow_t = argv[7];
+    ErlNifBinary chj = {0};
+    int arity = 0;
+    const ERL_NIF_TERM *tup;
+    if (enif_get_tuple(env, argv[7], &arity, &tup)) {
+        if (arity != 2 || !enif_inspect_binary(env, tup[1], &chj) || chj.size == 0 ||
+            memchr(chj.data, 0, chj.size))
+            return enif_make_badarg(env);
+        flow_t = tup[0];
+    }
     if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[6], &reply_to) ||
-        !enif_get_int(env, argv[7], &flow) || flow < 0 || (big && !enif_get_uint64(env, argv[5], &big_size)))
+        !enif_get_int(env, flow_t, &flow) || flow < 0 || (big && !enif_get_uint64(env, argv[5], &big_size)))
         return enif_make_badarg(env);
+    char *handlers = NULL;
+    if (chj.size) {
+        handlers = enif_alloc(chj.size + 1);
+        if (!handlers) return enif_make_badarg(env);
+        memcpy(handlers, chj.data, chj.size);
+        handlers[chj.size] = 0;
+    }
     int stream = big || enif_is_identical(argv[5], A_true);
     char *method = cstr_of(env, argv[1]);
     char *path = cstr_of(env, argv[2]);
@@ -1238,7 +1286,8 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
 
     /* reply_to is routed by the dispatcher (see conns_by_h), not given to
      * the library: every event of the connection stays in its owner's queue. */
-    gm_req_opts ro = {.size = sizeof ro, .timeout_ms = 0, .flow = flow, .reply_to = NULL};
+    gm_req_opts ro = {.size = sizeof ro, .timeout_ms = 0, .flow = flow, .reply_to = NULL,
+                      .content_handlers_json = handlers};
     gm_ref id = 0;
     stream_t *body_for = NULL;
     enif_mutex_lock(c->mu);
@@ -1280,6 +1329,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
 out:
     if (method) enif_free(method);
     if (path) enif_free(path);
+    if (handlers) enif_free(handlers);
     hdrs_free(&hs);
     return ret;
 }
@@ -2025,12 +2075,14 @@ static int on_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info) {
     ATOM(A_ping, "ping"); ATOM(A_pong, "pong"); ATOM(A_infinity, "infinity"); ATOM(A_ping_ack, "ping_ack");
     ATOM(A_nostream, "nostream"); ATOM(A_stream_closed, "stream_closed");
     ATOM(A_conn_data, "$gunmetal_data");
+    ATOM(A_gun_sse, "gun_sse"); ATOM(A_last_event_id, "last_event_id"); ATOM(A_event_type, "event_type");
+    ATOM(A_data, "data");
     /* Names the library uses in reasons, so that details find them. */
     const char *names[] = {"closed", "normal", "shutdown", "econnrefused", "econnreset", "nxdomain", "timeout",
                            "closing", "owner_down", "protocol_error", "stream_error", "too_many_pending",
                            "too_many_streams", "badstate", "ehostunreach", "enetunreach", "etimedout", "epipe",
                            "eof", "tls_alert", "connection_error", "settings_timeout", "preface_timeout",
-                           "goaway", "cancel", "http", "http2", "raw", "socks", "ws",
+                           "goaway", "cancel", "http", "http2", "raw", "socks", "ws", "limit_reached",
                            /* OTP ssl's TLS alert names (core's reasonOf gives them) */
                            "close_notify", "unexpected_message", "bad_record_mac", "record_overflow",
                            "handshake_failure", "bad_certificate", "unsupported_certificate",

@@ -10,10 +10,12 @@
 %% the connection (and holds body pieces sent before the connection is up).
 %%
 %% Deviations from Gun (see README.md): options that take Erlang funs or
-%% modules (retry_fun, content_handlers, cookie stores other than "on") are
-%% refused or mapped, as the engine cannot call Erlang code (event_handler
-%% runs in ConnPid, from the library's trace events; Gun's dbg trace => true
-%% is refused);
+%% modules (retry_fun, cookie stores other than "on") are refused or
+%% mapped, as the engine cannot call Erlang code (event_handler runs in
+%% ConnPid, from the library's trace events; Gun's dbg trace => true is
+%% refused); content_handlers runs Gun's gun_sse_h and gun_data_h in the
+%% engine (the messages are Gun's) and refuses a handler module of the
+%% user's own;
 %% tunnels (connect/2,3,4 and the tunnel request option) are not there yet;
 %% info/1 has no socket; ws_upgrade/ws_send/ping answer
 %% {error, unsupported} while the loaded library lacks WebSocket and ping.
@@ -362,6 +364,10 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 		_ -> error(badarg)
 	end,
 	{ReplyPid, ReplyFun} = reply_to(ServerPid, ReqOpts),
+	FlowArg = case maps:find(content_handlers, ReqOpts) of
+		error -> Flow;
+		{ok, CH} -> {Flow, content_handlers_json(CH)}
+	end,
 	%% Large bodies: a dirty scheduler sends the headers and hands the body
 	%% to ConnPid, which sends it in pieces (Gun's process sends it too).
 	%% Flattening and copying it here would hold a normal scheduler for
@@ -372,8 +378,8 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 		_ -> 0
 	end,
 	Res = case Size > ?DIRTY_BODY of
-		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, Body, Size, ReplyPid, Flow);
-		false -> gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, Flow)
+		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, Body, Size, ReplyPid, FlowArg);
+		false -> gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, FlowArg)
 	end,
 	case Res of
 		StreamRef when is_reference(StreamRef) ->
@@ -384,6 +390,35 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 	end;
 do_request(_, _, _, _, _, _, _) ->
 	error(badarg).
+
+%% Gun's req_opts content_handlers as the library's JSON list. The
+%% library runs Gun's gun_sse_h and gun_data_h itself (as GM_EV_SSE and
+%% DATA events, turned into gun_sse and gun_data messages); a handler
+%% module of the user's own is not run: refused here, by name.
+content_handlers_json(L) when is_list(L), L =/= [] ->
+	Names = [case H of
+		{M, Opts} when is_atom(M), is_map(Opts) -> M;
+		M when is_atom(M) -> M;
+		_ -> error({badarg, {content_handlers, H}})
+	end || H <- L],
+	case [N || N <- Names, N =/= gun_sse_h, N =/= gun_data_h] of
+		[] -> ok;
+		[Own|_] -> error({badarg, iolist_to_binary(io_lib:format(
+			"content_handlers: gunmetal runs only gun_sse_h and gun_data_h; "
+			"the handler module ~p is not supported", [Own]))})
+	end,
+	iolist_to_binary(gunmetal_opts:encode({arr, [case H of
+		{Mod, Opts} -> {arr, [atom_to_binary(Mod), sse_opts(Opts)]};
+		Mod -> atom_to_binary(Mod)
+	end || H <- L]}));
+content_handlers_json(L) ->
+	error({badarg, {content_handlers, L}}).
+
+sse_opts(Opts) ->
+	{obj, [case {K, V} of
+		{max_event_size, N} when is_integer(N) -> {<<"max_event_size">>, N};
+		_ -> error({badarg, {content_handlers, {K, V}}})
+	end || {K, V} <- lists:sort(maps:to_list(Opts))]}.
 
 %% Gun's reply_to: a pid, or a fun / {Fun, Args} / {M, F, A} that Gun calls
 %% with each message. Funs are called by ConnPid, which gets the stream's
@@ -408,6 +443,7 @@ register_reply_fun(ServerPid, StreamRef, Fun) ->
 request_failed(_, _, noconn) -> make_ref();
 request_failed(_, _, {error, closed, _}) -> make_ref();
 request_failed(_, _, {error, einval, Msg}) -> error({badarg, Msg});
+request_failed(_, _, {error, options, Msg}) -> error({badarg, Msg}); % req_opts content_handlers
 request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
 	StreamRef = make_ref(),
 	ReplyTo ! {gun_error, ServerPid, StreamRef, {Code, Msg}},

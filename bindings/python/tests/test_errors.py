@@ -44,7 +44,7 @@ def test_wrong_option_type_names_the_key() -> None:
     assert ei.value.key == "http_opts.flow"
     with pytest.raises(gunmetal.OptionError) as ei:
         gunmetal.open("127.0.0.1", 80, http_opts={"content_handlers": []})
-    assert ei.value.key == "http_opts.content_handlers" and "not supported by gunmetal" in str(ei.value)
+    assert ei.value.key == "http_opts.content_handlers" and "must be a non-empty list" in str(ei.value)
 
 
 def test_option_value_that_is_not_json() -> None:

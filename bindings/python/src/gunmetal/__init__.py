@@ -21,6 +21,7 @@ from ._core import (
     HeadersIn,
     Managed,
     Queue,
+    SSEStream,
     StrOrBytes,
     live_handles,
     open,
@@ -52,7 +53,7 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
-from ._events import Body, Event, EventKind, Header, TraceEvent, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, SSEEvent, TraceEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,8 @@ __all__ = [
     "OptionError",
     "ProtocolError",
     "Queue",
+    "SSEEvent",
+    "SSEStream",
     "QueueClosed",
     "StrOrBytes",
     "TLSError",

@@ -43,7 +43,18 @@ from ._errors import (
     from_code,
     stream_error,
 )
-from ._events import Body, Event, EventKind, WSFrame, WSMessage, WSOpcode, decode, decode_many
+from ._events import (
+    Body,
+    Event,
+    EventKind,
+    SSEEvent,
+    WSFrame,
+    WSMessage,
+    WSOpcode,
+    decode,
+    decode_many,
+    is_event_stream,
+)
 
 StrOrBytes = Union[str, bytes]
 HeadersIn = Union[
@@ -643,8 +654,9 @@ class BaseConnection(Managed):
         timeout: Optional[float],
         flow: Optional[int],
         reply_to: Optional[Queue],
+        content_handlers: Optional[bytes] = None,
     ) -> int:
-        args = self._request_args(method, path, headers, body, stream, timeout, flow, reply_to)
+        args = self._request_args(method, path, headers, body, stream, timeout, flow, reply_to, content_handlers)
         ref = c_uint64()
         if args[6] is not None:
             rc = _ffi.gm_request_noconv(*args, byref(ref))
@@ -671,6 +683,7 @@ class BaseConnection(Managed):
         timeout: Optional[float],
         flow: Optional[int],
         reply_to: Optional[Queue],
+        content_handlers: Optional[bytes] = None,
     ) -> Tuple[Any, ...]:
         """The arguments of gm_request but the ref, checked and converted for
         the argtypes-free call: (conn, method, path, headers, n_headers, body,
@@ -693,7 +706,8 @@ class BaseConnection(Managed):
             arr, nh = None, _SIZE0
         if stream and body is not None:
             raise InvalidArgument(_ffi.GM_EINVAL, "a streamed request (body sent with data()) takes no body")
-        if timeout is None and reply_to is None and (flow is None or (type(flow) is int and flow in _FLOW_OPTS)):
+        if timeout is None and reply_to is None and content_handlers is None and (
+                flow is None or (type(flow) is int and flow in _FLOW_OPTS)):
             opts = None if flow is None else _FLOW_OPTS[flow]  # read-only to the library: shared
         else:
             o = _ffi.gm_req_opts()
@@ -710,6 +724,8 @@ class BaseConnection(Managed):
                 if not isinstance(reply_to, Queue):
                     raise TypeError(f"reply_to must be a gunmetal.Queue, not {type(reply_to).__name__}")
                 o.reply_to = reply_to._h()
+            if content_handlers is not None:
+                o.content_handlers_json = content_handlers  # kept alive by o
             opts = byref(o)
         if body is None:
             return (hv, m, p, arr, nh, None, _SIZE0, _REQ_STREAM if stream else 0, opts)
@@ -1039,6 +1055,9 @@ class Connection(BaseConnection):
                 return Body(status, headers, b"".join(chunks), ev.headers)
             elif k == EventKind.ERROR:
                 raise stream_error(ev.reason or "error")
+            elif k == EventKind.SSE:
+                raise stream_error("badarg: the body is delivered as SSE events (content_handlers gun_sse_h), "
+                                   "not DATA: iterate them")
             # INFORM, PUSH: not part of the body (as Gun's await_body)
         return Body(status, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks), [])
 
@@ -1103,12 +1122,26 @@ class Connection(BaseConnection):
         timeout: Optional[float] = None,
         flow: Optional[int] = None,
         reply_to: Optional[Queue] = None,
+        content_handlers: Optional[Sequence[Any]] = None,
     ) -> int:
         """Sends a request and returns its stream ref. With ``stream=True``
         the body follows with :meth:`data`. ``timeout`` (seconds): past it
         the stream gets ERROR "timeout"; ``flow``: Gun's flow for this stream;
-        ``reply_to``: the queue that gets this stream's events."""
-        return self._request(method, path, headers, body, stream, timeout, flow, reply_to)
+        ``reply_to``: the queue that gets this stream's events;
+        ``content_handlers``: Gun's req_opts content_handlers, e.g.
+        ``["gun_sse_h", "gun_data_h"]`` (an event stream then comes as
+        EventKind.SSE events; see :meth:`sse`)."""
+        return self._request(method, path, headers, body, stream, timeout, flow, reply_to,
+                             _handlers_json(content_handlers))
+
+    def sse(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+            max_event_size: Optional[int] = None) -> "SSEStream":
+        """GETs `path` as a server-sent event stream (content_handlers
+        gun_sse_h for this request) and returns an iterator of
+        :class:`SSEEvent`; ``timeout`` (seconds) bounds each wait for an
+        event. See :class:`SSEStream`."""
+        hs, js = _sse_request(headers, max_event_size)
+        return SSEStream(self, self._request(b"GET", path, hs, None, False, None, None, None, js), timeout)
 
     def headers(
         self,
@@ -1219,6 +1252,98 @@ class Connection(BaseConnection):
         """Gun's ping (HTTP/2): returns the ref of the NOTIFY "ping_ack"
         event that comes when the server answers."""
         return self._ping()
+
+
+def _handlers_json(handlers: Optional[Sequence[Any]]) -> Optional[bytes]:
+    if handlers is None:
+        return None
+    if isinstance(handlers, (str, bytes)):
+        raise TypeError("content_handlers must be a list, e.g. [\"gun_sse_h\", \"gun_data_h\"]")
+    return json.dumps(list(handlers)).encode("utf-8")
+
+
+def _sse_request(headers: HeadersIn, max_event_size: Optional[int]) -> Tuple[Any, bytes]:
+    """The headers (accept: text/event-stream unless given) and the
+    content_handlers of an SSE request: gun_sse_h alone, so that another
+    body is dropped rather than read (the stream refuses it at its head)."""
+    hs: List[Tuple[StrOrBytes, StrOrBytes]] = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+    if not any((k.decode() if isinstance(k, bytes) else k).lower() == "accept" for k, _ in hs):
+        hs.append(("accept", "text/event-stream"))
+    h: Any = "gun_sse_h" if max_event_size is None else ["gun_sse_h", {"max_event_size": max_event_size}]
+    return hs, json.dumps([h]).encode("utf-8")
+
+
+class SSEStream:
+    """Server-sent events of one stream (:meth:`Connection.sse`):
+    ``for ev in stream`` gives :class:`SSEEvent` objects until the body
+    ends. ``status`` and ``headers`` are the response's once the first
+    event was asked for. A response that is not text/event-stream raises
+    StreamError "not_event_stream: ..." (the stream is cancelled); a stream
+    that ends with an ERROR (an event over max_event_size: "limit_reached:
+    ...") raises its StreamError. ``close()`` (or leaving a ``with`` block)
+    cancels the stream if it is still running."""
+
+    def __init__(self, conn: "Connection", ref: int, timeout: Optional[float]) -> None:
+        self.conn = conn
+        self.ref = ref
+        self.timeout = timeout
+        self.status = 0
+        self.headers: List[Tuple[str, str]] = []
+        self.done = False
+
+    def __iter__(self) -> "SSEStream":
+        return self
+
+    def __next__(self) -> SSEEvent:
+        while not self.done:
+            ev = self.conn.await_(self.ref, self.timeout)
+            out = _sse_step(self, ev)
+            if out is not None:
+                return out
+        raise StopIteration
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            try:
+                self.conn.cancel(self.ref)
+            except Closed:
+                pass
+
+    def __enter__(self) -> "SSEStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<gunmetal.SSEStream ref={self.ref} status={self.status}>"
+
+
+def _sse_step(s: Any, ev: Event) -> Optional[SSEEvent]:
+    """One event of an SSE stream (sync or asyncio): the SSEEvent to give,
+    or None (s.done says whether the stream ended)."""
+    k = ev.kind
+    if k == EventKind.SSE:
+        out = SSEEvent.from_event(ev)
+        if out is None:
+            s.done = True
+        return out
+    if k == EventKind.RESPONSE:
+        s.status, s.headers = ev.status, ev.headers
+        if ev.fin:
+            s.done = True
+        elif not is_event_stream(s.headers):
+            ct = next((v for n, v in s.headers if n == "content-type"), None)
+            s.close()
+            raise stream_error(f"not_event_stream: the response (status {s.status}) has content-type {ct!r}, "
+                               "not text/event-stream")
+    elif k == EventKind.ERROR:
+        s.done = True
+        raise stream_error(ev.reason or "error")
+    elif k in (EventKind.DATA, EventKind.TRAILERS) and (ev.fin or k == EventKind.TRAILERS):
+        s.done = True
+    return None
 
 
 def open(host: StrOrBytes, port: int, *, owner: Optional[Queue] = None, **opts: Any) -> Connection:

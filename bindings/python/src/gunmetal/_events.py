@@ -43,6 +43,7 @@ class EventKind(enum.IntEnum):
     NOTIFY = _ffi.GM_EV_NOTIFY
     TUNNEL_UP = _ffi.GM_EV_TUNNEL_UP
     TRACE = _ffi.GM_EV_TRACE
+    SSE = _ffi.GM_EV_SSE
     INFO = _ffi.GM_EV_INFO
 
 
@@ -253,6 +254,47 @@ class WSFrame:
 
 
 WSMessage = Union[WSFrame, str, bytes]
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """A server-sent event (Gun's gun_sse map, from an SSE event's headers
+    and data; see GM_EV_SSE in gunmetal.h):
+
+    - ``event_type``: the event field ("message" by default); None for an
+      event that only carries an id (Gun's lone last_event_id) or a retry
+    - ``data``: the data lines joined with "\\n" (None when event_type is)
+    - ``last_event_id``: the last id seen on the stream ("" when none); None
+      for a retry-only event
+    - ``retry``: the reconnection time in ms when the event set one
+    """
+
+    event_type: Optional[str]
+    data: Optional[str]
+    last_event_id: Optional[str]
+    retry: Optional[int] = None
+
+    @classmethod
+    def from_event(cls, ev: "Event") -> Optional["SSEEvent"]:
+        """The SSEEvent of a GM_EV_SSE event; None for its fin (the end)."""
+        if ev.kind != EventKind.SSE:
+            raise ValueError(f"not an SSE event: {ev.kind!r}")
+        if ev.fin and not ev.headers:
+            return None
+        h = dict(ev.headers)
+        et = h.get("event_type")
+        r = h.get("retry")
+        return cls(et, ev.data.decode("utf-8", "replace") if et is not None else None,
+                   h.get("last_event_id"), int(r) if r is not None else None)
+
+
+def is_event_stream(headers: List[Header]) -> bool:
+    """Whether a response's content-type is text/event-stream (what gun_sse_h
+    takes)."""
+    for k, v in headers:
+        if k == "content-type":
+            return v.split(";", 1)[0].strip().lower() == "text/event-stream"
+    return False
 
 # ------------------------------------------------------------------ decoding
 #

@@ -74,6 +74,7 @@ GM_EV_WS = 11
 GM_EV_NOTIFY = 12
 GM_EV_TUNNEL_UP = 13
 GM_EV_TRACE = 14
+GM_EV_SSE = 15
 GM_EV_INFO = 100
 
 GM_WS_TEXT = 1
@@ -135,6 +136,7 @@ class gm_req_opts(Structure):
         ("timeout_ms", c_int32),
         ("flow", c_int32),
         ("reply_to", c_void_p),
+        ("content_handlers_json", c_char_p),
     ]
 
 

@@ -55,6 +55,8 @@ from . import _ffi
 from ._core import (
     _FLOW_OPTS,
     _SIZE0,
+    _sse_request,
+    _sse_step,
     BaseConnection,
     BufferLike,
     HeadersIn,
@@ -73,9 +75,9 @@ from ._errors import (
     from_code,
     stream_error,
 )
-from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, SSEEvent, WSFrame, WSMessage, WSOpcode
 
-__all__ = ["Connection", "Response", "WebSocket", "open", "open_unix"]
+__all__ = ["Connection", "Response", "SSEStream", "WebSocket", "open", "open_unix"]
 
 DEFAULT_WINDOW = 16
 
@@ -90,6 +92,8 @@ _PUSH = EventKind.PUSH
 _ERROR = EventKind.ERROR
 _UPGRADE = EventKind.UPGRADE
 _WS = EventKind.WS
+_SSE = EventKind.SSE
+_SSE_BODY = "badarg: the body is delivered as SSE events (content_handlers gun_sse_h), not DATA: iterate them"
 _NOTIFY = EventKind.NOTIFY
 _TRACE = EventKind.TRACE
 _WS_CLOSE = int(WSOpcode.CLOSE)
@@ -159,7 +163,7 @@ class _Stream:
         ev = self.events.popleft()
         if self.ended and not self.events:
             self.conn._forget(self)
-        if self.window and ((ev.kind == _DATA and not ev.fin) or ev.kind == _WS):
+        if self.window and ((ev.kind == _DATA and not ev.fin) or ev.kind == _WS or (ev.kind == _SSE and not ev.fin)):
             self.consumed += 1
             if self.consumed * 2 >= self.window:
                 n, self.consumed = self.consumed, 0
@@ -298,6 +302,58 @@ class Response:
         return f"<gunmetal.aio.Response ref={self.ref} status={self.status}>"
 
 
+class SSEStream:
+    """Server-sent events of one stream (``await conn.sse(path)``):
+    ``async for ev in stream`` gives :class:`~gunmetal.SSEEvent` objects
+    until the body ends; ``status`` and ``headers`` are the response's. A
+    response that is not text/event-stream raises StreamError
+    "not_event_stream: ..." from ``sse()``; an ERROR (an event over
+    max_event_size: "limit_reached: ...") raises its StreamError.
+    ``close()`` (or leaving ``async with``) cancels the stream if it runs."""
+
+    def __init__(self, conn: "Connection", stream: _Stream, timeout: Optional[float]) -> None:
+        self._conn = conn
+        self._stream = stream
+        self.ref = stream.ref
+        self.timeout = timeout
+        self.status = 0
+        self.headers: List[Header] = []
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[SSEEvent]:
+        return self
+
+    async def __anext__(self) -> SSEEvent:
+        st = self._stream
+        while not self.done:
+            ev = st.pop() if st.events else await st.next(self.timeout)
+            out = _sse_step(self, ev)
+            if out is not None:
+                return out
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            self._conn._cancel_stream(self._stream)
+
+    def __del__(self) -> None:
+        if not self.done:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    async def __aenter__(self) -> "SSEStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<gunmetal.aio.SSEStream ref={self.ref} status={self.status}>"
+
+
 class WebSocket:
     """A WebSocket (``ws = await conn.ws_upgrade(path)``):
     ``await ws.send("text" | b"binary" | WSFrame | [...])``,
@@ -405,7 +461,7 @@ class Connection(BaseConnection):
                         if st is None:
                             continue  # a cancelled stream, or one we never knew of
                         k = ev.kind
-                        if k == _DATA or k == _RESPONSE:
+                        if k == _DATA or k == _RESPONSE or k == _SSE:
                             if ev.fin:
                                 st.ended = True  # unregistered when the app takes it
                         elif k == _TRAILERS or k == _ERROR or (k == _WS and ev.ws_opcode == _WS_CLOSE):
@@ -815,6 +871,21 @@ class Connection(BaseConnection):
                 self._cancel_stream(st)
             raise
 
+    async def sse(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+                  max_event_size: Optional[int] = None) -> SSEStream:
+        """GETs `path` as a server-sent event stream (content_handlers
+        gun_sse_h for this request) and returns an :class:`SSEStream` once
+        its head has arrived; ``timeout`` (seconds) bounds each wait."""
+        hs, js = _sse_request(headers, max_event_size)
+        if self._pending:
+            self._send_pending()  # in call order
+        w = self._window
+        ref = self._request(b"GET", path, hs, None, False, None, w if w > 0 else None, None, js)
+        s = SSEStream(self, self._register(ref, w), timeout)
+        while s.status == 0 and not s.done:  # the head (1xx and pushes are skipped)
+            _sse_step(s, await s._stream.next(timeout))
+        return s
+
     async def response(self, ref: int) -> Response:
         """The Response of a stream started with :meth:`headers` (or a pushed one)."""
         return await self._head(self._stream(ref))
@@ -848,6 +919,8 @@ class Connection(BaseConnection):
                 return Body(status, headers, b"".join(chunks), ev.headers)
             elif k == _ERROR:
                 raise stream_error(ev.reason or "error")
+            elif k == _SSE:
+                raise stream_error(_SSE_BODY)
         return Body(status, headers, b"".join(chunks), [])
 
     # ---- WebSocket and ping
