@@ -51,6 +51,7 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
+from .raw import RawStream, open_raw, open_raw_unix
 from ._events import Body, Event, EventKind, Header, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
@@ -80,6 +81,7 @@ __all__ = [
     "ProtocolError",
     "Queue",
     "QueueClosed",
+    "RawStream",
     "StrOrBytes",
     "TLSError",
     "StreamClosed",
@@ -95,6 +97,8 @@ __all__ = [
     "live_handles",
     "open",
     "open_unix",
+    "open_raw",
+    "open_raw_unix",
     "strerror",
     "version",
 ]
