@@ -50,6 +50,6 @@ export GM_HTTP_PORT="$(json_get http)" GM_HTTPS_PORT="$(json_get https)" GM_UNIX
 cd "$here"
 status=0
 timeout 300 erl -noshell -pa ebin -pa test -eval '
-	R = eunit:test([gunmetal_tests, gunmetal_guide_tests], [verbose]),
+	R = eunit:test([gunmetal_tests, gunmetal_guide_tests, gunmetal_raw_tests], [verbose]),
 	halt(case R of ok -> 0; _ -> 1 end).' || status=$?
 exit $status
