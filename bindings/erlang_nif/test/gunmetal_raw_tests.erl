@@ -177,7 +177,7 @@ flow_passive_test() ->
 	{ok, raw} = gunmetal:await_up(C),
 	ok = gunmetal:data(C, undefined, nofin, <<"one">>),
 	{data, nofin, <<"one">>} = gunmetal:await(C, undefined),
-	receive {gun_notify, C, passive, _} -> ok after 5000 -> error(no_passive) end,
+	receive {gun_notify, C, passive, []} -> ok after 5000 -> error(no_passive) end,
 	ok = gunmetal:data(C, undefined, nofin, <<"two">>),
 	%% Passive: nothing is read until flow is added.
 	receive {gun_data, C, _, _, _} = M -> error({data_while_passive, M}) after 300 -> ok end,
