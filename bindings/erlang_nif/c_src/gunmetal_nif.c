@@ -1499,7 +1499,8 @@ static ERL_NIF_TERM nif_data(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         live = hmap_get(&c->streams, id) == s;
         enif_mutex_unlock(c->mu);
     }
-    if (!live || (!from_conn && s->body_by_conn)) {
+    /* s is NULL for `undefined` (raw's byte stream, ref 0). */
+    if (!live || (s && !from_conn && s->body_by_conn)) {
         if (from_conn) pending_dec(s);
         ret = A_stream_closed;
     } else if (!from_conn && s && __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE) > 0) {
@@ -1562,7 +1563,9 @@ static ERL_NIF_TERM nif_update_flow(ErlNifEnv *env, int argc, const ERL_NIF_TERM
     int n;
     int k = get_stream_arg(env, argv[1], &s, &id);
     if (!enif_is_pid(env, argv[0]) || !k || !enif_get_int(env, argv[2], &n) || n <= 0) return enif_make_badarg(env);
-    if (k == 2 || !s) return A_ok;
+    /* `undefined` (s NULL, id 0) is raw's byte stream: its flow is
+     * gen_tcp's {active, N}. */
+    if (k == 2) return A_ok;
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) return A_ok;
     gm.update_flow(c->h, id, n);

@@ -29,7 +29,9 @@ def test_readme_example_runs(i: int, tmp_path: "os.PathLike[str]") -> None:
     r = subprocess.run([sys.executable, "-c", BLOCKS[i]], cwd=str(tmp_path), env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    if 'print("up:"' in BLOCKS[i] and "ConnectionRefused" not in BLOCKS[i]:
+    if "open_raw(" in BLOCKS[i]:  # the raw stream example: its own server echoes upper-cased
+        assert "echo: b'HELLO\\n'" in r.stdout and "echo: b'WORLD\\n'" in r.stdout
+    elif 'print("up:"' in BLOCKS[i] and "ConnectionRefused" not in BLOCKS[i]:
         assert "up: http" in r.stdout
     else:  # the example of a refused connection
         assert "refused: econnrefused" in r.stdout

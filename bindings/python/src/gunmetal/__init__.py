@@ -53,6 +53,7 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
+from .raw import RawStream, open_raw, open_raw_unix
 from ._events import Body, Event, EventKind, Header, SSEEvent, TraceEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
@@ -85,6 +86,7 @@ __all__ = [
     "SSEEvent",
     "SSEStream",
     "QueueClosed",
+    "RawStream",
     "StrOrBytes",
     "TLSError",
     "StreamClosed",
@@ -100,6 +102,8 @@ __all__ = [
     "live_handles",
     "open",
     "open_unix",
+    "open_raw",
+    "open_raw_unix",
     "strerror",
     "tls_session_cache",
     "version",

@@ -77,7 +77,8 @@ from ._errors import (
 )
 from ._events import Body, Event, EventKind, Header, SSEEvent, WSFrame, WSMessage, WSOpcode
 
-__all__ = ["Connection", "Response", "SSEStream", "WebSocket", "open", "open_unix"]
+__all__ = ["Connection", "RawReader", "RawWriter", "Response", "SSEStream", "WebSocket", "open", "open_raw",
+           "open_raw_unix", "open_unix"]
 
 DEFAULT_WINDOW = 16
 
@@ -1029,3 +1030,6 @@ def _check_window(window: Any) -> None:
     if window < 0:
         raise ValueError("window must be >= 0")
 
+
+# Raw byte streams (Gun's raw protocol) in asyncio's streams shape.
+from .aio_raw import RawReader, RawWriter, open_raw, open_raw_unix  # noqa: E402
