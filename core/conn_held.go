@@ -9,16 +9,15 @@ import (
 // state machine postpones every call made while not connected).
 //
 // Data on a streamed request still waiting in c.pending is copied and held,
-// up to pendingBodyBound bytes per connection; past it Data waits, as it
+// up to max_pending_body bytes per connection; past it Data waits, as it
 // does when output outruns the socket, until the connection is up and the
 // held bytes went out (or the stream or the connection ends). On UP one
 // goroutine sends the held pieces through the protocol in request order;
 // meanwhile a Data call for a stream with held pieces waits its turn, so
 // pieces go out in the order they were given.
 
-// pendingBodyBound bounds the body bytes held for requests waiting for the
-// connection (GM_PENDING_BODY_MAX in the header).
-const pendingBodyBound = 4 << 20
+// The default of max_pending_body (Options.MaxPendingBody) is
+// GM_PENDING_BODY_MAX in the header: 4 MiB.
 
 type heldPiece struct {
 	p   []byte
@@ -63,7 +62,10 @@ func (c *Conn) holdLocked(r *Request, p []byte, fin bool) (bool, error) {
 	if len(p) == 0 && !fin {
 		return true, nil // as the protocols: an empty piece that does not end the body is nothing
 	}
-	if c.heldBytes+len(p) > pendingBodyBound {
+	if c.opts.MaxPendingBody == 0 {
+		return false, fmt.Errorf("%w: max_pending_body is 0, so the body of stream %d is not held before UP", ErrNotUp, r.ref)
+	}
+	if c.heldBytes+len(p) > c.opts.MaxPendingBody {
 		return false, nil
 	}
 	if hb == nil {

@@ -52,7 +52,7 @@
 //     connection: the body cannot be finished (Gun leaves it stuck).
 //   - Data for a request still queued before UP is held and goes out on UP,
 //     in order, as Gun does; the held bytes are bounded (4 MiB per
-//     connection, pendingBodyBound): past it Data waits for UP, as it waits
+//     connection, max_pending_body): past it Data waits for UP, as it waits
 //     for a slow socket. Where Gun would only fail after UP, held data is
 //     refused at once: a body after its fin (ErrBadState), on a request
 //     that streams no body (ErrNoStream), and an HTTP/1.1-style body ahead

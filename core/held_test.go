@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,9 +46,10 @@ func TestDataHeldBeforeUp(t *testing.T) {
 	}
 }
 
-// The held bytes are bounded (pendingBodyBound): past it Data waits for UP
-// and its piece then goes out after the held ones.
+// The held bytes are bounded (max_pending_body, 4 MiB by default): past it
+// Data waits for UP and its piece then goes out after the held ones.
 func TestDataHeldBound(t *testing.T) {
+	const pendingBodyBound = 4 << 20
 	s := startServer(t)
 	s.Stop()
 	q := newQueue(t)
@@ -119,5 +121,36 @@ func TestDataHeldCancelAndOrder(t *testing.T) {
 	c.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d bytes held after exit", n)
+	}
+}
+
+// max_pending_body 0 holds nothing: Data before UP is ErrNotUp at once (the
+// Erlang binding's choice: it holds bodies itself, so that no NIF call waits
+// for a connection), and the request still goes out on UP.
+func TestDataHeldOff(t *testing.T) {
+	s := startServer(t)
+	s.Stop()
+	q := newQueue(t)
+	c := openTo(t, q, s.HTTPPort(), `{"retry":100,"retry_timeout":50,"max_pending_body":0}`)
+	ref := do(t, c, &Request{Method: "POST", Path: "/echo", Stream: true})
+	done := make(chan error, 1)
+	go func() { done <- c.Data(ref, []byte("x"), false) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotUp) || !strings.Contains(err.Error(), "max_pending_body") {
+			t.Fatalf("Data before UP with max_pending_body 0: %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("Data before UP with max_pending_body 0 waits")
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, q, EvUp, 0)
+	if err := c.Data(ref, []byte("after"), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := ok200(t, q, ref); string(got) != "after" {
+		t.Fatalf("echoed %q", got)
 	}
 }

@@ -41,7 +41,7 @@ package core
 // ws_opts.user_opts is refused. Gun keys refused with "not supported by
 // gunmetal" are listed in optUnsupported below.
 //
-// gunmetal's own keys: raw_opts.closing_timeout, max_pending_requests, retry_on_tls_verify_failure,
+// gunmetal's own keys: raw_opts.closing_timeout, max_pending_requests, max_pending_body, retry_on_tls_verify_failure,
 // cookie_ignore_informational at
 // the top level (the default for http_opts' and http2_opts'), raw_opts,
 // http2_opts.wait_for_stream_slot, http2_opts.max_header_list_size,
@@ -144,6 +144,12 @@ type Options struct {
 	// MaxPendingRequests is how many requests are queued while not
 	// connected (gunmetal's "max_pending_requests"); default 1024, >= 0.
 	MaxPendingRequests int
+	// MaxPendingBody is how many bytes of request bodies are held for
+	// requests queued while not connected (gunmetal's "max_pending_body");
+	// default 4 MiB (GM_PENDING_BODY_MAX). Past it Data waits for UP; 0
+	// holds nothing: Data before UP is ErrNotUp and the host holds the body
+	// (the Erlang binding does, so that no NIF call waits for a connection).
+	MaxPendingBody int
 
 	// CookieStore is "cookie_store": true enables an in-memory cookie jar
 	// for the connection; default false. Gun takes a store {Module, State};
@@ -432,6 +438,7 @@ func DefaultOptions(port int) *Options {
 		Retry:              5,
 		RetryTimeout:       5000 * time.Millisecond,
 		MaxPendingRequests: 1024,
+		MaxPendingBody:     4 << 20,
 		Supervise:          true,
 		TCP:                DefaultTCPOpts(),
 		TLS:                *DefaultTLSOpts(),
@@ -631,6 +638,10 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 			var n int64
 			n, err = f.integer(0, math.MaxInt32)
 			o.MaxPendingRequests = int(n)
+		case "max_pending_body":
+			var n int64
+			n, err = f.integer(0, 1<<30)
+			o.MaxPendingBody = int(n)
 		case "protocols":
 			protoEntries, err = optParseProtocols("", k, f.raw)
 			if err != nil {

@@ -333,7 +333,8 @@ int gm_flush(gm_queue *q, gm_conn *c, gm_ref ref);
  *   (["http"], ["http2"], ["http2","http"], ...), retry (5), retry_timeout
  *   (5000 ms), retry_fun ({"backoff":"exponential","initial":..,"max":..}),
  *   connect_timeout / domain_lookup_timeout / tls_handshake_timeout (ms or
- *   "infinity"), max_pending_requests (1024), tcp_opts, tls_opts (verify
+ *   "infinity"), max_pending_requests (1024), max_pending_body (bytes of
+ *   request bodies held before UP, GM_PENDING_BODY_MAX), tcp_opts, tls_opts (verify
  *   on by default with the system roots; "verify":"verify_none" turns it off;
  *   cacertfile, certfile, keyfile, server_name_indication, cacerts), http_opts
  *   (keepalive: ms between the empty lines sent on an idle HTTP/1.1
@@ -467,7 +468,9 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                const void *body, size_t body_len,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref);
 
-/* The body bytes held per connection for requests waiting for UP. */
+/* The body bytes held per connection for requests waiting for UP: the
+ * default of the option max_pending_body (0 holds nothing: gm_data before UP
+ * then answers GM_ENOTUP at once and the host holds the body). */
 #define GM_PENDING_BODY_MAX (4 << 20)
 
 /* Sends len bytes of a streamed request body; fin = 1 ends it (Gun's
@@ -481,8 +484,9 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * connection's) is closed: the body is never buffered once the connection
  * is up. Before UP (the request waits in the connection) the piece is
  * copied and held, and goes out on UP after the request, in order, as in
- * Gun: up to GM_PENDING_BODY_MAX bytes per connection, past which gm_data
- * waits for UP; a body given while an earlier waiting request's streamed
+ * Gun: up to max_pending_body bytes per connection (GM_PENDING_BODY_MAX by
+ * default), past which gm_data waits for UP (with max_pending_body 0:
+ * GM_ENOTUP at once); a body given while an earlier waiting request's streamed
  * body has not ended is GM_EBADSTATE (HTTP/1.1 sends bodies one after the
  * other, and the protocol is not known before UP). GM_ENOSTREAM if ref is not
  * sending a body or its stream was reset meanwhile; GM_ECLOSED if the

@@ -19,7 +19,10 @@ trace_names() ->
 to_json(Opts) when is_map(Opts) ->
 	try
 		Pairs = [convert(K, V) || {K, V} <- lists:sort(maps:to_list(Opts))],
-		{ok, encode({obj, [P || P <- Pairs, P =/= skip]})}
+		%% max_pending_body 0: the engine holds no body before UP (it would
+		%% make gm_data wait for the connection, on a scheduler); the
+		%% connection process holds it instead, as Gun's does.
+		{ok, encode({obj, [P || P <- Pairs, P =/= skip] ++ [{<<"max_pending_body">>, 0}]})}
 	catch throw:{bad_option, Opt} ->
 		{error, {options, Opt}}
 	end;
