@@ -248,6 +248,7 @@ static int info_port(const char *key, int in_scripts) {
 
 static int scenario_port(void) {
     if (strcmp(scen_server, "http") == 0) return info_port("http", 0);
+    if (strcmp(scen_server, "https") == 0) return info_port("https", 0);
     if (strcmp(scen_server, "script") == 0) return info_port(scen_name, 1);
     if (strcmp(scen_server, "closed") == 0) { /* a port nothing listens on */
         int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -261,6 +262,32 @@ static int scenario_port(void) {
         return ntohs(a.sin_port);
     }
     return 0;
+}
+
+/* The options with every "{ca}" replaced by the test CA's path (GM_SCEN_INFO's
+ * "ca"); the caller frees the result. */
+static char *with_ca(const char *opts) {
+    const char *info = getenv("GM_SCEN_INFO"), *p = info ? strstr(info, "\"ca\":\"") : NULL;
+    char ca[512] = "";
+    if (p) {
+        p += strlen("\"ca\":\"");
+        size_t n = strcspn(p, "\"");
+        snprintf(ca, sizeof ca, "%.*s", (int)n, p);
+    }
+    size_t cap = strlen(opts) + 1, o = 0;
+    for (const char *q = opts; (q = strstr(q, "{ca}")); q += 4) cap += strlen(ca);
+    char *out = malloc(cap);
+    for (const char *q = opts; *q;) {
+        if (strncmp(q, "{ca}", 4) == 0) {
+            memcpy(out + o, ca, strlen(ca));
+            o += strlen(ca);
+            q += 4;
+        } else {
+            out[o++] = *q++;
+        }
+    }
+    out[o] = 0;
+    return out;
 }
 
 /* ------------------------------------------------------------ calls */
@@ -305,7 +332,9 @@ static int do_call(const rec *r) {
         if (port == 0) return fail("no port for server %s", scen_server), 1;
         snprintf(authority, sizeof authority, "127.0.0.1:%d", port);
         gm_conn *nc = NULL;
-        rc = gm_open(queue_of(get(r, "queue")), "127.0.0.1", port, opts ? opts : scen_options, &nc);
+        char *o = with_ca(opts ? opts : scen_options);
+        rc = gm_open(queue_of(get(r, "queue")), "127.0.0.1", port, o, &nc);
+        free(o);
         if (rc == GM_OK && nconns < 16) {
             const char *n = get(r, "conn");
             snprintf(conns[nconns].name, sizeof conns[nconns].name, "%s", n ? n : "c");
@@ -325,7 +354,8 @@ static int do_call(const rec *r) {
         return rc;
     }
     if (strcmp(call, "ws_upgrade") == 0) {
-        rc = gm_ws_upgrade(c, get(r, "path") ? get(r, "path") : "", hs, (size_t)nh, NULL, &id);
+        gm_queue *to = get(r, "reply_to") ? queue_of(get(r, "reply_to")) : NULL;
+        rc = gm_ws_upgrade_to(c, get(r, "path") ? get(r, "path") : "", hs, (size_t)nh, NULL, to, &id);
         if (rc == GM_OK && ref) bind_ref(ref, id);
         return rc;
     }
@@ -337,7 +367,16 @@ static int do_call(const rec *r) {
     if (strcmp(call, "set_owner") == 0) return gm_set_owner(c, queue_of(get(r, "queue")));
     if (strcmp(call, "shutdown") == 0) return gm_shutdown(c);
     if (strcmp(call, "close") == 0) return gm_close(c);
-    if (!ref || !ref_of(ref, &id)) return fail("ref %s is not bound", ref ? ref : "(none)"), 1;
+    if (strcmp(call, "flush") == 0) { /* a stream's events, or else the connection's */
+        if (ref && !ref_of(ref, &id)) return fail("ref %s is not bound", ref), 1;
+        rc = gm_flush(queue_of(get(r, "queue")), ref ? NULL : c, id);
+        if (rc < 0) return rc;
+        if (get(r, "dropped") && rc != geti(r, "dropped", 0))
+            return fail("flush dropped %d events, want %d", rc, geti(r, "dropped", 0)), 1;
+        return GM_OK;
+    }
+    if (ref && strcmp(ref, "-") == 0) id = 0; /* the raw protocol's stream */
+    else if (!ref || !ref_of(ref, &id)) return fail("ref %s is not bound", ref ? ref : "(none)"), 1;
     if (strcmp(call, "data") == 0) {
         const field *d = getf(r, "data");
         return gm_data(c, id, d ? d->v : "", d ? d->n : 0, geti(r, "fin", 0));
@@ -361,7 +400,7 @@ static int do_call(const rec *r) {
 /* ------------------------------------------------------------ events */
 
 static const char *kind_names[] = {"", "up", "down", "exit", "inform", "response", "data", "trailers",
-                                   "push", "error", "upgrade", "ws", "notify", "tunnel_up"};
+                                   "push", "error", "upgrade", "ws", "notify", "tunnel_up", "trace"};
 
 typedef struct {
     const char *kind;
@@ -382,7 +421,7 @@ static char *dup0(const char *s) { return strdup(s ? s : ""); }
 
 static unit *unit_of(const gm_event *ev) {
     unit *u = calloc(1, sizeof *u);
-    u->kind = ev->kind < 14 ? kind_names[ev->kind] : "?";
+    u->kind = ev->kind <= GM_EV_TRACE ? kind_names[ev->kind] : "?";
     u->conn = ev->conn;
     u->ref = ev->ref;
     u->new_ref = ev->new_ref;
@@ -474,6 +513,7 @@ static int match_ref(const char *name, gm_ref id) {
 static int match(const rec *e, const unit *u) {
     const char *v;
     if (strcmp(get(e, "ev") ? get(e, "ev") : "", u->kind) != 0) return 0;
+    if ((v = get(e, "name")) && (strcmp(u->kind, "trace") != 0 || strcmp(v, u->reason) != 0)) return 0;
     if (!match_ref(get(e, "ref"), u->ref) || !match_ref(get(e, "new_ref"), u->new_ref)) return 0;
     if ((v = get(e, "conn")) && conn_of(v) != u->conn) return 0;
     if ((v = get(e, "fin")) && atoi(v) != u->fin) return 0;

@@ -55,6 +55,9 @@ type step struct {
 	Frames    []frame         `json:"frames"`
 	Options   json.RawMessage `json:"options"`
 	Error     string          `json:"error"`
+	// Dropped: flush's count of dropped events (checked where the host's
+	// flush returns one).
+	Dropped *int `json:"dropped"`
 
 	Expect   []expEv `json:"expect"`
 	AnyOrder bool    `json:"any_order"`
@@ -87,12 +90,13 @@ type expEv struct {
 	Op       string            `json:"op"`
 	Code     *int              `json:"code"`
 	Killed   []string          `json:"killed"`
+	Name     string            `json:"name"` // a trace event's callback name
 }
 
 var evKinds = map[core.EventKind]string{core.EvUp: "up", core.EvDown: "down", core.EvExit: "exit",
 	core.EvInform: "inform", core.EvResponse: "response", core.EvData: "data", core.EvTrailers: "trailers",
 	core.EvPush: "push", core.EvError: "error", core.EvUpgrade: "upgrade", core.EvWS: "ws",
-	core.EvNotify: "notify", core.EvTunnelUp: "tunnel_up"}
+	core.EvNotify: "notify", core.EvTunnelUp: "tunnel_up", core.EvTrace: "trace"}
 
 var wsOpNames = map[uint8]string{core.WSText: "text", core.WSBinary: "binary", core.WSClose: "close",
 	core.WSPing: "ping", core.WSPong: "pong"}
@@ -121,7 +125,7 @@ func TestScenarios(t *testing.T) {
 			if why, ok := sc.NotApplicable["go"]; ok {
 				t.Skipf("n/a: %s", why) // reported as skipped, never as passed
 			}
-			r := &runner{t: t, sc: &sc, srv: srv, queues: map[string]*core.Queue{}, conns: map[string]*core.Conn{},
+			r := &runner{t: t, sc: &sc, srv: srv, queues: map[string]*core.Queue{}, conns: map[string]*core.Conn{}, wsOpts: map[string]core.WSOpts{},
 				refs: map[string]uint64{}, names: map[uint64]string{}}
 			defer r.cleanup()
 			r.run()
@@ -143,6 +147,7 @@ type runner struct {
 	srv    *scenserver.Server
 	queues map[string]*core.Queue
 	conns  map[string]*core.Conn
+	wsOpts map[string]core.WSOpts // each connection's ws_opts (ws_upgrade with reply_to starts from them)
 	refs   map[string]uint64
 	names  map[uint64]string
 	// authority is the opened connection's host:port, for expectations
@@ -193,6 +198,9 @@ func (r *runner) conn(name string) *core.Conn {
 }
 
 func (r *runner) ref(name string) uint64 {
+	if name == "-" { // the raw protocol's stream (Gun's undefined)
+		return 0
+	}
 	id, ok := r.refs[name]
 	if !ok {
 		r.t.Fatalf("ref %q is not bound", name)
@@ -235,6 +243,8 @@ func (r *runner) port() int {
 	switch r.sc.Server {
 	case "http":
 		return r.srv.TS.HTTPPort()
+	case "https":
+		return r.srv.TS.TLSPort()
 	case "script":
 		p, ok := r.srv.Info().Scripts[r.sc.Name]
 		if !ok {
@@ -298,6 +308,8 @@ func (r *runner) call(st step) error {
 		if opts == nil {
 			opts = json.RawMessage("{}")
 		}
+		// "{ca}" in the options is the test CA's file (the https server's).
+		opts = json.RawMessage(strings.ReplaceAll(string(opts), "{ca}", r.srv.Info().CA))
 		port := r.port()
 		r.authority = fmt.Sprintf("127.0.0.1:%d", port)
 		o, err := core.ParseOptions(opts, port)
@@ -313,6 +325,7 @@ func (r *runner) call(st step) error {
 			name = "c"
 		}
 		r.conns[name] = c
+		r.wsOpts[name] = o.WS
 		return nil
 	case "request":
 		req := &core.Request{Method: st.Method, Path: st.Path, Stream: st.Stream, Flow: st.Flow,
@@ -345,7 +358,17 @@ func (r *runner) call(st step) error {
 		for _, h := range st.Headers {
 			hs = append(hs, core.Header{Name: h[0], Value: h[1]})
 		}
-		id, err := r.conn(st.Conn).WSUpgrade(st.Path, hs, nil)
+		var wo *core.WSOpts
+		if st.ReplyTo != "" {
+			name := st.Conn
+			if name == "" {
+				name = "c"
+			}
+			o := r.wsOpts[name]
+			o.ReplyTo = r.queue(st.ReplyTo)
+			wo = &o
+		}
+		id, err := r.conn(st.Conn).WSUpgrade(st.Path, hs, wo)
 		if err == nil {
 			r.bind(st.Ref, id)
 		}
@@ -362,6 +385,19 @@ func (r *runner) call(st step) error {
 		id, err := r.conn(st.Conn).Ping()
 		if err == nil {
 			r.bind(st.Ref, id)
+		}
+		return err
+	case "flush":
+		var c *core.Conn
+		var ref uint64
+		if st.Ref != "" {
+			ref = r.ref(st.Ref)
+		} else {
+			c = r.conn(st.Conn)
+		}
+		n, err := r.queue(st.Queue).Flush(c, ref)
+		if err == nil && st.Dropped != nil && n != *st.Dropped {
+			r.t.Fatalf("flush dropped %d events, want %d", n, *st.Dropped)
 		}
 		return err
 	case "set_owner":
@@ -569,6 +605,9 @@ func (r *runner) matchRef(name string, id uint64) bool {
 }
 
 func (r *runner) match(e expEv, u *unit) bool {
+	if e.Name != "" && (u.kind != "trace" || e.Name != u.reason) {
+		return false
+	}
 	if e.Ev != u.kind || !r.matchRef(e.Ref, u.ref) || !r.matchRef(e.NewRef, u.newRef) {
 		return false
 	}
@@ -620,6 +659,9 @@ func (r *runner) match(e expEv, u *unit) bool {
 
 func renderExp(e expEv) string {
 	s := []string{e.Ev}
+	if e.Name != "" {
+		s = append(s, e.Name)
+	}
 	if e.Ref != "" {
 		s = append(s, e.Ref)
 	}

@@ -7,7 +7,8 @@
 %% Go runner's, scenarios_test.go).
 %%
 %% Queues are processes: "main" is the test process's mailbox, any other is
-%% a relay process that forwards what it gets. EXIT is the 'DOWN' of a
+%% a relay process whose mailbox holds what it gets until polled (so that
+%% gunmetal:flush/1, run in it, finds its messages there). EXIT is the 'DOWN' of a
 %% monitor on ConnPid, held by the owner's queue (moved on set_owner).
 -module(gunmetal_scenarios_tests).
 -include_lib("eunit/include/eunit.hrl").
@@ -22,7 +23,9 @@ scenarios_test_() ->
 		fun() -> start_server(Cases) end,
 		fun stop_server/1,
 		fun({_Port, Info}) ->
-			Scs = [decode_file(F) || F <- Files],
+			%% GM_SCEN_ONLY="a b": only those scenarios (a targeted run).
+			Only = [list_to_binary(N) || N <- string:lexemes(os:getenv("GM_SCEN_ONLY", ""), " ,")],
+			Scs = [Sc || F <- Files, Sc <- [decode_file(F)], Only =:= [] orelse lists:member(maps:get(<<"name">>, Sc), Only)],
 			%% A scenario Erlang cannot express is no test at all (EUnit
 			%% has no "skipped"): it is reported n/a, never counted as passed.
 			[io:format(user, "scenario ~s: n/a: ~s~n", [maps:get(<<"name">>, Sc), Why])
@@ -127,6 +130,8 @@ queue_pid(Name, St) ->
 			{P, St#{queues => Qs#{Name => P}}}
 	end.
 
+%% Only control messages are taken here; events wait in the mailbox for a
+%% '$poll' (or a '$flush', which runs gunmetal:flush/1 in this process).
 relay(Parent, Name) ->
 	receive
 		stop -> ok;
@@ -134,9 +139,19 @@ relay(Parent, Name) ->
 			MRef = erlang:monitor(process, Pid),
 			From ! {'$monitored', MRef},
 			relay(Parent, Name);
-		M ->
-			Parent ! {relay, Name, M},
+		{'$poll', From, Timeout} ->
+			From ! {'$polled', Name, relay_take(Timeout)},
+			relay(Parent, Name);
+		{'$flush', From, Target} ->
+			ok = gunmetal:flush(Target),
+			From ! {'$flushed', Name},
 			relay(Parent, Name)
+	end.
+
+relay_take(Timeout) ->
+	receive
+		M -> case is_event(M) of true -> M; false -> relay_take(Timeout) end
+	after Timeout -> timeout
 	end.
 
 is_event(M) when is_tuple(M), tuple_size(M) >= 2 ->
@@ -147,14 +162,13 @@ is_event(_) -> false.
 
 poll(<<"main">>, Timeout, _St) ->
 	receive
-		M when element(1, M) =/= relay, element(1, M) =/= 'EXIT' ->
+		M when element(1, M) =/= 'EXIT' ->
 			case is_event(M) of true -> M; false -> poll(<<"main">>, Timeout, _St) end
 	after Timeout -> timeout
 	end;
-poll(Name, Timeout, _St) ->
-	receive {relay, Name, M} -> M
-	after Timeout -> timeout
-	end.
+poll(Name, Timeout, St) ->
+	maps:get(Name, maps:get(queues, St)) ! {'$poll', self(), Timeout},
+	receive {'$polled', Name, M} -> M end.
 
 %% ---- calls
 
@@ -184,6 +198,7 @@ scenario_port(St) ->
 	Info = maps:get(info, St),
 	case maps:get(<<"server">>, Sc) of
 		<<"http">> -> maps:get(<<"http">>, Info);
+		<<"https">> -> maps:get(<<"https">>, Info);
 		<<"script">> -> maps:get(maps:get(<<"name">>, Sc), maps:get(<<"scripts">>, Info));
 		<<"closed">> ->
 			{ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
@@ -194,10 +209,19 @@ scenario_port(St) ->
 
 %% Gun's options from the scenario's JSON: keys atoms, strings atoms
 %% (protocols => [http2], transport => tcp).
-gun_opts(M) when is_map(M) -> maps:from_list([{binary_to_atom(K), gun_opts(V)} || {K, V} <- maps:to_list(M)]);
+%% A file's path stays a string; "{ca}" in it is the test CA's file.
+gun_opts(M) when is_map(M) -> maps:from_list([{binary_to_atom(K), gun_opt(K, V)} || {K, V} <- maps:to_list(M)]);
 gun_opts(L) when is_list(L) -> [gun_opts(V) || V <- L];
 gun_opts(B) when is_binary(B) -> binary_to_atom(B);
 gun_opts(V) -> V.
+
+gun_opt(K, V) when K =:= <<"cacertfile">>; K =:= <<"certfile">>; K =:= <<"keyfile">> ->
+	Ca = maps:get(<<"ca">>, maps:get(info, get(scen_state))),
+	binary_to_list(binary:replace(V, <<"{ca}">>, Ca, [global]));
+%% Gun's tcp_opts and tls_opts are proplists (gen_tcp's, ssl's options).
+gun_opt(K, M) when (K =:= <<"tls_opts">> orelse K =:= <<"tcp_opts">>), is_map(M) ->
+	[{binary_to_atom(K1), gun_opt(K1, V)} || {K1, V} <- maps:to_list(M)];
+gun_opt(_, V) -> gun_opts(V).
 
 headers(Step) -> [{N, V} || [N, V] <- s(<<"headers">>, Step, [])].
 
@@ -255,8 +279,28 @@ call(<<"update_flow">>, Step, St) ->
 	ok = gunmetal:update_flow(conn(Step, St), ref(s(<<"ref">>, Step), St), s(<<"n">>, Step, 0)),
 	{ok, St};
 call(<<"ws_upgrade">>, Step, St) ->
-	Ref = gunmetal:ws_upgrade(conn(Step, St), s(<<"path">>, Step, <<>>), headers(Step)),
-	{ok, bind(s(<<"ref">>, Step), Ref, St)};
+	C = conn(Step, St),
+	Path = s(<<"path">>, Step, <<>>),
+	%% ws_upgrade/4's options replace the connection's ws_opts (as in Gun):
+	%% only with reply_to (scenarios that say it set no other ws_opts).
+	{Ref, St1} = case s(<<"reply_to">>, Step) of
+		undefined -> {gunmetal:ws_upgrade(C, Path, headers(Step)), St};
+		QN -> {Q, S1} = queue_pid(QN, St), {gunmetal:ws_upgrade(C, Path, headers(Step), #{reply_to => Q}), S1}
+	end,
+	{ok, bind(s(<<"ref">>, Step), Ref, St1)};
+%% Gun's flush/1 returns ok, not a count: "dropped" is not checked here (the
+%% end-of-scenario check shows the events gone).
+call(<<"flush">>, Step, St) ->
+	Target = case s(<<"ref">>, Step) of undefined -> conn(Step, St); R -> ref(R, St) end,
+	QN = name_or(<<"queue">>, Step, <<"main">>),
+	{Q, St1} = queue_pid(QN, St),
+	case Q =:= self() of
+		true -> ok = gunmetal:flush(Target);
+		false ->
+			Q ! {'$flush', self(), Target},
+			receive {'$flushed', QN} -> ok after 5000 -> fail("relay did not flush", []) end
+	end,
+	{ok, St1};
 call(<<"ws_send">>, Step, St) ->
 	Frames = [case maps:get(<<"op">>, F) of
 		<<"close">> -> {close, s(<<"code">>, F, 1000), s(<<"data">>, F, <<>>)};

@@ -29,7 +29,7 @@ ERR_CLASS = {
     -7: "enotup", -8: "ebadstate", -9: "eunsupported",
 }
 KINDS = {1: "up", 2: "down", 3: "exit", 4: "inform", 5: "response", 6: "data", 7: "trailers",
-         8: "push", 9: "error", 10: "upgrade", 11: "ws", 12: "notify", 13: "tunnel_up"}
+         8: "push", 9: "error", 10: "upgrade", 11: "ws", 12: "notify", 13: "tunnel_up", 14: "trace"}
 WS_OPS = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 WS_OP_CODES = {v: k for k, v in WS_OPS.items()}
 
@@ -103,6 +103,9 @@ class Runner:
             self.refs[name] = ref
             self.names[ref] = name
 
+    def ref(self, name: str) -> int:
+        return 0 if name == "-" else self.refs[name]  # "-": the raw protocol's stream (ref 0)
+
     def ref_name(self, ref: int) -> str:
         return "-" if ref == 0 else self.names.get(ref, f"#{ref}")
 
@@ -110,6 +113,8 @@ class Runner:
         kind = self.sc["server"]
         if kind == "http":
             return int(self.info["http"])
+        if kind == "https":
+            return int(self.info["https"])
         if kind == "script":
             return int(self.info["scripts"][self.sc["name"]])
         if kind == "closed":
@@ -137,6 +142,8 @@ class Runner:
             port = self.port()
             self.authority = f"127.0.0.1:{port}"
             opts = st.get("options", self.sc.get("options", {}))
+            # "{ca}": the test CA's file, which the https server's certificate chains to
+            opts = json.loads(json.dumps(opts).replace("{ca}", self.info["ca"]))
             self.conns[st.get("conn", "c")] = gunmetal.open(
                 "127.0.0.1", port, owner=self.queue(st.get("queue")), **opts)
             return
@@ -149,7 +156,8 @@ class Runner:
                             timeout=timeout, flow=st.get("flow"), reply_to=reply_to)
             self.bind(st.get("ref"), ref)
         elif name == "ws_upgrade":
-            self.bind(st.get("ref"), c.ws_upgrade(st.get("path", ""), hs))
+            reply_to = self.queue(st["reply_to"]) if "reply_to" in st else None
+            self.bind(st.get("ref"), c.ws_upgrade(st.get("path", ""), hs, reply_to=reply_to))
         elif name == "ping":
             self.bind(st.get("ref"), c.ping())
         elif name == "set_owner":
@@ -158,16 +166,19 @@ class Runner:
             c.shutdown()
         elif name == "close":
             c.close()
+        elif name == "flush":  # a stream's events, or else the connection's
+            n = self.queue(st.get("queue")).flush(self.ref(st["ref"]) if "ref" in st else c)
+            assert "dropped" not in st or n == st["dropped"], f"flush dropped {n} events, want {st['dropped']}"
         elif name == "data":
-            c.data(self.refs[st["ref"]], st.get("data", "").encode(), fin=st.get("fin", False))
+            c.data(self.ref(st["ref"]), st.get("data", "").encode(), fin=st.get("fin", False))
         elif name == "cancel":
-            c.cancel(self.refs[st["ref"]])
+            c.cancel(self.ref(st["ref"]))
         elif name == "update_flow":
-            c.update_flow(self.refs[st["ref"]], st.get("n", 0))
+            c.update_flow(self.ref(st["ref"]), st.get("n", 0))
         elif name == "ws_send":
             frames = [gunmetal.WSFrame(gunmetal.WSOpcode(WS_OP_CODES[f["op"]]), f.get("data", "").encode(),
                                        f.get("code", 0)) for f in st["frames"]]
-            c.ws_send(self.refs[st["ref"]], frames)
+            c.ws_send(self.ref(st["ref"]), frames)
         else:
             raise AssertionError(f"unknown call {name}")
 
@@ -207,6 +218,8 @@ class Runner:
         return True
 
     def match(self, e: Dict[str, Any], u: Unit) -> bool:
+        if "name" in e and (u.kind != "trace" or e["name"] != u.reason):
+            return False
         if e["ev"] != u.kind or not self.match_ref(e.get("ref"), u.ref) or not self.match_ref(e.get("new_ref"), u.new_ref):
             return False
         if "conn" in e and self.conns.get(e["conn"]) is not u.conn:
@@ -226,6 +239,8 @@ class Runner:
     @staticmethod
     def render_exp(e: Dict[str, Any]) -> str:
         s = [e["ev"]]
+        if "name" in e:
+            s.append(e["name"])
         for k in ("ref", "new_ref"):
             if k in e:
                 s.append(("new=" if k == "new_ref" else "") + e[k])

@@ -17,7 +17,7 @@ import (
 // percent-encoded (every byte below 0x21, above 0x7e, and '%' and '=').
 //
 //	S name                      a scenario starts
-//	server kind                 http | script | closed
+//	server kind                 http | https | script | closed
 //	na host reason              not applicable in that host
 //	O options-json              the options of open
 //	C call=... key=value...     a call; headers as hn=/hv= pairs, frames as fo=/fd=/fc= triples

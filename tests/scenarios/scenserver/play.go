@@ -143,6 +143,14 @@ func (p *player) step(st Step) error {
 		return err
 	case "close":
 		return p.nc.Close()
+	case "read_bytes": // raw: exactly these bytes
+		buf := make([]byte, len(st.Data))
+		if _, err := io.ReadFull(p.br, buf); err != nil {
+			return err
+		}
+		if string(buf) != st.Data {
+			return fmt.Errorf("read %q, want %q", buf, st.Data)
+		}
 	case "read_eof":
 		n, err := io.Copy(io.Discard, p.br)
 		if err != nil {
