@@ -89,6 +89,8 @@ static struct {
     __typeof__(gm_tls_session_cache) *tls_session_cache;
     /* Optional: present once the WebSocket and HTTP/2 work lands. */
     void *ws_upgrade, *ws_send, *ping;
+    /* Optional: the cookie store's export and seed (gm_cookies_get/set). */
+    void *cookies_get, *cookies_set;
 } gm;
 
 static void *gm_handle;
@@ -1695,6 +1697,47 @@ static ERL_NIF_TERM nif_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     return ret;
 }
 
+/* cookies_get(ConnPid) -> {ok, Json} | noconn | {error, Code, Msg}: the
+ * cookie store as gm_cookies_get's JSON array (gunmetal.erl decodes it). */
+static ERL_NIF_TERM nif_cookies_get(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    if (!enif_is_pid(env, argv[0])) return enif_make_badarg(env);
+    if (!gm.cookies_get) return enif_make_tuple2(env, A_error, A_unsupported);
+    conn_t *c = conn_by_pid(env, argv[0]);
+    if (!c) return A_noconn;
+    gm_event *ev = NULL;
+    int rc = ((__typeof__(gm_cookies_get) *)gm.cookies_get)(c->h, &ev);
+    ERL_NIF_TERM ret = rc == GM_OK
+        ? enif_make_tuple2(env, A_ok, mk_bin(env, ev->data, ev->data ? ev->data_len : 0))
+        : gm_err(env, rc);
+    if (ev) gm.event_free(ev);
+    enif_release_resource(c);
+    return ret;
+}
+
+/* cookies_set(ConnPid, Json) -> ok | noconn | {error, Code, Msg}: seeds the
+ * store (gm_cookies_set); Json is a binary, NUL-free. */
+static ERL_NIF_TERM nif_cookies_set(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    ErlNifBinary b;
+    if (!enif_is_pid(env, argv[0]) || !enif_inspect_binary(env, argv[1], &b)) return enif_make_badarg(env);
+    if (memchr(b.data, 0, b.size)) return enif_make_badarg(env);
+    if (!gm.cookies_set) return enif_make_tuple2(env, A_error, A_unsupported);
+    char *json = enif_alloc(b.size + 1);
+    if (!json) return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    memcpy(json, b.data, b.size);
+    json[b.size] = 0;
+    conn_t *c = conn_by_pid(env, argv[0]);
+    ERL_NIF_TERM ret = A_noconn;
+    if (c) {
+        int rc = ((__typeof__(gm_cookies_set) *)gm.cookies_set)(c->h, json);
+        ret = rc == GM_OK ? A_ok : gm_err(env, rc);
+        enif_release_resource(c);
+    }
+    enif_free(json);
+    return ret;
+}
+
 /* stream_info(ConnPid, StreamRef) -> {ok, [{Key, Value}], ReplyTo} | nostream | noconn | {error, ...} */
 static ERL_NIF_TERM nif_stream_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
@@ -2021,6 +2064,8 @@ static int load_library(char *err, size_t errlen) {
     gm.ws_upgrade = dlsym(gm_handle, "gm_ws_upgrade");
     gm.ws_send = dlsym(gm_handle, "gm_ws_send");
     gm.ping = dlsym(gm_handle, "gm_ping");
+    gm.cookies_get = dlsym(gm_handle, "gm_cookies_get");
+    gm.cookies_set = dlsym(gm_handle, "gm_cookies_set");
 
     /* The first Go call waits for the runtime to be up (with the wide
      * affinity, the blocked signals and GOMAXPROCS it was started with). */
@@ -2138,6 +2183,8 @@ static ErlNifFunc funcs[] = {
     {"set_owner", 3, nif_set_owner, 0},
     {"owner", 1, nif_owner, 0},
     {"info", 1, nif_info, 0},
+    {"cookies_get", 1, nif_cookies_get, 0},
+    {"cookies_set", 2, nif_cookies_set, 0},
     {"stream_info", 2, nif_stream_info, 0},
     {"ws_upgrade", 5, nif_ws_upgrade, 0},
     {"ws_send", 3, nif_ws_send, ERL_NIF_DIRTY_JOB_IO_BOUND},
