@@ -14,8 +14,8 @@
 %% mapped, as the engine cannot call Erlang code (event_handler runs in
 %% ConnPid, from the library's trace events; Gun's dbg trace => true is
 %% refused); content_handlers runs Gun's gun_sse_h and gun_data_h in the
-%% engine (the messages are Gun's) and a handler module of the user's own,
-%% given per request, in ConnPid (chain/2); the cookie store is the
+%% engine (the messages are Gun's) and a handler module of the user's own
+%% in ConnPid (chain/2); the cookie store is the
 %% engine's, read and seeded with cookies/1 and set_cookies/2;
 %% tunnels (connect/2,3,4 and the tunnel request option) are not there yet;
 %% info/1 has no socket; ws_upgrade/ws_send/ping answer
@@ -92,10 +92,36 @@ host_bin(H) when is_tuple(H) ->
 	end.
 
 do_open(Where, Opts0) when is_map(Opts0) ->
-	Opts = case Opts0 of
+	Opts1 = case Opts0 of
 		#{transport := ssl} -> Opts0#{transport => tls};
 		_ -> Opts0
 	end,
+	case conn_chains(Opts1) of
+		{error, _} = Error0 -> Error0;
+		{Opts, Chains} -> do_open(Where, Opts0, Opts, Chains)
+	end;
+do_open(_, Opts) ->
+	{error, {options, Opts}}.
+
+%% http_opts/http2_opts content_handlers with a module of the user's own:
+%% the engine gets gun_data_h and ConnPid runs the chain (chain/2).
+conn_chains(Opts) ->
+	lists:foldl(fun
+		(_, {error, _} = E) -> E;
+		({Key, Proto}, {O, Chains}) ->
+			case O of
+				#{Key := PO = #{content_handlers := CH}} ->
+					try own_chain(CH) of
+						false -> {O, Chains};
+						true -> {O#{Key => PO#{content_handlers => [gun_data_h]}}, Chains#{Proto => CH}}
+					catch error:{badarg, _} ->
+						{error, {options, {Proto, {content_handlers, CH}}}}
+					end;
+				_ -> {O, Chains}
+			end
+	end, {Opts, #{}}, [{http_opts, http}, {http2_opts, http2}]).
+
+do_open(Where, Opts0, Opts, Chains) ->
 	case gunmetal_opts:to_json(Opts) of
 		{error, _} = Error ->
 			Error;
@@ -108,7 +134,8 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 			end,
 			Static = #{origin_host => OriginHost, origin_port => OriginPort,
 				unix => element(1, Where) =:= unix,
-				event_handler => maps:get(event_handler, Opts, undefined), opts => Opts0},
+				event_handler => maps:get(event_handler, Opts, undefined), opts => Opts0,
+				chains => Chains},
 			Spawn = case maps:get(supervise, Opts, true) of
 				false -> spawn_link;
 				_ -> spawn
@@ -123,6 +150,9 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 					gunmetal_nif:open_unix(ConnPid, PathBin, Json)
 			end,
 			case Res of
+				ok when map_size(Chains) > 0 ->
+					ok = gunmetal_nif:set_chain(ConnPid),
+					{ok, ConnPid};
 				ok ->
 					{ok, ConnPid};
 				{error, Code, Msg} ->
@@ -134,9 +164,7 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 						_ -> {error, {Code, Msg}}
 					end
 			end
-	end;
-do_open(_, Opts) ->
-	{error, {options, Opts}}.
+	end.
 
 -spec set_owner(pid(), pid()) -> ok.
 set_owner(ServerPid, NewOwnerPid) when is_pid(ServerPid), is_pid(NewOwnerPid) ->
@@ -380,11 +408,8 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 			case own_chain(CH) of
 				false ->
 					{ReplyPid0, ReplyFun0, {Flow, content_handlers_json(CH)}};
-				true when ReplyFun0 =/= undefined ->
-					error({badarg, <<"content_handlers: a handler module of your own needs "
-						"reply_to to be a pid in gunmetal">>});
 				true when is_pid(ServerPid) ->
-					{ServerPid, {'$chain', ReplyPid0, {init, CH}},
+					{ServerPid, {'$chain', reply_target(ReplyPid0, ReplyFun0), {init, CH}},
 						{Flow, content_handlers_json([gun_data_h])}};
 				true ->
 					error(badarg)
@@ -406,6 +431,10 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 	case Res of
 		StreamRef when is_reference(StreamRef) ->
 			register_reply_fun(ServerPid, StreamRef, ReplyFun),
+			StreamRef;
+		{chain, StreamRef} ->
+			%% The connection's own chain (set_chain): ConnPid runs it.
+			register_reply_fun(ServerPid, StreamRef, {'$chain', reply_target(ReplyPid, ReplyFun), conn}),
 			StreamRef;
 		Other ->
 			request_failed(ServerPid, ReplyPid, Other)
@@ -483,6 +512,10 @@ reply_to(ServerPid, ReqOpts) ->
 		{M, F, A} = R when is_atom(M), is_atom(F), is_list(A), is_pid(ServerPid) -> {ServerPid, R};
 		_ -> error(badarg)
 	end.
+
+%% Where a chain's messages go: Gun's ReplyTo, a pid or a reply_to fun.
+reply_target(Pid, undefined) -> Pid;
+reply_target(_, Fun) -> Fun.
 
 register_reply_fun(_, _, undefined) -> ok;
 register_reply_fun(ServerPid, StreamRef, Fun) ->
@@ -982,6 +1015,8 @@ json_str(<<C, R/binary>>, Acc) ->
 
 conn_init(Owner, Static, _Opener) ->
 	MRef = monitor(process, Owner),
+	%% For chain/2 (the connection's content handler chains).
+	put('$gunmetal_static', Static),
 	conn_loop(#cp{owner=Owner, mref=MRef, static=Static,
 		ev=maps:get(event_handler, Static, undefined)}).
 
@@ -1088,10 +1123,17 @@ reply_fun(Msg, S=#cp{funs=Funs}) ->
 				undefined -> undefined;
 				_ -> _ = (catch call_reply(Fun, Msg)), Fun
 			end,
+			Funs0 = case {Msg, Fun} of
+				%% A stream pushed on a chain's stream: its messages come
+				%% here too, and pass on as they are (not through the chain).
+				{{gun_push, _, _, NewRef, _, _, _}, {'$chain', PushTo, _}} ->
+					Funs#{NewRef => {'$chain', PushTo, none}};
+				_ -> Funs
+			end,
 			Funs1 = case ends_stream(Msg) of
-				true -> maps:remove(StreamRef, Funs);
-				false when Fun1 =/= undefined -> Funs#{StreamRef => Fun1};
-				false -> Funs
+				true -> maps:remove(StreamRef, Funs0);
+				false when Fun1 =/= undefined -> Funs0#{StreamRef => Fun1};
+				false -> Funs0
 			end,
 			S#cp{funs=Funs1}
 	end.
@@ -1120,15 +1162,34 @@ ends_stream(_) -> false.
 %% {gun_data, ConnPid, StreamRef, IsFin, Data} to ReplyTo. Other messages
 %% go to ReplyTo as they are. A crash in a handler ends the connection, as
 %% in Gun.
+chain(Msg, {'$chain', ReplyTo, conn}) ->
+	%% The connection's chain for the protocol in use; none: the engine ran
+	%% Gun's handlers and the messages pass on as they are.
+	Chains = maps:get(chains, get('$gunmetal_static'), #{}),
+	Proto = case gunmetal_nif:info(self()) of
+		{ok, KV} -> case lists:keyfind(<<"protocol">>, 1, KV) of
+			{_, <<"http2">>} -> http2;
+			_ -> http
+		end;
+		_ -> http
+	end,
+	chain(Msg, {'$chain', ReplyTo, case Chains of
+		#{Proto := CH} -> {init, CH};
+		_ -> none
+	end});
 chain({gun_response, _, StreamRef, nofin, Status, Headers} = Msg, {'$chain', ReplyTo, {init, CH}}) ->
-	ReplyTo ! Msg,
+	reply(ReplyTo, Msg),
 	{'$chain', ReplyTo, {run, handler_call(fun() ->
 		chain_init(ReplyTo, StreamRef, Status, Headers, CH) end)}};
 chain({gun_data, _, _, IsFin, Data}, {'$chain', ReplyTo, {run, Hs}}) ->
 	{'$chain', ReplyTo, {run, handler_call(fun() -> chain_handle(IsFin, Data, Hs) end)}};
 chain(Msg, Chain = {'$chain', ReplyTo, _}) ->
-	ReplyTo ! Msg,
+	reply(ReplyTo, Msg),
 	Chain.
+
+reply(Pid, Msg) when is_pid(Pid) -> Pid ! Msg;
+reply(Fun, Msg) -> catch call_reply(Fun, Msg).
+
 
 chain_init(_, _, _, _, []) ->
 	[];
@@ -1149,7 +1210,7 @@ chain_handle(IsFin, Data0, [{Mod, St0}|Tail]) ->
 	Res = case Mod of
 		gun_data_h ->
 			{ReplyTo, StreamRef} = St0,
-			ReplyTo ! {gun_data, self(), StreamRef, IsFin, Data0},
+			reply(ReplyTo, {gun_data, self(), StreamRef, IsFin, Data0}),
 			{done, 1, St0};
 		_ -> Mod:handle(IsFin, Data0, St0)
 	end,

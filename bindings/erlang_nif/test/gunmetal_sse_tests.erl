@@ -64,9 +64,8 @@ per_request_test() ->
 	{ok, <<16#EF, 16#BB, 16#BF, _/binary>>} = gunmetal:await_body(C, R2),
 	gunmetal:close(C).
 
-%% A handler module of the user's own refused at open (the engine cannot
-%% call it: it runs per request only) and when mixed with gun_sse_h (run by
-%% the engine) on one stream, or not loadable.
+%% A handler module of the user's own is refused when it is not loadable,
+%% or mixed with gun_sse_h (run by the engine) on one stream.
 own_handler_refused_test() ->
 	?assertMatch({error, {options, {http, {content_handlers, [my_handler_h]}}}},
 		gunmetal:open("127.0.0.1", port(), #{http_opts => #{content_handlers => [my_handler_h]}})),
@@ -120,6 +119,39 @@ own_handler_http_test() ->
 
 own_handler_http2_test() ->
 	own_handler(http2).
+
+%% The connection's own chain (http_opts/http2_opts content_handlers) runs
+%% for every request without req_opts content_handlers, also with a
+%% reply_to fun; a request's own list replaces it, as in Gun.
+conn_handler(Proto) ->
+	Key = case Proto of http -> http_opts; http2 -> http2_opts end,
+	C = open(#{protocols => [Proto], Key => #{content_handlers => [gunmetal_upper_h, gun_data_h]}}, Proto),
+	R = gunmetal:get(C, "/trailers", [{<<"te">>, <<"trailers">>}]),
+	receive {upper_init, C, R, 200, true} -> ok after 5000 -> error(no_init) end,
+	?assertEqual(<<"HELLO TRAILERS">>, body(C, R, <<>>)),
+	Self = self(),
+	R2 = gunmetal:get(C, "/trailers", [], #{reply_to => fun(M) -> Self ! {via_fun, M} end}),
+	receive {via_fun, {upper_init, C, R2, 200, true}} -> ok after 5000 -> error(no_fun_init) end,
+	receive {via_fun, {gun_data, C, R2, _, <<"HELLO TRAILERS">>}} -> ok after 5000 -> error(no_fun_data) end,
+	R3 = gunmetal:get(C, "/trailers", [], #{content_handlers => [gun_data_h]}),
+	{response, nofin, 200, _} = gunmetal:await(C, R3),
+	{ok, <<"hello trailers">>, _} = gunmetal:await_body(C, R3),
+	receive {upper_init, _, R3, _, _} = Bad -> error({unexpected, Bad}) after 0 -> ok end,
+	%% A body over 64 KiB (sent by ConnPid) on such a connection.
+	R4 = gunmetal:post(C, "/echo", [], binary:copy(<<"a">>, 100000)),
+	receive {upper_init, C, R4, 200, true} -> ok after 5000 -> error(no_init) end,
+	?assertEqual(binary:copy(<<"A">>, 100000), body(C, R4, <<>>)),
+	gunmetal:close(C).
+
+conn_handler_http_test() ->
+	conn_handler(http).
+
+conn_handler_http2_test() ->
+	conn_handler(http2).
+
+conn_handler_refused_test() ->
+	?assertMatch({error, {options, {http, {content_handlers, [gun_sse_h, gunmetal_upper_h]}}}},
+		gunmetal:open("127.0.0.1", port(), #{http_opts => #{content_handlers => [gun_sse_h, gunmetal_upper_h]}})).
 
 %% A crash in a handler ends the connection, as in Gun.
 own_handler_crash_test() ->

@@ -8,7 +8,7 @@
 -export([init/5, handle/3]).
 
 init(ReplyTo, StreamRef, Status, Headers, Opts) ->
-	ReplyTo ! {upper_init, self(), StreamRef, Status, is_list(Headers)},
+	send(ReplyTo, {upper_init, self(), StreamRef, Status, is_list(Headers)}),
 	case Opts of
 		#{status := S} when S =/= Status -> disable;
 		_ -> {ok, #{pieces => 0, crash => maps:get(crash, Opts, false)}}
@@ -18,3 +18,7 @@ handle(_, _, #{crash := true}) ->
 	error(handler_crash);
 handle(IsFin, Data, St = #{pieces := N}) ->
 	{ok, string:uppercase(Data), St#{pieces => N + 1, fin => IsFin}}.
+
+%% ReplyTo is a pid, or the request's reply_to fun.
+send(Pid, Msg) when is_pid(Pid) -> Pid ! Msg;
+send(Fun, Msg) when is_function(Fun, 1) -> Fun(Msg).
