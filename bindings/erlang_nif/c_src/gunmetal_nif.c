@@ -89,6 +89,8 @@ static struct {
     __typeof__(gm_tls_session_cache) *tls_session_cache;
     /* Optional: present once the WebSocket and HTTP/2 work lands. */
     void *ws_upgrade, *ws_send, *ping;
+    /* Optional: the cookie store's export and seed (gm_cookies_get/set). */
+    void *cookies_get, *cookies_set;
 } gm;
 
 static void *gm_handle;
@@ -272,6 +274,10 @@ typedef struct conn {
      * locked while a large body is copied into the library. */
     int inflight;
     ErlNifCond *cv;
+    /* set_chain: the connection's content_handlers have a module of the
+     * user's own, run by ConnPid; streams without req_opts content_handlers
+     * reply to ConnPid (set once, before ConnPid is returned to anyone). */
+    int chain;
 } conn_t;
 
 static ErlNifResourceType *RT_OQ, *RT_CONN, *RT_STREAM;
@@ -1284,6 +1290,11 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) { ret = A_noconn; goto out; }
 
+    /* The connection's own content handler chain (set_chain) runs in
+     * ConnPid: the stream's messages go there; the caller learns it from
+     * {chain, StreamRef} and tells ConnPid the real reply_to. */
+    int via_conn = c->chain && !chj.size;
+    if (via_conn) reply_to = c->pid;
     /* reply_to is routed by the dispatcher (see conns_by_h), not given to
      * the library: every event of the connection stays in its owner's queue. */
     gm_req_opts ro = {.size = sizeof ro, .timeout_ms = 0, .flow = flow, .reply_to = NULL,
@@ -1300,6 +1311,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
         stream_t *s = new_stream(id, &reply_to);
         if (s && hmap_put(&c->streams, id, s)) {
             ret = enif_make_resource(env, s);
+            if (via_conn) ret = enif_make_tuple2(env, enif_make_atom(env, "chain"), ret);
             if (big) {
                 /* ConnPid sends the body, in pieces (see data_chunked), as
                  * Gun's process would: the call returns at once and the
@@ -1322,7 +1334,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     if (body_for) {
         /* Copying the message (a deep iolist's cells) is not done under
          * c->mu; ret keeps the stream alive. */
-        ERL_NIF_TERM m[4] = {A_conn_data, ret, A_fin, argv[4]};
+        ERL_NIF_TERM m[4] = {A_conn_data, via_conn ? enif_make_resource(env, body_for) : ret, A_fin, argv[4]};
         if (!enif_send(env, &c->pid, NULL, enif_make_tuple_from_array(env, m, 4))) pending_dec(body_for);
     }
     enif_release_resource(c);
@@ -1698,6 +1710,60 @@ static ERL_NIF_TERM nif_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     return ret;
 }
 
+/* set_chain(ConnPid) -> ok | noconn: see conn_t's chain. */
+static ERL_NIF_TERM nif_set_chain(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    if (!enif_is_pid(env, argv[0])) return enif_make_badarg(env);
+    conn_t *c = conn_by_pid(env, argv[0]);
+    if (!c) return A_noconn;
+    enif_mutex_lock(c->mu);
+    c->chain = 1;
+    enif_mutex_unlock(c->mu);
+    enif_release_resource(c);
+    return A_ok;
+}
+
+/* cookies_get(ConnPid) -> {ok, Json} | noconn | {error, Code, Msg}: the
+ * cookie store as gm_cookies_get's JSON array (gunmetal.erl decodes it). */
+static ERL_NIF_TERM nif_cookies_get(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    if (!enif_is_pid(env, argv[0])) return enif_make_badarg(env);
+    if (!gm.cookies_get) return enif_make_tuple2(env, A_error, A_unsupported);
+    conn_t *c = conn_by_pid(env, argv[0]);
+    if (!c) return A_noconn;
+    gm_event *ev = NULL;
+    int rc = ((__typeof__(gm_cookies_get) *)gm.cookies_get)(c->h, &ev);
+    ERL_NIF_TERM ret = rc == GM_OK
+        ? enif_make_tuple2(env, A_ok, mk_bin(env, ev->data, ev->data ? ev->data_len : 0))
+        : gm_err(env, rc);
+    if (ev) gm.event_free(ev);
+    enif_release_resource(c);
+    return ret;
+}
+
+/* cookies_set(ConnPid, Json) -> ok | noconn | {error, Code, Msg}: seeds the
+ * store (gm_cookies_set); Json is a binary, NUL-free. */
+static ERL_NIF_TERM nif_cookies_set(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    ErlNifBinary b;
+    if (!enif_is_pid(env, argv[0]) || !enif_inspect_binary(env, argv[1], &b)) return enif_make_badarg(env);
+    if (memchr(b.data, 0, b.size)) return enif_make_badarg(env);
+    if (!gm.cookies_set) return enif_make_tuple2(env, A_error, A_unsupported);
+    char *json = enif_alloc(b.size + 1);
+    if (!json) return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    memcpy(json, b.data, b.size);
+    json[b.size] = 0;
+    conn_t *c = conn_by_pid(env, argv[0]);
+    ERL_NIF_TERM ret = A_noconn;
+    if (c) {
+        int rc = ((__typeof__(gm_cookies_set) *)gm.cookies_set)(c->h, json);
+        ret = rc == GM_OK ? A_ok : gm_err(env, rc);
+        enif_release_resource(c);
+    }
+    enif_free(json);
+    return ret;
+}
+
 /* stream_info(ConnPid, StreamRef) -> {ok, [{Key, Value}], ReplyTo} | nostream | noconn | {error, ...} */
 static ERL_NIF_TERM nif_stream_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
@@ -2024,6 +2090,8 @@ static int load_library(char *err, size_t errlen) {
     gm.ws_upgrade = dlsym(gm_handle, "gm_ws_upgrade");
     gm.ws_send = dlsym(gm_handle, "gm_ws_send");
     gm.ping = dlsym(gm_handle, "gm_ping");
+    gm.cookies_get = dlsym(gm_handle, "gm_cookies_get");
+    gm.cookies_set = dlsym(gm_handle, "gm_cookies_set");
 
     /* The first Go call waits for the runtime to be up (with the wide
      * affinity, the blocked signals and GOMAXPROCS it was started with). */
@@ -2141,6 +2209,9 @@ static ErlNifFunc funcs[] = {
     {"set_owner", 3, nif_set_owner, 0},
     {"owner", 1, nif_owner, 0},
     {"info", 1, nif_info, 0},
+    {"cookies_get", 1, nif_cookies_get, 0},
+    {"set_chain", 1, nif_set_chain, 0},
+    {"cookies_set", 2, nif_cookies_set, 0},
     {"stream_info", 2, nif_stream_info, 0},
     {"ws_upgrade", 5, nif_ws_upgrade, 0},
     {"ws_send", 3, nif_ws_send, ERL_NIF_DIRTY_JOB_IO_BOUND},

@@ -14,8 +14,9 @@
 %% mapped, as the engine cannot call Erlang code (event_handler runs in
 %% ConnPid, from the library's trace events; Gun's dbg trace => true is
 %% refused); content_handlers runs Gun's gun_sse_h and gun_data_h in the
-%% engine (the messages are Gun's) and refuses a handler module of the
-%% user's own;
+%% engine (the messages are Gun's) and a handler module of the user's own
+%% in ConnPid (chain/2); the cookie store is the
+%% engine's, read and seeded with cookies/1 and set_cookies/2;
 %% tunnels (connect/2,3,4 and the tunnel request option) are not there yet;
 %% info/1 has no socket; ws_upgrade/ws_send/ping answer
 %% {error, unsupported} while the loaded library lacks WebSocket and ping.
@@ -43,7 +44,7 @@
 -export([ws_upgrade/2, ws_upgrade/3, ws_upgrade/4, ws_send/3]).
 
 %% gunmetal's own.
--export([features/0, version/0]).
+-export([features/0, version/0, cookies/1, set_cookies/2]).
 
 %% Internal.
 -export([conn_init/3]).
@@ -91,10 +92,36 @@ host_bin(H) when is_tuple(H) ->
 	end.
 
 do_open(Where, Opts0) when is_map(Opts0) ->
-	Opts = case Opts0 of
+	Opts1 = case Opts0 of
 		#{transport := ssl} -> Opts0#{transport => tls};
 		_ -> Opts0
 	end,
+	case conn_chains(Opts1) of
+		{error, _} = Error0 -> Error0;
+		{Opts, Chains} -> do_open(Where, Opts0, Opts, Chains)
+	end;
+do_open(_, Opts) ->
+	{error, {options, Opts}}.
+
+%% http_opts/http2_opts content_handlers with a module of the user's own:
+%% the engine gets gun_data_h and ConnPid runs the chain (chain/2).
+conn_chains(Opts) ->
+	lists:foldl(fun
+		(_, {error, _} = E) -> E;
+		({Key, Proto}, {O, Chains}) ->
+			case O of
+				#{Key := PO = #{content_handlers := CH}} ->
+					try own_chain(CH) of
+						false -> {O, Chains};
+						true -> {O#{Key => PO#{content_handlers => [gun_data_h]}}, Chains#{Proto => CH}}
+					catch error:{badarg, _} ->
+						{error, {options, {Proto, {content_handlers, CH}}}}
+					end;
+				_ -> {O, Chains}
+			end
+	end, {Opts, #{}}, [{http_opts, http}, {http2_opts, http2}]).
+
+do_open(Where, Opts0, Opts, Chains) ->
 	case gunmetal_opts:to_json(Opts) of
 		{error, _} = Error ->
 			Error;
@@ -107,7 +134,8 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 			end,
 			Static = #{origin_host => OriginHost, origin_port => OriginPort,
 				unix => element(1, Where) =:= unix,
-				event_handler => maps:get(event_handler, Opts, undefined), opts => Opts0},
+				event_handler => maps:get(event_handler, Opts, undefined), opts => Opts0,
+				chains => Chains},
 			Spawn = case maps:get(supervise, Opts, true) of
 				false -> spawn_link;
 				_ -> spawn
@@ -122,6 +150,9 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 					gunmetal_nif:open_unix(ConnPid, PathBin, Json)
 			end,
 			case Res of
+				ok when map_size(Chains) > 0 ->
+					ok = gunmetal_nif:set_chain(ConnPid),
+					{ok, ConnPid};
 				ok ->
 					{ok, ConnPid};
 				{error, Code, Msg} ->
@@ -133,9 +164,7 @@ do_open(Where, Opts0) when is_map(Opts0) ->
 						_ -> {error, {Code, Msg}}
 					end
 			end
-	end;
-do_open(_, Opts) ->
-	{error, {options, Opts}}.
+	end.
 
 -spec set_owner(pid(), pid()) -> ok.
 set_owner(ServerPid, NewOwnerPid) when is_pid(ServerPid), is_pid(NewOwnerPid) ->
@@ -180,7 +209,13 @@ info(ServerPid) when is_pid(ServerPid) ->
 			_ -> maps:get(origin_port, Static)
 		end,
 		intermediaries => [],
-		cookie_store => undefined,
+		%% The store lives in the engine (Gun's is {Module, State}):
+		%% {gunmetal, ConnPid}, read and seeded with cookies/1 and
+		%% set_cookies/2.
+		cookie_store => case KV of
+			#{<<"cookie_store">> := <<"true">>} -> {gunmetal, ServerPid};
+			_ -> undefined
+		end,
 		event_handler => case maps:get(event_handler, Static, undefined) of
 			{EvMod, _} -> EvMod;
 			_ -> undefined
@@ -363,10 +398,22 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 		F when is_integer(F), F > 0, F < 16#80000000 -> F;
 		_ -> error(badarg)
 	end,
-	{ReplyPid, ReplyFun} = reply_to(ServerPid, ReqOpts),
-	FlowArg = case maps:find(content_handlers, ReqOpts) of
-		error -> Flow;
-		{ok, CH} -> {Flow, content_handlers_json(CH)}
+	{ReplyPid0, ReplyFun0} = reply_to(ServerPid, ReqOpts),
+	%% A chain with handler modules of the user's own runs in ConnPid on
+	%% plain DATA (gun_data_h in the engine): ConnPid gets the stream's
+	%% messages, as for a reply_to fun.
+	{ReplyPid, ReplyFun, FlowArg} = case maps:find(content_handlers, ReqOpts) of
+		error -> {ReplyPid0, ReplyFun0, Flow};
+		{ok, CH} ->
+			case own_chain(CH) of
+				false ->
+					{ReplyPid0, ReplyFun0, {Flow, content_handlers_json(CH)}};
+				true when is_pid(ServerPid) ->
+					{ServerPid, {'$chain', reply_target(ReplyPid0, ReplyFun0), {init, CH}},
+						{Flow, content_handlers_json([gun_data_h])}};
+				true ->
+					error(badarg)
+			end
 	end,
 	%% Large bodies: a dirty scheduler sends the headers and hands the body
 	%% to ConnPid, which sends it in pieces (Gun's process sends it too).
@@ -385,16 +432,50 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 		StreamRef when is_reference(StreamRef) ->
 			register_reply_fun(ServerPid, StreamRef, ReplyFun),
 			StreamRef;
+		{chain, StreamRef} ->
+			%% The connection's own chain (set_chain): ConnPid runs it.
+			register_reply_fun(ServerPid, StreamRef, {'$chain', reply_target(ReplyPid, ReplyFun), conn}),
+			StreamRef;
 		Other ->
 			request_failed(ServerPid, ReplyPid, Other)
 	end;
 do_request(_, _, _, _, _, _, _) ->
 	error(badarg).
 
+%% Whether a req_opts content_handlers list has a module of the user's own
+%% (one neither gun_sse_h nor gun_data_h): such a chain runs in ConnPid
+%% (chain/2). gun_sse_h runs in the engine only, so it cannot be mixed with
+%% one; a module must be loadable and export Gun's init/5 and handle/3.
+own_chain(L) when is_list(L), L =/= [] ->
+	Names = [case H of
+		{M, Opts} when is_atom(M), is_map(Opts) -> M;
+		M when is_atom(M) -> M;
+		_ -> error({badarg, {content_handlers, H}})
+	end || H <- L],
+	case [N || N <- Names, N =/= gun_sse_h, N =/= gun_data_h] of
+		[] -> false;
+		Own ->
+			_ = lists:member(gun_sse_h, Names) andalso error({badarg, iolist_to_binary(io_lib:format(
+				"content_handlers: gunmetal runs gun_sse_h in the engine and the handler module ~p "
+				"in the connection process; it cannot mix them on one stream", [hd(Own)]))}),
+			_ = [case code:ensure_loaded(M) of
+				{module, M} ->
+					(erlang:function_exported(M, init, 5) andalso erlang:function_exported(M, handle, 3))
+						orelse error({badarg, iolist_to_binary(io_lib:format(
+							"content_handlers: the handler module ~p does not export init/5 and handle/3", [M]))});
+				_ ->
+					error({badarg, iolist_to_binary(io_lib:format(
+						"content_handlers: the handler module ~p is not loaded", [M]))})
+			end || M <- Own],
+			true
+	end;
+own_chain(L) ->
+	error({badarg, {content_handlers, L}}).
+
 %% Gun's req_opts content_handlers as the library's JSON list. The
 %% library runs Gun's gun_sse_h and gun_data_h itself (as GM_EV_SSE and
-%% DATA events, turned into gun_sse and gun_data messages); a handler
-%% module of the user's own is not run: refused here, by name.
+%% DATA events, turned into gun_sse and gun_data messages); chains with a
+%% module of the user's own do not come here (own_chain/1).
 content_handlers_json(L) when is_list(L), L =/= [] ->
 	Names = [case H of
 		{M, Opts} when is_atom(M), is_map(Opts) -> M;
@@ -431,6 +512,10 @@ reply_to(ServerPid, ReqOpts) ->
 		{M, F, A} = R when is_atom(M), is_atom(F), is_list(A), is_pid(ServerPid) -> {ServerPid, R};
 		_ -> error(badarg)
 	end.
+
+%% Where a chain's messages go: Gun's ReplyTo, a pid or a reply_to fun.
+reply_target(Pid, undefined) -> Pid;
+reply_target(_, Fun) -> Fun.
 
 register_reply_fun(_, _, undefined) -> ok;
 register_reply_fun(ServerPid, StreamRef, Fun) ->
@@ -789,6 +874,131 @@ features() ->
 version() ->
 	gunmetal_nif:version().
 
+%% Cookies (gunmetal's extension: Gun's store is a module the user gives;
+%% gunmetal's lives in the engine). Each cookie is a map with gun_cookies'
+%% keys: name, value, domain, path (binaries), host_only, secure_only,
+%% http_only, persistent (booleans), same_site (default | none | strict |
+%% lax) and expiry_time (a UTC calendar:datetime() or infinity). Gun's
+%% creation_time and last_access_time are not kept by the engine.
+-spec cookies(pid()) -> {ok, [map()]} | {error, any()}.
+cookies(ServerPid) when is_pid(ServerPid) ->
+	case gunmetal_nif:cookies_get(ServerPid) of
+		{ok, Json} -> {ok, [cookie_from_json(C) || C <- json_decode(Json)]};
+		noconn -> {error, not_connected};
+		{error, Code, Msg} -> {error, {Code, Msg}}
+	end.
+
+%% Seeds the store with cookies of cookies/1's shape (name, value and domain
+%% are required); the engine's rules apply as for Set-Cookie. An
+%% expiry_time in the past removes the cookie.
+-spec set_cookies(pid(), [map()]) -> ok | {error, any()}.
+set_cookies(ServerPid, Cookies) when is_pid(ServerPid), is_list(Cookies) ->
+	Json = iolist_to_binary(gunmetal_opts:encode({arr, [cookie_to_json(C) || C <- Cookies]})),
+	case gunmetal_nif:cookies_set(ServerPid, Json) of
+		ok -> ok;
+		noconn -> {error, not_connected};
+		{error, einval, Msg} -> {error, {badarg, Msg}};
+		{error, Code, Msg} -> {error, {Code, Msg}}
+	end.
+
+cookie_from_json(M) ->
+	Expiry = case M of
+		#{<<"expiry_time">> := T} ->
+			calendar:system_time_to_universal_time(
+				calendar:rfc3339_to_system_time(binary_to_list(T)), second);
+		_ -> infinity
+	end,
+	#{name => maps:get(<<"name">>, M), value => maps:get(<<"value">>, M),
+		domain => maps:get(<<"domain">>, M), path => maps:get(<<"path">>, M, <<"/">>),
+		host_only => maps:get(<<"host_only">>, M, false),
+		secure_only => maps:get(<<"secure_only">>, M, false),
+		http_only => maps:get(<<"http_only">>, M, false),
+		same_site => case M of
+			#{<<"same_site">> := SS} when SS =:= <<"strict">>; SS =:= <<"lax">>; SS =:= <<"none">> ->
+				binary_to_atom(SS);
+			_ -> default
+		end,
+		expiry_time => Expiry, persistent => Expiry =/= infinity}.
+
+%% Gun's keys the engine keeps; persistent follows from expiry_time and
+%% Gun's creation_time and last_access_time are ignored. Other keys, or bad
+%% values, are badarg naming them.
+cookie_to_json(C) when is_map(C) ->
+	{obj, lists:filtermap(fun
+		({K, V}) when (K =:= name orelse K =:= value orelse K =:= domain orelse K =:= path) ->
+			case unicode:characters_to_binary(V) of
+				B when is_binary(B) -> {true, {atom_to_binary(K), B}};
+				_ -> error({badarg, {cookie, K, V}})
+			end;
+		({K, V}) when (K =:= host_only orelse K =:= secure_only orelse K =:= http_only), is_boolean(V) ->
+			{true, {atom_to_binary(K), V}};
+		({same_site, default}) -> false;
+		({same_site, V}) when V =:= none; V =:= strict; V =:= lax -> {true, {<<"same_site">>, atom_to_binary(V)}};
+		({expiry_time, infinity}) -> false;
+		({expiry_time, {{_, _, _}, {_, _, _}} = DT}) ->
+			Secs = calendar:datetime_to_gregorian_seconds(DT) - 62167219200,
+			{true, {<<"expiry_time">>, list_to_binary(
+				calendar:system_time_to_rfc3339(Secs, [{offset, "Z"}, {unit, second}]))}};
+		({K, _}) when K =:= persistent; K =:= creation_time; K =:= last_access_time -> false;
+		({K, V}) -> error({badarg, {cookie, K, V}})
+	end, lists:sort(maps:to_list(C)))};
+cookie_to_json(C) ->
+	error({badarg, {cookie, C}}).
+
+%% A small JSON decoder for the engine's own output (OTP 25 has no json).
+json_decode(Bin) ->
+	{V, Rest} = json_value(json_ws(Bin)),
+	<<>> = json_ws(Rest),
+	V.
+
+json_ws(<<C, R/binary>>) when C =:= $\s; C =:= $\t; C =:= $\n; C =:= $\r -> json_ws(R);
+json_ws(B) -> B.
+
+json_value(<<"[", R/binary>>) -> json_arr(json_ws(R), []);
+json_value(<<"{", R/binary>>) -> json_obj(json_ws(R), #{});
+json_value(<<"\"", R/binary>>) -> json_str(R, <<>>);
+json_value(<<"true", R/binary>>) -> {true, R};
+json_value(<<"false", R/binary>>) -> {false, R};
+json_value(<<"null", R/binary>>) -> {null, R};
+json_value(B) ->
+	{match, [N]} = re:run(B, "^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?", [{capture, first, binary}]),
+	<<_:(byte_size(N))/binary, R/binary>> = B,
+	{try binary_to_integer(N) catch error:badarg -> binary_to_float(N) end, R}.
+
+json_arr(<<"]", R/binary>>, []) -> {[], R};
+json_arr(B, Acc) ->
+	{V, R0} = json_value(B),
+	case json_ws(R0) of
+		<<",", R/binary>> -> json_arr(json_ws(R), [V|Acc]);
+		<<"]", R/binary>> -> {lists:reverse([V|Acc]), R}
+	end.
+
+json_obj(<<"}", R/binary>>, Acc) when map_size(Acc) =:= 0 -> {Acc, R};
+json_obj(<<"\"", B/binary>>, Acc) ->
+	{K, R0} = json_str(B, <<>>),
+	<<":", R1/binary>> = json_ws(R0),
+	{V, R2} = json_value(json_ws(R1)),
+	case json_ws(R2) of
+		<<",", R/binary>> -> json_obj(json_ws(R), Acc#{K => V});
+		<<"}", R/binary>> -> {Acc#{K => V}, R}
+	end.
+
+json_str(<<"\"", R/binary>>, Acc) -> {Acc, R};
+json_str(<<"\\u", H:4/binary, R/binary>>, Acc) ->
+	C0 = binary_to_integer(H, 16),
+	case {C0 >= 16#D800 andalso C0 =< 16#DBFF, R} of
+		{true, <<"\\u", L:4/binary, R1/binary>>} ->
+			C = 16#10000 + ((C0 - 16#D800) bsl 10) + (binary_to_integer(L, 16) - 16#DC00),
+			json_str(R1, <<Acc/binary, C/utf8>>);
+		_ ->
+			json_str(R, <<Acc/binary, C0/utf8>>)
+	end;
+json_str(<<"\\", E, R/binary>>, Acc) ->
+	C = case E of $b -> $\b; $f -> $\f; $n -> $\n; $r -> $\r; $t -> $\t; _ -> E end,
+	json_str(R, <<Acc/binary, C>>);
+json_str(<<C, R/binary>>, Acc) ->
+	json_str(R, <<Acc/binary, C>>).
+
 %% The connection process. It holds no socket: it stands for the connection
 %% (monitors, links, exit reasons), watches the owner, keeps body pieces
 %% sent before the connection was up, sends request bodies over DIRTY_BODY,
@@ -805,6 +1015,8 @@ version() ->
 
 conn_init(Owner, Static, _Opener) ->
 	MRef = monitor(process, Owner),
+	%% For chain/2 (the connection's content handler chains).
+	put('$gunmetal_static', Static),
 	conn_loop(#cp{owner=Owner, mref=MRef, static=Static,
 		ev=maps:get(event_handler, Static, undefined)}).
 
@@ -906,11 +1118,22 @@ reply_fun(Msg, S=#cp{funs=Funs}) ->
 					after 1000 -> undefined
 					end
 			end,
-			_ = Fun =/= undefined andalso catch call_reply(Fun, Msg),
+			Fun1 = case Fun of
+				{'$chain', _, _} -> chain(Msg, Fun);
+				undefined -> undefined;
+				_ -> _ = (catch call_reply(Fun, Msg)), Fun
+			end,
+			Funs0 = case {Msg, Fun} of
+				%% A stream pushed on a chain's stream: its messages come
+				%% here too, and pass on as they are (not through the chain).
+				{{gun_push, _, _, NewRef, _, _, _}, {'$chain', PushTo, _}} ->
+					Funs#{NewRef => {'$chain', PushTo, none}};
+				_ -> Funs
+			end,
 			Funs1 = case ends_stream(Msg) of
-				true -> maps:remove(StreamRef, Funs);
-				false when Fun =/= undefined -> Funs#{StreamRef => Fun};
-				false -> Funs
+				true -> maps:remove(StreamRef, Funs0);
+				false when Fun1 =/= undefined -> Funs0#{StreamRef => Fun1};
+				false -> Funs0
 			end,
 			S#cp{funs=Funs1}
 	end.
@@ -928,6 +1151,82 @@ ends_stream({gun_trailers, _, _, _}) -> true;
 ends_stream({gun_error, _, _, _}) -> true;
 ends_stream({gun_notify, _, ping_ack, _}) -> true;
 ends_stream(_) -> false.
+
+%% A stream whose content_handlers has a module of the user's own: Gun's
+%% gun_content_handler run here, in ConnPid (self() in a handler is ConnPid,
+%% as in Gun's connection process). gun_response goes to ReplyTo, then each
+%% handler's init(ReplyTo, StreamRef, Status, Headers, Opts) ({ok, State}
+%% or disable); each gun_data piece goes through handle(IsFin, Data, State)
+%% down the chain ({ok, Data1, State} passes Data1 on, {done, State} or
+%% {done, Flow, State} stops). gun_data_h is Gun's: it sends
+%% {gun_data, ConnPid, StreamRef, IsFin, Data} to ReplyTo. Other messages
+%% go to ReplyTo as they are. A crash in a handler ends the connection, as
+%% in Gun.
+chain(Msg, {'$chain', ReplyTo, conn}) ->
+	%% The connection's chain for the protocol in use; none: the engine ran
+	%% Gun's handlers and the messages pass on as they are.
+	Chains = maps:get(chains, get('$gunmetal_static'), #{}),
+	Proto = case gunmetal_nif:info(self()) of
+		{ok, KV} -> case lists:keyfind(<<"protocol">>, 1, KV) of
+			{_, <<"http2">>} -> http2;
+			_ -> http
+		end;
+		_ -> http
+	end,
+	chain(Msg, {'$chain', ReplyTo, case Chains of
+		#{Proto := CH} -> {init, CH};
+		_ -> none
+	end});
+chain({gun_response, _, StreamRef, nofin, Status, Headers} = Msg, {'$chain', ReplyTo, {init, CH}}) ->
+	reply(ReplyTo, Msg),
+	{'$chain', ReplyTo, {run, handler_call(fun() ->
+		chain_init(ReplyTo, StreamRef, Status, Headers, CH) end)}};
+chain({gun_data, _, _, IsFin, Data}, {'$chain', ReplyTo, {run, Hs}}) ->
+	{'$chain', ReplyTo, {run, handler_call(fun() -> chain_handle(IsFin, Data, Hs) end)}};
+chain(Msg, Chain = {'$chain', ReplyTo, _}) ->
+	reply(ReplyTo, Msg),
+	Chain.
+
+reply(Pid, Msg) when is_pid(Pid) -> Pid ! Msg;
+reply(Fun, Msg) -> catch call_reply(Fun, Msg).
+
+
+chain_init(_, _, _, _, []) ->
+	[];
+chain_init(ReplyTo, StreamRef, Status, Headers, [H|Tail]) ->
+	{Mod, Opts} = case H of {_, _} -> H; _ -> {H, #{}} end,
+	Res = case Mod of
+		gun_data_h -> {ok, {ReplyTo, StreamRef}};
+		_ -> Mod:init(ReplyTo, StreamRef, Status, Headers, Opts)
+	end,
+	case Res of
+		{ok, St} -> [{Mod, St}|chain_init(ReplyTo, StreamRef, Status, Headers, Tail)];
+		disable -> chain_init(ReplyTo, StreamRef, Status, Headers, Tail)
+	end.
+
+chain_handle(_, _, []) ->
+	[];
+chain_handle(IsFin, Data0, [{Mod, St0}|Tail]) ->
+	Res = case Mod of
+		gun_data_h ->
+			{ReplyTo, StreamRef} = St0,
+			reply(ReplyTo, {gun_data, self(), StreamRef, IsFin, Data0}),
+			{done, 1, St0};
+		_ -> Mod:handle(IsFin, Data0, St0)
+	end,
+	case Res of
+		{ok, Data, St} -> [{Mod, St}|chain_handle(IsFin, Data, Tail)];
+		{done, St} -> [{Mod, St}|Tail];
+		{done, _Flow, St} -> [{Mod, St}|Tail]
+	end.
+
+%% The engine's connection goes with ConnPid when a handler crashes.
+handler_call(F) ->
+	try F()
+	catch Class:Reason:Stack ->
+		_ = gunmetal_nif:close(self()),
+		erlang:raise(Class, Reason, Stack)
+	end.
 
 %% Gun's reply/2.
 call_reply(Fun, Msg) when is_function(Fun, 1) -> Fun(Msg);

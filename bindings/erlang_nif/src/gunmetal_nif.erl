@@ -5,7 +5,7 @@
 	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
 	stream_info/2, ws_upgrade/5, ws_send/3, ping/2, features/0, version/0,
 	stats/0, request_big/8, exit_note/1, exit_reason/1, tls_session_cache/2,
-	ssl_session_cache/0]).
+	ssl_session_cache/0, cookies_get/1, cookies_set/2, set_chain/1]).
 
 -on_load(init/0).
 
@@ -59,6 +59,9 @@ set_owner(_ConnPid, _Caller, _NewOwner) -> ?NIF.
 owner(_ConnPid) -> ?NIF.
 info(_ConnPid) -> ?NIF.
 stream_info(_ConnPid, _StreamRef) -> ?NIF.
+cookies_get(_ConnPid) -> ?NIF.
+set_chain(_ConnPid) -> ?NIF.
+cookies_set(_ConnPid, _Json) -> ?NIF.
 ws_upgrade(_ConnPid, _Path, _Headers, _Json, _ReplyTo) -> ?NIF.
 ws_send(_ConnPid, _StreamRef, _Frames) -> ?NIF.
 ping(_ConnPid, _ReplyTo) -> ?NIF.
