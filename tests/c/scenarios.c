@@ -400,7 +400,7 @@ static int do_call(const rec *r) {
 /* ------------------------------------------------------------ events */
 
 static const char *kind_names[] = {"", "up", "down", "exit", "inform", "response", "data", "trailers",
-                                   "push", "error", "upgrade", "ws", "notify", "tunnel_up", "trace"};
+                                   "push", "error", "upgrade", "ws", "notify", "tunnel_up", "trace", "sse"};
 
 typedef struct {
     const char *kind;
@@ -421,7 +421,7 @@ static char *dup0(const char *s) { return strdup(s ? s : ""); }
 
 static unit *unit_of(const gm_event *ev) {
     unit *u = calloc(1, sizeof *u);
-    u->kind = ev->kind <= GM_EV_TRACE ? kind_names[ev->kind] : "?";
+    u->kind = ev->kind <= GM_EV_SSE ? kind_names[ev->kind] : "?";
     u->conn = ev->conn;
     u->ref = ev->ref;
     u->new_ref = ev->new_ref;
@@ -581,7 +581,7 @@ static void render_unit(const unit *u, char *out, size_t n) {
     if (u->ref && o < n) o += (size_t)snprintf(out + o, n - o, " %s", name_of(u->ref, b1, sizeof b1));
     if (u->new_ref && o < n) o += (size_t)snprintf(out + o, n - o, " new=%s", name_of(u->new_ref, b2, sizeof b2));
     if (o < n && (!strcmp(u->kind, "response") || !strcmp(u->kind, "data") || !strcmp(u->kind, "inform") ||
-                  !strcmp(u->kind, "trailers")))
+                  !strcmp(u->kind, "trailers") || !strcmp(u->kind, "sse")))
         o += (size_t)snprintf(out + o, n - o, " %s", u->fin ? "fin" : "nofin");
     if (u->status && o < n) o += (size_t)snprintf(out + o, n - o, " %d", u->status);
     if (*u->protocol && o < n) o += (size_t)snprintf(out + o, n - o, " %s", u->protocol);
@@ -597,7 +597,7 @@ static void render_unit(const unit *u, char *out, size_t n) {
     }
     for (int i = 0; i < u->nh && o < n; i++)
         if (strncmp(u->hn[i], "date", 4) != 0) o += (size_t)snprintf(out + o, n - o, " %s=%s", u->hn[i], u->hv[i]);
-    if ((!strcmp(u->kind, "data") || !strcmp(u->kind, "ws")) && o < n) {
+    if ((!strcmp(u->kind, "data") || !strcmp(u->kind, "ws") || !strcmp(u->kind, "sse")) && o < n) {
         char hex[65];
         sha256_hex(u->data, u->len, hex);
         hex[12] = 0;

@@ -96,7 +96,7 @@ type expEv struct {
 var evKinds = map[core.EventKind]string{core.EvUp: "up", core.EvDown: "down", core.EvExit: "exit",
 	core.EvInform: "inform", core.EvResponse: "response", core.EvData: "data", core.EvTrailers: "trailers",
 	core.EvPush: "push", core.EvError: "error", core.EvUpgrade: "upgrade", core.EvWS: "ws",
-	core.EvNotify: "notify", core.EvTunnelUp: "tunnel_up", core.EvTrace: "trace"}
+	core.EvNotify: "notify", core.EvTunnelUp: "tunnel_up", core.EvTrace: "trace", core.EvSSE: "sse"}
 
 var wsOpNames = map[uint8]string{core.WSText: "text", core.WSBinary: "binary", core.WSClose: "close",
 	core.WSPing: "ping", core.WSPong: "pong"}
@@ -721,7 +721,7 @@ func (r *runner) render(u *unit) string {
 		s = append(s, "new="+r.refName(u.newRef))
 	}
 	switch u.kind {
-	case "response", "data", "inform", "trailers":
+	case "response", "data", "inform", "trailers", "sse":
 		s = append(s, map[bool]string{true: "fin", false: "nofin"}[u.fin])
 	}
 	if u.status != 0 {
@@ -754,7 +754,7 @@ func (r *runner) render(u *unit) string {
 			s = append(s, h.Name+"="+h.Value)
 		}
 	}
-	if u.kind == "data" || u.kind == "ws" {
+	if u.kind == "data" || u.kind == "ws" || u.kind == "sse" {
 		sum := sha256.Sum256(u.data)
 		body := string(u.data)
 		if len(body) > 32 {

@@ -157,7 +157,7 @@ relay_take(Timeout) ->
 is_event(M) when is_tuple(M), tuple_size(M) >= 2 ->
 	T = element(1, M),
 	lists:member(T, [gun_up, gun_down, gun_inform, gun_response, gun_data, gun_trailers, gun_push,
-		gun_error, gun_upgrade, gun_ws, gun_notify, gun_tunnel_up, 'DOWN']);
+		gun_error, gun_upgrade, gun_ws, gun_notify, gun_tunnel_up, gun_sse, 'DOWN']);
 is_event(_) -> false.
 
 poll(<<"main">>, Timeout, _St) ->
@@ -180,6 +180,7 @@ name_or(Key, Map, Def) -> case s(Key, Map) of undefined -> Def; V -> V end.
 bind(undefined, _, St) -> St;
 bind(Name, Ref, St) -> St#{refs => (maps:get(refs, St))#{Name => Ref}}.
 
+ref(<<"-">>, _) -> undefined; % the raw protocol's stream: Gun's undefined ref
 ref(Name, St) ->
 	case maps:get(refs, St) of
 		#{Name := R} -> R;
@@ -399,7 +400,13 @@ unit({gun_ws, C, Ref, Frame}, _) ->
 	u(<<"ws">>, C, Ref, #{op => Op, code => Code, data => D});
 unit({gun_notify, C, ping_ack, Ref}, _) -> u(<<"notify">>, C, Ref, #{reason => <<"ping_ack">>});
 unit({gun_notify, C, What, _}, _) -> u(<<"notify">>, C, undefined, #{reason => reason(What)});
-unit({gun_tunnel_up, C, Ref, P}, _) -> u(<<"tunnel_up">>, C, Ref, #{protocol => bin(P)}).
+unit({gun_tunnel_up, C, Ref, P}, _) -> u(<<"tunnel_up">>, C, Ref, #{protocol => bin(P)});
+%% Gun's gun_sse: the event map's keys (but data) are the headers, as the
+%% C ABI's GM_EV_SSE carries them; fin is the body's end.
+unit({gun_sse, C, Ref, fin}, _) -> u(<<"sse">>, C, Ref, #{fin => true});
+unit({gun_sse, C, Ref, Ev}, _) when is_map(Ev) ->
+	u(<<"sse">>, C, Ref, #{headers => [{atom_to_binary(K), bin(V)} || {K, V} <- lists:sort(maps:to_list(Ev)), K =/= data],
+		data => bin(maps:get(data, Ev, <<>>))}).
 
 %% ---- expect blocks
 
@@ -559,7 +566,7 @@ render(U, St) ->
 		++ [ref_name(R, St) || R <- [maps:get(ref, U)], R =/= undefined]
 		++ [["new=", ref_name(R, St)] || R <- [maps:get(new_ref, U)], R =/= undefined]
 		++ [case maps:get(fin, U) of true -> "fin"; false -> "nofin" end
-			|| lists:member(Kind, [<<"response">>, <<"data">>, <<"inform">>, <<"trailers">>])]
+			|| lists:member(Kind, [<<"response">>, <<"data">>, <<"inform">>, <<"trailers">>, <<"sse">>])]
 		++ [integer_to_list(S) || S <- [maps:get(status, U)], S =/= 0]
 		++ [V || K <- [protocol, op], V <- [maps:get(K, U)], V =/= <<>>]
 		++ [io_lib:format("code=~b", [maps:get(code, U)]) || maps:get(op, U) =:= <<"close">>]
@@ -569,7 +576,7 @@ render(U, St) ->
 		++ [[K, "=", V] || {K, V} <- maps:get(headers, U), binary:part(K, 0, min(4, byte_size(K))) =/= <<"date">>]
 		++ [io_lib:format("size=~b ~0p sha256=~s", [byte_size(D), binary:part(D, 0, min(32, byte_size(D))),
 			binary:part(hex(crypto:hash(sha256, D)), 0, 12)])
-			|| lists:member(Kind, [<<"data">>, <<"ws">>]), D <- [maps:get(data, U)]],
+			|| lists:member(Kind, [<<"data">>, <<"ws">>, <<"sse">>]), D <- [maps:get(data, U)]],
 	lists:flatten(io_lib:format("~s", [lists:join(" ", Parts)])).
 
 %% ---- a small JSON reader (OTP 25 has no json module): objects are maps

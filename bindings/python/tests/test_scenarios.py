@@ -29,7 +29,7 @@ ERR_CLASS = {
     -7: "enotup", -8: "ebadstate", -9: "eunsupported",
 }
 KINDS = {1: "up", 2: "down", 3: "exit", 4: "inform", 5: "response", 6: "data", 7: "trailers",
-         8: "push", 9: "error", 10: "upgrade", 11: "ws", 12: "notify", 13: "tunnel_up", 14: "trace"}
+         8: "push", 9: "error", 10: "upgrade", 11: "ws", 12: "notify", 13: "tunnel_up", 14: "trace", 15: "sse"}
 WS_OPS = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 WS_OP_CODES = {v: k for k, v in WS_OPS.items()}
 
@@ -261,7 +261,7 @@ class Runner:
             s.append(self.ref_name(u.ref))
         if u.new_ref:
             s.append("new=" + self.ref_name(u.new_ref))
-        if u.kind in ("response", "data", "inform", "trailers"):
+        if u.kind in ("response", "data", "inform", "trailers", "sse"):
             s.append("fin" if u.fin else "nofin")
         if u.status:
             s.append(str(u.status))
@@ -277,7 +277,7 @@ class Runner:
         if u.kind == "down":
             s.append("killed=[" + ",".join(self.ref_name(k) for k in u.killed) + "]")
         s += [f"{k}={v}" for k, v in u.headers if not k.startswith("date")]
-        if u.kind in ("data", "ws"):
+        if u.kind in ("data", "ws", "sse"):
             s.append(f"size={len(u.data)} {u.data[:32]!r} sha256={hashlib.sha256(u.data).hexdigest()[:12]}")
         return " ".join(s)
 
