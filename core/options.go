@@ -274,39 +274,6 @@ type TLSOpts struct {
 	ownCache bool
 }
 
-// HTTPOpts is "http_opts".
-type HTTPOpts struct {
-	KeepAlive                 time.Duration // "keepalive", default 0 = infinity
-	Version                   string        // "version": "HTTP/1.1" (default) | "HTTP/1.0"
-	ClosingTimeout            time.Duration // "closing_timeout", default 15000 ms; 0 = infinity
-	Flow                      int           // "flow": 0 = no flow control (default); > 0 initial flow per stream
-	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
-	MaxHeaders                int           // "max_headers", default 100 (Gun 2.6): fields per header or trailer block; 0 = no limit
-	MaxHeaderBlockSize        int           // "max_header_block_size", default 100000 (Gun 2.4)
-	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
-	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per request, default 32; 0 = infinity
-
-	// ContentHandlers is "content_handlers" (sse.go); unset: [gun_data_h].
-	ContentHandlers ContentHandlers
-
-	// HeadTimeout is gunmetal's "head_timeout": once the first byte of a
-	// response head (status line and header fields; also each 1xx, a
-	// chunk-size line, the trailers) has arrived, the rest must arrive
-	// within it, else the connection goes down with reason "timeout: ...
-	// http_opts.head_timeout" and reconnects per retry. Default 30000 ms;
-	// "infinity" (0) turns it off. Waiting for a response to begin is not
-	// bounded by it (that is the request's timeout).
-	HeadTimeout time.Duration
-	// DiscardTimeout is gunmetal's "discard_timeout": HTTP/1.1 cannot abort
-	// one response, so the response of a cancelled (or timed out) stream is
-	// read and dropped, as in Gun; if it has not ended within this time of
-	// the cancel (or of its turn, while responses pipelined before it are
-	// read), the connection is closed (DOWN "discard_timeout: ...") and
-	// reconnects, so that an endless body is not read for ever. Default
-	// 5000 ms; "infinity" (0): Gun's behaviour, read until it ends.
-	DiscardTimeout time.Duration
-}
-
 // HTTP2Opts is "http2_opts", with Gun's names and defaults (and
 // cow_http2_machine's for the state machine options).
 type HTTP2Opts struct {
@@ -463,20 +430,6 @@ func DefaultTLSOpts() *TLSOpts {
 	return t
 }
 
-// DefaultHTTPOpts is http_opts' defaults.
-func DefaultHTTPOpts() *HTTPOpts {
-	return &HTTPOpts{
-		Version:             "HTTP/1.1",
-		ClosingTimeout:      15000 * time.Millisecond,
-		MaxHeaders:          100,
-		MaxHeaderBlockSize:  100000,
-		MaxTrailerBlockSize: 10000,
-		MaxInformational:    32,
-		HeadTimeout:         30000 * time.Millisecond,
-		DiscardTimeout:      5000 * time.Millisecond,
-	}
-}
-
 // DefaultHTTP2Opts is http2_opts' defaults.
 func DefaultHTTP2Opts() *HTTP2Opts {
 	return &HTTP2Opts{
@@ -583,6 +536,20 @@ var optUnsupported = map[string]map[string]string{
 
 // Parsing.
 
+// optSet is one option set (http_opts, http2_opts, ws_opts, raw_opts,
+// tcp_opts, tls_opts), owned by its protocol's file as Gun's protocol
+// modules each own check_options/1: http1_opts.go, http2_opts.go,
+// ws_opts.go, raw_opts.go, transport_opts.go. check parses raw, the JSON
+// object at parent.key, over the values already in the set (its defaults)
+// and returns the keys it was given (null members left out), so that
+// ParseOptions can tell a key set there from one inherited from the top
+// level (cookie_ignore_informational).
+type optSet interface {
+	check(parent, key string, raw json.RawMessage) (given []string, err error)
+}
+
+var _ = []optSet{(*HTTPOpts)(nil)}
+
 // ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
 // connection to port (0 for a unix socket), and fills every default. Empty
 // input, "null" and "{}" give all defaults. Errors are *OptionError (a JSON
@@ -624,7 +591,9 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 		case "domain_lookup_timeout":
 			o.DomainLookupTimeout, err = f.timeout()
 		case "http_opts":
-			httpCII, err = parseHTTPOptsInto("", k, f.raw, &o.HTTP)
+			var given []string
+			given, err = o.HTTP.check("", k, f.raw)
+			httpCII = optContains(given, "cookie_ignore_informational")
 		case "http2_opts":
 			http2CII, err = parseHTTP2OptsInto("", k, f.raw, &o.HTTP2)
 		case "max_pending_requests":
@@ -646,7 +615,9 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 				switch e.name {
 				case "http":
 					tupleHTTP = DefaultHTTPOpts()
-					tupleHTTPCII, err = parseHTTPOptsInto(k, e.name, e.opts, tupleHTTP)
+					var given []string
+					given, err = tupleHTTP.check(k, e.name, e.opts)
+					tupleHTTPCII = optContains(given, "cookie_ignore_informational")
 				case "http2":
 					tupleHTTP2 = DefaultHTTP2Opts()
 					tupleHTTP2CII, err = parseHTTP2OptsInto(k, e.name, e.opts, tupleHTTP2)
@@ -749,16 +720,6 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 	return o, nil
 }
 
-// ParseHTTPOpts parses http_opts alone (e.g. per-request options), with
-// defaults filled. Errors name the proto "http_opts".
-func ParseHTTPOpts(js []byte) (*HTTPOpts, error) {
-	o := DefaultHTTPOpts()
-	if _, err := parseHTTPOptsInto("", "http_opts", js, o); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
 // ParseHTTP2Opts parses http2_opts alone, with defaults filled.
 func ParseHTTP2Opts(js []byte) (*HTTP2Opts, error) {
 	o := DefaultHTTP2Opts()
@@ -780,55 +741,6 @@ func ParseWSOpts(js []byte) (*WSOpts, error) {
 		return nil, err
 	}
 	return o, nil
-}
-
-func parseHTTPOptsInto(parent, key string, raw json.RawMessage, dst *HTTPOpts) (cii bool, err error) {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return false, err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "closing_timeout":
-			dst.ClosingTimeout, err = f.timeout()
-		case "cookie_ignore_informational":
-			dst.CookieIgnoreInformational, err = f.boolean()
-			cii = true
-		case "flow":
-			n, err = f.flow()
-			dst.Flow = int(n)
-		case "keepalive":
-			dst.KeepAlive, err = f.timeout()
-		case "head_timeout":
-			dst.HeadTimeout, err = f.timeout()
-		case "discard_timeout":
-			dst.DiscardTimeout, err = f.timeout()
-		case "max_headers":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxHeaders = int(n)
-		case "max_header_block_size":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxHeaderBlockSize = int(n)
-		case "max_trailer_block_size":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxTrailerBlockSize = int(n)
-		case "max_informational_responses":
-			dst.MaxInformational, err = f.countOrInfinity()
-		case "version":
-			dst.Version, err = f.enum("HTTP/1.1", "HTTP/1.0")
-		case "content_handlers":
-			dst.ContentHandlers, err = f.contentHandlers()
-		default:
-			err = f.unknown("http_opts")
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-	return cii, nil
 }
 
 func parseHTTP2OptsInto(parent, key string, raw json.RawMessage, dst *HTTP2Opts) (cii bool, err error) {
@@ -1208,7 +1120,7 @@ func parseSocksOpts(parent, key string, raw json.RawMessage) (*SocksOpts, error)
 				switch e.name {
 				case "http":
 					s.HTTP = DefaultHTTPOpts()
-					_, err = parseHTTPOptsInto(optJoin(path, k), e.name, e.opts, s.HTTP)
+					_, err = s.HTTP.check(optJoin(path, k), e.name, e.opts)
 				case "http2":
 					s.HTTP2 = DefaultHTTP2Opts()
 					_, err = parseHTTP2OptsInto(optJoin(path, k), e.name, e.opts, s.HTTP2)
