@@ -274,20 +274,6 @@ type TLSOpts struct {
 	ownCache bool
 }
 
-// RawOpts is "raw_opts" (and the options of "raw" in a protocols list).
-type RawOpts struct {
-	Flow int // "flow"; 0 = no flow control. gen_tcp's {active, N}: DATA events before reading stops
-	// ClosingTimeout is gunmetal's "closing_timeout" (Gun's raw closes at
-	// once): how long a graceful shutdown, after shutting down the write
-	// side, waits for the peer to close. Default 15000 ms; 0 = infinity.
-	ClosingTimeout time.Duration
-}
-
-// DefaultRawOpts is raw_opts' defaults.
-func DefaultRawOpts() *RawOpts {
-	return &RawOpts{ClosingTimeout: 15000 * time.Millisecond}
-}
-
 // SocksOpts is "socks_opts".
 type SocksOpts struct {
 	Host      string   // "host" (required): the destination, name or IP
@@ -429,7 +415,7 @@ type optSet interface {
 	check(parent, key string, raw json.RawMessage) (given []string, err error)
 }
 
-var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil)}
+var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil)}
 
 // ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
 // connection to port (0 for a unix socket), and fills every default. Empty
@@ -508,7 +494,7 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 					tupleHTTP2CII = optContains(given, "cookie_ignore_informational")
 				case "raw":
 					tupleRaw = DefaultRawOpts()
-					err = parseRawOptsInto(k, e.name, e.opts, tupleRaw)
+					_, err = tupleRaw.check(k, e.name, e.opts)
 				case "socks":
 					tupleSocks, err = parseSocksOpts(k, e.name, e.opts)
 				}
@@ -517,7 +503,7 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 				}
 			}
 		case "raw_opts":
-			err = parseRawOptsInto("", k, f.raw, &o.Raw)
+			_, err = o.Raw.check("", k, f.raw)
 		case "retry":
 			var n int64
 			n, err = f.integer(0, math.MaxInt32)
@@ -603,34 +589,6 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 	}
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o, nil
-}
-
-func parseRawOptsInto(parent, key string, raw json.RawMessage, dst *RawOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		switch k {
-		case "flow":
-			var n int64
-			n, err = f.flow()
-			dst.Flow = int(n)
-		case "closing_timeout":
-			dst.ClosingTimeout, err = f.timeout()
-		case "packet", "packet_size":
-			// gen_tcp's packet framing (issue 11) is not built yet: named, not "unknown".
-			err = f.fail("not available in this build: packet framing is not implemented (every DATA event carries the bytes of one read)")
-		default:
-			err = f.unknown("raw_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func parseTCPOptsInto(parent, key string, raw json.RawMessage, dst *TCPOpts) error {
@@ -809,7 +767,7 @@ func parseSocksOpts(parent, key string, raw json.RawMessage) (*SocksOpts, error)
 					_, err = s.HTTP2.check(optJoin(path, k), e.name, e.opts)
 				case "raw":
 					s.Raw = DefaultRawOpts()
-					err = parseRawOptsInto(optJoin(path, k), e.name, e.opts, s.Raw)
+					_, err = s.Raw.check(optJoin(path, k), e.name, e.opts)
 				case "socks":
 					s.Socks, err = parseSocksOpts(optJoin(path, k), e.name, e.opts)
 				}
