@@ -70,7 +70,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -240,19 +239,6 @@ func (o *Options) RetryDelay(attempt int) time.Duration {
 	return o.RetryTimeout
 }
 
-// TCPOpts is "tcp_opts" (Gun: a gen_tcp option list; here an object).
-type TCPOpts struct {
-	NoDelay          bool          // "nodelay", default true
-	KeepAlive        bool          // "keepalive", default false
-	SendTimeout      time.Duration // "send_timeout", default 15000 ms ("infinity" → 0)
-	SendTimeoutClose bool          // "send_timeout_close", default true; false is refused by Open: a send timeout always closes
-	SndBuf, RecBuf   int           // "sndbuf", "recbuf"; 0 = OS default
-	LocalIP          string        // "ip": local address to bind (must parse as an IP)
-	LocalPort        int           // "port": local port to bind, 0..65535
-	Inet6            bool          // "inet6": prefer IPv6
-	Inet4            bool          // "inet": force IPv4 (both true is refused)
-}
-
 // TLSOpts is "tls_opts" (Gun: an ssl option list; here an object).
 type TLSOpts struct {
 	Verify                bool          // "verify": "verify_peer" (default, true) | "verify_none"
@@ -317,11 +303,6 @@ func DefaultOptions(port int) *Options {
 	o.Protocols = optDefaultProtocols(o.Transport)
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o
-}
-
-// DefaultTCPOpts is tcp_opts' defaults.
-func DefaultTCPOpts() TCPOpts {
-	return TCPOpts{NoDelay: true, SendTimeout: 15000 * time.Millisecond, SendTimeoutClose: true}
 }
 
 // DefaultTLSOpts is tls_opts' defaults (the process-wide session cache).
@@ -415,7 +396,7 @@ type optSet interface {
 	check(parent, key string, raw json.RawMessage) (given []string, err error)
 }
 
-var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil)}
+var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil), (*TCPOpts)(nil)}
 
 // ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
 // connection to port (0 for a unix socket), and fills every default. Empty
@@ -519,7 +500,7 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 		case "supervise":
 			o.Supervise, err = f.boolean()
 		case "tcp_opts":
-			err = parseTCPOptsInto("", k, f.raw, &o.TCP)
+			_, err = o.TCP.check("", k, f.raw)
 		case "tls_handshake_timeout":
 			o.TLSHandshakeTimeout, err = f.timeout()
 		case "tls_opts":
@@ -589,59 +570,6 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 	}
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o, nil
-}
-
-func parseTCPOptsInto(parent, key string, raw json.RawMessage, dst *TCPOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "nodelay":
-			dst.NoDelay, err = f.boolean()
-		case "keepalive":
-			dst.KeepAlive, err = f.boolean()
-		case "send_timeout":
-			dst.SendTimeout, err = f.timeout()
-		case "send_timeout_close":
-			dst.SendTimeoutClose, err = f.boolean()
-		case "sndbuf":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.SndBuf = int(n)
-		case "recbuf":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.RecBuf = int(n)
-		case "ip":
-			var s string
-			s, err = f.strict()
-			if err == nil && net.ParseIP(s) == nil {
-				err = f.fail("must be an IP address")
-			} else if err != nil {
-				err = f.fail("must be an IP address (a string)")
-			}
-			dst.LocalIP = s
-		case "port":
-			n, err = f.integer(0, 65535)
-			dst.LocalPort = int(n)
-		case "inet6":
-			dst.Inet6, err = f.boolean()
-		case "inet":
-			dst.Inet4, err = f.boolean()
-		default:
-			err = f.unknown("tcp_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if dst.Inet4 && dst.Inet6 {
-		return &OptionError{Proto: path, Key: "inet6", Value: true, Msg: "conflicts with inet: choose one address family"}
-	}
-	return nil
 }
 
 func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) error {
