@@ -61,19 +61,13 @@ package core
 
 import (
 	"bytes"
-	"container/list"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -239,27 +233,6 @@ func (o *Options) RetryDelay(attempt int) time.Duration {
 	return o.RetryTimeout
 }
 
-// TLSOpts is "tls_opts" (Gun: an ssl option list; here an object).
-type TLSOpts struct {
-	Verify                bool          // "verify": "verify_peer" (default, true) | "verify_none"
-	CACertFile            string        // "cacertfile": PEM CAs trusted instead of the system roots
-	CACerts               [][]byte      // "cacerts": DER CAs (base64 in JSON), trusted with cacertfile's instead of the system roots
-	CertFile, KeyFile     string        // "certfile", "keyfile": client certificate (both or neither)
-	ServerNameIndication  string        // "server_name_indication": a host name, or "disable"; "" = the host connected to
-	ALPN                  []string      // not a key: derived from the protocols ("h2", "http/1.1")
-	SessionLifetime       time.Duration // "session_lifetime" in ms (Erlang's ssl takes seconds), default 86400000; "infinity" → 0
-	SessionCacheClientMax int           // "session_cache_client_max", default 1000, > 0
-	Reuse                 bool          // "reuse_sessions", default true
-	Versions              []string      // "versions": non-empty subset of "tlsv1.2", "tlsv1.3"; default both
-
-	// sessions is the connection's own resumption cache, made when tls_opts
-	// give session_lifetime or session_cache_client_max (ownCache), shared by
-	// every config built from these options, so that reconnects resume; nil:
-	// the process-wide cache (tls_sessions.go).
-	sessions tls.ClientSessionCache
-	ownCache bool
-}
-
 // SocksOpts is "socks_opts".
 type SocksOpts struct {
 	Host      string   // "host" (required): the destination, name or IP
@@ -303,18 +276,6 @@ func DefaultOptions(port int) *Options {
 	o.Protocols = optDefaultProtocols(o.Transport)
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o
-}
-
-// DefaultTLSOpts is tls_opts' defaults (the process-wide session cache).
-func DefaultTLSOpts() *TLSOpts {
-	t := &TLSOpts{
-		Verify:                true,
-		SessionLifetime:       86400000 * time.Millisecond,
-		SessionCacheClientMax: 1000,
-		Reuse:                 true,
-		Versions:              []string{"tlsv1.2", "tlsv1.3"},
-	}
-	return t
 }
 
 func optDefaultTransport(port int) string {
@@ -396,7 +357,7 @@ type optSet interface {
 	check(parent, key string, raw json.RawMessage) (given []string, err error)
 }
 
-var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil), (*TCPOpts)(nil)}
+var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil), (*TCPOpts)(nil), (*TLSOpts)(nil)}
 
 // ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
 // connection to port (0 for a unix socket), and fills every default. Empty
@@ -504,7 +465,7 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 		case "tls_handshake_timeout":
 			o.TLSHandshakeTimeout, err = f.timeout()
 		case "tls_opts":
-			err = parseTLSOptsInto("", k, f.raw, &o.TLS)
+			_, err = o.TLS.check("", k, f.raw)
 		case "trace":
 			o.TraceMask, err = f.trace()
 			o.Trace = o.TraceMask != 0
@@ -570,66 +531,6 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 	}
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o, nil
-}
-
-func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "verify":
-			var s string
-			s, err = f.enum("verify_peer", "verify_none")
-			dst.Verify = s == "verify_peer"
-		case "cacertfile":
-			dst.CACertFile, err = f.nonEmptyString()
-		case "cacerts":
-			dst.CACerts, err = optParseDERList(f)
-		case "certfile":
-			dst.CertFile, err = f.nonEmptyString()
-		case "keyfile":
-			dst.KeyFile, err = f.nonEmptyString()
-		case "server_name_indication":
-			var s string
-			s, err = f.nonEmptyString()
-			if err == nil && strings.ContainsAny(s, " \t\r\n/") {
-				err = f.fail("must be a host name or \"disable\"")
-			}
-			dst.ServerNameIndication = s
-		case "session_lifetime":
-			dst.SessionLifetime, err = f.timeout()
-			dst.ownCache = true
-		case "session_cache_client_max":
-			n, err = f.integer(1, math.MaxInt32)
-			dst.SessionCacheClientMax = int(n)
-			dst.ownCache = true
-		case "reuse_sessions":
-			dst.Reuse, err = f.boolean()
-		case "versions":
-			dst.Versions, err = optParseVersions(f)
-		default:
-			err = f.unknown("tls_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if dst.CertFile != "" && dst.KeyFile == "" {
-		return &OptionError{Proto: path, Key: "keyfile", Msg: "required when certfile is given"}
-	}
-	if dst.KeyFile != "" && dst.CertFile == "" {
-		return &OptionError{Proto: path, Key: "certfile", Msg: "required when keyfile is given"}
-	}
-	dst.sessions = nil
-	if dst.Reuse && dst.ownCache {
-		dst.sessions = NewTLSSessionCache(dst.SessionCacheClientMax, dst.SessionLifetime)
-	}
-	return nil
 }
 
 func parseSocksOpts(parent, key string, raw json.RawMessage) (*SocksOpts, error) {
@@ -713,7 +614,7 @@ func parseSocksOpts(parent, key string, raw json.RawMessage) (*SocksOpts, error)
 			}
 		case "tls_opts":
 			s.TLSOpts = DefaultTLSOpts()
-			err = parseTLSOptsInto(path, k, f.raw, s.TLSOpts)
+			_, err = s.TLSOpts.check(path, k, f.raw)
 		case "tls_handshake_timeout":
 			tlsHandshakeTimeout, err = f.timeout()
 		default:
@@ -870,26 +771,6 @@ func optParseProtocols(parent, key string, raw json.RawMessage) ([]optProtoEntry
 		}
 		seen[e.name] = true
 		out = append(out, e)
-	}
-	return out, nil
-}
-
-func optParseVersions(f optField) ([]string, error) {
-	const msg = "must be a non-empty list of tlsv1.2, tlsv1.3"
-	elems, err := f.array()
-	if err != nil || len(elems) == 0 {
-		return nil, f.fail(msg)
-	}
-	var out []string
-	for _, el := range elems {
-		var v string
-		if optKind(el) != '"' || json.Unmarshal(el, &v) != nil || (v != "tlsv1.2" && v != "tlsv1.3") {
-			return nil, f.fail(msg)
-		}
-		if optContains(out, v) {
-			return nil, f.fail(fmt.Sprintf("version %s is listed twice", v))
-		}
-		out = append(out, v)
 	}
 	return out, nil
 }
@@ -1169,34 +1050,6 @@ func (f optField) timeout() (time.Duration, error) {
 	return time.Duration(n) * time.Millisecond, nil
 }
 
-// optParseDERList reads ssl's cacerts: a non-empty list of base64 (standard
-// alphabet) DER certificates, each of which must parse.
-func optParseDERList(f optField) ([][]byte, error) {
-	elems, err := f.array()
-	if err != nil {
-		return nil, err
-	}
-	if len(elems) == 0 {
-		return nil, f.fail("must be a non-empty list of base64 DER certificates")
-	}
-	out := make([][]byte, 0, len(elems))
-	for i, e := range elems {
-		var s string
-		if optKind(e) != '"' || json.Unmarshal(e, &s) != nil {
-			return nil, f.fail(fmt.Sprintf("element %d must be a base64 DER certificate (a string)", i+1))
-		}
-		der, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, f.fail(fmt.Sprintf("element %d is not base64: %v", i+1, err))
-		}
-		if _, err := x509.ParseCertificate(der); err != nil {
-			return nil, f.fail(fmt.Sprintf("element %d is not a DER certificate: %v", i+1, err))
-		}
-		out = append(out, der)
-	}
-	return out, nil
-}
-
 func (f optField) array() ([]json.RawMessage, error) {
 	var elems []json.RawMessage
 	if optKind(f.raw) != '[' || json.Unmarshal(f.raw, &elems) != nil {
@@ -1345,177 +1198,4 @@ func optCompact(raw []byte) string {
 		return string(raw)
 	}
 	return optFormatValue(json.RawMessage(b.Bytes()))
-}
-
-// TLS.
-
-// TLSConfig builds the client tls.Config for host: SNI (host, the
-// server_name_indication override, or none with "disable"; never for IP
-// literals, as Go does), verification against the system roots or
-// cacertfile (verify_none sets InsecureSkipVerify), the client certificate,
-// min/max version, ALPN from Protocols ("h2" for http2, "http/1.1" for http,
-// in the protocols' order) and the session cache. The cache belongs to the
-// options and is shared by every config built from them, so that reconnects
-// resume sessions. Errors are *OptionError naming the tls_opts key.
-func (o *Options) TLSConfig(host string) (*tls.Config, error) {
-	return o.TLS.clientConfig("tls_opts", host, optALPN(o.Protocols))
-}
-
-// ClientConfig is TLSConfig for these TLS options alone, with t.ALPN (e.g.
-// a socks hop's TLSOpts, whose ALPN ParseOptions fills from its protocols).
-func (t *TLSOpts) ClientConfig(host string) (*tls.Config, error) {
-	return t.clientConfig("tls_opts", host, t.ALPN)
-}
-
-func (t *TLSOpts) clientConfig(proto, host string, alpn []string) (*tls.Config, error) {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13}
-	if len(alpn) > 0 {
-		cfg.NextProtos = append([]string(nil), alpn...)
-	}
-	if len(t.Versions) > 0 {
-		hasV12, hasV13 := optContains(t.Versions, "tlsv1.2"), optContains(t.Versions, "tlsv1.3")
-		if !hasV12 {
-			cfg.MinVersion = tls.VersionTLS13
-		}
-		if !hasV13 {
-			cfg.MaxVersion = tls.VersionTLS12
-		}
-	}
-	if t.CACertFile != "" || len(t.CACerts) > 0 {
-		pool := x509.NewCertPool()
-		if t.CACertFile != "" {
-			pem, err := os.ReadFile(t.CACertFile)
-			if err != nil {
-				return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "cannot read: " + err.Error()}
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "no PEM certificate found"}
-			}
-		}
-		for _, der := range t.CACerts {
-			cert, err := x509.ParseCertificate(der) // checked when parsed; built by hand otherwise
-			if err != nil {
-				return nil, &OptionError{Proto: proto, Key: "cacerts", Msg: "not a DER certificate: " + err.Error()}
-			}
-			pool.AddCert(cert)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, &OptionError{Proto: proto, Key: "certfile", Value: t.CertFile, Msg: "cannot load with keyfile: " + err.Error()}
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if t.Reuse {
-		cfg.ClientSessionCache = t.sessions
-		if cfg.ClientSessionCache == nil {
-			cfg.ClientSessionCache = sessionView{prefix: t.CertFile + "\x00"}
-		}
-	}
-	sni := host
-	if t.ServerNameIndication != "" {
-		sni = t.ServerNameIndication
-	}
-	switch {
-	case !t.Verify:
-		cfg.InsecureSkipVerify = true
-		if sni != "disable" {
-			cfg.ServerName = sni
-		}
-	case sni == "disable":
-		// No SNI, but the certificate is still checked against host: Go
-		// only skips SNI with an empty ServerName, which also skips its
-		// own verification, so it is done here.
-		cfg.InsecureSkipVerify = true
-		roots := cfg.RootCAs
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tls: server sent no certificate")
-			}
-			opts := x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: x509.NewCertPool()}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
-				// As Go's own verification reports it (a verification failure
-				// ends the connection: see retry_on_tls_verify_failure).
-				return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
-			}
-			return nil
-		}
-	default:
-		cfg.ServerName = sni
-	}
-	return cfg, nil
-}
-
-// NewTLSSessionCache is a client session cache of at most capacity entries
-// (least recently used evicted first) whose sessions are forgotten lifetime
-// after they were stored (0 = kept until evicted).
-func NewTLSSessionCache(capacity int, lifetime time.Duration) tls.ClientSessionCache {
-	if capacity < 1 {
-		capacity = 1
-	}
-	return &optSessionCache{capacity: capacity, lifetime: lifetime, now: time.Now,
-		ll: list.New(), m: map[string]*list.Element{}}
-}
-
-type optSessionCache struct {
-	mu       sync.Mutex
-	capacity int
-	lifetime time.Duration
-	now      func() time.Time
-	ll       *list.List // front = most recent
-	m        map[string]*list.Element
-}
-
-type optSessionEntry struct {
-	key    string
-	cs     *tls.ClientSessionState
-	stored time.Time
-}
-
-func (c *optSessionCache) Get(key string) (*tls.ClientSessionState, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.m[key]
-	if !ok {
-		return nil, false
-	}
-	e := el.Value.(*optSessionEntry)
-	if c.lifetime > 0 && c.now().Sub(e.stored) > c.lifetime {
-		c.ll.Remove(el)
-		delete(c.m, key)
-		return nil, false
-	}
-	c.ll.MoveToFront(el)
-	return e.cs, true
-}
-
-func (c *optSessionCache) Put(key string, cs *tls.ClientSessionState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.m[key]; ok {
-		if cs == nil {
-			c.ll.Remove(el)
-			delete(c.m, key)
-			return
-		}
-		e := el.Value.(*optSessionEntry)
-		e.cs, e.stored = cs, c.now()
-		c.ll.MoveToFront(el)
-		return
-	}
-	if cs == nil {
-		return
-	}
-	c.m[key] = c.ll.PushFront(&optSessionEntry{key: key, cs: cs, stored: c.now()})
-	for c.ll.Len() > c.capacity {
-		el := c.ll.Back()
-		c.ll.Remove(el)
-		delete(c.m, el.Value.(*optSessionEntry).key)
-	}
 }
