@@ -58,6 +58,13 @@ package core
 // milliseconds or "infinity". For the same reason flow must be positive
 // (leave it out to disable flow control, as in Gun) and
 // max_concurrent_streams positive or "infinity".
+//
+// Each option set lives beside its protocol, as Gun's protocol modules own
+// their check_options/1: its type, defaults and parser (an optSet's check)
+// are in http1_opts.go (http_opts), http2_opts.go, ws_opts.go, raw_opts.go,
+// socks_opts.go and transport_opts.go (tcp_opts, tls_opts). This file keeps
+// the top-level keys, their dispatch (ParseOptions) and the JSON field
+// helpers every set shares (optObject, optField).
 
 import (
 	"bytes"
@@ -335,7 +342,10 @@ type optSet interface {
 	check(parent, key string, raw json.RawMessage) (given []string, err error)
 }
 
-var _ = []optSet{(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil), (*TCPOpts)(nil), (*TLSOpts)(nil), (*SocksOpts)(nil)}
+var _ = []optSet{
+	(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil),
+	(*SocksOpts)(nil), (*TCPOpts)(nil), (*TLSOpts)(nil),
+}
 
 // ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
 // connection to port (0 for a unix socket), and fills every default. Empty
