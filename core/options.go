@@ -58,23 +58,23 @@ package core
 // milliseconds or "infinity". For the same reason flow must be positive
 // (leave it out to disable flow control, as in Gun) and
 // max_concurrent_streams positive or "infinity".
+//
+// Each option set lives beside its protocol, as Gun's protocol modules own
+// their check_options/1: its type, defaults and parser (an optSet's check)
+// are in http1_opts.go (http_opts), http2_opts.go, ws_opts.go, raw_opts.go,
+// socks_opts.go and transport_opts.go (tcp_opts, tls_opts). This file keeps
+// the top-level keys, their dispatch (ParseOptions) and the JSON field
+// helpers every set shares (optObject, optField).
 
 import (
 	"bytes"
-	"container/list"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -246,189 +246,6 @@ func (o *Options) RetryDelay(attempt int) time.Duration {
 	return o.RetryTimeout
 }
 
-// TCPOpts is "tcp_opts" (Gun: a gen_tcp option list; here an object).
-type TCPOpts struct {
-	NoDelay          bool          // "nodelay", default true
-	KeepAlive        bool          // "keepalive", default false
-	SendTimeout      time.Duration // "send_timeout", default 15000 ms ("infinity" → 0)
-	SendTimeoutClose bool          // "send_timeout_close", default true; false is refused by Open: a send timeout always closes
-	SndBuf, RecBuf   int           // "sndbuf", "recbuf"; 0 = OS default
-	LocalIP          string        // "ip": local address to bind (must parse as an IP)
-	LocalPort        int           // "port": local port to bind, 0..65535
-	Inet6            bool          // "inet6": prefer IPv6
-	Inet4            bool          // "inet": force IPv4 (both true is refused)
-}
-
-// TLSOpts is "tls_opts" (Gun: an ssl option list; here an object).
-type TLSOpts struct {
-	Verify                bool          // "verify": "verify_peer" (default, true) | "verify_none"
-	CACertFile            string        // "cacertfile": PEM CAs trusted instead of the system roots
-	CACerts               [][]byte      // "cacerts": DER CAs (base64 in JSON), trusted with cacertfile's instead of the system roots
-	CertFile, KeyFile     string        // "certfile", "keyfile": client certificate (both or neither)
-	ServerNameIndication  string        // "server_name_indication": a host name, or "disable"; "" = the host connected to
-	ALPN                  []string      // not a key: derived from the protocols ("h2", "http/1.1")
-	SessionLifetime       time.Duration // "session_lifetime" in ms (Erlang's ssl takes seconds), default 86400000; "infinity" → 0
-	SessionCacheClientMax int           // "session_cache_client_max", default 1000, > 0
-	Reuse                 bool          // "reuse_sessions", default true
-	Versions              []string      // "versions": non-empty subset of "tlsv1.2", "tlsv1.3"; default both
-
-	// sessions is the connection's own resumption cache, made when tls_opts
-	// give session_lifetime or session_cache_client_max (ownCache), shared by
-	// every config built from these options, so that reconnects resume; nil:
-	// the process-wide cache (tls_sessions.go).
-	sessions tls.ClientSessionCache
-	ownCache bool
-}
-
-// HTTPOpts is "http_opts".
-type HTTPOpts struct {
-	KeepAlive                 time.Duration // "keepalive", default 0 = infinity
-	Version                   string        // "version": "HTTP/1.1" (default) | "HTTP/1.0"
-	ClosingTimeout            time.Duration // "closing_timeout", default 15000 ms; 0 = infinity
-	Flow                      int           // "flow": 0 = no flow control (default); > 0 initial flow per stream
-	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
-	MaxHeaders                int           // "max_headers", default 100 (Gun 2.6): fields per header or trailer block; 0 = no limit
-	MaxHeaderBlockSize        int           // "max_header_block_size", default 100000 (Gun 2.4)
-	MaxTrailerBlockSize       int           // "max_trailer_block_size", default 10000 (Gun 2.4)
-	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per request, default 32; 0 = infinity
-
-	// ContentHandlers is "content_handlers" (sse.go); unset: [gun_data_h].
-	ContentHandlers ContentHandlers
-
-	// HeadTimeout is gunmetal's "head_timeout": once the first byte of a
-	// response head (status line and header fields; also each 1xx, a
-	// chunk-size line, the trailers) has arrived, the rest must arrive
-	// within it, else the connection goes down with reason "timeout: ...
-	// http_opts.head_timeout" and reconnects per retry. Default 30000 ms;
-	// "infinity" (0) turns it off. Waiting for a response to begin is not
-	// bounded by it (that is the request's timeout).
-	HeadTimeout time.Duration
-	// DiscardTimeout is gunmetal's "discard_timeout": HTTP/1.1 cannot abort
-	// one response, so the response of a cancelled (or timed out) stream is
-	// read and dropped, as in Gun; if it has not ended within this time of
-	// the cancel (or of its turn, while responses pipelined before it are
-	// read), the connection is closed (DOWN "discard_timeout: ...") and
-	// reconnects, so that an endless body is not read for ever. Default
-	// 5000 ms; "infinity" (0): Gun's behaviour, read until it ends.
-	DiscardTimeout time.Duration
-}
-
-// HTTP2Opts is "http2_opts", with Gun's names and defaults (and
-// cow_http2_machine's for the state machine options).
-type HTTP2Opts struct {
-	ClosingTimeout            time.Duration // "closing_timeout" 15000 ms; 0 = infinity
-	Flow                      int           // "flow"; 0 = no flow control
-	KeepAlive                 time.Duration // "keepalive"; 0 = infinity (default)
-	KeepAliveTolerance        int           // "keepalive_tolerance"; 0 = off (default); > 0 unacked pings before closing
-	CookieIgnoreInformational bool          // "cookie_ignore_informational", default false
-	NotifySettingsChanged     bool          // "notify_settings_changed", default false
-	MaxHeaders                int           // "max_headers" (Gun 2.5), default 100; 0 = no limit
-	MaxInformational          int           // gunmetal "max_informational_responses": 1xx responses per stream, default 32; 0 = infinity
-	MaxSettingsEntries        int           // gunmetal "max_settings_entries": settings in one SETTINGS frame, default 64; 0 = infinity
-
-	// ContentHandlers is "content_handlers" (sse.go); unset: [gun_data_h].
-	ContentHandlers ContentHandlers
-
-	InitialConnectionWindowSize     uint32        // 8000000 (Gun's default); 65535..2^31-1
-	InitialStreamWindowSize         uint32        // 8000000; 0..2^31-1
-	MaxConnectionWindowSize         uint32        // 2^31-1
-	MaxStreamWindowSize             uint32        // 2^31-1
-	ConnectionWindowMarginSize      uint32        // 65535
-	StreamWindowMarginSize          uint32        // 65535
-	ConnectionWindowUpdateThreshold uint32        // 163840
-	StreamWindowUpdateThreshold     uint32        // 163840
-	StreamWindowDataThreshold       uint32        // 0 (cowlib: 16384): DATA is never held back; other values are refused by Open
-	MaxStreamBufferSize             uint32        // 8000000
-	MaxConcurrentStreams            uint32        // 100 (Gun: infinity); 0 = infinity. What we advertise, and the most pushes held at once
-	MaxDecodeTableSize              uint32        // 4096
-	MaxEncodeTableSize              uint32        // 4096
-	MaxFrameSizeReceived            uint32        // 16384; 16384..16777215
-	MaxFrameSizeSent                uint32        // 0 = infinity (use the server's); else 16384..16777215
-	MaxFragmentedHeaderBlockSize    int           // 32768; 16384..2^31-1
-	PrefaceTimeout, SettingsTimeout time.Duration // 5000 ms each; 0 = infinity
-	EnableConnectProtocol           bool          // "enable_connect_protocol", false
-	WaitForStreamSlot               bool          // gunmetal "wait_for_stream_slot", false
-	MaxHeaderListSize               uint32        // gunmetal "max_header_list_size"; 0 = none
-
-	// FrameTimeout is gunmetal's "frame_timeout": once the first byte of a
-	// frame has arrived, the rest must arrive within it, and a header block
-	// (HEADERS or PUSH_PROMISE and its CONTINUATION frames) must be whole
-	// within it of its first byte; else the connection goes down with reason
-	// "timeout: ... http2_opts.frame_timeout". Default 30000 ms; "infinity"
-	// (0) turns it off.
-	FrameTimeout time.Duration
-	// SendWindowTimeout is gunmetal's "send_window_timeout": a request body
-	// that cannot send a byte because the server keeps the stream's or the
-	// connection's flow-control window at 0 for this long is given up: the
-	// stream is reset (CANCEL), gets ERROR "timeout: ...
-	// http2_opts.send_window_timeout", and a Data (gm_data) blocked on it
-	// returns. Default 15000 ms (tcp_opts.send_timeout's, which bounds the
-	// same stall on HTTP/1.1); "infinity" (0) waits for ever.
-	SendWindowTimeout time.Duration
-}
-
-// WSOpts is "ws_opts" (also what ws_upgrade takes).
-type WSOpts struct {
-	ClosingTimeout time.Duration // "closing_timeout" 15000 ms; 0 = infinity
-	Compress       bool          // "compress": true, false (default) or "compat"
-	CompressCompat bool          // "compress": "compat" (Gun 2.5): offer permessage-deflate without parameters
-	Flow           int           // "flow"; 0 = no flow control
-	KeepAlive      time.Duration // "keepalive"; 0 = infinity
-	// Protocols are the subprotocols offered, in order. Gun takes
-	// [{Name, Handler}]; gunmetal takes ["name", ...] or
-	// [["name", "gun_ws_h"], ...] (no other handler exists).
-	Protocols       []string
-	SilencePings    bool   // "silence_pings", true
-	DefaultProtocol string // "default_protocol": "gun_ws_h", the only handler
-	// MaxMessageSize is Gun's "max_frame_size" (the largest incoming
-	// message, across fragments, after decompression), also accepted as
-	// "max_message_size"; 0 = infinity. Default 16 MiB (Gun's is 1000000).
-	MaxMessageSize int64
-	// IgnoreInvalidRequestHeaders is "invalid_request_headers": "ignore"
-	// (true) or "raise" (false, the default).
-	IgnoreInvalidRequestHeaders bool
-	// ReplyTo is Gun's ws_opts reply_to: the queue that gets the upgrade
-	// stream's events (nil: the owner). Not a JSON key: the C ABI passes it
-	// to gm_ws_upgrade_to, a Go caller sets it here.
-	ReplyTo *Queue
-}
-
-// RawOpts is "raw_opts" (and the options of "raw" in a protocols list).
-type RawOpts struct {
-	Flow int // "flow"; 0 = no flow control. gen_tcp's {active, N}: DATA events before reading stops
-	// ClosingTimeout is gunmetal's "closing_timeout" (Gun's raw closes at
-	// once): how long a graceful shutdown, after shutting down the write
-	// side, waits for the peer to close. Default 15000 ms; 0 = infinity.
-	ClosingTimeout time.Duration
-}
-
-// DefaultRawOpts is raw_opts' defaults.
-func DefaultRawOpts() *RawOpts {
-	return &RawOpts{ClosingTimeout: 15000 * time.Millisecond}
-}
-
-// SocksOpts is "socks_opts".
-type SocksOpts struct {
-	Host      string   // "host" (required): the destination, name or IP
-	Port      int      // "port" (required): 1..65535
-	Version   int      // "version": 5
-	Auth      []string // "auth": methods offered in order, "none" | "username_password"; default ["none"]
-	Username  string   // from ["username_password", User, Pass] in auth, or "username"
-	Password  string   // likewise, or "password"
-	Protocols []string // default ["http"] on tcp, ["http2","http"] on tls
-	Transport string   // "tcp" (default) | "tls": the transport to the destination, through the proxy
-	TLSOpts   *TLSOpts // "tls_opts"; defaults filled when Transport is "tls", else nil unless given
-
-	TLSHandshakeTimeout time.Duration // "tls_handshake_timeout"; 0 = infinity
-
-	// Options given with a protocol in Protocols ({http2, Opts}); nil when
-	// not given (the connection's own then apply).
-	HTTP  *HTTPOpts
-	HTTP2 *HTTP2Opts
-	Raw   *RawOpts
-	Socks *SocksOpts // a further socks hop
-}
-
 // Defaults.
 
 // DefaultOptions is what ParseOptions gives for "{}" and port (0 for a unix
@@ -451,76 +268,6 @@ func DefaultOptions(port int) *Options {
 	o.Protocols = optDefaultProtocols(o.Transport)
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o
-}
-
-// DefaultTCPOpts is tcp_opts' defaults.
-func DefaultTCPOpts() TCPOpts {
-	return TCPOpts{NoDelay: true, SendTimeout: 15000 * time.Millisecond, SendTimeoutClose: true}
-}
-
-// DefaultTLSOpts is tls_opts' defaults (the process-wide session cache).
-func DefaultTLSOpts() *TLSOpts {
-	t := &TLSOpts{
-		Verify:                true,
-		SessionLifetime:       86400000 * time.Millisecond,
-		SessionCacheClientMax: 1000,
-		Reuse:                 true,
-		Versions:              []string{"tlsv1.2", "tlsv1.3"},
-	}
-	return t
-}
-
-// DefaultHTTPOpts is http_opts' defaults.
-func DefaultHTTPOpts() *HTTPOpts {
-	return &HTTPOpts{
-		Version:             "HTTP/1.1",
-		ClosingTimeout:      15000 * time.Millisecond,
-		MaxHeaders:          100,
-		MaxHeaderBlockSize:  100000,
-		MaxTrailerBlockSize: 10000,
-		MaxInformational:    32,
-		HeadTimeout:         30000 * time.Millisecond,
-		DiscardTimeout:      5000 * time.Millisecond,
-	}
-}
-
-// DefaultHTTP2Opts is http2_opts' defaults.
-func DefaultHTTP2Opts() *HTTP2Opts {
-	return &HTTP2Opts{
-		ClosingTimeout:                  15000 * time.Millisecond,
-		MaxHeaders:                      100,
-		MaxInformational:                32,
-		MaxSettingsEntries:              64,
-		MaxConcurrentStreams:            100,
-		InitialConnectionWindowSize:     8000000,
-		InitialStreamWindowSize:         8000000,
-		MaxConnectionWindowSize:         math.MaxInt32,
-		MaxStreamWindowSize:             math.MaxInt32,
-		ConnectionWindowMarginSize:      65535,
-		StreamWindowMarginSize:          65535,
-		ConnectionWindowUpdateThreshold: 163840,
-		StreamWindowUpdateThreshold:     163840,
-		StreamWindowDataThreshold:       0, // gunmetal holds no DATA back (checkImplemented)
-		MaxStreamBufferSize:             8000000,
-		MaxDecodeTableSize:              4096,
-		MaxEncodeTableSize:              4096,
-		MaxFrameSizeReceived:            16384,
-		MaxFragmentedHeaderBlockSize:    32768,
-		PrefaceTimeout:                  5000 * time.Millisecond,
-		SettingsTimeout:                 5000 * time.Millisecond,
-		FrameTimeout:                    30000 * time.Millisecond,
-		SendWindowTimeout:               15000 * time.Millisecond,
-	}
-}
-
-// DefaultWSOpts is ws_opts' defaults.
-func DefaultWSOpts() *WSOpts {
-	return &WSOpts{
-		ClosingTimeout:  15000 * time.Millisecond,
-		SilencePings:    true,
-		DefaultProtocol: "gun_ws_h",
-		MaxMessageSize:  16 << 20,
-	}
 }
 
 func optDefaultTransport(port int) string {
@@ -590,6 +337,23 @@ var optUnsupported = map[string]map[string]string{
 
 // Parsing.
 
+// optSet is one option set (http_opts, http2_opts, ws_opts, raw_opts,
+// socks_opts, tcp_opts, tls_opts), owned by its protocol's file as Gun's
+// protocol modules each own check_options/1: http1_opts.go, http2_opts.go,
+// ws_opts.go, raw_opts.go, socks_opts.go, transport_opts.go. check parses raw, the JSON
+// object at parent.key, over the values already in the set (its defaults)
+// and returns the keys it was given (null members left out), so that
+// ParseOptions can tell a key set there from one inherited from the top
+// level (cookie_ignore_informational).
+type optSet interface {
+	check(parent, key string, raw json.RawMessage) (given []string, err error)
+}
+
+var _ = []optSet{
+	(*HTTPOpts)(nil), (*HTTP2Opts)(nil), (*WSOpts)(nil), (*RawOpts)(nil),
+	(*SocksOpts)(nil), (*TCPOpts)(nil), (*TLSOpts)(nil),
+}
+
 // ParseOptions parses and validates js, Gun's opts() as a JSON object, for a
 // connection to port (0 for a unix socket), and fills every default. Empty
 // input, "null" and "{}" give all defaults. Errors are *OptionError (a JSON
@@ -631,9 +395,13 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 		case "domain_lookup_timeout":
 			o.DomainLookupTimeout, err = f.timeout()
 		case "http_opts":
-			httpCII, err = parseHTTPOptsInto("", k, f.raw, &o.HTTP)
+			var given []string
+			given, err = o.HTTP.check("", k, f.raw)
+			httpCII = optContains(given, "cookie_ignore_informational")
 		case "http2_opts":
-			http2CII, err = parseHTTP2OptsInto("", k, f.raw, &o.HTTP2)
+			var given []string
+			given, err = o.HTTP2.check("", k, f.raw)
+			http2CII = optContains(given, "cookie_ignore_informational")
 		case "max_pending_requests":
 			var n int64
 			n, err = f.integer(0, math.MaxInt32)
@@ -657,13 +425,17 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 				switch e.name {
 				case "http":
 					tupleHTTP = DefaultHTTPOpts()
-					tupleHTTPCII, err = parseHTTPOptsInto(k, e.name, e.opts, tupleHTTP)
+					var given []string
+					given, err = tupleHTTP.check(k, e.name, e.opts)
+					tupleHTTPCII = optContains(given, "cookie_ignore_informational")
 				case "http2":
 					tupleHTTP2 = DefaultHTTP2Opts()
-					tupleHTTP2CII, err = parseHTTP2OptsInto(k, e.name, e.opts, tupleHTTP2)
+					var given []string
+					given, err = tupleHTTP2.check(k, e.name, e.opts)
+					tupleHTTP2CII = optContains(given, "cookie_ignore_informational")
 				case "raw":
 					tupleRaw = DefaultRawOpts()
-					err = parseRawOptsInto(k, e.name, e.opts, tupleRaw)
+					_, err = tupleRaw.check(k, e.name, e.opts)
 				case "socks":
 					tupleSocks, err = parseSocksOpts(k, e.name, e.opts)
 				}
@@ -672,7 +444,7 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 				}
 			}
 		case "raw_opts":
-			err = parseRawOptsInto("", k, f.raw, &o.Raw)
+			_, err = o.Raw.check("", k, f.raw)
 		case "retry":
 			var n int64
 			n, err = f.integer(0, math.MaxInt32)
@@ -688,11 +460,11 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 		case "supervise":
 			o.Supervise, err = f.boolean()
 		case "tcp_opts":
-			err = parseTCPOptsInto("", k, f.raw, &o.TCP)
+			_, err = o.TCP.check("", k, f.raw)
 		case "tls_handshake_timeout":
 			o.TLSHandshakeTimeout, err = f.timeout()
 		case "tls_opts":
-			err = parseTLSOptsInto("", k, f.raw, &o.TLS)
+			_, err = o.TLS.check("", k, f.raw)
 		case "trace":
 			o.TraceMask, err = f.trace()
 			o.Trace = o.TraceMask != 0
@@ -709,7 +481,7 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 				err = f.fail("must be one of tcp, tls")
 			}
 		case "ws_opts":
-			err = parseWSOptsInto("", k, f.raw, &o.WS)
+			_, err = o.WS.check("", k, f.raw)
 		default:
 			err = f.unknown("")
 		}
@@ -758,546 +530,6 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 	}
 	o.TLS.ALPN = optALPN(o.Protocols)
 	return o, nil
-}
-
-// ParseHTTPOpts parses http_opts alone (e.g. per-request options), with
-// defaults filled. Errors name the proto "http_opts".
-func ParseHTTPOpts(js []byte) (*HTTPOpts, error) {
-	o := DefaultHTTPOpts()
-	if _, err := parseHTTPOptsInto("", "http_opts", js, o); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
-// ParseHTTP2Opts parses http2_opts alone, with defaults filled.
-func ParseHTTP2Opts(js []byte) (*HTTP2Opts, error) {
-	o := DefaultHTTP2Opts()
-	if _, err := parseHTTP2OptsInto("", "http2_opts", js, o); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
-// ParseWSOpts parses ws_opts alone (ws_upgrade's options), with defaults
-// filled: as in Gun, they replace the connection's ws_opts, they are not
-// merged into them.
-func ParseWSOpts(js []byte) (*WSOpts, error) {
-	o := DefaultWSOpts()
-	if err := parseWSOptsInto("", "ws_opts", js, o); err != nil {
-		return nil, err
-	}
-	if err := o.checkImplemented("ws_opts"); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
-func parseHTTPOptsInto(parent, key string, raw json.RawMessage, dst *HTTPOpts) (cii bool, err error) {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return false, err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "closing_timeout":
-			dst.ClosingTimeout, err = f.timeout()
-		case "cookie_ignore_informational":
-			dst.CookieIgnoreInformational, err = f.boolean()
-			cii = true
-		case "flow":
-			n, err = f.flow()
-			dst.Flow = int(n)
-		case "keepalive":
-			dst.KeepAlive, err = f.timeout()
-		case "head_timeout":
-			dst.HeadTimeout, err = f.timeout()
-		case "discard_timeout":
-			dst.DiscardTimeout, err = f.timeout()
-		case "max_headers":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxHeaders = int(n)
-		case "max_header_block_size":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxHeaderBlockSize = int(n)
-		case "max_trailer_block_size":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxTrailerBlockSize = int(n)
-		case "max_informational_responses":
-			dst.MaxInformational, err = f.countOrInfinity()
-		case "version":
-			dst.Version, err = f.enum("HTTP/1.1", "HTTP/1.0")
-		case "content_handlers":
-			dst.ContentHandlers, err = f.contentHandlers()
-		default:
-			err = f.unknown("http_opts")
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-	return cii, nil
-}
-
-func parseHTTP2OptsInto(parent, key string, raw json.RawMessage, dst *HTTP2Opts) (cii bool, err error) {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return false, err
-	}
-	path := optJoin(parent, key)
-	const max31 = math.MaxInt32
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		u32 := func(min, max int64, dst *uint32) {
-			n, err = f.integer(min, max)
-			*dst = uint32(n)
-		}
-		switch k {
-		case "closing_timeout":
-			dst.ClosingTimeout, err = f.timeout()
-		case "cookie_ignore_informational":
-			dst.CookieIgnoreInformational, err = f.boolean()
-			cii = true
-		case "flow":
-			n, err = f.flow()
-			dst.Flow = int(n)
-		case "keepalive":
-			dst.KeepAlive, err = f.timeout()
-		case "keepalive_tolerance":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.KeepAliveTolerance = int(n)
-		case "notify_settings_changed":
-			dst.NotifySettingsChanged, err = f.boolean()
-		case "max_headers":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.MaxHeaders = int(n)
-		case "max_informational_responses":
-			dst.MaxInformational, err = f.countOrInfinity()
-		case "max_settings_entries":
-			dst.MaxSettingsEntries, err = f.countOrInfinity()
-		case "content_handlers":
-			dst.ContentHandlers, err = f.contentHandlers()
-		case "connection_window_margin_size":
-			u32(0, max31, &dst.ConnectionWindowMarginSize)
-		case "connection_window_update_threshold":
-			u32(0, max31, &dst.ConnectionWindowUpdateThreshold)
-		case "enable_connect_protocol":
-			dst.EnableConnectProtocol, err = f.boolean()
-		case "initial_connection_window_size":
-			u32(65535, max31, &dst.InitialConnectionWindowSize)
-		case "initial_stream_window_size":
-			u32(0, max31, &dst.InitialStreamWindowSize)
-		case "max_concurrent_streams":
-			if f.isInfinity() {
-				dst.MaxConcurrentStreams = 0
-				break
-			}
-			n, err = f.integer(1, math.MaxUint32)
-			if err != nil {
-				err = f.fail("must be a positive integer or \"infinity\" (0 is not supported)")
-			}
-			dst.MaxConcurrentStreams = uint32(n)
-		case "max_connection_window_size":
-			u32(0, max31, &dst.MaxConnectionWindowSize)
-		case "max_decode_table_size":
-			u32(0, math.MaxUint32, &dst.MaxDecodeTableSize)
-		case "max_encode_table_size":
-			u32(0, math.MaxUint32, &dst.MaxEncodeTableSize)
-		case "max_fragmented_header_block_size":
-			n, err = f.integer(16384, max31)
-			dst.MaxFragmentedHeaderBlockSize = int(n)
-		case "max_frame_size_received":
-			u32(16384, 16777215, &dst.MaxFrameSizeReceived)
-		case "max_frame_size_sent":
-			if f.isInfinity() {
-				dst.MaxFrameSizeSent = 0
-				break
-			}
-			n, err = f.integer(16384, 16777215)
-			if err != nil {
-				err = f.fail("must be between 16384 and 16777215, or \"infinity\"")
-			}
-			dst.MaxFrameSizeSent = uint32(n)
-		case "max_stream_buffer_size":
-			u32(0, math.MaxUint32, &dst.MaxStreamBufferSize)
-		case "max_stream_window_size":
-			u32(0, max31, &dst.MaxStreamWindowSize)
-		case "frame_timeout":
-			dst.FrameTimeout, err = f.timeout()
-		case "send_window_timeout":
-			dst.SendWindowTimeout, err = f.timeout()
-		case "preface_timeout":
-			dst.PrefaceTimeout, err = f.timeout()
-		case "settings_timeout":
-			dst.SettingsTimeout, err = f.timeout()
-		case "stream_window_data_threshold":
-			u32(0, max31, &dst.StreamWindowDataThreshold)
-		case "stream_window_margin_size":
-			u32(0, max31, &dst.StreamWindowMarginSize)
-		case "stream_window_update_threshold":
-			u32(0, max31, &dst.StreamWindowUpdateThreshold)
-		case "wait_for_stream_slot":
-			dst.WaitForStreamSlot, err = f.boolean()
-		case "max_header_list_size":
-			u32(0, math.MaxUint32, &dst.MaxHeaderListSize)
-		default:
-			err = f.unknown("http2_opts")
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-	return cii, nil
-}
-
-func parseWSOptsInto(parent, key string, raw json.RawMessage, dst *WSOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	sizeKey := ""
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "closing_timeout":
-			dst.ClosingTimeout, err = f.timeout()
-		case "compress":
-			if s, e := f.strict(); e == nil && s == "compat" {
-				dst.Compress, dst.CompressCompat = true, true
-				break
-			}
-			dst.Compress, err = f.boolean()
-			dst.CompressCompat = false
-			if err != nil {
-				err = f.fail("must be true, false or \"compat\"")
-			}
-		case "default_protocol":
-			// Gun's handler module for the frames; gunmetal's only handler
-			// is gun_ws_h's behaviour (events to the owner or reply_to).
-			if dst.DefaultProtocol, err = f.nonEmptyString(); err == nil && dst.DefaultProtocol != "gun_ws_h" {
-				err = f.fail(wsHandlerMsg)
-			}
-		case "flow":
-			n, err = f.flow()
-			dst.Flow = int(n)
-		case "invalid_request_headers":
-			var s string
-			s, err = f.enum("raise", "ignore")
-			dst.IgnoreInvalidRequestHeaders = s == "ignore"
-		case "keepalive":
-			dst.KeepAlive, err = f.timeout()
-		case "max_frame_size", "max_message_size":
-			if sizeKey != "" {
-				err = f.fail("conflicts with " + sizeKey + " (the same limit)")
-				break
-			}
-			sizeKey = k
-			if f.isInfinity() {
-				dst.MaxMessageSize = 0
-				break
-			}
-			n, err = f.integer(1, math.MaxInt64)
-			if err != nil {
-				err = f.fail("must be a positive integer or \"infinity\"")
-			}
-			dst.MaxMessageSize = n
-		case "protocols":
-			dst.Protocols, err = optParseWSProtocols(f)
-		case "silence_pings":
-			dst.SilencePings, err = f.boolean()
-		default:
-			err = f.unknown("ws_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func parseRawOptsInto(parent, key string, raw json.RawMessage, dst *RawOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		switch k {
-		case "flow":
-			var n int64
-			n, err = f.flow()
-			dst.Flow = int(n)
-		case "closing_timeout":
-			dst.ClosingTimeout, err = f.timeout()
-		case "packet", "packet_size":
-			// gen_tcp's packet framing (issue 11) is not built yet: named, not "unknown".
-			err = f.fail("not available in this build: packet framing is not implemented (every DATA event carries the bytes of one read)")
-		default:
-			err = f.unknown("raw_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func parseTCPOptsInto(parent, key string, raw json.RawMessage, dst *TCPOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "nodelay":
-			dst.NoDelay, err = f.boolean()
-		case "keepalive":
-			dst.KeepAlive, err = f.boolean()
-		case "send_timeout":
-			dst.SendTimeout, err = f.timeout()
-		case "send_timeout_close":
-			dst.SendTimeoutClose, err = f.boolean()
-		case "sndbuf":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.SndBuf = int(n)
-		case "recbuf":
-			n, err = f.integer(0, math.MaxInt32)
-			dst.RecBuf = int(n)
-		case "ip":
-			var s string
-			s, err = f.strict()
-			if err == nil && net.ParseIP(s) == nil {
-				err = f.fail("must be an IP address")
-			} else if err != nil {
-				err = f.fail("must be an IP address (a string)")
-			}
-			dst.LocalIP = s
-		case "port":
-			n, err = f.integer(0, 65535)
-			dst.LocalPort = int(n)
-		case "inet6":
-			dst.Inet6, err = f.boolean()
-		case "inet":
-			dst.Inet4, err = f.boolean()
-		default:
-			err = f.unknown("tcp_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if dst.Inet4 && dst.Inet6 {
-		return &OptionError{Proto: path, Key: "inet6", Value: true, Msg: "conflicts with inet: choose one address family"}
-	}
-	return nil
-}
-
-func parseTLSOptsInto(parent, key string, raw json.RawMessage, dst *TLSOpts) error {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return err
-	}
-	path := optJoin(parent, key)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "verify":
-			var s string
-			s, err = f.enum("verify_peer", "verify_none")
-			dst.Verify = s == "verify_peer"
-		case "cacertfile":
-			dst.CACertFile, err = f.nonEmptyString()
-		case "cacerts":
-			dst.CACerts, err = optParseDERList(f)
-		case "certfile":
-			dst.CertFile, err = f.nonEmptyString()
-		case "keyfile":
-			dst.KeyFile, err = f.nonEmptyString()
-		case "server_name_indication":
-			var s string
-			s, err = f.nonEmptyString()
-			if err == nil && strings.ContainsAny(s, " \t\r\n/") {
-				err = f.fail("must be a host name or \"disable\"")
-			}
-			dst.ServerNameIndication = s
-		case "session_lifetime":
-			dst.SessionLifetime, err = f.timeout()
-			dst.ownCache = true
-		case "session_cache_client_max":
-			n, err = f.integer(1, math.MaxInt32)
-			dst.SessionCacheClientMax = int(n)
-			dst.ownCache = true
-		case "reuse_sessions":
-			dst.Reuse, err = f.boolean()
-		case "versions":
-			dst.Versions, err = optParseVersions(f)
-		default:
-			err = f.unknown("tls_opts")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if dst.CertFile != "" && dst.KeyFile == "" {
-		return &OptionError{Proto: path, Key: "keyfile", Msg: "required when certfile is given"}
-	}
-	if dst.KeyFile != "" && dst.CertFile == "" {
-		return &OptionError{Proto: path, Key: "certfile", Msg: "required when keyfile is given"}
-	}
-	dst.sessions = nil
-	if dst.Reuse && dst.ownCache {
-		dst.sessions = NewTLSSessionCache(dst.SessionCacheClientMax, dst.SessionLifetime)
-	}
-	return nil
-}
-
-func parseSocksOpts(parent, key string, raw json.RawMessage) (*SocksOpts, error) {
-	obj, err := optParseObject(parent, key, raw)
-	if err != nil {
-		return nil, err
-	}
-	path := optJoin(parent, key)
-	s := &SocksOpts{Version: 5, Transport: "tcp"}
-	var (
-		hostSet, portSet, protocolsSet, authSet bool
-		authCreds                               bool // username_password given with its credentials
-		userKey, passKey                        bool
-		tlsHandshakeTimeout                     time.Duration
-	)
-	for _, k := range obj.keys {
-		f := optField{proto: path, key: k, raw: obj.vals[k]}
-		var n int64
-		switch k {
-		case "host":
-			s.Host, err = f.nonEmptyString()
-			if err == nil && len(s.Host) > 255 {
-				err = f.fail("must be at most 255 bytes long")
-			}
-			hostSet = true
-		case "port":
-			n, err = f.integer(1, 65535)
-			s.Port = int(n)
-			portSet = true
-		case "version":
-			n, err = f.integer(5, 5)
-			if err != nil {
-				err = f.fail("must be 5")
-			}
-			s.Version = int(n)
-		case "auth":
-			s.Auth, authCreds, err = optParseSocksAuth(f, s)
-			authSet = true
-		case "username":
-			s.Username, err = f.socksCredential()
-			userKey = true
-		case "password":
-			s.Password, err = f.socksCredential()
-			passKey = true
-		case "protocols":
-			var entries []optProtoEntry
-			entries, err = optParseProtocols(path, k, f.raw)
-			if err != nil {
-				break
-			}
-			protocolsSet = true
-			for _, e := range entries {
-				s.Protocols = append(s.Protocols, e.name)
-				if e.opts == nil {
-					continue
-				}
-				switch e.name {
-				case "http":
-					s.HTTP = DefaultHTTPOpts()
-					_, err = parseHTTPOptsInto(optJoin(path, k), e.name, e.opts, s.HTTP)
-				case "http2":
-					s.HTTP2 = DefaultHTTP2Opts()
-					_, err = parseHTTP2OptsInto(optJoin(path, k), e.name, e.opts, s.HTTP2)
-				case "raw":
-					s.Raw = DefaultRawOpts()
-					err = parseRawOptsInto(optJoin(path, k), e.name, e.opts, s.Raw)
-				case "socks":
-					s.Socks, err = parseSocksOpts(optJoin(path, k), e.name, e.opts)
-				}
-				if err != nil {
-					break
-				}
-			}
-		case "transport":
-			s.Transport, err = f.enum("tcp", "tls", "ssl")
-			if s.Transport == "ssl" {
-				s.Transport = "tls"
-			}
-			if err != nil {
-				err = f.fail("must be one of tcp, tls")
-			}
-		case "tls_opts":
-			s.TLSOpts = DefaultTLSOpts()
-			err = parseTLSOptsInto(path, k, f.raw, s.TLSOpts)
-		case "tls_handshake_timeout":
-			tlsHandshakeTimeout, err = f.timeout()
-		default:
-			err = f.unknown("socks_opts")
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	s.TLSHandshakeTimeout = tlsHandshakeTimeout
-	if !hostSet {
-		return nil, &OptionError{Proto: path, Key: "host", Msg: "required"}
-	}
-	if !portSet {
-		return nil, &OptionError{Proto: path, Key: "port", Msg: "required"}
-	}
-	switch {
-	case userKey && !passKey:
-		return nil, &OptionError{Proto: path, Key: "password", Msg: "required with username"}
-	case passKey && !userKey:
-		return nil, &OptionError{Proto: path, Key: "username", Msg: "required with password"}
-	case userKey && authCreds:
-		return nil, &OptionError{Proto: path, Key: "username", Value: s.Username,
-			Msg: "conflicts with the credentials given in auth"}
-	}
-	switch {
-	case !authSet && userKey:
-		s.Auth = []string{"username_password"}
-	case !authSet:
-		s.Auth = []string{"none"}
-	case optContains(s.Auth, "username_password") && !authCreds && !userKey:
-		return nil, &OptionError{Proto: path, Key: "username", Msg: "required when auth includes username_password"}
-	case !optContains(s.Auth, "username_password") && userKey:
-		return nil, &OptionError{Proto: path, Key: "username", Value: s.Username,
-			Msg: "only used when auth includes username_password"}
-	}
-	if !protocolsSet {
-		s.Protocols = optDefaultProtocols(s.Transport)
-	} else if s.Transport == "tcp" && len(s.Protocols) != 1 {
-		return nil, &OptionError{Proto: path, Key: "protocols", Value: optDecodeValue(obj.vals["protocols"]),
-			Msg: "must contain exactly one protocol when transport is tcp (ALPN needs tls)"}
-	}
-	if s.Socks == nil && optContains(s.Protocols, "socks") {
-		return nil, &OptionError{Proto: path, Key: "protocols",
-			Value: optDecodeValue(obj.vals["protocols"]),
-			Msg:   "a further socks hop needs its options: [\"socks\", {\"host\": ..., \"port\": ...}]"}
-	}
-	if s.Transport == "tls" && s.TLSOpts == nil {
-		s.TLSOpts = DefaultTLSOpts()
-	}
-	if s.TLSOpts != nil {
-		s.TLSOpts.ALPN = optALPN(s.Protocols)
-	}
-	return s, nil
 }
 
 func parseRetryPolicy(parent, key string, raw json.RawMessage, retryTimeout time.Duration) (*RetryPolicy, error) {
@@ -1402,106 +634,6 @@ func optParseProtocols(parent, key string, raw json.RawMessage) ([]optProtoEntry
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// wsHandlerMsg: gunmetal has no Erlang handler modules.
-const wsHandlerMsg = `must be "gun_ws_h": gunmetal has no handler modules (frames are events for the owner or reply_to)`
-
-// optParseWSProtocols parses ws_opts.protocols: ["name", ...] or
-// [["name", "gun_ws_h"], ...].
-func optParseWSProtocols(f optField) ([]string, error) {
-	elems, err := f.array()
-	if err != nil {
-		return nil, f.fail("must be a list of subprotocol names")
-	}
-	out := []string{}
-	for _, el := range elems {
-		var name string
-		switch optKind(el) {
-		case '"':
-			_ = json.Unmarshal(el, &name)
-		case '[':
-			var pair []json.RawMessage
-			if json.Unmarshal(el, &pair) != nil || len(pair) != 2 || optKind(pair[0]) != '"' || optKind(pair[1]) != '"' {
-				return nil, f.fail(fmt.Sprintf("element %s must be a name or [name, handler]", optCompact(el)))
-			}
-			_ = json.Unmarshal(pair[0], &name)
-			var h string
-			if _ = json.Unmarshal(pair[1], &h); h != "gun_ws_h" {
-				return nil, f.fail(fmt.Sprintf("element %s: handler %q: %s", optCompact(el), h, wsHandlerMsg))
-			}
-		default:
-			return nil, f.fail(fmt.Sprintf("element %s must be a name or [name, handler]", optCompact(el)))
-		}
-		if !optIsToken(name) {
-			return nil, f.fail(fmt.Sprintf("subprotocol %q is not a valid token", name))
-		}
-		if optContains(out, name) {
-			return nil, f.fail(fmt.Sprintf("subprotocol %q is listed twice", name))
-		}
-		out = append(out, name)
-	}
-	return out, nil
-}
-
-func optParseVersions(f optField) ([]string, error) {
-	const msg = "must be a non-empty list of tlsv1.2, tlsv1.3"
-	elems, err := f.array()
-	if err != nil || len(elems) == 0 {
-		return nil, f.fail(msg)
-	}
-	var out []string
-	for _, el := range elems {
-		var v string
-		if optKind(el) != '"' || json.Unmarshal(el, &v) != nil || (v != "tlsv1.2" && v != "tlsv1.3") {
-			return nil, f.fail(msg)
-		}
-		if optContains(out, v) {
-			return nil, f.fail(fmt.Sprintf("version %s is listed twice", v))
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// optParseSocksAuth parses socks_opts.auth: "none", "username_password"
-// (with the username and password keys), or
-// ["username_password", User, Pass].
-func optParseSocksAuth(f optField, s *SocksOpts) (methods []string, creds bool, err error) {
-	const msg = "must be a non-empty list of \"none\" and [\"username_password\", User, Pass]"
-	elems, err := f.array()
-	if err != nil || len(elems) == 0 {
-		return nil, false, f.fail(msg)
-	}
-	for _, el := range elems {
-		var m string
-		switch optKind(el) {
-		case '"':
-			_ = json.Unmarshal(el, &m)
-			if m != "none" && m != "username_password" {
-				return nil, false, f.fail(msg)
-			}
-		case '[':
-			var parts []string
-			if json.Unmarshal(el, &parts) != nil || len(parts) != 3 || parts[0] != "username_password" {
-				return nil, false, f.fail(msg)
-			}
-			for _, c := range parts[1:] {
-				if len(c) == 0 || len(c) > 255 {
-					return nil, false, f.fail("username and password must be 1 to 255 bytes long (RFC 1929)")
-				}
-			}
-			m, creds = "username_password", true
-			s.Username, s.Password = parts[1], parts[2]
-		default:
-			return nil, false, f.fail(msg)
-		}
-		if optContains(methods, m) {
-			return nil, false, f.fail(fmt.Sprintf("method %s is listed twice", m))
-		}
-		methods = append(methods, m)
-	}
-	return methods, creds, nil
 }
 
 // JSON plumbing.
@@ -1739,48 +871,12 @@ func (f optField) timeout() (time.Duration, error) {
 	return time.Duration(n) * time.Millisecond, nil
 }
 
-// optParseDERList reads ssl's cacerts: a non-empty list of base64 (standard
-// alphabet) DER certificates, each of which must parse.
-func optParseDERList(f optField) ([][]byte, error) {
-	elems, err := f.array()
-	if err != nil {
-		return nil, err
-	}
-	if len(elems) == 0 {
-		return nil, f.fail("must be a non-empty list of base64 DER certificates")
-	}
-	out := make([][]byte, 0, len(elems))
-	for i, e := range elems {
-		var s string
-		if optKind(e) != '"' || json.Unmarshal(e, &s) != nil {
-			return nil, f.fail(fmt.Sprintf("element %d must be a base64 DER certificate (a string)", i+1))
-		}
-		der, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, f.fail(fmt.Sprintf("element %d is not base64: %v", i+1, err))
-		}
-		if _, err := x509.ParseCertificate(der); err != nil {
-			return nil, f.fail(fmt.Sprintf("element %d is not a DER certificate: %v", i+1, err))
-		}
-		out = append(out, der)
-	}
-	return out, nil
-}
-
 func (f optField) array() ([]json.RawMessage, error) {
 	var elems []json.RawMessage
 	if optKind(f.raw) != '[' || json.Unmarshal(f.raw, &elems) != nil {
 		return nil, f.fail("must be a list")
 	}
 	return elems, nil
-}
-
-func (f optField) socksCredential() (string, error) {
-	s, err := f.strict()
-	if err != nil || len(s) == 0 || len(s) > 255 {
-		return "", f.fail("must be a string of 1 to 255 bytes (RFC 1929)")
-	}
-	return s, nil
 }
 
 func optKind(raw []byte) byte {
@@ -1915,177 +1011,4 @@ func optCompact(raw []byte) string {
 		return string(raw)
 	}
 	return optFormatValue(json.RawMessage(b.Bytes()))
-}
-
-// TLS.
-
-// TLSConfig builds the client tls.Config for host: SNI (host, the
-// server_name_indication override, or none with "disable"; never for IP
-// literals, as Go does), verification against the system roots or
-// cacertfile (verify_none sets InsecureSkipVerify), the client certificate,
-// min/max version, ALPN from Protocols ("h2" for http2, "http/1.1" for http,
-// in the protocols' order) and the session cache. The cache belongs to the
-// options and is shared by every config built from them, so that reconnects
-// resume sessions. Errors are *OptionError naming the tls_opts key.
-func (o *Options) TLSConfig(host string) (*tls.Config, error) {
-	return o.TLS.clientConfig("tls_opts", host, optALPN(o.Protocols))
-}
-
-// ClientConfig is TLSConfig for these TLS options alone, with t.ALPN (e.g.
-// a socks hop's TLSOpts, whose ALPN ParseOptions fills from its protocols).
-func (t *TLSOpts) ClientConfig(host string) (*tls.Config, error) {
-	return t.clientConfig("tls_opts", host, t.ALPN)
-}
-
-func (t *TLSOpts) clientConfig(proto, host string, alpn []string) (*tls.Config, error) {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13}
-	if len(alpn) > 0 {
-		cfg.NextProtos = append([]string(nil), alpn...)
-	}
-	if len(t.Versions) > 0 {
-		hasV12, hasV13 := optContains(t.Versions, "tlsv1.2"), optContains(t.Versions, "tlsv1.3")
-		if !hasV12 {
-			cfg.MinVersion = tls.VersionTLS13
-		}
-		if !hasV13 {
-			cfg.MaxVersion = tls.VersionTLS12
-		}
-	}
-	if t.CACertFile != "" || len(t.CACerts) > 0 {
-		pool := x509.NewCertPool()
-		if t.CACertFile != "" {
-			pem, err := os.ReadFile(t.CACertFile)
-			if err != nil {
-				return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "cannot read: " + err.Error()}
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, &OptionError{Proto: proto, Key: "cacertfile", Value: t.CACertFile, Msg: "no PEM certificate found"}
-			}
-		}
-		for _, der := range t.CACerts {
-			cert, err := x509.ParseCertificate(der) // checked when parsed; built by hand otherwise
-			if err != nil {
-				return nil, &OptionError{Proto: proto, Key: "cacerts", Msg: "not a DER certificate: " + err.Error()}
-			}
-			pool.AddCert(cert)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, &OptionError{Proto: proto, Key: "certfile", Value: t.CertFile, Msg: "cannot load with keyfile: " + err.Error()}
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if t.Reuse {
-		cfg.ClientSessionCache = t.sessions
-		if cfg.ClientSessionCache == nil {
-			cfg.ClientSessionCache = sessionView{prefix: t.CertFile + "\x00"}
-		}
-	}
-	sni := host
-	if t.ServerNameIndication != "" {
-		sni = t.ServerNameIndication
-	}
-	switch {
-	case !t.Verify:
-		cfg.InsecureSkipVerify = true
-		if sni != "disable" {
-			cfg.ServerName = sni
-		}
-	case sni == "disable":
-		// No SNI, but the certificate is still checked against host: Go
-		// only skips SNI with an empty ServerName, which also skips its
-		// own verification, so it is done here.
-		cfg.InsecureSkipVerify = true
-		roots := cfg.RootCAs
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tls: server sent no certificate")
-			}
-			opts := x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: x509.NewCertPool()}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
-				// As Go's own verification reports it (a verification failure
-				// ends the connection: see retry_on_tls_verify_failure).
-				return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
-			}
-			return nil
-		}
-	default:
-		cfg.ServerName = sni
-	}
-	return cfg, nil
-}
-
-// NewTLSSessionCache is a client session cache of at most capacity entries
-// (least recently used evicted first) whose sessions are forgotten lifetime
-// after they were stored (0 = kept until evicted).
-func NewTLSSessionCache(capacity int, lifetime time.Duration) tls.ClientSessionCache {
-	if capacity < 1 {
-		capacity = 1
-	}
-	return &optSessionCache{capacity: capacity, lifetime: lifetime, now: time.Now,
-		ll: list.New(), m: map[string]*list.Element{}}
-}
-
-type optSessionCache struct {
-	mu       sync.Mutex
-	capacity int
-	lifetime time.Duration
-	now      func() time.Time
-	ll       *list.List // front = most recent
-	m        map[string]*list.Element
-}
-
-type optSessionEntry struct {
-	key    string
-	cs     *tls.ClientSessionState
-	stored time.Time
-}
-
-func (c *optSessionCache) Get(key string) (*tls.ClientSessionState, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.m[key]
-	if !ok {
-		return nil, false
-	}
-	e := el.Value.(*optSessionEntry)
-	if c.lifetime > 0 && c.now().Sub(e.stored) > c.lifetime {
-		c.ll.Remove(el)
-		delete(c.m, key)
-		return nil, false
-	}
-	c.ll.MoveToFront(el)
-	return e.cs, true
-}
-
-func (c *optSessionCache) Put(key string, cs *tls.ClientSessionState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.m[key]; ok {
-		if cs == nil {
-			c.ll.Remove(el)
-			delete(c.m, key)
-			return
-		}
-		e := el.Value.(*optSessionEntry)
-		e.cs, e.stored = cs, c.now()
-		c.ll.MoveToFront(el)
-		return
-	}
-	if cs == nil {
-		return
-	}
-	c.m[key] = c.ll.PushFront(&optSessionEntry{key: key, cs: cs, stored: c.now()})
-	for c.ll.Len() > c.capacity {
-		el := c.ll.Back()
-		c.ll.Remove(el)
-		delete(c.m, el.Value.(*optSessionEntry).key)
-	}
 }
