@@ -35,8 +35,7 @@ package core
 // http2_opts.stream_window_data_threshold, ws_opts.invalid_request_headers
 // "ignore", the socks protocol and its options, raw beside other
 // protocols) are refused when a connection is opened, naming them: see
-// options_implemented.go. raw_opts.packet and packet_size (gen_tcp's packet
-// framing, not built) are refused here. ws_opts.default_protocol and a
+// options_implemented.go. ws_opts.default_protocol and a
 // protocols handler must be gun_ws_h (there are no handler modules);
 // ws_opts.user_opts is refused. Gun keys refused with "not supported by
 // gunmetal" are listed in optUnsupported below.

@@ -12,8 +12,6 @@ package core
 //	protocols "raw" beside other protocols
 //	    raw has no ALPN name, so Gun only ever speaks it as the one protocol
 //	    of a connection; in a list it would be silently never used.
-//	    (raw_opts.packet and packet_size are refused by the parser: packet
-//	    framing is not built yet.)
 //	supervise = false
 //	    Gun starts the connection under its supervisor (true) or linked to the
 //	    caller (false). A library connection is always kept by the library

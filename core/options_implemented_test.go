@@ -36,13 +36,6 @@ func TestUnimplementedOptionsRefused(t *testing.T) {
 			t.Errorf("%s: conn made %v, err %v; want an OptionError %q...", r.js, c != nil, err, r.name)
 		}
 	}
-	// Packet framing (issue 11) is not built: refused by name, as gm_open's GM_EOPTION.
-	for _, js := range []string{`{"raw_opts":{"packet":4}}`, `{"raw_opts":{"packet_size":100}}`, `{"protocols":[["raw",{"packet":"line"}]]}`} {
-		if _, err := ParseOptions([]byte(js), 80); err == nil || !strings.Contains(err.Error(), "packet") ||
-			!strings.Contains(err.Error(), "not available in this build") {
-			t.Errorf("%s: %v", js, err)
-		}
-	}
 	if _, err := ParseWSOpts([]byte(`{"invalid_request_headers":"ignore"}`)); err == nil ||
 		!strings.Contains(err.Error(), "invalid_request_headers") {
 		t.Errorf("ws_upgrade's ws_opts: %v", err)

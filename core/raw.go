@@ -1,6 +1,8 @@
 package core
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -15,14 +17,31 @@ import (
 // carry ref 0 and Data/gm_data, UpdateFlow and StreamInfo take ref 0.
 //
 // Deviations from gun_raw, as the gen_tcp manual asks (issue 11):
+//
 //   - fin on Data shuts down the write side (gen_tcp shutdown(S, write)),
 //     reads go on until the peer closes (gun_raw ignores IsFin);
+//
 //   - Shutdown does the same and waits for the peer's close, at most
 //     raw_opts.closing_timeout (gun_raw closes at once);
+//
 //   - raw_opts.flow is gen_tcp's {active, N}: after N DATA events reading
 //     stops and a NOTIFY "passive" says so ({tcp_passive, S}); UpdateFlow
 //     adds N. Without a flow, reading follows the host's release of events
 //     (the connection's read budget), as for every protocol.
+//
+//   - raw_opts.packet is gen_tcp's {packet, P}: with 1, 2 or 4 each
+//     message has a big-endian length prefix of that many bytes, with
+//     "line" it ends with "\n". A DATA event is then one whole message
+//     (without its prefix; a line with its "\n"), however TCP split or
+//     coalesced it, and flow counts messages. A message longer than
+//     raw_opts.packet_size (default 64 MiB; 64 KiB for line: gen_tcp's 0,
+//     no limit, is not offered) ends the connection with reason
+//     "emsgsize: ..." naming it (gen_tcp's {error, emsgsize}), as soon as
+//     its prefix (or that many bytes without a "\n") arrived. Data sends
+//     p as one message with its prefix (a p too long for the prefix is
+//     ErrBadArg); in line mode p goes as given. An empty Data with fin
+//     sends only the fin; bytes of an unfinished message at the peer's
+//     close are dropped, as gen_tcp does.
 //
 // A peer close is a DOWN "closed" (then retry applies), as Gun's.
 func init() { protocols["raw"] = newRaw }
@@ -31,12 +50,21 @@ type rawProto struct {
 	c       *Conn
 	flow    int  // DATA events left before reading stops; -1: flow control off
 	finSent bool // the write side is shut down (fin on Data, or Shutdown)
+	packet  int  // raw_opts.packet: 0, 1, 2, 4 or PacketLine
+	maxSize int  // raw_opts.packet_size, or its default for packet
+	scanned int  // line mode: bytes at the buffer's start known to hold no "\n"
 }
 
 func newRaw(c *Conn) protocol {
-	r := &rawProto{c: c, flow: -1}
+	r := &rawProto{c: c, flow: -1, packet: c.opts.Raw.Packet, maxSize: c.opts.Raw.PacketSize}
 	if c.opts.Raw.Flow > 0 {
 		r.flow = c.opts.Raw.Flow
+	}
+	if r.maxSize == 0 {
+		r.maxSize = DefaultPacketSize
+		if r.packet == PacketLine {
+			r.maxSize = DefaultLineSize
+		}
 	}
 	return r
 }
@@ -44,19 +72,77 @@ func newRaw(c *Conn) protocol {
 func (r *rawProto) name() string { return "raw" }
 
 func (r *rawProto) handle(buf []byte) (int, error) {
-	if r.flow == 0 {
-		return 0, nil // passive: the bytes wait for UpdateFlow
+	if r.packet == 0 {
+		if r.flow == 0 {
+			return 0, nil // passive: the bytes wait for UpdateFlow
+		}
+		r.deliver(buf)
+		return len(buf), nil
 	}
+	used := 0
+	for r.flow != 0 {
+		msg, n, err := r.message(buf[used:])
+		if err != nil {
+			return used, err
+		}
+		if n == 0 {
+			break // unfinished: the reader keeps it and reads on
+		}
+		r.deliver(msg)
+		used += n
+	}
+	return used, nil
+}
+
+// message cuts the first whole message off b: its payload and the bytes
+// it took, or n = 0 while it is unfinished.
+func (r *rawProto) message(b []byte) (msg []byte, n int, err error) {
+	if r.packet == PacketLine {
+		i := bytes.IndexByte(b[r.scanned:], '\n')
+		if i < 0 {
+			if len(b) > r.maxSize {
+				return nil, 0, fmt.Errorf("emsgsize: no \"\\n\" in %d bytes, a line is at most raw_opts.packet_size = %d bytes", len(b), r.maxSize)
+			}
+			r.scanned = len(b) // not rescanned as more arrives
+			return nil, 0, nil
+		}
+		n = r.scanned + i + 1
+		r.scanned = 0
+		if n > r.maxSize {
+			return nil, 0, fmt.Errorf("emsgsize: a line of %d bytes, over raw_opts.packet_size = %d", n, r.maxSize)
+		}
+		return b[:n], n, nil
+	}
+	h := r.packet
+	if len(b) < h {
+		return nil, 0, nil
+	}
+	var size uint64
+	for _, x := range b[:h] {
+		size = size<<8 | uint64(x)
+	}
+	if size > uint64(r.maxSize) {
+		return nil, 0, fmt.Errorf("emsgsize: a message of %d bytes announced, over raw_opts.packet_size = %d", size, r.maxSize)
+	}
+	if uint64(len(b)-h) < size {
+		return nil, 0, nil
+	}
+	n = h + int(size)
+	return b[h:n], n, nil
+}
+
+// deliver emits one DATA event (a message, or the bytes of one read) and
+// counts it against the flow.
+func (r *rawProto) deliver(p []byte) {
 	// The server answered: the connection was useful (retries reset).
 	r.c.useful = true
-	r.c.emit(&Event{Kind: EvData, Data: append([]byte(nil), buf...)})
+	r.c.emit(&Event{Kind: EvData, Data: append([]byte(nil), p...)})
 	if r.flow > 0 {
 		r.flow--
 		if r.flow == 0 {
 			r.c.emit(&Event{Kind: EvNotify, Reason: "passive"})
 		}
 	}
-	return len(buf), nil
 }
 
 // eof: the peer closed; DOWN says "closed", nothing more to deliver.
@@ -72,6 +158,14 @@ func (r *rawProto) data(ref uint64, p []byte, fin bool) error {
 	}
 	if r.finSent {
 		return fmt.Errorf("%w: the write side of this raw connection was shut down (fin or shutdown)", ErrBadState)
+	}
+	if r.packet > 0 && (len(p) > 0 || !fin) {
+		if uint64(len(p)) >= 1<<(8*r.packet) {
+			return fmt.Errorf("%w: a message of %d bytes does not fit raw_opts.packet = %d (at most %d bytes)", ErrBadArg, len(p), r.packet, uint64(1)<<(8*r.packet)-1)
+		}
+		var pre [8]byte
+		binary.BigEndian.PutUint64(pre[:], uint64(len(p)))
+		r.c.write(pre[8-r.packet:])
 	}
 	if len(p) > 0 {
 		r.c.write(p)

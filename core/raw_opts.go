@@ -5,6 +5,7 @@ package core
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -15,7 +16,25 @@ type RawOpts struct {
 	// once): how long a graceful shutdown, after shutting down the write
 	// side, waits for the peer to close. Default 15000 ms; 0 = infinity.
 	ClosingTimeout time.Duration
+	// Packet is gen_tcp's {packet, P}: 0 (raw, none), 1, 2, 4 (a big-endian
+	// length prefix of that many bytes), or PacketLine (a message ends with
+	// "\n" and is delivered with it).
+	Packet int
+	// PacketSize is gen_tcp's packet_size: the largest message received.
+	// gen_tcp's default 0 means no limit; gunmetal always bounds what it
+	// buffers, so the default is DefaultPacketSize (4), DefaultLineSize
+	// (line); 1 and 2 are bounded by their prefix anyway.
+	PacketSize int
 }
+
+// PacketLine is raw_opts.packet "line".
+const PacketLine = -1
+
+// The default bounds of raw_opts.packet_size (see RawOpts.PacketSize).
+const (
+	DefaultPacketSize = 64 << 20
+	DefaultLineSize   = 64 << 10
+)
 
 // DefaultRawOpts is raw_opts' defaults.
 func DefaultRawOpts() *RawOpts {
@@ -29,6 +48,7 @@ func (dst *RawOpts) check(parent, key string, raw json.RawMessage) (given []stri
 		return nil, err
 	}
 	path := optJoin(parent, key)
+	var sizeGiven *optField
 	for _, k := range obj.keys {
 		f := optField{proto: path, key: k, raw: obj.vals[k]}
 		switch k {
@@ -38,15 +58,34 @@ func (dst *RawOpts) check(parent, key string, raw json.RawMessage) (given []stri
 			dst.Flow = int(n)
 		case "closing_timeout":
 			dst.ClosingTimeout, err = f.timeout()
-		case "packet", "packet_size":
-			// gen_tcp's packet framing (issue 11) is not built yet: named, not "unknown".
-			err = f.fail("not available in this build: packet framing is not implemented (every DATA event carries the bytes of one read)")
+		case "packet":
+			switch strings.TrimSpace(string(f.raw)) {
+			case "0", `"raw"`:
+				dst.Packet = 0
+			case "1", "2", "4":
+				dst.Packet = int(strings.TrimSpace(string(f.raw))[0] - '0')
+			case `"line"`:
+				dst.Packet = PacketLine
+			default:
+				err = f.fail(`must be 0 or "raw" (no framing), 1, 2, 4 (a big-endian length prefix of that many bytes) or "line"`)
+			}
+		case "packet_size":
+			// gen_tcp's 0 (no limit) is not offered: what is buffered is bounded.
+			var n int64
+			n, err = f.integer(1, 1<<30)
+			dst.PacketSize = int(n)
+			g := f
+			sizeGiven = &g
 		default:
 			err = f.unknown("raw_opts")
 		}
 		if err != nil {
 			return nil, err
 		}
+	}
+	if sizeGiven != nil && dst.Packet == 0 {
+		// Accepted and ignored otherwise: it bounds framed messages only.
+		return nil, sizeGiven.fail(`bounds framed messages: it needs raw_opts.packet 1, 2, 4 or "line"`)
 	}
 	return obj.keys, nil
 }

@@ -343,14 +343,25 @@ int gm_flush(gm_queue *q, gm_conn *c, gm_ref ref);
  *   has no ALPN name) makes the connection one byte stream with gen_tcp's
  *   client semantics; its stream has no reference (Gun's undefined), so it
  *   is ref 0: gm_data(c, 0, ...) sends, received bytes are GM_EV_DATA
- *   events with ref 0 in order (fin 0; one per read), the peer's close is
+ *   events with ref 0 in order (fin 0; one per read, one per message with raw_opts.packet), the peer's close is
  *   GM_EV_DOWN "closed" (no stream killed) then retry applies, and
  *   gm_request answers GM_EUNSUPPORTED. raw_opts: flow (gen_tcp's
  *   {active, N}: after N DATA events reading stops and a GM_EV_NOTIFY with
  *   reason "passive", ref 0, says so, as {tcp_passive, S}; gm_update_flow(c,
  *   0, n) reads on; without flow, reading follows the host's freeing of
  *   events), closing_timeout (15000 ms: how long gm_shutdown waits for the
- *   peer's close).
+ *   peer's close), packet (gen_tcp's {packet, P}: 0 or "raw", the default,
+ *   no framing; 1, 2, 4: each message has a big-endian length prefix of
+ *   that many bytes; "line": a message ends with "\n"), packet_size
+ *   (gen_tcp's packet_size: the largest message received, prefix not
+ *   counted, a line with its "\n"; default 64 MiB (64 KiB for "line");
+ *   gen_tcp's 0, no limit, is not offered: 1..2^30; refused without a
+ *   packet). With a packet, a GM_EV_DATA is one whole message (without its
+ *   prefix; a line with its "\n") however TCP split it, flow counts
+ *   messages, and a message over packet_size ends the connection: GM_EV_DOWN
+ *   (then GM_EV_EXIT per retry) with reason "emsgsize: ..." naming
+ *   raw_opts.packet_size (gen_tcp's {error, emsgsize}); the bytes of an
+ *   unfinished message at the peer's close are dropped.
  *   A certificate that fails verification ends the connection at once (EXIT
  *   with the x509 reason) unless retry_on_tls_verify_failure is true; a
  *   connection that goes down before it completed a response and within 1 s
@@ -363,8 +374,7 @@ int gm_flush(gm_queue *q, gm_conn *c, gm_ref ref);
  *   max_concurrent_streams (100, also the pushes held at once).
  *   Nothing is accepted and ignored: what this build does not implement is
  *   GM_EOPTION naming it: protocols "socks" (and socks_opts), "raw" beside
- *   other protocols, raw_opts packet and packet_size (gen_tcp's packet
- *   framing is not built), supervise false (the library keeps the connection; there
+ *   other protocols, supervise false (the library keeps the connection; there
  *   is no calling process to link it to), trace true, tcp_opts
  *   send_timeout_close false, http2_opts stream_window_data_threshold other
  *   than 0 (DATA is never held back), ws_opts invalid_request_headers
@@ -478,7 +488,12 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * are; fin = 1 then shuts down the write side once they are out (gen_tcp's
  * shutdown(S, write): TCP FIN, TLS close_notify) while reading goes on
  * until the peer closes; gm_data after it answers GM_EBADSTATE, another
- * ref GM_ENOSTREAM. Empty non-fin pieces are ignored. Blocks while the connection
+ * ref GM_ENOSTREAM. With raw_opts.packet 1, 2 or 4 each call sends one
+ * message with its length prefix (len too large for the prefix, over 255
+ * or 65535 or 2^32-1: GM_EINVAL naming raw_opts.packet, nothing sent; an
+ * empty non-fin call sends an empty message, an empty fin call only the
+ * fin); with "line" the bytes go as given. Empty non-fin pieces are
+ * otherwise ignored. Blocks while the connection
  * has a lot of unsent output (the socket is slower than the caller), and
  * on HTTP/2 while the server's flow-control window (the stream's or the
  * connection's) is closed: the body is never buffered once the connection

@@ -3,7 +3,8 @@
  * The test is its own server (a socket it listens on, on 127.0.0.1): bytes
  * both ways with gm_data on ref 0 (Gun's undefined) and GM_EV_DATA events,
  * half-close with fin, raw_opts.flow as gen_tcp's {active, N} (NOTIFY
- * "passive", gm_update_flow), the peer's close as DOWN/EXIT.
+ * "passive", gm_update_flow), the peer's close as DOWN/EXIT, and
+ * raw_opts.packet framing (gen_tcp's {packet, 2}) with packet_size.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -161,9 +162,71 @@ TEST(raw_flow_is_active_n) {
     gm_queue_free(q);
 }
 
+/* One DATA event that must be exactly the message m (len n). */
+static int message_is(gm_queue *q, gm_conn *c, const char *m, size_t n) {
+    gm_event *ev = next_event(q, WAIT_MS);
+    if (!ev) return 0;
+    int ok = ev->conn == c && ev->kind == GM_EV_DATA && ev->ref == 0 && ev->data_len == n &&
+             (n == 0 || memcmp(ev->data, m, n) == 0);
+    if (!ok)
+        fprintf(stderr, "unexpected event kind %d len %zu reason %s\n", ev->kind, ev->data_len,
+                ev->reason ? ev->reason : "");
+    gm_event_free(ev);
+    return ok;
+}
+
+TEST(raw_packet_2_framing_and_packet_size) {
+    int port = 0;
+    int ls = listen_local(&port);
+    REQUIRE(ls >= 0);
+    gm_queue *q = gm_queue_new();
+    REQUIRE(q != NULL);
+    gm_conn *c = NULL;
+    int fd = raw_open(q, ls, port,
+                      "{\"protocols\":[\"raw\"],\"retry\":0,\"raw_opts\":{\"packet\":2,\"packet_size\":100}}", &c);
+    REQUIRE(fd >= 0);
+
+    /* gm_data sends one message with its 2-byte big-endian prefix. */
+    CHECK_RC(gm_data(c, 0, "hi", 2, 0), GM_OK);
+    char buf[8] = {0};
+    CHECK(read_n(fd, buf, 4) && memcmp(buf, "\0\2hi", 4) == 0);
+    /* Too long for the prefix: GM_EINVAL naming it, nothing sent. */
+    static char big[70000];
+    CHECK_FAILS(gm_data(c, 0, big, sizeof big, 0), GM_EINVAL);
+    CHECK(strstr(gm_errmsg(), "raw_opts.packet") != NULL);
+    CHECK_EQ(fd_readable(fd, 200), 0);
+
+    /* Messages written byte by byte, then coalesced: one DATA each. */
+    static const char slow[] = "\0\3abc\0\0";
+    for (size_t i = 0; i < sizeof slow - 1; i++) REQUIRE(write(fd, slow + i, 1) == 1);
+    CHECK(message_is(q, c, "abc", 3));
+    CHECK(message_is(q, c, "", 0));
+    REQUIRE(write(fd, "\0\1x\0\2yz", 7) == 7);
+    CHECK(message_is(q, c, "x", 1));
+    CHECK(message_is(q, c, "yz", 2));
+
+    /* A message announced over packet_size: DOWN emsgsize naming it. */
+    REQUIRE(write(fd, "\0\x65", 2) == 2);
+    gm_event *ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_DOWN);
+    CHECK(ev->reason && strncmp(ev->reason, "emsgsize: ", 10) == 0 &&
+          strstr(ev->reason, "raw_opts.packet_size") != NULL);
+    gm_event_free(ev);
+    ev = next_event(q, WAIT_MS);
+    REQUIRE(ev != NULL);
+    CHECK_EQ(ev->kind, GM_EV_EXIT);
+    gm_event_free(ev);
+    gm_conn_free(c);
+    close(fd);
+    close(ls);
+    gm_queue_free(q);
+}
+
 static const struct check_case cases[] = {
     CASE(raw_round_trip_half_close_and_peer_close),
     CASE(raw_flow_is_active_n),
+    CASE(raw_packet_2_framing_and_packet_size),
 };
 
 int main(int argc, char **argv) { return check_main(argc, argv, cases, CHECK_N(cases)); }

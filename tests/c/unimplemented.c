@@ -14,8 +14,6 @@ static const struct {
     const char *json, *names;
 } refused[] = {
     {"{\"transport\":\"tls\",\"protocols\":[\"http\",\"raw\"]}", "option protocols = \"raw\": raw must be the only protocol"},
-    {"{\"raw_opts\":{\"packet\":4}}", "option raw_opts.packet = 4: not available in this build"},
-    {"{\"raw_opts\":{\"packet_size\":1000}}", "option raw_opts.packet_size = 1000: not available in this build"},
     {"{\"protocols\":[\"socks\"],\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option protocols = \"socks\""},
     {"{\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option socks_opts"},
     {"{\"supervise\":false}", "option supervise = false"},

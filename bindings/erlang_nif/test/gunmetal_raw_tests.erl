@@ -206,9 +206,10 @@ reconnect_test() ->
 	gunmetal:close(C),
 	flush_conn(C).
 
-%% Options the engine does not build are refused, naming them.
+%% Options the engine does not take are refused, naming them (packet 3 is
+%% no gen_tcp framing).
 raw_refused_options_test() ->
 	?assertMatch({error, {options, _}},
-		gunmetal:open("127.0.0.1", 1, #{protocols => [raw], raw_opts => #{packet => 4}})),
+		gunmetal:open("127.0.0.1", 1, #{protocols => [raw], raw_opts => #{packet => 3}})),
 	?assertMatch({error, {options, _}},
 		gunmetal:open("127.0.0.1", 1, #{protocols => [raw, http]})).
