@@ -66,7 +66,8 @@ func TestOptionsDefaults(t *testing.T) {
 	if o.Socks != nil {
 		t.Errorf("Socks should be nil")
 	}
-	wantTCP := TCPOpts{NoDelay: true, SendTimeout: ms(15000), SendTimeoutClose: true}
+	wantTCP := TCPOpts{NoDelay: true, SendTimeout: ms(15000), SendTimeoutClose: true,
+		Linger: -1, TOS: -1, Priority: -1, V6Only: -1}
 	if o.TCP != wantTCP {
 		t.Errorf("tcp defaults %+v", o.TCP)
 	}
@@ -147,7 +148,9 @@ func TestOptionsEveryKey(t *testing.T) {
 	  "trace": true,
 	  "transport": "tls",
 	  "tcp_opts": {"nodelay": false, "keepalive": true, "send_timeout": 2000, "send_timeout_close": false,
-	               "sndbuf": 65536, "recbuf": 131072, "ip": "127.0.0.1", "port": 4000, "inet6": true, "inet": false},
+	               "sndbuf": 65536, "recbuf": 131072, "ip": "127.0.0.1", "port": 4000, "inet6": true, "inet": false,
+	               "bind_to_device": "lo", "keepidle": 60, "keepintvl": 10, "keepcnt": 4, "linger": 3, "tos": 16,
+	               "priority": 2, "reuseaddr": true, "ipv6_v6only": true},
 	  "tls_opts": {"verify": "verify_none", "cacertfile": "/ca.pem", "certfile": "/c.pem", "keyfile": "/k.pem",
 	               "server_name_indication": "sni.example", "session_lifetime": 60000,
 	               "session_cache_client_max": 10, "reuse_sessions": false, "versions": ["tlsv1.3"]},
@@ -199,7 +202,8 @@ func TestOptionsEveryKey(t *testing.T) {
 	check("Trace", o.Trace, true)
 	check("Transport", o.Transport, "tls")
 	check("TCP", o.TCP, TCPOpts{NoDelay: false, KeepAlive: true, SendTimeout: ms(2000), SendTimeoutClose: false,
-		SndBuf: 65536, RecBuf: 131072, LocalIP: "127.0.0.1", LocalPort: 4000, Inet6: true, Inet4: false})
+		SndBuf: 65536, RecBuf: 131072, LocalIP: "127.0.0.1", LocalPort: 4000, Inet6: true, Inet4: false,
+		BindToDevice: "lo", KeepIdle: 60, KeepIntvl: 10, KeepCnt: 4, Linger: 3, TOS: 16, Priority: 2, ReuseAddr: true, V6Only: 1})
 	tlsWant := TLSOpts{Verify: false, CACertFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem",
 		ServerNameIndication: "sni.example", ALPN: []string{"h2", "http/1.1"}, SessionLifetime: ms(60000),
 		SessionCacheClientMax: 10, Reuse: false, Versions: []string{"tlsv1.3"}, ownCache: true}

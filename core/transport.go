@@ -9,9 +9,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // dial resolves, connects and (for tls) handshakes, honouring
@@ -69,7 +69,18 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 	o := c.opts
 	d := net.Dialer{KeepAlive: -1}
 	if o.TCP.KeepAlive {
-		d.KeepAlive = 0 // Go's default period
+		// As gen_tcp: what is not given keeps the OS default (negative).
+		d.KeepAlive = 0
+		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
+		if o.TCP.KeepIdle > 0 {
+			d.KeepAliveConfig.Idle = time.Duration(o.TCP.KeepIdle) * time.Second
+		}
+		if o.TCP.KeepIntvl > 0 {
+			d.KeepAliveConfig.Interval = time.Duration(o.TCP.KeepIntvl) * time.Second
+		}
+		if o.TCP.KeepCnt > 0 {
+			d.KeepAliveConfig.Count = o.TCP.KeepCnt
+		}
 	}
 	if c.unixPath != "" {
 		if o.ConnectTimeout > 0 {
@@ -87,9 +98,12 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 	if o.TCP.LocalIP != "" || o.TCP.LocalPort != 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.TCP.LocalIP), Port: o.TCP.LocalPort}
 	}
+	d.Control = o.TCP.sockControl
 	network := "tcp"
 	if o.TCP.Inet4 {
 		network = "tcp4"
+	} else if o.TCP.Inet6 {
+		network = "tcp6"
 	}
 	// Resolve first, under its own timeout, as Gun's domain_lookup does.
 	var ips []net.IP
@@ -114,13 +128,11 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 			return nil, err
 		}
 		for _, a := range addrs {
-			if o.TCP.Inet4 && a.IP.To4() == nil {
+			// inet / inet6 choose one family, as gen_tcp's do.
+			if (o.TCP.Inet4 && a.IP.To4() == nil) || (o.TCP.Inet6 && a.IP.To4() != nil) {
 				continue
 			}
 			ips = append(ips, a.IP)
-		}
-		if o.TCP.Inet6 { // IPv6 addresses first, IPv4 as fallback
-			sort.SliceStable(ips, func(i, j int) bool { return ips[i].To4() == nil && ips[j].To4() != nil })
 		}
 		if len(ips) == 0 {
 			err := &net.DNSError{Err: "no suitable address", Name: c.host, IsNotFound: true}
@@ -166,6 +178,52 @@ func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 		c.traceConnected(nil, last)
 	}
 	return nil, last
+}
+
+// sockControl sets tcp_opts' socket options on the socket before it
+// connects (SO_BINDTODEVICE must precede connect to steer routing). A
+// failure (eperm, enodev...) fails the connect attempt with that errno.
+func (t *TCPOpts) sockControl(network, address string, rc syscall.RawConn) error {
+	var serr error
+	set := func(fd, level, opt, v int) {
+		if serr == nil {
+			serr = os.NewSyscallError("setsockopt", syscall.SetsockoptInt(fd, level, opt, v))
+		}
+	}
+	err := rc.Control(func(p uintptr) {
+		fd := int(p)
+		v6 := network == "tcp6"
+		if t.BindToDevice != "" {
+			serr = os.NewSyscallError("setsockopt", syscall.BindToDevice(fd, t.BindToDevice))
+		}
+		if t.ReuseAddr {
+			set(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		}
+		if t.Linger >= 0 {
+			if serr == nil {
+				serr = os.NewSyscallError("setsockopt", syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER,
+					&syscall.Linger{Onoff: 1, Linger: int32(t.Linger)}))
+			}
+		}
+		if t.TOS >= 0 {
+			if v6 {
+				set(fd, syscall.IPPROTO_IPV6, syscall.IPV6_TCLASS, t.TOS)
+			} else {
+				set(fd, syscall.IPPROTO_IP, syscall.IP_TOS, t.TOS)
+			}
+		}
+		// After tos: Linux sets the priority from IP_TOS.
+		if t.Priority >= 0 {
+			set(fd, syscall.SOL_SOCKET, syscall.SO_PRIORITY, t.Priority)
+		}
+		if t.V6Only >= 0 && v6 {
+			set(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, t.V6Only)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // isVerifyFailure: err is our verification of the server's certificate
@@ -267,4 +325,5 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.EPIPE: "epipe", syscall.ETIMEDOUT: "etimedout", syscall.EHOSTUNREACH: "ehostunreach",
 	syscall.ENETUNREACH: "enetunreach", syscall.ENOENT: "enoent", syscall.EACCES: "eacces",
 	syscall.EADDRINUSE: "eaddrinuse", syscall.EADDRNOTAVAIL: "eaddrnotavail", syscall.EAFNOSUPPORT: "eafnosupport",
+	syscall.EPERM: "eperm", syscall.ENODEV: "enodev",
 }

@@ -29,13 +29,25 @@ type TCPOpts struct {
 	SndBuf, RecBuf   int           // "sndbuf", "recbuf"; 0 = OS default
 	LocalIP          string        // "ip": local address to bind (must parse as an IP)
 	LocalPort        int           // "port": local port to bind, 0..65535
-	Inet6            bool          // "inet6": prefer IPv6
-	Inet4            bool          // "inet": force IPv4 (both true is refused)
+	Inet6            bool          // "inet6": IPv6 only, as gen_tcp's inet6 (AAAA lookups, an IPv6 socket)
+	Inet4            bool          // "inet": IPv4 only (both true is refused)
+
+	// Socket options set before connect (see sockControl in transport.go).
+	BindToDevice string // "bind_to_device": SO_BINDTODEVICE (CAP_NET_RAW before Linux 5.7)
+	KeepIdle     int    // "keepidle": TCP_KEEPIDLE in seconds; 0 = OS default; needs keepalive
+	KeepIntvl    int    // "keepintvl": TCP_KEEPINTVL in seconds; 0 = OS default; needs keepalive
+	KeepCnt      int    // "keepcnt": TCP_KEEPCNT probes; 0 = OS default; needs keepalive
+	Linger       int    // "linger": SO_LINGER seconds; -1 = off (false, the default)
+	TOS          int    // "tos": IP_TOS (IPV6_TCLASS on IPv6); -1 = OS default
+	Priority     int    // "priority": SO_PRIORITY; -1 = OS default (above 6 needs CAP_NET_ADMIN)
+	ReuseAddr    bool   // "reuseaddr": SO_REUSEADDR
+	V6Only       int    // "ipv6_v6only": IPV6_V6ONLY on IPv6 sockets; -1 = Go's choice
 }
 
 // DefaultTCPOpts is tcp_opts' defaults.
 func DefaultTCPOpts() TCPOpts {
-	return TCPOpts{NoDelay: true, SendTimeout: 15000 * time.Millisecond, SendTimeoutClose: true}
+	return TCPOpts{NoDelay: true, SendTimeout: 15000 * time.Millisecond, SendTimeoutClose: true,
+		Linger: -1, TOS: -1, Priority: -1, V6Only: -1}
 }
 
 // check is tcp_opts' check_options (see optSet).
@@ -79,6 +91,49 @@ func (dst *TCPOpts) check(parent, key string, raw json.RawMessage) (given []stri
 			dst.Inet6, err = f.boolean()
 		case "inet":
 			dst.Inet4, err = f.boolean()
+		case "bind_to_device":
+			dst.BindToDevice, err = f.nonEmptyString()
+			if err == nil && (len(dst.BindToDevice) >= 16 || strings.ContainsAny(dst.BindToDevice, "/ \x00")) {
+				err = f.fail("must be a network interface name (under 16 bytes)")
+			}
+		case "keepidle":
+			n, err = f.integer(1, 32767) // Linux's MAX_TCP_KEEPIDLE
+			dst.KeepIdle = int(n)
+		case "keepintvl":
+			n, err = f.integer(1, 32767) // MAX_TCP_KEEPINTVL
+			dst.KeepIntvl = int(n)
+		case "keepcnt":
+			n, err = f.integer(1, 127) // MAX_TCP_KEEPCNT
+			dst.KeepCnt = int(n)
+		case "linger":
+			// gen_tcp's {linger, {true, Sec}} | {linger, {false, _}}: here an
+			// integer of seconds, or false.
+			if b, berr := f.boolean(); berr == nil && !b {
+				dst.Linger = -1
+			} else {
+				n, err = f.integer(0, math.MaxInt32)
+				if err != nil {
+					err = f.fail("must be false or a number of seconds (0 or more)")
+				}
+				dst.Linger = int(n)
+			}
+		case "tos":
+			n, err = f.integer(0, 255)
+			dst.TOS = int(n)
+		case "priority":
+			n, err = f.integer(0, math.MaxInt32)
+			dst.Priority = int(n)
+		case "reuseaddr":
+			dst.ReuseAddr, err = f.boolean()
+		case "ipv6_v6only":
+			var b bool
+			b, err = f.boolean()
+			dst.V6Only = 0
+			if b {
+				dst.V6Only = 1
+			}
+		case "buffer":
+			err = f.fail("not supported by gunmetal: the read buffer starts at 64 KiB and grows to fit what the protocol needs")
 		default:
 			err = f.unknown("tcp_opts")
 		}
@@ -88,6 +143,16 @@ func (dst *TCPOpts) check(parent, key string, raw json.RawMessage) (given []stri
 	}
 	if dst.Inet4 && dst.Inet6 {
 		return nil, &OptionError{Proto: path, Key: "inet6", Value: true, Msg: "conflicts with inet: choose one address family"}
+	}
+	if !dst.KeepAlive {
+		for _, k := range []string{"keepidle", "keepintvl", "keepcnt"} {
+			if optContains(obj.keys, k) {
+				return nil, &OptionError{Proto: path, Key: k, Value: optDecodeValue(obj.vals[k]), Msg: "needs keepalive: true"}
+			}
+		}
+	}
+	if dst.V6Only == 1 && dst.Inet4 {
+		return nil, &OptionError{Proto: path, Key: "ipv6_v6only", Value: true, Msg: "conflicts with inet: an IPv4 socket has no IPV6_V6ONLY"}
 	}
 	return obj.keys, nil
 }
