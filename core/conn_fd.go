@@ -102,7 +102,7 @@ func OpenConn(nc net.Conn, opts *Options, q *Queue, tag any) (*Conn, error) {
 	o := *opts
 	o.Retry = 0
 	if o.Transport == "tls" && o.TLS.ServerNameIndication == "" && o.TLS.Verify {
-		return nil, &OptionError{Key: "tls_opts", Msg: "an adopted socket has no host name to verify: give tls_opts.server_name_indication, or verify verify_none"}
+		return nil, &OptionError{Key: "tls_opts", Msg: "an adopted socket has no host name to verify: give tls_opts.server_name_indication, or tls_opts.verify \"verify_none\""}
 	}
 	c2, err := start(c, &o, q)
 	if err != nil {
