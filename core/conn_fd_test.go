@@ -124,3 +124,55 @@ func TestOpenFDRefused(t *testing.T) {
 		t.Error("tls without server_name_indication nor verify_none accepted")
 	}
 }
+
+// TestOpenFDTLS: TLS runs on an adopted TCP socket, verified against the
+// test CA under the name server_name_indication gives, and ALPN picks h2.
+func TestOpenFDTLS(t *testing.T) {
+	q := newQueue(t)
+	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(srv.TLSPort())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := nc.(*net.TCPConn).File()
+	nc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := `{"transport":"tls","tls_opts":{"cacertfile":"` + srv.CAFile() + `","server_name_indication":"localhost"}}`
+	c := adopt(t, q, int(f.Fd()), js)
+	f.Close()
+	p, err := c.AwaitUp(waitFor)
+	if err != nil || p != "http2" {
+		t.Fatalf("await up: %q %v", p, err)
+	}
+	ref := get(t, c, "/bytes/1")
+	ev := nextOf(t, q, c)
+	if ev.Kind != EvResponse || ev.Ref != ref || ev.Status != 200 {
+		t.Fatalf("got %s, want a 200 response", evString(ev))
+	}
+}
+
+// TestOpenFDTLSWrongName: the name verified is server_name_indication's:
+// one the certificate does not hold fails, and the connection exits.
+func TestOpenFDTLSWrongName(t *testing.T) {
+	q := newQueue(t)
+	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(srv.TLSPort())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := nc.(*net.TCPConn).File()
+	nc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := `{"transport":"tls","tls_opts":{"cacertfile":"` + srv.CAFile() + `","server_name_indication":"nothere.invalid"}}`
+	c := adopt(t, q, int(f.Fd()), js)
+	f.Close()
+	if p, err := c.AwaitUp(waitFor); err == nil {
+		t.Fatalf("up as %q with a name the certificate does not hold", p)
+	}
+	ev := nextOf(t, q, c)
+	if ev.Kind != EvExit {
+		t.Fatalf("got %s, want EXIT", evString(ev))
+	}
+}
