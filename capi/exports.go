@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -290,6 +291,36 @@ func gmgo_open_unix(owner *C.gm_queue, path *C.char, opts *C.char, out **C.gm_co
 	return open(owner, out, opts, 0, func(o *core.Options, q *core.Queue, h *connHandle) (*core.Conn, error) {
 		return core.OpenUnix(ps, o, q, h)
 	}).report()
+}
+
+//export gmgo_open_fd
+func gmgo_open_fd(owner *C.gm_queue, fd C.int, opts *C.char, out **C.gm_conn) (rc C.int) {
+	defer guard(&rc)
+	if opts != nil {
+		s, st := goString(opts, "opts_json", maxOptsJSON)
+		if st != nil {
+			return st.report()
+		}
+		if err := core.CheckAdoptOptions([]byte(s)); err != nil {
+			return fromErr(err).report()
+		}
+	}
+	st := open(owner, out, opts, 0, func(o *core.Options, q *core.Queue, h *connHandle) (*core.Conn, error) {
+		nc, err := core.AdoptFD(int(fd)) // a duplicate: fd stays the host's until we succeed
+		if err != nil {
+			return nil, err
+		}
+		c, err := core.OpenConn(nc, o, q, h)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return c, nil
+	})
+	if st == nil {
+		syscall.Close(int(fd)) // ownership passed: the connection runs on its duplicate
+	}
+	return st.report()
 }
 
 //export gm_close

@@ -49,6 +49,7 @@ const char *gm_strerror(int code) {
  * gmgo_* names, and the header's const signatures forward to them. */
 extern int gmgo_open(gm_queue *, char *, int, char *, gm_conn **);
 extern int gmgo_open_unix(gm_queue *, char *, char *, gm_conn **);
+extern int gmgo_open_fd(gm_queue *, int, char *, gm_conn **);
 extern int gmgo_await_up(gm_conn *, int, char **);
 extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, size_t, unsigned, gm_req_opts *, gm_ref *);
 extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int);
@@ -61,6 +62,10 @@ int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, 
 
 int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_conn **out) {
     return gmgo_open_unix(owner, (char *)path, (char *)opts_json, out);
+}
+
+int gm_open_fd(gm_queue *owner, int fd, const char *opts_json, gm_conn **out) {
+    return gmgo_open_fd(owner, fd, (char *)opts_json, out);
 }
 
 int gm_await_up(gm_conn *c, int timeout_ms, const char **protocol) {

@@ -72,6 +72,7 @@ type Conn struct {
 	opts     *Options
 	host     string // as given, IPv6 without brackets
 	port     int
+	adopted  net.Conn // OpenConn's socket, until dial takes it
 	unixPath string
 	tlsConf  *tls.Config // built once so the session cache survives reconnects
 	tag      any
@@ -339,6 +340,10 @@ func (c *Conn) connect() (net.Conn, string, error) {
 	if c.closeReq != "" || c.shutReq {
 		c.mu.Unlock()
 		cancel()
+		if c.adopted != nil { // never served: still ours to close
+			c.adopted.Close()
+			c.adopted = nil
+		}
 		return nil, "", errors.New("shutdown")
 	}
 	c.state = stateConnecting

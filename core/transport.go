@@ -67,6 +67,10 @@ func dial(ctx context.Context, c *Conn) (net.Conn, string, error) {
 
 func dialTransport(ctx context.Context, c *Conn) (net.Conn, error) {
 	o := c.opts
+	if nc := c.adopted; nc != nil { // OpenConn: connected by the host, once
+		c.adopted = nil
+		return nc, nil
+	}
 	d := net.Dialer{KeepAlive: -1}
 	if o.TCP.KeepAlive {
 		// As gen_tcp: what is not given keeps the OS default (negative).

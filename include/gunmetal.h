@@ -393,6 +393,23 @@ int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, 
 /* As gm_open, over the Unix socket at path. */
 int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_conn **out);
 
+/* As gm_open, over a socket the host connected itself (gen_tcp's {fd, Fd}):
+ * a TCP or Unix stream socket, connected (getpeername succeeds). TLS runs on
+ * it if opts ask ("transport": "tls"); it then needs
+ * tls_opts.server_name_indication (the name verified and sent) or
+ * tls_opts.verify = "verify_none", as there is no host name to verify. Then any
+ * protocol (http, http2, raw).
+ * Ownership: on GM_OK the fd is gunmetal's: it is already closed (the
+ * connection runs on a duplicate), so the host must not use nor close it
+ * (the number may have been reused). On any error it stays the host's,
+ * open and untouched.
+ * No reconnect is possible: a drop ends in DOWN then EXIT. "retry" other
+ * than 0 is refused (GM_EOPTION naming it), as are connect_timeout,
+ * domain_lookup_timeout and socks_opts (there is no dial).
+ * Errors: as gm_open; GM_EINVAL also for an fd that is not a connected TCP
+ * or Unix stream socket (-1, a file, a listening or unconnected socket). */
+int gm_open_fd(gm_queue *owner, int fd, const char *opts_json, gm_conn **out);
+
 /* Ends the connection at once (Gun's gun:close): in-flight streams are
  * dropped, no DOWN is sent, the EXIT's reason is "shutdown". The handle stays
  * valid (later calls answer GM_ECLOSED, except gm_info, which reports state

@@ -26,6 +26,7 @@ from ._core import (
     live_handles,
     open,
     open_unix,
+    open_fd,
     tls_session_cache,
     version,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "live_handles",
     "open",
     "open_unix",
+    "open_fd",
     "open_raw",
     "open_raw_unix",
     "strerror",

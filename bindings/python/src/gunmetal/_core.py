@@ -289,6 +289,26 @@ class Managed:
             raise Closed(_ffi.GM_ECLOSED, f"{self._kind} is closed: close() was called")
         return h
 
+    @classmethod
+    def _open_fd_handle(
+        cls, fd: Any, owner: Optional[Queue], opts: Mapping[str, Any]
+    ) -> Tuple[int, Queue, bool, str]:
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"fd must be an int, not {type(fd).__name__}")
+        if not -(2**31) <= fd < 2**31:
+            raise InvalidArgument(_ffi.GM_EINVAL, f"fd {fd} out of range")
+        js = opts_json(opts)
+        q, own = _owner_queue(owner)
+        out = c_void_p()
+        rc = _ffi.gm_open_fd(q._h(), fd, js, byref(out))
+        if rc < 0:
+            err = from_code(rc)
+            if own:
+                q.close()
+            raise err
+        assert out.value
+        return out.value, q, own, f"fd:{fd}"
+
     def _release(self, handle: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -1364,6 +1384,16 @@ def open_unix(path: StrOrBytes, *, owner: Optional[Queue] = None, **opts: Any) -
     return Connection(handle, q, own, where)
 
 
+def open_fd(fd: int, *, owner: Optional[Queue] = None, **opts: Any) -> Connection:
+    """Adopts `fd`, a TCP or Unix stream socket the caller connected
+    (gm_open_fd; gen_tcp's {fd, Fd}). On success the fd is gunmetal's and
+    already closed: do not use nor close it (for a socket object, call
+    ``sock.detach()`` and pass what it returns). On error it stays yours.
+    No reconnect: retry other than 0 is refused."""
+    handle, q, own, where = Connection._open_fd_handle(fd, owner, opts)
+    return Connection(handle, q, own, where)
+
+
 def tls_session_cache(max: int, lifetime: Optional[float]) -> None:
     """Bounds the process-wide TLS client session cache (gm_tls_session_cache;
     Erlang's ssl session_cache_client_max and session_lifetime): at most
@@ -1404,6 +1434,7 @@ __all__ = [
     "Managed",
     "open",
     "open_unix",
+    "open_fd",
     "version",
     "live_handles",
 ]

@@ -207,6 +207,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "gm_cookies_set": (c_int, [c_void_p, c_char_p]),
     "gm_open": (c_int, [c_void_p, c_char_p, c_int, c_char_p, POINTER(c_void_p)]),
     "gm_open_unix": (c_int, [c_void_p, c_char_p, c_char_p, POINTER(c_void_p)]),
+    "gm_open_fd": (c_int, [c_void_p, c_int, c_char_p, POINTER(c_void_p)]),
     "gm_close": (c_int, [c_void_p]),
     "gm_shutdown": (c_int, [c_void_p]),
     "gm_conn_free": (None, [c_void_p]),
@@ -431,6 +432,7 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_cookies_set: Any
     gm_open: Any
     gm_open_unix: Any
+    gm_open_fd: Any
     gm_close: Any
     gm_shutdown: Any
     gm_conn_free: Any
