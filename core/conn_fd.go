@@ -27,6 +27,19 @@ func CheckAdoptOptions(js []byte) error {
 			return &OptionError{Key: k, Value: optDecodeValue(r), Msg: "does not apply to an adopted socket: gunmetal does not connect it"}
 		}
 	}
+	// Socket options are set by whoever makes the socket: here the host.
+	// tcp_opts.send_timeout is gunmetal's own (a write deadline), so it stays.
+	if r, ok := top["tcp_opts"]; ok && string(r) != "null" {
+		var tcp map[string]json.RawMessage
+		if json.Unmarshal(r, &tcp) == nil {
+			for k, v := range tcp {
+				if k != "send_timeout" && string(v) != "null" {
+					return &OptionError{Proto: "tcp_opts", Key: k, Value: optDecodeValue(v),
+						Msg: "does not apply to an adopted socket: set socket options on it before handing it over"}
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -111,14 +112,19 @@ func TestOpenFDRefused(t *testing.T) {
 			}
 		}
 	}
-	for _, js := range []string{`{"retry":1}`, `{"connect_timeout":100}`} {
+	for _, js := range []string{`{"retry":1}`, `{"connect_timeout":100}`, `{"tcp_opts":{"nodelay":false}}`} {
 		var oe *OptionError
 		if err := CheckAdoptOptions([]byte(js)); !errors.As(err, &oe) {
 			t.Errorf("%s: %v, want an OptionError", js, err)
 		}
 	}
-	if err := CheckAdoptOptions([]byte(`{"retry":0}`)); err != nil {
-		t.Error(err)
+	if err := CheckAdoptOptions([]byte(`{"tcp_opts":{"linger":5}}`)); err == nil || !strings.Contains(err.Error(), "tcp_opts.linger") {
+		t.Errorf("tcp_opts.linger on an adopted socket: %v, want an error naming it", err)
+	}
+	for _, js := range []string{`{"retry":0}`, `{"tcp_opts":{"send_timeout":1000}}`} {
+		if err := CheckAdoptOptions([]byte(js)); err != nil {
+			t.Errorf("%s: %v", js, err)
+		}
 	}
 	if _, err := OpenConn(&net.TCPConn{}, parseOpts(t, `{"transport":"tls"}`, 0), newQueue(t), nil); err == nil {
 		t.Error("tls without server_name_indication nor verify_none accepted")

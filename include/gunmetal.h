@@ -405,7 +405,8 @@ int gm_open_unix(gm_queue *owner, const char *path, const char *opts_json, gm_co
  * open and untouched.
  * No reconnect is possible: a drop ends in DOWN then EXIT. "retry" other
  * than 0 is refused (GM_EOPTION naming it), as are connect_timeout,
- * domain_lookup_timeout and socks_opts (there is no dial).
+ * domain_lookup_timeout and socks_opts (there is no dial), and tcp_opts
+ * other than send_timeout (set socket options before handing it over).
  * Errors: as gm_open; GM_EINVAL also for an fd that is not a connected TCP
  * or Unix stream socket (-1, a file, a listening or unconnected socket). */
 int gm_open_fd(gm_queue *owner, int fd, const char *opts_json, gm_conn **out);
