@@ -385,3 +385,28 @@ func TestTraceOptionErrors(t *testing.T) {
 		t.Fatal("names and ids disagree")
 	}
 }
+
+// TestTraceTLSResumed: the process-wide session cache shows in the trace: a
+// second connection to the same server resumes (tls_handshake_end resumed
+// true), once the first has completed a request (TLS 1.3 tickets come after
+// the handshake).
+func TestTraceTLSResumed(t *testing.T) {
+	port := srv.TLSPort()
+	js := fmt.Sprintf(`{"transport":"tls","tls_opts":{"cacertfile":%q},"trace":["tls_handshake_end"]}`, srv.CAFile())
+	resumed := func() string {
+		q := newQueue(t)
+		c, err := Open("localhost", port, parseOpts(t, js, port), q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, evs := traceSeq(t, q, c, stopAt(EvUp, false))
+		r, _ := detail(findTrace(t, evs, "tls_handshake_end"), "resumed")
+		ok200(t, q, get(t, c, "/bytes/10"))
+		return r
+	}
+	resumed() // full or resumed: other tests may have been here first
+	if r := resumed(); r != "true" {
+		t.Fatalf("second connection to the same server: tls_handshake_end resumed = %q, want \"true\"", r)
+	}
+}
