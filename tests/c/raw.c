@@ -12,21 +12,6 @@
 
 #include "util.h"
 
-static int listen_local(int *port) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 4) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
-        if (s >= 0) close(s);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return s;
-}
 
 /* Opens a raw connection to port, waits for UP "raw" and accepts it: the
  * server side's fd, or -1. */

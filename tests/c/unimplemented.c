@@ -54,22 +54,6 @@ TEST(unimplemented_options_refused_at_open) {
     gm_queue_free(q);
 }
 
-/* A listener of our own on 127.0.0.1: what the client writes, byte for byte. */
-static int listen_local(int *port) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 4) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
-        if (s >= 0) close(s);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return s;
-}
 
 /* Reads from fd into buf (appending at *n) until it holds want or
  * timeout_ms pass; 1 when found. */

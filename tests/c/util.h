@@ -59,6 +59,24 @@ static inline int refused_port(void) {
     return port;
 }
 
+/* A listener of our own on 127.0.0.1 (the tests' scripted peer): its fd, the
+ * port in *port; -1 on failure. */
+static inline int listen_local(int *port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 4) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
+        if (s >= 0) close(s);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
 /* 1 when fd is readable within timeout_ms, 0 when not, -1 on error. */
 static inline int fd_readable(int fd, int timeout_ms) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
