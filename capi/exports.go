@@ -614,6 +614,10 @@ func gm_await_body(p *C.gm_conn, ref C.gm_ref, timeoutMS C.int, out **C.gm_event
 
 // record marshals an event made here, not taken from a queue: it pins its
 // connection like a queued event until gm_event_free.
+// evInfo is GM_EV_INFO: the kind of the records gm_info, gm_stream_info and
+// gm_cookies_get fill (not a queue event).
+const evInfo = core.EventKind(C.GM_EV_INFO)
+
 func record(ev *core.Event) *C.gm_event {
 	return marshal(ev, ev.Conn.Pin(64))
 }
@@ -623,7 +627,7 @@ func infoEvent(h *connHandle, ref uint64, kv ...string) *C.gm_event {
 	for i := 0; i+1 < len(kv); i += 2 {
 		hs = append(hs, core.Header{Name: kv[i], Value: kv[i+1]})
 	}
-	return record(&core.Event{Kind: 100, Conn: h.c, Ref: ref, Headers: hs})
+	return record(&core.Event{Kind: evInfo, Conn: h.c, Ref: ref, Headers: hs})
 }
 
 //export gm_info
@@ -689,7 +693,7 @@ func gm_cookies_get(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if err != nil {
 		return fromErr(err).report()
 	}
-	e := record(&core.Event{Kind: 100, Conn: h.c, Data: js})
+	e := record(&core.Event{Kind: evInfo, Conn: h.c, Data: js})
 	cStore(unsafe.Pointer(out), unsafe.Pointer(e))
 	if e == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
