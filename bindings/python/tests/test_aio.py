@@ -84,7 +84,7 @@ async def test_trailers_informs(aconn: gunmetal.aio.Connection) -> None:
 
 
 async def test_headers_data_response(aconn: gunmetal.aio.Connection) -> None:
-    ref = aconn.headers("POST", "/echo", [("content-type", "text/plain")])
+    ref = await aconn.headers("POST", "/echo", [("content-type", "text/plain")])
     await aconn.data(ref, b"abc")
     await aconn.data(ref, bytearray(b"def"))
     await aconn.data(ref, "ghi", fin=True)
@@ -93,7 +93,7 @@ async def test_headers_data_response(aconn: gunmetal.aio.Connection) -> None:
 
 
 async def test_concurrent_data_keeps_call_order(aconn: gunmetal.aio.Connection) -> None:
-    ref = aconn.headers("POST", "/echo")
+    ref = await aconn.headers("POST", "/echo")
     await asyncio.gather(*(aconn.data(ref, bytes([65 + i]) * 1000) for i in range(20)))
     await aconn.data(ref, b"", fin=True)
     body = await (await aconn.response(ref)).read()
@@ -101,26 +101,26 @@ async def test_concurrent_data_keeps_call_order(aconn: gunmetal.aio.Connection) 
 
 
 async def test_await_and_await_body(aconn: gunmetal.aio.Connection) -> None:
-    ref = aconn.start_request("GET", "/bytes/5")
+    ref = await aconn.start_request("GET", "/bytes/5")
     ev = await aconn.await_(ref, 5)
     assert ev.kind == EventKind.RESPONSE and ev.conn is aconn and ev.ref == ref
     ev = await aconn.await_(ref, 5)
     assert ev.kind == EventKind.DATA and ev.fin and ev.data == b"abcde"
     # await_body from the start, and with trailers
-    ref = aconn.start_request("GET", "/trailers", [("te", "trailers")])
+    ref = await aconn.start_request("GET", "/trailers", [("te", "trailers")])
     b = await aconn.await_body(ref, 5)
     assert b.status == 200 and b.body == b"hello trailers" and ("x-checksum", "abc123") in b.trailers
-    ref = aconn.start_request("GET", "/bytes/3")
+    ref = await aconn.start_request("GET", "/bytes/3")
     b = await aconn.await_body(ref, 5)
     assert (b.status, b.body, b.trailers) == (200, b"abc", [])
-    ref = aconn.start_request("GET", "/delay/1000")
+    ref = await aconn.start_request("GET", "/delay/1000")
     with pytest.raises(gunmetal.Timeout):
         await aconn.await_(ref, 0.05)
     aconn.cancel(ref)
 
 
 async def test_response_after_head_taken(aconn: gunmetal.aio.Connection) -> None:
-    ref = aconn.start_request("GET", "/bytes/4")
+    ref = await aconn.start_request("GET", "/bytes/4")
     assert (await aconn.await_(ref, 5)).kind == EventKind.RESPONSE
     resp = await aconn.response(ref)
     assert resp.status == 0 and await resp.read() == b"abcd"
@@ -193,7 +193,7 @@ async def test_flow_window_backpressure(server: Server) -> None:
 async def test_update_flow_and_stream_info(server: Server) -> None:
     async with gunmetal.aio.open(server.host, server.http, window=0) as c:
         await c.up(5)
-        ref = c.start_request("GET", "/delay/100")
+        ref = await c.start_request("GET", "/delay/100")
         info = c.stream_info(ref)
         assert info is not None and info["method"] == "GET" and info["flow"] == "-1"
         c.update_flow(ref, 1)  # no flow control on this stream: accepted, no effect
@@ -215,7 +215,7 @@ async def test_shutdown_wait_closed(aconn: gunmetal.aio.Connection) -> None:
 async def test_set_owner_to_sync_queue(aconn: gunmetal.aio.Connection) -> None:
     with gunmetal.Queue() as q:
         aconn.set_owner(q)
-        ref = aconn.start_request("GET", "/bytes/3")
+        ref = await aconn.start_request("GET", "/bytes/3")
         evs: List[gunmetal.Event] = []
         while not (evs and evs[-1].fin):
             evs += q.poll(10, 0)
@@ -277,7 +277,7 @@ async def test_loop_never_blocked(server: Server) -> None:
     t = asyncio.ensure_future(ticker())
     async with gunmetal.aio.open(server.host, server.http) as c:
         await c.up(5)  # (data() before UP would be held until UP: test_held.py)
-        ref = c.headers("POST", "/headers", [("content-length", str(16 << 20))])
+        ref = await c.headers("POST", "/headers", [("content-length", str(16 << 20))])
         chunk = b"x" * (1 << 20)
         for _ in range(16):
             await c.data(ref, chunk)

@@ -229,7 +229,7 @@ async def test_requests_go_out_in_a_burst(aconn: gunmetal.aio.Connection) -> Non
 async def test_call_order_kept(aconn: gunmetal.aio.Connection) -> None:
     task = asyncio.ensure_future(aconn.get("/bytes/2"))
     await asyncio.sleep(0)
-    ref = aconn.start_request("GET", "/bytes/3")  # sends what was queued first
+    ref = await aconn.start_request("GET", "/bytes/3")  # sends what was queued first
     assert not aconn._pending
     resp = await task
     assert resp.ref < ref and await resp.read() == b"ab"

@@ -69,7 +69,7 @@ def test_flush_conn_keeps_exit_and_other_conns(server: Server) -> None:
 async def test_aio_flush(server: Server) -> None:
     async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
         await c.up(5)
-        ref = c.start_request("GET", "/bytes/1000")
+        ref = await c.start_request("GET", "/bytes/1000")
         b = await c.get("/bytes/3")  # answered after ref's response: ref's events are in
         assert await b.read() == b"abc"
         assert c.flush(ref) >= 2  # RESPONSE and DATA

@@ -54,7 +54,7 @@ async def test_aio_data_held_until_up() -> None:
     with _bound() as ls:
         port = ls.getsockname()[1]
         async with gunmetal.aio.open("127.0.0.1", port, retry=1000, retry_timeout=20) as c:
-            ref = c.headers("PUT", "/up", [("content-length", "4")])
+            ref = await c.headers("PUT", "/up", [("content-length", "4")])
             await c.data(ref, b"wx")
             await c.data(ref, b"yz", fin=True)
             req = _serve_one(ls, 4)

@@ -123,7 +123,7 @@ async def test_upload_100mib_aio(server: Server, traced: None) -> None:
         await c.up(5)
         base = rss()
         tracemalloc.reset_peak()
-        ref = c.headers("PUT", "/headers", [("content-length", str(N))])
+        ref = await c.headers("PUT", "/headers", [("content-length", str(N))])
         chunk = bytes(MiB)
         for _ in range(100):
             await c.data(ref, chunk)

@@ -842,16 +842,20 @@ class Connection(BaseConnection):
                     timeout: Optional[float] = None) -> Response:
         return await self._head(self._start_soon(b"PATCH", path, headers, body, timeout))
 
-    def start_request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
-                      body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> int:
-        """Sends a whole request and returns its ref at once (Gun's request),
-        for :meth:`response`, :meth:`await_` or :meth:`await_body`."""
+    async def start_request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
+                            body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> int:
+        """Sends a whole request and returns its ref (Gun's request), for
+        :meth:`response`, :meth:`await_` or :meth:`await_body`. A coroutine
+        like every request method here; it returns without waiting for the
+        server."""
         return self._start(method, path, headers, body, False, timeout).ref
 
-    def headers(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None, *,
-                timeout: Optional[float] = None) -> int:
+    async def headers(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None, *,
+                      timeout: Optional[float] = None) -> int:
         """Gun's headers: starts a request whose body follows with
-        :meth:`data`; returns the ref (then ``await conn.response(ref)``)."""
+        :meth:`data`; returns the ref (then ``await conn.response(ref)``).
+        A coroutine like every request method here; it returns without
+        waiting for the server."""
         return self._start(method, path, headers, None, True, timeout).ref
 
     async def data(self, ref: int, data: BufferLike, fin: bool = False) -> None:
