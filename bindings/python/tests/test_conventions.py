@@ -5,7 +5,14 @@ unclosed connection, waiting for a stream slot."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import http.server
 import inspect
+import threading
+from typing import Iterator, Tuple
+
+import pytest
 
 import gunmetal
 import gunmetal.aio
@@ -21,8 +28,8 @@ AIO_REQUEST_METHODS = ["request", "fetch", "get", "head", "options", "delete", "
 
 def test_aio_request_methods_are_all_coroutines() -> None:
     for name in AIO_REQUEST_METHODS:
-        if name in ("fetch", "websocket"):
-            continue  # added with the response object / WebSocket below
+        if name == "websocket":
+            continue  # added with the WebSocket object below
         assert inspect.iscoroutinefunction(getattr(gunmetal.aio.Connection, name)), name
 
 
@@ -37,3 +44,105 @@ async def test_aio_headers_and_get_both_awaited(server: Server) -> None:
         assert (await c.await_body(ref, 5)).body == b"abc"
         resp = await c.get("/bytes/2")
         assert await resp.read() == b"ab"
+
+
+# ---------------------------------------------------------------- the response object
+
+
+class _Latin1(http.server.BaseHTTPRequestHandler):
+    """A latin-1 body with its charset, and a header given twice."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = "café ½".encode("latin-1")
+        self.send_response(200)
+        self.send_header("Content-Type", 'text/plain; charset="ISO-8859-1"')
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Set-Cookie", "a=1")
+        self.send_header("Set-Cookie", "b=2")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def latin1_server() -> Iterator[int]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Latin1)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def check_headers(h: gunmetal.Headers) -> None:
+    assert isinstance(h, list) and all(isinstance(p, tuple) and len(p) == 2 for p in h)  # pairs, in order
+    assert h["Content-Type"] == h["content-type"] == 'text/plain; charset="ISO-8859-1"'
+    assert "SET-COOKIE" in h and ("set-cookie", "b=2") in h and "x-nope" not in h
+    assert h.get_all("Set-Cookie") == ["a=1", "b=2"] and h["set-cookie"] == "a=1"
+    assert h.get("X-Nope") is None and h.get("x-nope", "d") == "d"
+    with pytest.raises(KeyError):
+        h["x-nope"]
+    assert [k for k, _ in h].count("set-cookie") == 2 and h.keys().count("set-cookie") == 1
+
+
+def test_sync_fetch_response(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        resp = c.fetch("GET", "/headers", [("x-a", "1")], timeout=5)
+        assert isinstance(resp, gunmetal.Response)
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/json"
+        j = resp.json()
+        assert j["method"] == "GET" and j["headers"]["x-a"] == ["1"]
+        assert resp.read() == resp.text().encode()  # kept: read again
+        resp = c.fetch("POST", "/echo", [("content-type", "text/plain")], "héllo", timeout=5)
+        assert resp.text() == "héllo" and resp.done
+        # trailers, streamed chunks
+        resp = c.fetch("GET", "/trailers", [("te", "trailers")], timeout=5)
+        assert b"".join(resp) == b"hello trailers"
+        assert resp.trailers["X-Checksum"] == "abc123" and isinstance(resp.trailers, gunmetal.Headers)
+        # the Gun-style ref path reaches the same object
+        ref = c.get("/bytes/5")
+        resp = c.response(ref, 5)
+        assert resp.ref == ref and resp.status == 200 and resp.read() == b"abcde"
+        # an ERROR ends it with the StreamError
+        with pytest.raises(gunmetal.StreamTimeout):
+            c.fetch("GET", "/delay/5000", timeout=0.2).read()
+        # a response dropped unread is cancelled and leaves nothing queued
+        c.fetch("GET", "/bytes/100000", timeout=5)
+        assert c.fetch("GET", "/bytes/3", timeout=5).read() == b"abc"
+        assert [ev.kind for ev in c.queue.poll(256, 0.1)] == [gunmetal.EventKind.UP]  # never awaited
+
+
+def test_sync_response_charset_and_multi_headers() -> None:
+    with latin1_server() as port, gunmetal.open("127.0.0.1", port, retry=0) as c:
+        resp = c.fetch("GET", "/", timeout=5)
+        check_headers(resp.headers)
+        assert resp.charset == "iso8859-1" and resp.text() == "café ½"
+        assert resp.read() == "café ½".encode("latin-1")
+
+
+async def test_aio_response_same_class() -> None:
+    with latin1_server() as port:
+        async with gunmetal.aio.open("127.0.0.1", port, retry=0) as c:
+            resp = await c.get("/")
+            assert type(resp) is gunmetal.Response and gunmetal.aio.Response is gunmetal.Response
+            check_headers(resp.headers)
+            assert await resp.text() == "café ½" and await resp.read() == "café ½".encode("latin-1")
+
+
+async def test_aio_response_json_trailers(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        resp = await c.fetch("GET", "/headers", {"x-b": "2"})
+        assert resp.headers["CONTENT-TYPE"] == "application/json"
+        assert (await resp.json())["headers"]["x-b"] == ["2"]
+        resp = await c.get("/trailers", [("te", "trailers")])
+        assert [b async for b in resp] == [b"hello trailers"]
+        assert resp.trailers.get("x-trailer-two") == "2"
+        with pytest.raises(TypeError):
+            iter(resp).__next__()  # type: ignore[misc]

@@ -6,8 +6,8 @@ Sync::
     import gunmetal
     with gunmetal.open("example.com", 443) as conn:
         conn.await_up(5)
-        ref = conn.get("/")
-        status, headers, body, trailers = conn.await_body(ref, 5)
+        resp = conn.fetch("GET", "/", timeout=5)
+        print(resp.status, resp.headers["content-type"], resp.text())
 
 asyncio: see :mod:`gunmetal.aio`.
 """
@@ -54,12 +54,14 @@ from ._errors import (
     UpgradeRejected,
     strerror,
 )
+from ._response import AsyncMode, Headers, Response, SyncMode
 from .raw import RawStream, open_raw, open_raw_unix
 from ._events import Body, Event, EventKind, Header, SSEEvent, TraceEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncMode",
     "BadState",
     "BaseConnection",
     "Body",
@@ -74,6 +76,7 @@ __all__ = [
     "EventKind",
     "TraceEvent",
     "Header",
+    "Headers",
     "HeadersIn",
     "InternalError",
     "InvalidArgument",
@@ -88,7 +91,9 @@ __all__ = [
     "SSEStream",
     "QueueClosed",
     "RawStream",
+    "Response",
     "StrOrBytes",
+    "SyncMode",
     "TLSError",
     "StreamClosed",
     "StreamError",

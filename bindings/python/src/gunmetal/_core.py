@@ -43,6 +43,7 @@ from ._errors import (
     from_code,
     stream_error,
 )
+from ._response import Response, SyncMode
 from ._events import (
     Body,
     Event,
@@ -1080,6 +1081,42 @@ class Connection(BaseConnection):
                                    "not DATA: iterate them")
             # INFORM, PUSH: not part of the body (as Gun's await_body)
         return Body(status, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks), [])
+
+    def response(self, ref: int, timeout: Optional[float] = None) -> "Response[SyncMode]":
+        """The :class:`Response` of stream `ref` (a request made with
+        :meth:`get`, :meth:`request`, :meth:`headers`... or a pushed
+        stream), once its head has arrived: ``status`` and ``headers`` are
+        there; ``read()``, ``text()``, ``json()`` or ``for chunk in resp``
+        take the body. ``timeout`` (seconds) bounds each wait, as in
+        :meth:`await_body`; a stream that ends with an ERROR raises its
+        StreamError. If the head was taken already (with :meth:`await_`),
+        ``status`` is 0 and the headers are empty."""
+        informs: List[Event] = []
+        pushes: List[Event] = []
+        while True:
+            ev = self.await_(ref, timeout)
+            k = ev.kind
+            if k == EventKind.RESPONSE:
+                return Response(self, ref, ev.status, None, ev.fin, informs, pushes, ev, None, timeout)
+            if k == EventKind.DATA or k == EventKind.TRAILERS or k == EventKind.SSE:
+                return Response(self, ref, 0, [], False, informs, pushes, None, None, timeout, ev)
+            if k == EventKind.INFORM:
+                informs.append(ev)
+            elif k == EventKind.PUSH:
+                pushes.append(ev)
+            elif k == EventKind.ERROR:
+                raise stream_error(ev.reason or "error")
+
+    def fetch(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
+              body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> "Response[SyncMode]":
+        """Sends a whole request and returns its :class:`Response` once the
+        head has arrived (:meth:`request` + :meth:`response`); the body is
+        read with ``resp.read()``, ``resp.text()``, ``resp.json()`` or
+        ``for chunk in resp``. ``timeout`` (seconds) bounds the stream (Gun's
+        request timeout: StreamTimeout) and each wait (Timeout; both are
+        ``gunmetal.Timeout``). A response dropped unread is cancelled."""
+        ref = self._request(method, path, headers, body, False, timeout, None, None)
+        return self.response(ref, timeout)
 
     def _send(self, ref: int, job: Callable[[], int]) -> None:
         """Runs a send in the sender thread; waits for it, taking stream

@@ -75,9 +75,10 @@ from ._errors import (
     from_code,
     stream_error,
 )
+from ._response import AsyncMode, Headers, Response
 from ._events import Body, Event, EventKind, Header, SSEEvent, WSFrame, WSMessage, WSOpcode
 
-__all__ = ["Connection", "RawReader", "RawWriter", "Response", "SSEStream", "WebSocket", "open", "open_raw",
+__all__ = ["AsyncMode", "Connection", "Headers", "RawReader", "RawWriter", "Response", "SSEStream", "WebSocket", "open", "open_raw",
            "open_raw_unix", "open_unix"]
 
 DEFAULT_WINDOW = 16
@@ -175,132 +176,6 @@ class _Stream:
         if not self.events:
             await self.wait(timeout)
         return self.pop()
-
-
-class Response:
-    """A response: ``status`` and ``headers`` are there when it is returned;
-    the body comes with ``async for chunk in resp`` or ``await resp.read()``.
-    ``trailers`` is filled at the end; ``informs`` holds the 1xx responses
-    (status, headers) that came first, ``pushes`` the PUSH events."""
-
-    def __init__(self, conn: "Connection", stream: _Stream, status: int, headers: List[Header],
-                 fin: bool, informs: List[Event], pushes: List[Event],
-                 head: Optional[Event] = None) -> None:
-        self._conn = conn
-        self._stream = stream
-        self.ref = stream.ref
-        self.status = status
-        # With `head` (the RESPONSE event), headers are decoded on first use.
-        self._headers: Optional[List[Header]] = headers if head is None else None
-        self._head = head
-        self.trailers: List[Header] = []
-        self.informs = informs
-        self.pushes = pushes
-        self.done = fin
-
-    @property
-    def headers(self) -> List[Header]:
-        """The response's headers: (name, value) str pairs, names lower case."""
-        h = self._headers
-        if h is None:
-            ev = self._head
-            h = self._headers = ev.headers if ev is not None else []
-            self._head = None
-        return h
-
-    @headers.setter
-    def headers(self, value: List[Header]) -> None:
-        self._headers = value
-        self._head = None
-
-    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        """The first value of header `name` (case-insensitive)."""
-        n = name.lower()
-        for k, v in self.headers:
-            if k == n:
-                return v
-        return default
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        st = self._stream
-        while not self.done:
-            ev = st.pop() if st.events else await st.next(None)
-            k = ev.kind
-            if k == _DATA:
-                if ev.fin:
-                    self.done = True
-                if ev.data:
-                    return ev.data
-            elif k == _TRAILERS:
-                self.trailers = ev.headers
-                self.done = True
-            elif k == _ERROR:
-                self.done = True
-                raise stream_error(ev.reason or "error")
-            elif k == _PUSH:
-                self.pushes.append(ev)
-        raise StopAsyncIteration
-
-    async def read(self) -> bytes:
-        """The rest of the body."""
-        st = self._stream
-        evs = st.events
-        if len(evs) == 1 and not self.done:
-            # The usual small body: one DATA fin, already there (st.pop(),
-            # inline: a DATA fin takes no flow).
-            ev = evs[0]
-            if ev.kind == _DATA and ev.fin:
-                evs.popleft()
-                self.done = True
-                streams = self._conn._streams
-                if streams.get(st.ref) is st:
-                    del streams[st.ref]
-                return ev.data
-        chunks: List[bytes] = []
-        while not self.done:
-            if not st.events:
-                await st.wait(None)
-            ev = st.pop()
-            k = ev.kind
-            if k == _DATA:
-                if ev.fin:
-                    self.done = True
-                if ev.data:
-                    chunks.append(ev.data)
-            elif k == _TRAILERS:
-                self.trailers = ev.headers
-                self.done = True
-            elif k == _ERROR:
-                self.done = True
-                raise stream_error(ev.reason or "error")
-            elif k == _PUSH:
-                self.pushes.append(ev)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def cancel(self) -> None:
-        """Cancels the stream if its body has not all arrived."""
-        if not self.done:
-            self.done = True
-            self._conn._cancel_stream(self._stream)
-
-    def __del__(self) -> None:
-        if not self.done:
-            try:
-                self.cancel()
-            except Exception:
-                pass
-
-    async def __aenter__(self) -> "Response":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.cancel()
-
-    def __repr__(self) -> str:
-        return f"<gunmetal.aio.Response ref={self.ref} status={self.status}>"
 
 
 class SSEStream:
@@ -662,7 +537,7 @@ class Connection(BaseConnection):
                     st.fail(e)
             raise
 
-    async def _head(self, st: _Stream) -> Response:
+    async def _head(self, st: _Stream) -> Response[AsyncMode]:
         informs: List[Event] = []
         pushes: List[Event] = []
         evs = st.events
@@ -688,10 +563,10 @@ class Connection(BaseConnection):
                 evs.popleft()  # st.pop(): a RESPONSE takes no flow
                 if st.ended and not evs:
                     self._forget(st)
-                return Response(self, st, ev.status, [], ev.fin, informs, pushes, ev)
+                return Response(self, st.ref, ev.status, None, ev.fin, informs, pushes, ev, st)
             if k == _DATA or k == _TRAILERS:
                 # The head was taken (with await_): the body is all there is.
-                return Response(self, st, 0, [], False, informs, pushes)
+                return Response(self, st.ref, 0, [], False, informs, pushes, None, st)
             st.pop()
             if k == _INFORM:
                 informs.append(ev)
@@ -807,39 +682,45 @@ class Connection(BaseConnection):
     # ---- requests
 
     async def request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
-                      body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> Response:
+                      body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> Response[AsyncMode]:
         """Sends a request and returns the Response once its head arrives.
         ``timeout`` (seconds) bounds the whole stream (ERROR "timeout" →
         StreamTimeout)."""
         return await self._head(self._start_soon(method, path, headers, body, timeout))
 
+    async def fetch(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
+                    body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> Response[AsyncMode]:
+        """:meth:`request` under the sync API's name: the Response once its
+        head arrives (``await resp.read()`` / ``text()`` / ``json()``)."""
+        return await self._head(self._start_soon(method, path, headers, body, timeout))
+
     async def get(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                  timeout: Optional[float] = None) -> Response:
+                  timeout: Optional[float] = None) -> Response[AsyncMode]:
         return await self._head(self._start_soon(b"GET", path, headers, None, timeout))
 
     async def head(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                   timeout: Optional[float] = None) -> Response:
+                   timeout: Optional[float] = None) -> Response[AsyncMode]:
         return await self._head(self._start_soon(b"HEAD", path, headers, None, timeout))
 
     async def options(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                      timeout: Optional[float] = None) -> Response:
+                      timeout: Optional[float] = None) -> Response[AsyncMode]:
         return await self._head(self._start_soon(b"OPTIONS", path, headers, None, timeout))
 
     async def delete(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                     timeout: Optional[float] = None) -> Response:
+                     timeout: Optional[float] = None) -> Response[AsyncMode]:
         return await self._head(self._start_soon(b"DELETE", path, headers, None, timeout))
 
     async def post(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
-                   timeout: Optional[float] = None) -> Response:
+                   timeout: Optional[float] = None) -> Response[AsyncMode]:
         """POST with a body (to stream one, use headers() + data() + response())."""
         return await self._head(self._start_soon(b"POST", path, headers, body, timeout))
 
     async def put(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
-                  timeout: Optional[float] = None) -> Response:
+                  timeout: Optional[float] = None) -> Response[AsyncMode]:
         return await self._head(self._start_soon(b"PUT", path, headers, body, timeout))
 
     async def patch(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
-                    timeout: Optional[float] = None) -> Response:
+                    timeout: Optional[float] = None) -> Response[AsyncMode]:
         return await self._head(self._start_soon(b"PATCH", path, headers, body, timeout))
 
     async def start_request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
@@ -891,7 +772,7 @@ class Connection(BaseConnection):
             _sse_step(s, await s._stream.next(timeout))
         return s
 
-    async def response(self, ref: int) -> Response:
+    async def response(self, ref: int) -> Response[AsyncMode]:
         """The Response of a stream started with :meth:`headers` (or a pushed one)."""
         return await self._head(self._stream(ref))
 
@@ -972,7 +853,7 @@ class Connection(BaseConnection):
             if k == _RESPONSE:
                 body = b""
                 if not ev.fin:
-                    resp = Response(self, st, ev.status, ev.headers, False, [], [])
+                    resp: Response[AsyncMode] = Response(self, st.ref, ev.status, ev.headers, False, [], [], None, st)
                     body = await resp.read()
                 raise UpgradeRejected(
                     _ffi.GM_ESTREAM,
