@@ -10,7 +10,7 @@ import contextlib
 import http.server
 import inspect
 import threading
-from typing import Iterator, Tuple
+from typing import Iterator
 
 import pytest
 
@@ -28,8 +28,6 @@ AIO_REQUEST_METHODS = ["request", "fetch", "get", "head", "options", "delete", "
 
 def test_aio_request_methods_are_all_coroutines() -> None:
     for name in AIO_REQUEST_METHODS:
-        if name == "websocket":
-            continue  # added with the WebSocket object below
         assert inspect.iscoroutinefunction(getattr(gunmetal.aio.Connection, name)), name
 
 
@@ -146,3 +144,63 @@ async def test_aio_response_json_trailers(server: Server) -> None:
         assert resp.trailers.get("x-trailer-two") == "2"
         with pytest.raises(TypeError):
             iter(resp).__next__()  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- WebSocket
+
+
+def test_sync_websocket_messages_and_connection_closed(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        with c.websocket("/ws", protocols=["echo"], timeout=5) as ws:
+            assert isinstance(ws, gunmetal.WebSocket) and ws.protocol == "echo"
+            ws.send(["héllo", b"\x00\x01", gunmetal.WSFrame.text("t")])
+            assert [ws.recv(), ws.recv(), ws.recv()] == ["héllo", b"\x00\x01", "t"]
+            ws.close(1000, "bye")
+            close = ws.recv()
+            assert isinstance(close, gunmetal.WSFrame) and close.opcode is gunmetal.WSOpcode.CLOSE
+            assert close.code == 1000 and close.reason == "bye"
+            for _ in range(2):  # delivered once; then every recv() raises
+                with pytest.raises(gunmetal.ConnectionClosed) as ei:
+                    ws.recv()
+                e = ei.value
+                assert isinstance(e, gunmetal.Error) and isinstance(e, gunmetal.Closed)
+                assert (e.close_code, e.close_reason, e.reason) == (1000, "bye", "bye")
+                assert e.code == gunmetal._ffi.GM_ECLOSED and "1000 bye" in str(e)
+            assert list(ws) == []
+
+
+def test_sync_websocket_server_close_ends_iteration(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        ws = c.websocket("/ws?close=4001", timeout=5)
+        msgs = list(ws)
+        assert len(msgs) == 1 and isinstance(msgs[0], gunmetal.WSFrame) and msgs[0].code == 4001
+        with pytest.raises(gunmetal.ConnectionClosed) as ei:
+            ws.recv()
+        assert ei.value.close_code == 4001 and ei.value.close_reason == "bye"
+        with pytest.raises(gunmetal.UpgradeRejected) as ej:
+            gunmetal.open(server.host, server.http, retry=0).websocket("/ws-reject", timeout=5)
+        assert ej.value.status == 403 and ej.value.body == b"no\n"
+
+
+def test_one_opcode_type_in_events_and_frames(server: Server) -> None:
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        ref = c.ws_upgrade("/ws")
+        assert c.await_(ref, 5).kind == gunmetal.EventKind.UPGRADE
+        c.ws_send(ref, b"x")
+        ev = c.await_(ref, 5)
+        assert type(ev.ws_opcode) is gunmetal.WSOpcode and ev.ws_opcode is gunmetal.WSOpcode.BINARY
+        assert gunmetal.aio.WSOpcode is gunmetal.WSOpcode
+
+
+async def test_aio_websocket_connection_closed(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        ws = await c.websocket("/ws")
+        await ws.send(["t", b"b"])
+        assert [await ws.recv(5), await ws.recv(5)] == ["t", b"b"]
+        await ws.close(4000, "done")
+        close = await ws.recv(5)
+        assert isinstance(close, gunmetal.WSFrame) and (close.code, close.reason) == (4000, "done")
+        with pytest.raises(gunmetal.ConnectionClosed) as ei:
+            await ws.recv(5)
+        assert (ei.value.close_code, ei.value.close_reason) == (4000, "done")
+        assert [m async for m in ws] == []

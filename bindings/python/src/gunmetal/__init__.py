@@ -19,6 +19,7 @@ from ._core import (
     BufferLike,
     Connection,
     HeadersIn,
+    WebSocket,
     Managed,
     Queue,
     SSEStream,
@@ -33,6 +34,7 @@ from ._core import (
 from ._errors import (
     BadState,
     Closed,
+    ConnectionClosed,
     ConnectionRefused,
     ConnectTimeout,
     Error,
@@ -56,7 +58,7 @@ from ._errors import (
 )
 from ._response import AsyncMode, Headers, Response, SyncMode
 from .raw import RawStream, open_raw, open_raw_unix
-from ._events import Body, Event, EventKind, Header, SSEEvent, TraceEvent, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, Received, SSEEvent, TraceEvent, WSFrame, WSMessage, WSOpcode
 
 __version__ = "0.1.0"
 
@@ -68,6 +70,7 @@ __all__ = [
     "BufferLike",
     "Closed",
     "ConnectTimeout",
+    "ConnectionClosed",
     "Connection",
     "ConnectionRefused",
     "Error",
@@ -91,6 +94,7 @@ __all__ = [
     "SSEStream",
     "QueueClosed",
     "RawStream",
+    "Received",
     "Response",
     "StrOrBytes",
     "SyncMode",
@@ -102,6 +106,7 @@ __all__ = [
     "Unsupported",
     "UpgradeRejected",
     "WSFrame",
+    "WebSocket",
     "WSMessage",
     "WSOpcode",
     "__version__",

@@ -34,20 +34,24 @@ from . import _ffi
 from ._errors import (
     BadState,
     Closed,
+    ConnectionClosed,
     Error,
     InvalidArgument,
     OptionError,
+    Timeout,
+    UpgradeRejected,
     check,
     closed_error,
     errmsg,
     from_code,
     stream_error,
 )
-from ._response import Response, SyncMode
+from ._response import Headers, Response, SyncMode
 from ._events import (
     Body,
     Event,
     EventKind,
+    Received,
     SSEEvent,
     WSFrame,
     WSMessage,
@@ -55,6 +59,7 @@ from ._events import (
     decode,
     decode_many,
     is_event_stream,
+    ws_received,
 )
 
 StrOrBytes = Union[str, bytes]
@@ -1112,11 +1117,13 @@ class Connection(BaseConnection):
         """Sends a whole request and returns its :class:`Response` once the
         head has arrived (:meth:`request` + :meth:`response`); the body is
         read with ``resp.read()``, ``resp.text()``, ``resp.json()`` or
-        ``for chunk in resp``. ``timeout`` (seconds) bounds the stream (Gun's
-        request timeout: StreamTimeout) and each wait (Timeout; both are
-        ``gunmetal.Timeout``). A response dropped unread is cancelled."""
+        ``for chunk in resp``. ``timeout`` (seconds) bounds the whole stream,
+        head and body (Gun's request timeout: past it the stream ends with
+        StreamTimeout, a ``gunmetal.Timeout``), as in asyncio's
+        ``request()``. A response dropped unread is cancelled."""
         ref = self._request(method, path, headers, body, False, timeout, None, None)
-        return self.response(ref, timeout)
+        # No bound on the waits: the stream's own timer ends them.
+        return self.response(ref, None)
 
     def _send(self, ref: int, job: Callable[[], int]) -> None:
         """Runs a send in the sender thread; waits for it, taking stream
@@ -1293,6 +1300,30 @@ class Connection(BaseConnection):
             self._reply_to[ref] = reply_to  # for the events ws_send takes while it blocks
         return ref
 
+    def websocket(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
+                  **ws_opts: Any) -> "WebSocket":
+        """Upgrades to WebSocket (:meth:`ws_upgrade`) and returns a
+        :class:`WebSocket` once the server agreed. ``timeout`` (seconds)
+        bounds each wait (the upgrade, then each ``recv()``). A server that
+        says no raises UpgradeRejected (its status, headers and body); a
+        failed handshake a StreamError."""
+        if "reply_to" in ws_opts:
+            raise TypeError("websocket() takes no reply_to: use ws_upgrade(..., reply_to=queue)")
+        ref = self.ws_upgrade(path, headers, **ws_opts)
+        while True:
+            ev = self.await_(ref, timeout)
+            k = ev.kind
+            if k == EventKind.UPGRADE:
+                return WebSocket(self, ref, ev.headers, timeout)
+            if k == EventKind.RESPONSE:
+                body = b"" if ev.fin else Response(self, ref, ev.status, ev.headers, False, [], [], None, None,
+                                                   timeout).read()
+                raise UpgradeRejected(_ffi.GM_ESTREAM,
+                                      f"the server answered {ev.status} instead of upgrading to WebSocket",
+                                      ev.status, ev.headers, body)
+            if k == EventKind.ERROR:
+                raise stream_error(ev.reason or "error")
+
     def ws_send(self, ref: int, frames: Union[WSMessage, Sequence[WSMessage]]) -> None:
         """Gun's ws_send: one frame or a list, sent in order (str → text,
         bytes → binary; WSFrame.ping(payload) / WSFrame.pong(payload) with
@@ -1401,6 +1432,98 @@ def _sse_step(s: Any, ev: Event) -> Optional[SSEEvent]:
     elif k in (EventKind.DATA, EventKind.TRAILERS) and (ev.fin or k == EventKind.TRAILERS):
         s.done = True
     return None
+
+
+def ws_closed(frame: Optional[WSFrame], end: Optional[str]) -> ConnectionClosed:
+    """The ConnectionClosed of a WebSocket that got close frame `frame`, or
+    that ended without one for Gun's reason `end`."""
+    if frame is not None:
+        return ConnectionClosed(_ffi.GM_ECLOSED, "", frame.code, frame.reason)
+    return ConnectionClosed(_ffi.GM_ECLOSED, "", 1006, end or "")
+
+
+class WebSocket:
+    """A WebSocket on a sync connection (``ws = conn.websocket(path)``):
+    ``ws.send("text" | b"binary" | WSFrame | [...])``, ``ws.recv(timeout)``
+    → str (a text frame), bytes (a binary one) or WSFrame (ping/pong unless
+    silenced, the close frame), ``for message in ws``, ``ws.close(code,
+    reason)``; a context manager that sends a close frame on exit if none
+    was received. ``headers`` are the 101's (:class:`Headers`);
+    ``protocol`` the negotiated subprotocol (or None). The close frame (the
+    peer's, or the answer to ours) is given once, as the last message of
+    the iteration; ``recv()`` then raises :class:`ConnectionClosed`
+    (``close_code``, ``close_reason``). Gun's events stay available: this
+    is ``ws_upgrade`` + ``await_`` on the stream ``ws.ref``."""
+
+    def __init__(self, conn: "Connection", ref: int, headers: List[Tuple[str, str]],
+                 timeout: Optional[float]) -> None:
+        self._conn = conn
+        self.ref = ref
+        self.headers = Headers(headers)
+        self.protocol: Optional[str] = self.headers.get("sec-websocket-protocol")
+        self.timeout = timeout
+        self.closed = False
+        #: the close frame received once there was one
+        self.close_frame: Optional[WSFrame] = None
+        self._end: Optional[str] = None
+
+    def send(self, frames: Union[WSMessage, Sequence[WSMessage]]) -> None:
+        """Sends frames in order (str → text, bytes → binary, WSFrame)."""
+        self._conn.ws_send(self.ref, frames)
+
+    def recv(self, timeout: Optional[float] = None) -> Received:
+        """The next message (see the class); ``timeout`` in seconds (None:
+        the one given to ``websocket()``). An ERROR (max_message_size,
+        badencoding...) raises its StreamError once, then ConnectionClosed."""
+        if timeout is None:
+            timeout = self.timeout
+        while True:
+            if self.closed:
+                raise ws_closed(self.close_frame, self._end)
+            try:
+                ev = self._conn.await_(self.ref, timeout)
+            except Timeout:
+                raise
+            except Closed as e:  # the connection ended under it
+                self.closed, self._end = True, e.reason or str(e)
+                raise ws_closed(None, self._end) from e
+            if ev.kind == EventKind.WS:
+                msg = ws_received(ev)
+                if isinstance(msg, WSFrame) and msg.opcode == WSOpcode.CLOSE:
+                    self.closed = True
+                    self.close_frame = msg
+                return msg
+            if ev.kind == EventKind.ERROR:
+                self.closed, self._end = True, ev.reason or "error"
+                raise stream_error(self._end)
+
+    def __iter__(self) -> "WebSocket":
+        return self
+
+    def __next__(self) -> Received:
+        if self.closed:
+            raise StopIteration
+        try:
+            return self.recv()
+        except ConnectionClosed:
+            raise StopIteration from None
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Sends a close frame (the peer's answer ends the iteration)."""
+        self.send(WSFrame.close(code, reason))
+
+    def __enter__(self) -> "WebSocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.closed and not self._conn.closed:
+            try:
+                self.close()
+            except Error:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<gunmetal.WebSocket ref={self.ref}{' closed' if self.closed else ''}>"
 
 
 def open(host: StrOrBytes, port: int, *, owner: Optional[Queue] = None, **opts: Any) -> Connection:

@@ -83,6 +83,25 @@ class TLSError(Closed):
     verify, a handshake alert, or a server that does not speak TLS."""
 
 
+class ConnectionClosed(Closed):
+    """A WebSocket is closed: ``recv()`` raises it once the close frame was
+    delivered (or the stream ended otherwise). ``close_code`` and
+    ``close_reason`` are the close frame's (1006 and Gun's reason, such as
+    "closed" or "normal", when the WebSocket ended without one), and
+    ``reason`` is ``close_reason``. ``code`` stays the library status
+    (GM_ECLOSED), as for every :class:`Error`."""
+
+    def __init__(self, code: int, message: str = "", close_code: int = 1006, close_reason: str = "") -> None:
+        if not message:
+            message = f"the WebSocket is closed: {close_code}" + (f" {close_reason}" if close_reason else "")
+        super().__init__(code, message, close_reason)
+        self.close_code = close_code
+        self.close_reason = close_reason
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.code, self.message, self.close_code, self.close_reason))
+
+
 class QueueClosed(Closed):
     """GM_EQUEUE: the queue was freed."""
 

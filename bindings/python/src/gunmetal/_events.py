@@ -252,8 +252,27 @@ class WSFrame:
     def as_text(self) -> str:
         return self.data.decode("utf-8")
 
+    @property
+    def reason(self) -> str:
+        """A close frame's reason as str ("" for other frames)."""
+        return self.data.decode("utf-8", "replace") if self.opcode == WSOpcode.CLOSE else ""
+
 
 WSMessage = Union[WSFrame, str, bytes]
+
+Received = Union[str, bytes, WSFrame]
+"""What ``WebSocket.recv()`` gives: str for a text frame, bytes for a
+binary one, a :class:`WSFrame` for a ping, a pong or the close frame."""
+
+
+def ws_received(ev: "Event") -> Received:
+    """The message of a WS event: str (text), bytes (binary) or a WSFrame."""
+    op = ev.ws_opcode
+    if op == WSOpcode.TEXT:
+        return ev.data.decode("utf-8", "surrogateescape")
+    if op == WSOpcode.BINARY:
+        return ev.data
+    return WSFrame(WSOpcode(op), ev.data, ev.status)
 
 
 @dataclass(frozen=True)
@@ -458,9 +477,13 @@ def _full(f: Tuple[Any, ...], conn: Any) -> Event:
         _str_at(uri) if uri else None,
         new_ref,
         list(struct.unpack(f"{n_killed}Q", _bytes_at(killed, 8 * n_killed))) if n_killed else [],
-        ws_opcode,
+        _WSOPS.get(ws_opcode, ws_opcode) if ws_opcode else 0,
         ts_ns,
     )
+
+
+# A WS event's ws_opcode is a WSOpcode, as in WSFrame (one opcode type).
+_WSOPS: Dict[int, WSOpcode] = {int(o): o for o in WSOpcode}
 
 
 def decode(addr: int, lookup: Callable[[int], Any]) -> Event:

@@ -57,6 +57,7 @@ from ._core import (
     _SIZE0,
     _sse_request,
     _sse_step,
+    ws_closed,
     BaseConnection,
     BufferLike,
     HeadersIn,
@@ -67,6 +68,7 @@ from ._core import (
 from ._errors import (
     BadState,
     Closed,
+    ConnectionClosed,
     NoStream,
     check,
     Timeout,
@@ -76,7 +78,7 @@ from ._errors import (
     stream_error,
 )
 from ._response import AsyncMode, Headers, Response
-from ._events import Body, Event, EventKind, Header, SSEEvent, WSFrame, WSMessage, WSOpcode
+from ._events import Body, Event, EventKind, Header, Received, SSEEvent, WSFrame, WSMessage, WSOpcode, ws_received
 
 __all__ = ["AsyncMode", "Connection", "Headers", "RawReader", "RawWriter", "Response", "SSEStream", "WebSocket", "open", "open_raw",
            "open_raw_unix", "open_unix"]
@@ -231,55 +233,64 @@ class SSEStream:
 
 
 class WebSocket:
-    """A WebSocket (``ws = await conn.ws_upgrade(path)``):
-    ``await ws.send("text" | b"binary" | WSFrame | [...])``,
-    ``await ws.recv()`` → WSFrame, ``async for frame in ws``,
-    ``await ws.close(code, reason)``. ``headers`` are the 101's;
-    ``protocol`` the negotiated subprotocol (or None). Iteration ends after
-    the close frame (the peer's, or the answer to ours)."""
+    """A WebSocket (``ws = await conn.ws_upgrade(path)``, or
+    ``conn.websocket(path)``): ``await ws.send("text" | b"binary" | WSFrame
+    | [...])``, ``await ws.recv()`` → str (a text frame), bytes (a binary
+    one) or WSFrame (ping/pong unless silenced, the close frame), ``async
+    for message in ws``, ``await ws.close(code, reason)``. ``headers`` are
+    the 101's; ``protocol`` the negotiated subprotocol (or None). The close
+    frame (the peer's, or the answer to ours) is given once, as the last
+    message of the iteration; ``recv()`` then raises
+    :class:`~gunmetal.ConnectionClosed` (``close_code``, ``close_reason``).
+    The sync API's :class:`gunmetal.WebSocket` is the same, without await."""
 
     def __init__(self, conn: "Connection", stream: _Stream, headers: List[Header]) -> None:
         self._conn = conn
         self._stream = stream
         self.ref = stream.ref
-        self.headers = headers
-        self.protocol: Optional[str] = next(
-            (v for k, v in headers if k == "sec-websocket-protocol"), None)
+        self.headers = Headers(headers)
+        self.protocol: Optional[str] = self.headers.get("sec-websocket-protocol")
         self.closed = False
         #: the close frame received (code, reason) once there was one
         self.close_frame: Optional[WSFrame] = None
+        self._end: Optional[str] = None  # Gun's reason when it ended without a close frame
 
     async def send(self, frames: Union[WSMessage, Sequence[WSMessage]]) -> None:
         await self._conn.ws_send(self.ref, frames)
 
-    async def recv(self, timeout: Optional[float] = None) -> WSFrame:
-        """The next frame (text, binary, ping/pong unless silenced, close).
-        Raises Closed once the close frame has been received."""
+    async def recv(self, timeout: Optional[float] = None) -> Received:
+        """The next message: str (text), bytes (binary), WSFrame (ping,
+        pong, close). Raises ConnectionClosed once the close frame has been
+        delivered; an ERROR (max_message_size, badencoding...) raises its
+        StreamError once, then ConnectionClosed."""
         while True:
             if self.closed:
-                raise Closed(_ffi.GM_ECLOSED, "the WebSocket is closed")
-            ev = await self._stream.next(timeout)
+                raise ws_closed(self.close_frame, self._end)
+            try:
+                ev = await self._stream.next(timeout)
+            except Closed as e:  # the connection ended under it
+                self.closed, self._end = True, e.reason or str(e)
+                raise ws_closed(None, self._end) from e
             if ev.kind == _WS:
-                frame = WSFrame(WSOpcode(ev.ws_opcode), ev.data, ev.status)
-                if frame.opcode == WSOpcode.CLOSE:
+                msg = ws_received(ev)
+                if isinstance(msg, WSFrame) and msg.opcode == WSOpcode.CLOSE:
                     self.closed = True
-                    self.close_frame = frame
-                return frame
+                    self.close_frame = msg
+                return msg
             if ev.kind == _ERROR:
-                self.closed = True
-                raise stream_error(ev.reason or "error")
+                self.closed, self._end = True, ev.reason or "error"
+                raise stream_error(self._end)
 
-    def __aiter__(self) -> AsyncIterator[WSFrame]:
+    def __aiter__(self) -> AsyncIterator[Received]:
         return self
 
-    async def __anext__(self) -> WSFrame:
+    async def __anext__(self) -> Received:
         if self.closed:
             raise StopAsyncIteration
         try:
-            frame = await self.recv()
-        except Closed:
+            return await self.recv()
+        except ConnectionClosed:
             raise StopAsyncIteration from None
-        return frame
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Sends a close frame (the peer's answer ends the iteration)."""
@@ -862,6 +873,16 @@ class Connection(BaseConnection):
                 )
             if k == _ERROR:
                 raise stream_error(ev.reason or "error")
+
+    async def websocket(self, path: StrOrBytes, headers: HeadersIn = None, *,
+                        timeout: Optional[float] = None, **ws_opts: Any) -> WebSocket:
+        """:meth:`ws_upgrade` under the sync API's name: the WebSocket once
+        the server agreed."""
+        if "reply_to" in ws_opts:
+            raise TypeError("websocket() takes no reply_to: use ws_upgrade(..., reply_to=queue)")
+        ws = await self.ws_upgrade(path, headers, timeout=timeout, **ws_opts)
+        assert isinstance(ws, WebSocket)
+        return ws
 
     async def ws_send(self, ref: int, frames: Union[WSMessage, Sequence[WSMessage]]) -> None:
         """Sends WebSocket frames (in the connection's sender thread, in call
