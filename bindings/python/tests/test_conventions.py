@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import http.server
 import inspect
 import threading
+import warnings
 from typing import Iterator
 
 import pytest
@@ -177,9 +179,9 @@ def test_sync_websocket_server_close_ends_iteration(server: Server) -> None:
         with pytest.raises(gunmetal.ConnectionClosed) as ei:
             ws.recv()
         assert ei.value.close_code == 4001 and ei.value.close_reason == "bye"
-        with pytest.raises(gunmetal.UpgradeRejected) as ej:
-            gunmetal.open(server.host, server.http, retry=0).websocket("/ws-reject", timeout=5)
-        assert ej.value.status == 403 and ej.value.body == b"no\n"
+    with gunmetal.open(server.host, server.http, retry=0) as c, pytest.raises(gunmetal.UpgradeRejected) as ej:
+        c.websocket("/ws-reject", timeout=5)
+    assert ej.value.status == 403 and ej.value.body == b"no\n"
 
 
 def test_one_opcode_type_in_events_and_frames(server: Server) -> None:
@@ -204,3 +206,48 @@ async def test_aio_websocket_connection_closed(server: Server) -> None:
             await ws.recv(5)
         assert (ei.value.close_code, ei.value.close_reason) == (4000, "done")
         assert [m async for m in ws] == []
+
+
+# ---------------------------------------------------------------- ResourceWarning
+
+
+def test_unclosed_connection_warns_and_is_closed(server: Server) -> None:
+    gc.collect()
+    base = gunmetal.live_handles()
+    c = gunmetal.open(server.host, server.http, retry=0)
+    c.await_up(5)
+    where = repr(c)
+    with pytest.warns(ResourceWarning) as rec:
+        del c
+        gc.collect()
+    msgs = [str(w.message) for w in rec if issubclass(w.category, ResourceWarning)]
+    assert msgs == [f"unclosed {where}: close() it, or use it in a with block"]  # not its own queue too
+    assert gunmetal.live_handles() == base  # the backstop still closed it (and its queue)
+
+
+def test_unclosed_queue_warns() -> None:
+    q = gunmetal.Queue()
+    with pytest.warns(ResourceWarning, match="unclosed <gunmetal.Queue"):
+        del q
+        gc.collect()
+
+
+async def test_unclosed_aio_connection_warns(server: Server) -> None:
+    c = gunmetal.aio.open(server.host, server.http, retry=0)
+    await c.up(5)
+    with pytest.warns(ResourceWarning, match="unclosed <gunmetal.aio.Connection"):
+        del c
+        gc.collect()
+
+
+def test_closed_objects_do_not_warn(server: Server) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with gunmetal.open(server.host, server.http, retry=0) as c:
+            c.await_up(5)
+        q = gunmetal.Queue()
+        c = gunmetal.open(server.host, server.http, retry=0, owner=q)
+        c.close()
+        q.close()
+        del c, q
+        gc.collect()

@@ -188,7 +188,8 @@ def test_loaded_library_exports_every_function() -> None:
 def test_version_matches_header() -> None:
     import gunmetal
 
-    m = re.search(r'#define GM_VERSION_STRING "([^"]+)"', open(HEADER).read())
+    with open(HEADER) as f:
+        m = re.search(r'#define GM_VERSION_STRING "([^"]+)"', f.read())
     assert m
     assert gunmetal.version() == m.group(1)
     assert _ffi.gm_version_number() == CONSTS["GM_VERSION_MAJOR"] * 10000 + CONSTS[

@@ -11,10 +11,15 @@ import pytest
 
 from conftest import PKG_ROOT, SRC
 
-BLOCKS = re.findall(r"```python\n(.*?)```", open(os.path.join(PKG_ROOT, "README.md")).read(), re.S)
+
+def _blocks(path: str) -> "list[str]":
+    with open(path) as f:
+        return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+
+
+BLOCKS = _blocks(os.path.join(PKG_ROOT, "README.md"))
 # The project's README carries the same examples: they must run too.
-BLOCKS += re.findall(r"```python\n(.*?)```",
-                     open(os.path.join(PKG_ROOT, "..", "..", "README.md")).read(), re.S)
+BLOCKS += _blocks(os.path.join(PKG_ROOT, "..", "..", "README.md"))
 
 
 def test_readme_has_sync_and_asyncio_examples() -> None:

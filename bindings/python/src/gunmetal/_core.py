@@ -12,6 +12,7 @@ import math
 import _thread
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Mapping
@@ -338,12 +339,29 @@ class Managed:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    #: False for a queue a connection made for itself: closing the
+    #: connection closes it, so the connection's warning says it all.
+    _warn_unclosed = True
+
     def __del__(self) -> None:
         if self._handle is not None:
+            # As io and socket do: a handle left to the garbage collector is
+            # a bug in the program (the library holds a socket and threads
+            # until then); say so, and still release it.
+            warn = self._warn_unclosed and not _ffi.forked
+            what = ""
             try:
+                if warn:
+                    what = repr(self)
                 self.close()
             except Exception:  # interpreter shutdown: nothing left to report to
                 pass
+            if warn:
+                try:
+                    warnings.warn(f"unclosed {what}: close() it, or use it in a with block",
+                                  ResourceWarning, source=self)
+                except (AttributeError, TypeError, ImportError):  # interpreter shutdown
+                    pass
 
 
 # ------------------------------------------------------------------ Queue
@@ -580,6 +598,8 @@ class BaseConnection(Managed):
         self._handle = handle
         self.queue = queue
         self._queues: List[Queue] = [queue] if own_queue else []
+        if own_queue:
+            queue._warn_unclosed = False
         self._where = where
         self._hv = c_void_p(handle)  # for the argtypes-free hot path
         self._sync_sender: Optional[_Sender] = None
