@@ -10,9 +10,15 @@ import contextlib
 import gc
 import http.server
 import inspect
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 import threading
 import warnings
-from typing import Iterator
+from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
@@ -251,3 +257,95 @@ def test_closed_objects_do_not_warn(server: Server) -> None:
         q.close()
         del c, q
         gc.collect()
+
+
+# ---------------------------------------------------------------- max_concurrent_streams
+
+
+@contextlib.contextmanager
+def nghttpd_max2() -> Iterator[int]:
+    """nghttpd (h2c) with max_concurrent_streams 2, echoing uploads, serving /f."""
+    exe = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+    if not os.path.exists(exe):
+        pytest.fail("nghttpd is not installed (make deps installs nghttp2-server)")
+    d = tempfile.mkdtemp(prefix="gm-py-nghttpd-")
+    with open(os.path.join(d, "f"), "wb") as f:
+        f.write(b"file")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = subprocess.Popen([exe, "--no-tls", "-m", "2", "--echo-upload", "-a", "127.0.0.1", "-d", d, str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):  # until it listens (not a timing assert: a bound on the wait)
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        p.terminate()
+        p.wait(5)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def hold_two_slots(c: gunmetal.Connection) -> Tuple[int, int]:
+    """Two streamed POSTs whose bodies have not ended: both of nghttpd's slots."""
+    ack = c.ping()  # nghttpd's SETTINGS (max_concurrent_streams 2) came before its PING ack
+    assert c.await_(ack, 5).reason == "ping_ack"
+    return c.headers("POST", "/f"), c.headers("POST", "/f")
+
+
+@pytest.mark.parametrize("opts", [
+    {"protocols": ["http2"]},
+    # a protocol's own options replace http2_opts (as in Gun): the default holds there too
+    {"protocols": [["http2", {"initial_stream_window_size": 65535}]], "http2_opts": {"keepalive": 60000}},
+])
+def test_sync_request_waits_for_a_stream_slot(opts: Dict[str, Any]) -> None:
+    with nghttpd_max2() as port, gunmetal.open("127.0.0.1", port, retry=0, **opts) as c:
+        assert c.await_up(5) == "http2"
+        a, b = hold_two_slots(c)
+        g = c.get("/f")  # a third stream: waits for a slot (the same ref, no error)
+        si = c.stream_info(g)
+        assert si is not None and si["state"] == "queued"
+        c.data(a, b"one", fin=True)  # a ends: its slot goes to g
+        assert c.response(a, 5).read() == b"one"
+        resp = c.response(g, 5)
+        assert resp.status == 200 and resp.read() == b"file"
+        c.data(b, b"two", fin=True)
+        assert c.response(b, 5).read() == b"two"
+
+
+def test_gun_too_many_streams_is_one_option_away() -> None:
+    with nghttpd_max2() as port, gunmetal.open("127.0.0.1", port, protocols=["http2"], retry=0,
+                                                http2_opts={"wait_for_stream_slot": False}) as c:
+        assert c.await_up(5) == "http2"
+        a, b = hold_two_slots(c)
+        with pytest.raises(gunmetal.StreamError, match="^too_many_streams"):
+            c.fetch("GET", "/f", timeout=5)
+        for r in (a, b):
+            c.data(r, b"", fin=True)
+            assert c.response(r, 5).status == 200
+
+
+async def test_aio_requests_wait_for_a_stream_slot() -> None:
+    with nghttpd_max2() as port:
+        async with gunmetal.aio.open("127.0.0.1", port, protocols=["http2"], retry=0) as c:
+            assert await c.up(5) == "http2"
+            await c.ping(5)
+            a = await c.headers("POST", "/f")
+            b = await c.headers("POST", "/f")
+            gets = [asyncio.ensure_future(c.get("/f")) for _ in range(5)]
+            for _ in range(3):  # the tasks run, then the burst of their requests is sent
+                await asyncio.sleep(0)
+            assert not c._pending
+            refs = c._streams.keys() - {a, b}
+            assert len(refs) == 5
+            assert all((c.stream_info(r) or {}).get("state") == "queued" for r in refs)
+            await c.data(a, b"x", fin=True)
+            resps = await asyncio.gather(*gets)
+            assert [(r.status, await r.read()) for r in resps] == [(200, b"file")] * 5
+            await c.data(b, b"y", fin=True)
+            assert await (await c.response(b)).read() == b"y"

@@ -273,6 +273,35 @@ def opts_json(opts: Mapping[str, Any], prefix: str = "") -> Optional[bytes]:
     return json.dumps(dict(opts), allow_nan=False).encode("utf-8")
 
 
+def py_defaults(opts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The options with Python's defaults where they differ from Gun's:
+    an HTTP/2 request beyond the server's max_concurrent_streams waits for
+    a stream slot (http2_opts.wait_for_stream_slot, as httpx and aiohttp
+    queue) instead of failing at once with ERROR "too_many_streams". Gun's
+    behaviour: ``http2_opts={"wait_for_stream_slot": False}`` (also inside
+    a protocols entry's options, which replace http2_opts as in Gun)."""
+    o = dict(opts)
+    h2 = o.get("http2_opts")
+    if h2 is None:
+        o["http2_opts"] = {"wait_for_stream_slot": True}
+    elif isinstance(h2, Mapping) and "wait_for_stream_slot" not in h2:
+        o["http2_opts"] = {**h2, "wait_for_stream_slot": True}
+    protos = o.get("protocols")
+    if isinstance(protos, (list, tuple)):
+        out: List[Any] = []
+        for p in protos:
+            # ["http2", {...}] and {"http2": {...}}: that connection's http2_opts
+            if (isinstance(p, (list, tuple)) and len(p) == 2 and p[0] == "http2" and isinstance(p[1], Mapping)
+                    and "wait_for_stream_slot" not in p[1]):
+                p = [p[0], {**p[1], "wait_for_stream_slot": True}]
+            elif (isinstance(p, Mapping) and len(p) == 1 and isinstance(p.get("http2"), Mapping)
+                    and "wait_for_stream_slot" not in p["http2"]):
+                p = {"http2": {**p["http2"], "wait_for_stream_slot": True}}
+            out.append(p)
+        o["protocols"] = out
+    return o
+
+
 # ------------------------------------------------------------------ Managed
 
 _close_lock = threading.Lock()
@@ -304,7 +333,7 @@ class Managed:
             raise TypeError(f"fd must be an int, not {type(fd).__name__}")
         if not -(2**31) <= fd < 2**31:
             raise InvalidArgument(_ffi.GM_EINVAL, f"fd {fd} out of range")
-        js = opts_json(opts)
+        js = opts_json(py_defaults(opts))
         q, own = _owner_queue(owner)
         out = c_void_p()
         rc = _ffi.gm_open_fd(q._h(), fd, js, byref(out))
@@ -616,7 +645,7 @@ class BaseConnection(Managed):
             raise TypeError(f"port must be an int, not {type(port).__name__}")
         if not -(2**31) <= port < 2**31:
             raise InvalidArgument(_ffi.GM_EINVAL, f"port {port} out of range 1..65535")
-        js = opts_json(opts)
+        js = opts_json(py_defaults(opts))
         q, own = _owner_queue(owner)
         out = c_void_p()
         rc = _ffi.gm_open(q._h(), h, port, js, byref(out))
@@ -633,7 +662,7 @@ class BaseConnection(Managed):
         cls, path: Any, owner: Optional[Queue], opts: Mapping[str, Any]
     ) -> Tuple[int, Queue, bool, str]:
         p = _cstr(path, "path")
-        js = opts_json(opts)
+        js = opts_json(py_defaults(opts))
         q, own = _owner_queue(owner)
         out = c_void_p()
         rc = _ffi.gm_open_unix(q._h(), p, js, byref(out))
