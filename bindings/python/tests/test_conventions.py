@@ -349,3 +349,56 @@ async def test_aio_requests_wait_for_a_stream_slot() -> None:
             assert [(r.status, await r.read()) for r in resps] == [(200, b"file")] * 5
             await c.data(b, b"y", fin=True)
             assert await (await c.response(b)).read() == b"y"
+
+
+# ---------------------------------------------------------------- timeouts in seconds
+
+
+def _public_callables() -> Iterator[Tuple[str, Any]]:
+    for mod in (gunmetal, gunmetal.aio):
+        for name in getattr(mod, "__all__", dir(mod)):
+            obj = getattr(mod, name)
+            if inspect.isclass(obj):
+                for mname, m in inspect.getmembers(obj, callable):
+                    if not mname.startswith("_"):
+                        yield f"{mod.__name__}.{name}.{mname}", m
+            elif callable(obj):
+                yield f"{mod.__name__}.{name}", obj
+
+
+def test_every_timeout_parameter_is_seconds() -> None:
+    seen = 0
+    for qual, fn in _public_callables():
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        for pname, param in sig.parameters.items():
+            assert not pname.endswith("_ms") and pname != "ms", f"{qual}({pname}): milliseconds in the Python API"
+            if "timeout" in pname or pname == "lifetime":
+                seen += 1
+                assert "float" in str(param.annotation), f"{qual}({pname}: {param.annotation}) is not seconds"
+    assert seen > 30  # the waits of both APIs were looked at
+
+
+def test_sync_waits_take_seconds(server: Server) -> None:
+    # A 2 (seconds) bound on a 200 ms answer: read as milliseconds it would time out.
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        assert c.await_up(2) == "http"
+        ref = c.get("/delay/200")
+        evs = c.queue.poll(1, 2)
+        assert evs and evs[0].ref == ref
+        c.await_body(ref, 2)
+        assert c.await_(c.get("/delay/200"), 2).status == 200
+        c.flush()
+        assert c.await_body(c.get("/delay/200"), 2).status == 200
+        assert c.response(c.get("/delay/200"), 2).status == 200
+        assert c.fetch("GET", "/delay/200", timeout=2).status == 200
+
+
+async def test_aio_waits_take_seconds(server: Server) -> None:
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        assert await c.up(2) == "http"
+        assert (await c.await_(await c.start_request("GET", "/delay/200"), 2)).status == 200
+        assert (await c.get("/delay/200", timeout=2)).status == 200
+        assert (await c.fetch("GET", "/delay/200", timeout=2)).status == 200
