@@ -39,7 +39,6 @@ from ._errors import (
     Error,
     InvalidArgument,
     OptionError,
-    Timeout,
     UpgradeRejected,
     check,
     closed_error,
@@ -569,6 +568,13 @@ class Queue(Managed):
                     with _holding_lock:
                         _holding.discard(self)
         return n
+
+    def _flush_library(self, ref: int) -> None:
+        """Drops stream `ref`'s events from the library's queue only (no
+        Python lock: safe from a finalizer)."""
+        h = self._handle
+        if h is not None:
+            _ffi.gm_flush(h, None, ref)
 
     def __repr__(self) -> str:
         return f"<gunmetal.Queue fd={self._fd}{' closed' if self.closed else ''}>"
@@ -1531,8 +1537,6 @@ class WebSocket:
                 raise ws_closed(self.close_frame, self._end)
             try:
                 ev = self._conn.await_(self.ref, timeout)
-            except Timeout:
-                raise
             except Closed as e:  # the connection ended under it
                 self.closed, self._end = True, e.reason or str(e)
                 raise ws_closed(None, self._end) from e

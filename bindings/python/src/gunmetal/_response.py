@@ -268,6 +268,8 @@ class Response(Generic[_M]):
         raise StopAsyncIteration
 
     async def _aread(self) -> bytes:
+        if self._content is not None:
+            return self._content
         st = self._stream
         evs = st.events
         if len(evs) == 1 and not self.done:
@@ -281,6 +283,7 @@ class Response(Generic[_M]):
                 if streams.get(st.ref) is st:
                     del streams[st.ref]
                 data: bytes = ev.data
+                self._content = data
                 return data
         chunks: List[bytes] = []
         while not self.done:
@@ -289,18 +292,14 @@ class Response(Generic[_M]):
             b = self._step(st.pop())
             if b is not None:
                 chunks.append(b)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    async def _aread_keep(self) -> bytes:
-        if self._content is None:
-            self._content = await self._aread()
-        return self._content
+        body = self._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return body
 
     async def _atext(self, encoding: Optional[str], errors: str) -> str:
-        return self._decode(await self._aread_keep(), encoding, errors)
+        return self._decode(await self._aread(), encoding, errors)
 
     async def _ajson(self) -> Any:
-        return json.loads(await self._aread_keep())
+        return json.loads(await self._aread())
 
     # ---- the body, either way
 
@@ -322,7 +321,7 @@ class Response(Generic[_M]):
         """The body (the part that iteration has not taken), kept: a second
         call gives it again. Asyncio: ``await resp.read()``."""
         if self._stream is not None:
-            return self._aread_keep()
+            return self._aread()
         return self._read_keep()
 
     @overload
@@ -357,6 +356,11 @@ class Response(Generic[_M]):
     def close(self) -> None:
         """Cancels the stream if its body has not all arrived (its events
         still queued are dropped)."""
+        self._end(True)
+
+    cancel = close
+
+    def _end(self, flush_held: bool) -> None:
         if self.done:
             return
         self.done = True
@@ -370,16 +374,21 @@ class Response(Generic[_M]):
             return
         try:
             conn.cancel(self.ref)
-            conn.queue.flush(self.ref)  # Gun's cancel + flush: nothing of it stays queued
+            # Gun's cancel + flush: nothing of it stays queued. From __del__
+            # only the library's queue is flushed (a C call): the Python
+            # Queue's lock may be held by this very thread when the
+            # collector runs.
+            if flush_held:
+                conn.queue.flush(self.ref)
+            else:
+                conn.queue._flush_library(self.ref)
         except Closed:
             pass
-
-    cancel = close
 
     def __del__(self) -> None:
         if not self.done:
             try:
-                self.close()
+                self._end(False)
             except Exception:
                 pass
 

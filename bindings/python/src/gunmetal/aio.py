@@ -11,7 +11,7 @@ request body with ``data``) runs in a worker thread of the connection.
     async with gunmetal.aio.open("127.0.0.1", 8080) as conn:
         await conn.up()
         resp = await conn.get("/")
-        print(resp.status, await resp.read())
+        print(resp.status, resp.headers["content-type"], await resp.text())
 
 Backpressure: every stream is opened with Gun's ``flow`` set to ``window``
 DATA events (default 16), and flow is given back as the application consumes
@@ -26,9 +26,13 @@ body chunk, ``await_``...) cancels that stream in the library.
 Bursts: ``get()``, ``request()`` and the other coroutines that return a
 Response check their arguments at once but leave the library call to the
 end of the loop's turn, when the requests of every task that ran go out
-together (the library's writer then sends them in one go). Calls that return
-a ref at once (``start_request``, ``headers``), ``ws_upgrade``, ``ping``,
-``shutdown`` and ``set_owner`` send the waiting requests first.
+together (the library's writer then sends them in one go). The coroutines
+that return a ref (``start_request``, ``headers``; every request method is
+awaited), ``ws_upgrade``, ``ping``, ``shutdown`` and ``set_owner`` send the
+waiting requests first.
+
+Responses are :class:`gunmetal.Response` objects, the sync API's class:
+here ``read()``, ``text()`` and ``json()`` are awaited.
 """
 
 from __future__ import annotations
