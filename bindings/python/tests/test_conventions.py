@@ -18,7 +18,7 @@ import tempfile
 import time
 import threading
 import warnings
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
 
@@ -271,19 +271,26 @@ def nghttpd_max2() -> Iterator[int]:
     d = tempfile.mkdtemp(prefix="gm-py-nghttpd-")
     with open(os.path.join(d, "f"), "wb") as f:
         f.write(b"file")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    p = subprocess.Popen([exe, "--no-tls", "-m", "2", "--echo-upload", "-a", "127.0.0.1", "-d", d, str(port)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):  # until it listens (not a timing assert: a bound on the wait)
+    p: "Optional[subprocess.Popen[bytes]]" = None
+    for _ in range(5):  # a port picked free may be taken before nghttpd binds it: pick again
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        p = subprocess.Popen([exe, "--no-tls", "-m", "2", "--echo-upload", "-a", "127.0.0.1", "-d", d, str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):  # until it listens (a bound on the wait, not a timing assert)
+            if p.poll() is not None:
+                break
             try:
                 socket.create_connection(("127.0.0.1", port), 0.1).close()
                 break
             except OSError:
                 time.sleep(0.05)
+        if p.poll() is None:
+            break
+    assert p is not None and p.poll() is None, "nghttpd did not start"
+    try:
         yield port
     finally:
         p.terminate()
