@@ -214,6 +214,26 @@ async def test_aio_websocket_connection_closed(server: Server) -> None:
         assert [m async for m in ws] == []
 
 
+def test_websocket_ended_without_close_frame(server: Server) -> None:
+    c = gunmetal.open(server.host, server.http, retry=0)
+    ws = c.websocket("/ws", timeout=5)
+    c.close()
+    for _ in range(2):
+        with pytest.raises(gunmetal.ConnectionClosed) as ei:
+            ws.recv()
+        assert ei.value.close_code == 1006 and ws.close_frame is None
+
+
+async def test_aio_websocket_ended_without_close_frame(server: Server) -> None:
+    c = gunmetal.aio.open(server.host, server.http, retry=0)
+    ws = await c.websocket("/ws", timeout=5)
+    c.close()
+    for _ in range(2):
+        with pytest.raises(gunmetal.ConnectionClosed) as ei:
+            await ws.recv(5)
+        assert ei.value.close_code == 1006 and "close() was called" in ei.value.close_reason
+
+
 # ---------------------------------------------------------------- ResourceWarning
 
 
