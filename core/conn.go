@@ -59,8 +59,8 @@ type Request struct {
 	// the protocol option's.
 	ContentHandlers ContentHandlers
 
-	ref   uint64
-	timer *time.Timer
+	ref     uint64
+	timer   *time.Timer
 	ws      *wsUp        // a WebSocket upgrade (WSUpgrade, conn_ws.go); nil for requests
 	connect *Destination // a CONNECT (Connect, tunnel.go); nil for requests
 }
@@ -72,7 +72,7 @@ func (r *Request) Ref() uint64 { return r.ref }
 type Conn struct {
 	opts     *Options // baseOpts, or a tunnel's (its transport, protocols and their options)
 	baseOpts *Options // as opened
-	host     string // as given, IPv6 without brackets
+	host     string   // as given, IPv6 without brackets
 	port     int
 	adopted  net.Conn // OpenConn's socket, until dial takes it
 	unixPath string
@@ -119,11 +119,11 @@ type Conn struct {
 	stallOpt    string    // the option that bounds it
 	stallD      time.Duration
 	stallArmed  bool
-	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
+	lastFailure string        // the last connect failure or DOWN reason, for AwaitUp's errors
 	switchTo    *tunnelSwitch // the protocol handed the socket to a tunnel (serve, tunnel.go)
 	via         []Intermediary
 	origin      *tunnelOrigin // where the tunnels lead; nil: host:port
-	exitReason  string // the EXIT's reason, once sent (AwaitUp's errors, Info)
+	exitReason  string        // the EXIT's reason, once sent (AwaitUp's errors, Info)
 
 	// trace.go: the trace events on (1<<traceID), fixed at Open (0: each
 	// hook costs one test), and the streams whose response_start was emitted.

@@ -18,9 +18,9 @@ type h1Stream struct {
 	flow     int  // Gun's flow: data events left before the socket pauses; -1 off
 	silenced bool // cancelled: its response is read and dropped
 	gotHead  bool
-	ws       *wsUp       // a WebSocket upgrade: a 101 switches the connection to ws
+	ws       *wsUp        // a WebSocket upgrade: a 101 switches the connection to ws
 	connect  *Destination // a CONNECT: a 2xx makes the connection the tunnel (tunnel.go)
-	discardT *time.Timer // silenced: discard_timeout's timer
+	discardT *time.Timer  // silenced: discard_timeout's timer
 
 	handlers ContentHandlers // the request's content_handlers; unset: http_opts'
 	sink     *bodySink       // the handler that took the body; nil: DATA events (sse.go)

@@ -201,43 +201,54 @@ type tunnelSwitch struct {
 var errSwitch = errors.New("switch")
 
 // Connect asks the proxy at the other end of the connection to open a
-// tunnel to d (gun:connect): an HTTP/1.1 CONNECT. The RESPONSE comes on the
-// returned stream; a 2xx is followed by TUNNEL_UP with the protocol spoken
-// to the origin, and later requests go to the origin.
-func (c *Conn) Connect(d *Destination, headers []Header, opts ReqOpts) (uint64, error) {
+// tunnel to d (gun:connect): an HTTP/1.1 CONNECT. r gives the request's
+// headers and options (Timeout, Flow, ReplyTo, ContentHandlers; nil: none);
+// Connect sets its method and target. The RESPONSE comes on the returned
+// stream; a 2xx is followed by TUNNEL_UP with the protocol spoken to the
+// origin, and later requests go to the origin. Anything else is an ordinary
+// response (+ DATA) and the connection stays the proxy's.
+func (c *Conn) Connect(d *Destination, r *Request) (uint64, error) {
 	if d == nil {
 		return 0, fmt.Errorf("%w: no destination", ErrBadArg)
 	}
-	if err := validateHeaderList(headers); err != nil {
+	if r == nil {
+		r = &Request{}
+	}
+	if r.Stream || len(r.Body) > 0 {
+		return 0, fmt.Errorf("%w: a CONNECT request has no body (RFC 9110 9.3.6)", ErrBadArg)
+	}
+	if err := validateHeaderList(r.Headers); err != nil {
 		return 0, err
 	}
-	for _, h := range headers {
+	for _, h := range r.Headers {
 		switch strings.ToLower(h.Name) {
 		case "content-length", "transfer-encoding":
-			// RFC 9110 9.3.6: a CONNECT has no content.
-			return 0, fmt.Errorf("%w: a CONNECT request has no body: %s is not allowed", ErrBadArg, h.Name)
+			return 0, fmt.Errorf("%w: a CONNECT request has no body: %s is not allowed (RFC 9110 9.3.6)", ErrBadArg, h.Name)
 		}
 	}
-	hs := make([]Header, 0, len(headers)+2)
-	if _, ok := hasHeader(headers, "host"); !ok {
+	c.mu.Lock()
+	if p := c.proto; p != nil && p.name() != "http" || p == nil && c.opts.Protocols[0] != "http" {
+		name := c.opts.Protocols[0]
+		if p != nil {
+			name = p.name()
+		}
+		c.mu.Unlock()
+		return 0, fmt.Errorf("%w: CONNECT needs an HTTP/1.1 connection to the proxy; this one speaks %s", ErrUnsupported, name)
+	}
+	c.mu.Unlock()
+	hs := make([]Header, 0, len(r.Headers)+2)
+	if _, ok := hasHeader(r.Headers, "host"); !ok {
 		hs = append(hs, Header{"host", d.authority()})
 	}
 	if d.Username != "" || d.Password != "" {
-		if _, ok := hasHeader(headers, "proxy-authorization"); !ok {
+		if _, ok := hasHeader(r.Headers, "proxy-authorization"); !ok {
 			hs = append(hs, Header{"proxy-authorization", "Basic " +
 				base64.StdEncoding.EncodeToString([]byte(d.Username+":"+d.Password))})
 		}
 	}
-	hs = append(hs, headers...)
-	r := &Request{Method: "CONNECT", Path: d.authority(), Headers: hs, Timeout: opts.Timeout,
-		ReplyTo: opts.ReplyTo, connect: d}
-	return c.Request(r)
-}
-
-// ReqOpts are the per-request options Connect takes.
-type ReqOpts struct {
-	Timeout time.Duration
-	ReplyTo *Queue
+	cr := *r
+	cr.Method, cr.Path, cr.Headers, cr.connect = "CONNECT", d.authority(), append(hs, r.Headers...), d
+	return c.Request(&cr)
 }
 
 // connectSwitch: the proxy answered s's CONNECT with a 2xx. Called by the

@@ -50,7 +50,7 @@ func dest(t *testing.T, js string) *Destination {
 // TUNNEL_UP with protocol.
 func connectTo(t *testing.T, q *Queue, c *Conn, d *Destination, protocol string) uint64 {
 	t.Helper()
-	ref, err := c.Connect(d, nil, ReqOpts{})
+	ref, err := c.Connect(d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestConnectProxyAuth(t *testing.T) {
 	q := newQueue(t)
 	c := openTo(t, q, p.Port, `{"retry":0}`)
 	awaitUp(t, c)
-	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil, ReqOpts{})
+	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestConnectRefusedStatuses(t *testing.T) {
 		q := newQueue(t)
 		c := openTo(t, q, s.Port, `{"retry":0}`)
 		awaitUp(t, c)
-		ref, err := c.Connect(dest(t, `{"host":"localhost","port":33333,"username":"essen","password":"myrealpasswordis"}`), nil, ReqOpts{})
+		ref, err := c.Connect(dest(t, `{"host":"localhost","port":33333,"username":"essen","password":"myrealpasswordis"}`), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestConnectRequestsWait(t *testing.T) {
 	q := newQueue(t)
 	c := openTo(t, q, p.Port, `{"retry":0}`)
 	awaitUp(t, c)
-	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil, ReqOpts{})
+	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
