@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -477,35 +478,81 @@ func gmgo_request(p *C.gm_conn, method, path *C.char, hs *C.gm_header, nh C.size
 		}
 		r.Body = C.GoBytes(body, C.int(bodyLen))
 	}
-	if opts != nil {
-		// A caller built against the older header passes the size it knew
-		// (without content_handlers_json); any other short size is a mistake.
-		older := C.uint32_t(unsafe.Offsetof(opts.content_handlers_json))
-		if opts.size != older && opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
-			return fail(C.GM_EINVAL, "gm_req_opts.size is %d; set it to sizeof(gm_req_opts)", uint32(opts.size)).report()
-		}
-		if opts.timeout_ms < 0 || opts.flow < 0 {
-			return fail(C.GM_EINVAL, "gm_req_opts timeout_ms and flow must be >= 0").report()
-		}
-		r.Timeout = duration(opts.timeout_ms)
-		r.Flow = int(opts.flow)
-		if opts.reply_to != nil {
-			if r.ReplyTo, st = queueOf(opts.reply_to); st != nil {
-				return st.report()
-			}
-		}
-		if opts.size != older && opts.content_handlers_json != nil {
-			js, st := goString(opts.content_handlers_json, "gm_req_opts.content_handlers_json", maxOptsJSON)
-			if st != nil {
-				return st.report()
-			}
-			var err error
-			if r.ContentHandlers, err = core.ParseContentHandlers([]byte(js)); err != nil {
-				return fromErr(err).report()
-			}
-		}
+	if st = reqOpts(opts, r); st != nil {
+		return st.report()
 	}
 	id, err := h.c.Request(r)
+	if err != nil {
+		return fromErr(err).report()
+	}
+	*ref = C.gm_ref(id)
+	return C.GM_OK
+}
+
+// reqOpts reads a gm_req_opts (NULL: the defaults) into r.
+func reqOpts(opts *C.gm_req_opts, r *core.Request) *status {
+	if opts == nil {
+		return nil
+	}
+	// A caller built against the older header passes the size it knew
+	// (without content_handlers_json); any other short size is a mistake.
+	older := C.uint32_t(unsafe.Offsetof(opts.content_handlers_json))
+	if opts.size != older && opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
+		return fail(C.GM_EINVAL, "gm_req_opts.size is %d; set it to sizeof(gm_req_opts)", uint32(opts.size))
+	}
+	if opts.timeout_ms < 0 || opts.flow < 0 {
+		return fail(C.GM_EINVAL, "gm_req_opts timeout_ms and flow must be >= 0")
+	}
+	r.Timeout = duration(opts.timeout_ms)
+	r.Flow = int(opts.flow)
+	var st *status
+	if opts.reply_to != nil {
+		if r.ReplyTo, st = queueOf(opts.reply_to); st != nil {
+			return st
+		}
+	}
+	if opts.size != older && opts.content_handlers_json != nil {
+		js, st := goString(opts.content_handlers_json, "gm_req_opts.content_handlers_json", maxOptsJSON)
+		if st != nil {
+			return st
+		}
+		var err error
+		if r.ContentHandlers, err = core.ParseContentHandlers([]byte(js)); err != nil {
+			return fromErr(err)
+		}
+	}
+	return nil
+}
+
+//export gmgo_connect
+func gmgo_connect(p *C.gm_conn, destJSON *C.char, hs *C.gm_header, nh C.size_t, opts *C.gm_req_opts, ref *C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if ref == nil {
+		return fail(C.GM_EINVAL, "ref is NULL").report()
+	}
+	if destJSON == nil {
+		return fail(C.GM_EINVAL, "dest_json is NULL").report()
+	}
+	js, st := goString(destJSON, "dest_json", maxOptsJSON)
+	if st != nil {
+		return st.report()
+	}
+	d, err := core.ParseDestination([]byte(js))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	r := &core.Request{}
+	if r.Headers, st = goHeaders(hs, nh); st != nil {
+		return st.report()
+	}
+	if st = reqOpts(opts, r); st != nil {
+		return st.report()
+	}
+	id, err := h.c.Connect(d, r)
 	if err != nil {
 		return fromErr(err).report()
 	}
@@ -652,12 +699,11 @@ func gm_info(p *C.gm_conn, out **C.gm_event) (rc C.int) {
 	if in.Reason != "" {
 		kv = append(kv, "reason", in.Reason)
 	}
-	scheme := "http"
-	if in.Transport == "tls" {
-		scheme = "https"
-	}
-	kv = append(kv, "origin_scheme", scheme, "origin_host", in.Host, "origin_port", strconv.Itoa(in.Port),
+	kv = append(kv, "origin_scheme", in.OriginScheme, "origin_host", in.OriginHost, "origin_port", strconv.Itoa(in.OriginPort),
 		"cookie_store", strconv.FormatBool(in.CookieStore))
+	for _, x := range in.Intermediaries {
+		kv = append(kv, "intermediary", strings.Join([]string{x.Type, x.Host, strconv.Itoa(x.Port), x.Transport, x.Protocol}, " "))
+	}
 	if in.TLS != nil {
 		kv = append(kv, "tls_version", in.TLS.Version, "tls_cipher", in.TLS.Cipher, "alpn", in.TLS.ALPN,
 			"tls_resumed", strconv.FormatBool(in.TLS.Resumed))

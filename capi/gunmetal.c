@@ -53,6 +53,7 @@ extern int gmgo_open_fd(gm_queue *, int, char *, gm_conn **);
 extern int gmgo_await_up(gm_conn *, int, char **);
 extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, size_t, unsigned, gm_req_opts *, gm_ref *);
 extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int);
+extern int gmgo_connect(gm_conn *, char *, gm_header *, size_t, gm_req_opts *, gm_ref *);
 extern int gmgo_ws_upgrade(gm_conn *, char *, gm_header *, size_t, char *, gm_queue *, gm_ref *);
 extern int gmgo_ws_send(gm_conn *, gm_ref, gm_ws_frame *, size_t);
 
@@ -78,6 +79,11 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref) {
     return gmgo_request(c, (char *)method, (char *)path, (gm_header *)headers, n_headers,
                         (void *)body, body_len, flags, (gm_req_opts *)opts, ref);
+}
+
+int gm_connect(gm_conn *c, const char *dest_json, const gm_header *headers, size_t n_headers,
+               const gm_req_opts *opts, gm_ref *ref) {
+    return gmgo_connect(c, (char *)dest_json, (gm_header *)headers, n_headers, (gm_req_opts *)opts, ref);
 }
 
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin) {

@@ -59,9 +59,10 @@ type Request struct {
 	// the protocol option's.
 	ContentHandlers ContentHandlers
 
-	ref   uint64
-	timer *time.Timer
-	ws    *wsUp // a WebSocket upgrade (WSUpgrade, conn_ws.go); nil for requests
+	ref     uint64
+	timer   *time.Timer
+	ws      *wsUp        // a WebSocket upgrade (WSUpgrade, conn_ws.go); nil for requests
+	connect *Destination // a CONNECT (Connect, tunnel.go); nil for requests
 }
 
 // Ref is the stream reference given to the request.
@@ -69,8 +70,9 @@ func (r *Request) Ref() uint64 { return r.ref }
 
 // Conn is one Gun connection.
 type Conn struct {
-	opts     *Options
-	host     string // as given, IPv6 without brackets
+	opts     *Options // baseOpts, or a tunnel's (its transport, protocols and their options)
+	baseOpts *Options // as opened
+	host     string   // as given, IPv6 without brackets
 	port     int
 	adopted  net.Conn // OpenConn's socket, until dial takes it
 	unixPath string
@@ -117,8 +119,11 @@ type Conn struct {
 	stallOpt    string    // the option that bounds it
 	stallD      time.Duration
 	stallArmed  bool
-	lastFailure string // the last connect failure or DOWN reason, for AwaitUp's errors
-	exitReason  string // the EXIT's reason, once sent (AwaitUp's errors, Info)
+	lastFailure string        // the last connect failure or DOWN reason, for AwaitUp's errors
+	switchTo    *tunnelSwitch // the protocol handed the socket to a tunnel (serve, tunnel.go)
+	via         []Intermediary
+	origin      *tunnelOrigin // where the tunnels lead; nil: host:port
+	exitReason  string        // the EXIT's reason, once sent (AwaitUp's errors, Info)
 
 	// trace.go: the trace events on (1<<traceID), fixed at Open (0: each
 	// hook costs one test), and the streams whose response_start was emitted.
@@ -169,7 +174,7 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 	if err := opts.checkImplemented(); err != nil {
 		return nil, err
 	}
-	c.opts = opts
+	c.opts, c.baseOpts = opts, opts
 	if opts.CookieStore {
 		c.cookies = newCookieJar()
 	}
@@ -211,14 +216,14 @@ func (c *Conn) Owner() *Queue {
 // authority is host[:port] for the Host header and :authority, without
 // the scheme's default port, IPv6 bracketed.
 func (c *Conn) authority() string {
-	h := c.host
+	h, port := c.curHost(), c.curPort()
 	if strings.Contains(h, ":") {
 		h = "[" + h + "]"
 	}
-	if c.unixPath != "" || (c.port == 80 && c.opts.Transport == "tcp") || (c.port == 443 && c.opts.Transport == "tls") {
+	if (c.unixPath != "" && c.origin == nil) || (port == 80 && c.opts.Transport == "tcp") || (port == 443 && c.opts.Transport == "tls") {
 		return h
 	}
-	return h + ":" + strconv.Itoa(c.port)
+	return h + ":" + strconv.Itoa(port)
 }
 
 // ---- the state machine ----
@@ -359,15 +364,72 @@ func (c *Conn) connect() (net.Conn, string, error) {
 }
 
 // serve runs one connected socket until it ends. It returns the DOWN reason,
-// or an exit reason when the connection must not reconnect.
+// or an exit reason when the connection must not reconnect. A tunnel that
+// comes up on the socket (tunnel.go) replaces its transport and protocol
+// without a DOWN: the loop runs again on the tunnel.
 func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
-	newProto := protocols[name]
 	c.mu.Lock()
 	if c.closeReq != "" || c.shutReq {
 		c.mu.Unlock()
 		nc.Close()
 		return "", c.closeRequested()
 	}
+	c.opts, c.via, c.origin = c.baseOpts, nil, nil
+	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
+	if c.unixPath != "" {
+		c.local, c.peer = "", c.unixPath
+	}
+	up := &Event{Kind: EvUp}
+	var wdone chan struct{}
+	var reason string
+	if name == "socks" {
+		var err error
+		if nc, name, err = c.socksUp(nc); err != nil {
+			c.mu.Lock()
+			c.wclosed = true
+			return c.down(nc, nil, reasonOf(err), "socks")
+		}
+		c.mu.Lock()
+		up = &Event{Kind: EvTunnelUp}
+	}
+	for {
+		c.attachLocked(nc, name, up)
+		c.mu.Unlock()
+		wdone = make(chan struct{})
+		go c.writeLoop(nc, wdone)
+		reason = c.readLoop(nc)
+
+		c.mu.Lock()
+		c.wclosed = true
+		c.wcond.Broadcast()
+		c.wincond.Broadcast()
+		sw := c.switchTo
+		c.switchTo = nil
+		if sw == nil || c.closeReq != "" || c.shutReq || c.werr != nil {
+			break
+		}
+		// The proxy's protocol is done with the socket: once its last
+		// output is out, the socket is the tunnel's.
+		c.mu.Unlock()
+		<-wdone
+		tnc, tname, err := c.enterTunnel(nc, sw)
+		c.mu.Lock()
+		if err != nil {
+			reason = reasonOf(err)
+			break
+		}
+		c.via = append(c.via, sw.hop)
+		c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
+		c.opts = sw.o
+		nc, name, up = tnc, tname, &Event{Kind: EvTunnelUp, Ref: sw.ref}
+	}
+	return c.down(nc, wdone, reason, "")
+}
+
+// attachLocked makes nc, speaking name, the connection's transport and
+// reports it up (up: UP, or TUNNEL_UP through a tunnel); requests that
+// waited go out. Called with c.mu held.
+func (c *Conn) attachLocked(nc net.Conn, name string, up *Event) {
 	c.nc = nc
 	c.tlsInfo = nil
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -375,17 +437,19 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.tlsInfo = &TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite),
 			ALPN: st.NegotiatedProtocol, Resumed: st.DidResume}
 	}
-	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
-	if c.unixPath != "" {
-		c.local, c.peer = "", c.unixPath
-	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
 	c.wshut = 0
 	c.failErr, c.stallAt = nil, time.Time{}
-	c.proto = newProto(c)
+	if p := c.proto; p != nil {
+		if d, ok := p.(interface{ detach() }); ok {
+			d.detach()
+		}
+	}
+	c.proto = protocols[name](c)
 	c.protoNm = c.proto.name()
 	c.state = stateUp
-	c.emit(&Event{Kind: EvUp, Protocol: c.protoNm})
+	up.Protocol = c.protoNm
+	c.emit(up)
 	pending := c.pending
 	c.pending = nil
 	for _, r := range pending {
@@ -394,26 +458,47 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	if refs := c.heldRefs(pending); refs != nil {
 		go c.sendHeld(refs)
 	}
+}
+
+// socksUp reports UP "socks" and runs the SOCKS5 handshake (tunnel.go);
+// requests wait meanwhile. It returns the origin's transport and protocol.
+// Called with c.mu held; returns with it released.
+func (c *Conn) socksUp(nc net.Conn) (net.Conn, string, error) {
+	c.nc = nc
+	c.protoNm = "socks"
+	c.emit(&Event{Kind: EvUp, Protocol: "socks"})
+	c.flushEvents()
 	c.mu.Unlock()
-
-	wdone := make(chan struct{})
-	go c.writeLoop(nc, wdone)
-	reason := c.readLoop(nc)
-
+	t, name, sw, hops, err := c.socksHandshake(nc, c.opts.Socks)
+	if err != nil {
+		return nc, "", err
+	}
 	c.mu.Lock()
-	c.wclosed = true
-	c.wcond.Broadcast()
-	c.wincond.Broadcast()
+	c.via = hops
+	c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
+	c.opts = sw.o
 	c.mu.Unlock()
-	// Let the writer flush what the protocol wrote last (an HTTP/2 GOAWAY
-	// saying why, say) before the socket closes; bounded, as the peer may
-	// not be reading.
-	select {
-	case <-wdone:
-	case <-time.After(flushOnClose):
+	return t, name, nil
+}
+
+// down ends the connection being served (c.mu held, wclosed set): the
+// writer gets a moment to flush, the socket closes, the streams in flight
+// are reported lost. proto names the DOWN when no protocol ran (socks).
+func (c *Conn) down(nc net.Conn, wdone chan struct{}, reason, proto string) (downReason, exitReason string) {
+	c.mu.Unlock()
+	if wdone != nil {
+		// Let the writer flush what the protocol wrote last (an HTTP/2
+		// GOAWAY saying why, say) before the socket closes; bounded, as the
+		// peer may not be reading.
+		select {
+		case <-wdone:
+		case <-time.After(flushOnClose):
+		}
 	}
 	nc.Close()
-	<-wdone
+	if wdone != nil {
+		<-wdone
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -437,7 +522,11 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	if c.trace&(1<<trDisconnect) != 0 {
 		c.traceLocked(trDisconnect, 0, 0, nil, []Header{td("reason", reason)})
 	}
-	killed := p.down()
+	var killed []uint64
+	if p != nil {
+		killed = p.down()
+		proto = p.name()
+	}
 	streamReason := "closed"
 	if reason != "closed" {
 		streamReason = "closed: " + reason
@@ -448,7 +537,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		c.emit(&Event{Kind: EvError, Ref: ref, Reason: streamReason})
 	}
-	c.emit(&Event{Kind: EvDown, Protocol: p.name(), Reason: reason, Killed: killed})
+	c.emit(&Event{Kind: EvDown, Protocol: proto, Reason: reason, Killed: killed})
 	c.flushEvents()
 	c.state = stateNotConnected
 	return reason, ""
@@ -1258,6 +1347,14 @@ type Info struct {
 
 	TLS         *TLSInfo // the TLS session of the connection being served; nil without
 	CookieStore bool     // the cookie_store option (Cookies, SetCookies)
+
+	// Gun's origin_scheme, origin_host, origin_port: where requests go, at
+	// the end of the tunnels (Intermediaries, Gun's intermediaries) when the
+	// connection goes through proxies; else the host it was opened to.
+	OriginScheme   string
+	OriginHost     string
+	OriginPort     int
+	Intermediaries []Intermediary
 }
 
 // TLSInfo is what Info tells of a TLS connection.
@@ -1277,7 +1374,8 @@ func (c *Conn) Info() Info {
 	}
 	in := Info{State: stateNames[c.state], Protocol: c.protoNm, Transport: c.opts.Transport,
 		Host: c.host, Port: c.port, Origin: scheme + "://" + c.authority(), Reason: c.exitReason,
-		CookieStore: c.cookies != nil}
+		CookieStore: c.cookies != nil, OriginScheme: scheme, OriginHost: c.curHost(), OriginPort: c.curPort(),
+		Intermediaries: append([]Intermediary(nil), c.via...)}
 	if c.nc != nil {
 		in.Local, in.Peer = c.local, c.peer
 		in.TLS = c.tlsInfo

@@ -18,8 +18,9 @@ type h1Stream struct {
 	flow     int  // Gun's flow: data events left before the socket pauses; -1 off
 	silenced bool // cancelled: its response is read and dropped
 	gotHead  bool
-	ws       *wsUp       // a WebSocket upgrade: a 101 switches the connection to ws
-	discardT *time.Timer // silenced: discard_timeout's timer
+	ws       *wsUp        // a WebSocket upgrade: a 101 switches the connection to ws
+	connect  *Destination // a CONNECT: a 2xx makes the connection the tunnel (tunnel.go)
+	discardT *time.Timer  // silenced: discard_timeout's timer
 
 	handlers ContentHandlers // the request's content_handlers; unset: http_opts'
 	sink     *bodySink       // the handler that took the body; nil: DATA events (sse.go)
@@ -40,7 +41,7 @@ type http1 struct {
 	streams    []*h1Stream // written, awaiting their responses in order
 	out        *h1Out      // body being streamed; later requests wait
 	waiting    []*Request  // made while a body was being streamed, or an upgrade was in flight
-	upgrading  *h1Stream   // a WebSocket upgrade awaiting its response; later requests wait
+	upgrading  *h1Stream   // a WebSocket upgrade or a CONNECT awaiting its response; later requests wait
 	closeAfter bool        // connection: close was sent or received
 	scratch    []byte
 	keepaliveT *time.Timer // http_opts.keepalive
@@ -197,6 +198,26 @@ func (h *http1) switchToWS(s *h1Stream, hs []Header, buf []byte, off int) (int, 
 	return off + n, err
 }
 
+// switchToTunnel: a 2xx to the CONNECT s. The RESPONSE is reported, the
+// requests that waited go to the origin, and the socket, with the bytes
+// after the response, becomes the tunnel's (Conn.serve).
+func (h *http1) switchToTunnel(s *h1Stream, part h1Part, buf []byte, off int) (int, error) {
+	c := h.c
+	if s.discardT != nil {
+		s.discardT.Stop()
+	}
+	if s.silenced { // cancelled: Gun would still switch; nobody wants this tunnel
+		return off, errCloseNormal
+	}
+	c.emit(&Event{Kind: EvResponse, Ref: s.ref, Fin: true, Status: part.Status, Headers: part.Headers})
+	h.streams, h.begun, h.upgrading = h.streams[1:], false, nil
+	for _, r := range h.waiting {
+		c.pending = append(c.pending, r)
+	}
+	h.waiting = nil
+	return len(buf), c.connectSwitch(s.ref, s.connect, buf[off:])
+}
+
 func (h *http1) write(r *Request) error {
 	out := &h1Out{ref: r.ref, remaining: -1}
 	if r.Stream {
@@ -274,9 +295,11 @@ func (h *http1) write(r *Request) error {
 	if flow == 0 {
 		flow = -1
 	}
-	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws, handlers: r.ContentHandlers}
+	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws, connect: r.connect, handlers: r.ContentHandlers}
 	h.streams = append(h.streams, s)
-	if r.ws != nil {
+	if r.ws != nil || r.connect != nil {
+		// Later requests wait for the answer: after a 2xx they go to the
+		// origin through the tunnel, else to the proxy.
 		h.upgrading = s
 	}
 	if r.Stream {
@@ -367,6 +390,9 @@ func (h *http1) handle(buf []byte) (int, error) {
 			}
 			if part.Close {
 				h.closeAfter = true
+			}
+			if s.connect != nil && part.Status/100 == 2 {
+				return h.switchToTunnel(s, part, buf, off)
 			}
 			if !s.silenced {
 				h.c.emit(&Event{Kind: EvResponse, Ref: s.ref, Fin: part.Fin, Status: part.Status, Headers: part.Headers})

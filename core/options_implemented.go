@@ -7,8 +7,9 @@ package core
 // options; Open (and gm_open, as GM_EOPTION) refuses. An entry goes away
 // when its feature lands.
 //
-//	protocols "socks", socks_opts
-//	    not available in this build (its engine is separate work)
+//	protocols "socks" beside other protocols
+//	    the SOCKS proxy has no ALPN name either: socks is the connection's one
+//	    protocol (the origin's protocols go in socks_opts).
 //	protocols "raw" beside other protocols
 //	    raw has no ALPN name, so Gun only ever speaks it as the one protocol
 //	    of a connection; in a list it would be silently never used.
@@ -35,17 +36,17 @@ package core
 // holds.
 func (o *Options) checkImplemented() error {
 	for _, p := range o.Protocols {
-		if p == "socks" {
+		if p == "socks" && len(o.Protocols) > 1 {
 			return &OptionError{Key: "protocols", Value: p,
-				Msg: "the " + p + " protocol is not available in this build"}
+				Msg: "socks must be the only protocol: the origin's protocols go in socks_opts"}
 		}
 		if p == "raw" && len(o.Protocols) > 1 {
 			return &OptionError{Key: "protocols", Value: p,
 				Msg: "raw must be the only protocol: it has no ALPN name, so it is never chosen from a list (Gun's rule)"}
 		}
 	}
-	if o.Socks != nil {
-		return &OptionError{Key: "socks_opts", Msg: "the socks protocol is not available in this build"}
+	if o.Socks != nil && !optContains(o.Protocols, "socks") {
+		return &OptionError{Key: "socks_opts", Msg: "given, but socks is not in protocols: it would be ignored"}
 	}
 	if !o.Supervise {
 		return &OptionError{Key: "supervise", Value: false,

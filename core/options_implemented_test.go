@@ -17,9 +17,9 @@ import (
 func TestUnimplementedOptionsRefused(t *testing.T) {
 	q := newQueue(t)
 	refused := []struct{ js, name string }{
-		{`{"protocols":["socks"],"socks_opts":{"host":"h","port":80}}`, "option protocols = \"socks\": the socks protocol is not available"},
+		{`{"transport":"tls","protocols":["socks","http2"],"socks_opts":{"host":"h","port":80}}`, "option protocols = \"socks\": socks must be the only protocol"},
 		{`{"transport":"tls","protocols":["http2","raw"]}`, "option protocols = \"raw\": raw must be the only protocol"},
-		{`{"socks_opts":{"host":"h","port":80}}`, "option socks_opts: the socks protocol"},
+		{`{"socks_opts":{"host":"h","port":80}}`, "option socks_opts: given, but socks is not in protocols"},
 		{`{"supervise":false}`, "option supervise = false: not supported"},
 		{`{"tcp_opts":{"send_timeout_close":false}}`, "option tcp_opts.send_timeout_close = false: not supported"},
 		{`{"http2_opts":{"stream_window_data_threshold":16384}}`, "option http2_opts.stream_window_data_threshold = 16384: not supported"},

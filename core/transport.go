@@ -58,7 +58,7 @@ func dial(ctx context.Context, c *Conn) (net.Conn, string, error) {
 		}
 		nc = tc
 	}
-	if protocols[name] == nil {
+	if protocols[name] == nil && name != "socks" { // socks: serve's SOCKS5 handshake (tunnel.go)
 		nc.Close()
 		return nil, "", fmt.Errorf("protocol %s is not available in this build", name)
 	}

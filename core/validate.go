@@ -170,8 +170,10 @@ func validateRequest(r *Request) error {
 	if err := ValidatePath(r.Path); err != nil {
 		return err
 	}
-	if err := validateTarget(r.Method, r.Path); err != nil {
-		return err
+	if r.connect == nil { // Connect's authority-form target is its own
+		if err := validateTarget(r.Method, r.Path); err != nil {
+			return err
+		}
 	}
 	if err := validateHeaderList(r.Headers); err != nil {
 		return err

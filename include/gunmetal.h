@@ -496,6 +496,45 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                const void *body, size_t body_len,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref);
 
+/*
+ * Opens a tunnel through the HTTP/1.1 proxy the connection speaks to (Gun's
+ * gun:connect): a CONNECT request to the destination dest_json, a JSON
+ * object with Gun's destination keys:
+ *   {"host": "origin.example", "port": 443,      required
+ *    "username": "u", "password": "p",            Basic proxy-authorization
+ *    "transport": "tcp" | "tls",                  to the origin, inside the tunnel
+ *    "protocols": ["http2", "http"] | ["http"] | ["raw"] ...,
+ *    "tls_opts": {...}, "tls_handshake_timeout": ms}
+ * (unknown keys, bad values: GM_EOPTION naming them). headers[0..n-1] are
+ * added to the request (host is the destination's authority unless given;
+ * content-length and transfer-encoding are GM_EINVAL: a CONNECT has no
+ * body). opts as gm_request's (NULL: defaults; timeout_ms, reply_to, flow
+ * and content_handlers_json apply to the proxy's answer). *ref gets the
+ * stream's reference.
+ *
+ * The proxy's answer is a GM_EV_RESPONSE on *ref. A 2xx (fin = 1) is
+ * followed, once the origin's transport is up (TLS inside the tunnel when
+ * transport is "tls"; TLS inside TLS when the connection to the proxy is
+ * TLS too), by GM_EV_TUNNEL_UP on *ref with the protocol spoken to the
+ * origin (ALPN decides on tls); from then on the connection is the
+ * origin's, as in Gun: requests, gm_ws_upgrade and raw gm_data go to the
+ * origin, requests made while the CONNECT was waiting for its answer too,
+ * and gm_info lists the proxy in its "intermediary" entries. A further
+ * gm_connect goes through the tunnel (nested proxies). Any other status is
+ * an ordinary response (+ DATA) and the connection stays the proxy's. A TLS
+ * handshake with the origin that fails takes the connection DOWN with its
+ * reason; a reconnect (retry) goes to the proxy again, without the tunnel.
+ * Errors: GM_EUNSUPPORTED when the connection to the proxy speaks another
+ * protocol than HTTP/1.1 (CONNECT over HTTP/2 is not available in this
+ * build), GM_EINVAL, GM_EOPTION, GM_ECLOSED. For SOCKS5, open the
+ * connection with protocols ["socks"] and socks_opts instead (GM_EV_UP
+ * "socks", then GM_EV_TUNNEL_UP with ref 0, as Gun's gun_tunnel_up with
+ * undefined).
+ * Any thread; the strings and arrays are copied before the call returns.
+ */
+int gm_connect(gm_conn *c, const char *dest_json, const gm_header *headers, size_t n_headers,
+               const gm_req_opts *opts, gm_ref *ref);
+
 /* The body bytes held per connection for requests waiting for UP: the
  * default of the option max_pending_body (0 holds nothing: gm_data before UP
  * then answers GM_ENOTUP at once and the host holds the body). */
@@ -572,11 +611,16 @@ int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * peer (address, or the socket path); on TLS while connected, tls_version
  * ("TLS 1.3"), tls_cipher, alpn ("" when none was agreed) and tls_resumed
  * ("true" when the session was resumed from the process-wide cache, see
- * gm_tls_session_cache); origin_scheme, origin_host, origin_port (Gun's
- * names for origin's parts); cookie_store ("true" with the cookie_store
- * option: see gm_cookies_get). Gun's owner has no meaning here (the owner
- * is the gm_queue the host gave), nor do socket, event_handler and
- * intermediaries. Once the connection has exited,
+ * gm_tls_session_cache); origin_scheme, origin_host, origin_port (Gun's:
+ * where requests go, the origin at the end of the tunnels when the
+ * connection goes through proxies, else host and port); one
+ * "intermediary" pair per proxy gone through, in order (Gun's
+ * intermediaries), its value "TYPE HOST PORT TRANSPORT PROTOCOL" separated
+ * by single spaces, e.g. "connect 127.0.0.1 3128 tcp http" or
+ * "socks5 proxy.lan 1080 tls socks"; cookie_store ("true" with the
+ * cookie_store option: see gm_cookies_get). Gun's owner has no meaning
+ * here (the owner is the gm_queue the host gave), nor do socket and
+ * event_handler. Once the connection has exited,
  * reason (the EXIT's reason, also while that event is still queued). Free
  * with gm_event_free. Unlike the calls that act on the connection, it still
  * answers GM_OK after gm_close and after the EXIT, with state "closed": it

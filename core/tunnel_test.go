@@ -1,0 +1,341 @@
+package core
+
+// Tunnels (tunnel.go) through real proxies started on 127.0.0.1:
+// tinyproxy (HTTP/1.1 CONNECT, Basic auth), microsocks (SOCKS5), and our
+// scripted CONNECT proxy for refusals; origins: the test server over http,
+// https, h2c and h2, WebSocket, and a raw echo.
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gunmetal/tests/proxies"
+	"gunmetal/tests/testserver"
+)
+
+func tinyproxy(t *testing.T, user, pass string) *proxies.Proc {
+	t.Helper()
+	p, err := proxies.Tinyproxy(user, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func microsocks(t *testing.T, user, pass string) *proxies.Proc {
+	t.Helper()
+	p, err := proxies.Microsocks(user, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func dest(t *testing.T, js string) *Destination {
+	t.Helper()
+	d, err := ParseDestination([]byte(js))
+	if err != nil {
+		t.Fatalf("destination %s: %v", js, err)
+	}
+	return d
+}
+
+// connectTo sends a CONNECT to d and expects the 2xx RESPONSE, then
+// TUNNEL_UP with protocol.
+func connectTo(t *testing.T, q *Queue, c *Conn, d *Destination, protocol string) uint64 {
+	t.Helper()
+	ref, err := c.Connect(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := expect(t, q, EvResponse, ref)
+	if ev.Status != 200 || !ev.Fin {
+		t.Fatalf("CONNECT answered %s, want 200 fin", evString(ev))
+	}
+	ev = expect(t, q, EvTunnelUp, ref)
+	if ev.Protocol != protocol {
+		t.Fatalf("TUNNEL_UP %s, want protocol %s", evString(ev), protocol)
+	}
+	return ref
+}
+
+// originHeaders GETs /headers and returns what the origin received.
+func originHeaders(t *testing.T, c *Conn) testserver.HeadersReply {
+	t.Helper()
+	b, err := c.AwaitBody(get(t, c, "/headers"), waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep testserver.HeadersReply
+	if b.Status != 200 || json.Unmarshal(b.Data, &rep) != nil {
+		t.Fatalf("GET /headers: %d %q", b.Status, b.Data)
+	}
+	return rep
+}
+
+func tlsDest(host string, port int, protocols string) string {
+	return fmt.Sprintf(`{"host":%q,"port":%d,"transport":"tls","protocols":%s,"tls_opts":{"cacertfile":%q}}`,
+		host, port, protocols, srv.CAFile())
+}
+
+// TestConnectTinyproxy: Gun's rfc7231_SUITE connect_http/https/h2c/h2
+// through tinyproxy: RESPONSE 200 fin, TUNNEL_UP with the origin's
+// protocol, then requests without a tunnel go to the origin, whose Host is
+// the origin's authority; info names the proxy as an intermediary.
+func TestConnectTinyproxy(t *testing.T) {
+	p := tinyproxy(t, "", "")
+	cases := []struct {
+		name, dest, protocol, proto, transport string
+		port                                   int
+	}{
+		{"http", fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort()), "http", "HTTP/1.1", "tcp", srv.HTTPPort()},
+		{"h2c", fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["http2"]}`, srv.HTTPPort()), "http2", "HTTP/2.0", "tcp", srv.HTTPPort()},
+		{"https", tlsDest("localhost", srv.TLSPort(), `["http"]`), "http", "HTTP/1.1", "tls", srv.TLSPort()},
+		{"h2", tlsDest("localhost", srv.TLSPort(), `["http2","http"]`), "http2", "HTTP/2.0", "tls", srv.TLSPort()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQueue(t)
+			c := openTo(t, q, p.Port, `{"retry":0}`)
+			awaitUp(t, c)
+			d := dest(t, tc.dest)
+			connectTo(t, q, c, d, tc.protocol)
+			rep := originHeaders(t, c)
+			if rep.Proto != tc.proto || rep.Host != d.authority() {
+				t.Fatalf("origin saw %s Host %q, want %s %q", rep.Proto, rep.Host, tc.proto, d.authority())
+			}
+			in := c.Info()
+			want := []Intermediary{{Type: "connect", Host: "127.0.0.1", Port: p.Port, Transport: "tcp", Protocol: "http"}}
+			if in.Protocol != tc.protocol || in.Transport != tc.transport || in.OriginHost != d.Host || in.OriginPort != tc.port ||
+				fmt.Sprint(in.Intermediaries) != fmt.Sprint(want) {
+				t.Fatalf("info %+v", in)
+			}
+			if tc.transport == "tls" && (in.TLS == nil || in.OriginScheme != "https") {
+				t.Fatalf("info over TLS: %+v", in)
+			}
+		})
+	}
+}
+
+// TestConnectProxyAuth: username/password become Basic
+// proxy-authorization; without them tinyproxy's 407 is an ordinary
+// RESPONSE (+ DATA) and no tunnel is listed.
+func TestConnectProxyAuth(t *testing.T) {
+	p := tinyproxy(t, "alice", "s3cret")
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0}`)
+	awaitUp(t, c)
+	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.AwaitBody(ref, waitFor)
+	if err != nil || b.Status != 407 {
+		t.Fatalf("CONNECT without credentials: %v %+v", err, b)
+	}
+	if in := c.Info(); len(in.Intermediaries) != 0 || in.OriginPort != p.Port {
+		t.Fatalf("info after a refused CONNECT: %+v", in)
+	}
+	// tinyproxy closes after its 407 (as many proxies do): a new connection.
+	q = newQueue(t)
+	c = openTo(t, q, p.Port, `{"retry":0}`)
+	awaitUp(t, c)
+	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"username":"alice","password":"s3cret"}`, srv.HTTPPort())), "http")
+	if rep := originHeaders(t, c); rep.Headers["proxy-authorization"] != nil {
+		t.Fatalf("the origin saw proxy-authorization: %v", rep.Headers)
+	}
+}
+
+// TestConnectRefusedStatuses: Gun's do_connect_failure: a 3xx, 4xx or 5xx
+// is an ordinary RESPONSE; the next request goes to the proxy (our
+// scripted proxy answers it 501).
+func TestConnectRefusedStatuses(t *testing.T) {
+	for _, status := range []int{302, 403, 500} {
+		s, err := proxies.StartScripted(status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		q := newQueue(t)
+		c := openTo(t, q, s.Port, `{"retry":0}`)
+		awaitUp(t, c)
+		ref, err := c.Connect(dest(t, `{"host":"localhost","port":33333,"username":"essen","password":"myrealpasswordis"}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := expect(t, q, EvResponse, ref)
+		if ev.Status != status || !ev.Fin {
+			t.Fatalf("got %s, want RESPONSE %d fin", evString(ev), status)
+		}
+		b, err := c.AwaitBody(get(t, c, "/proxied"), waitFor)
+		if err != nil || b.Status != 501 {
+			t.Fatalf("request after a refused CONNECT: %v %+v", err, b)
+		}
+		reqs := s.Requests()
+		r := reqs[0]
+		if r.Method != "CONNECT" || r.Host != "localhost:33333" || r.RequestURI != "localhost:33333" ||
+			r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("essen:myrealpasswordis")) || r.Header.Get("Content-Length") != "" || len(r.TransferEncoding) != 0 {
+			t.Fatalf("CONNECT as received: %s %s host %s %v", r.Method, r.RequestURI, r.Host, r.Header)
+		}
+	}
+}
+
+// TestConnectThroughTwoProxies: Gun's connect_through_multiple_proxies:
+// a CONNECT through the tunnel of another.
+func TestConnectThroughTwoProxies(t *testing.T) {
+	p1, p2 := tinyproxy(t, "", ""), tinyproxy(t, "", "")
+	q := newQueue(t)
+	c := openTo(t, q, p1.Port, `{"retry":0}`)
+	awaitUp(t, c)
+	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, p2.Port)), "http")
+	connectTo(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http"]`)), "http")
+	if rep := originHeaders(t, c); rep.Host != "localhost:"+strconv.Itoa(srv.TLSPort()) {
+		t.Fatalf("origin Host %q", rep.Host)
+	}
+	in := c.Info()
+	if len(in.Intermediaries) != 2 || in.Intermediaries[0].Port != p1.Port || in.Intermediaries[1].Port != p2.Port ||
+		in.Intermediaries[1].Transport != "tcp" || in.Transport != "tls" {
+		t.Fatalf("info: %+v", in)
+	}
+}
+
+// TestConnectRequestsWait: a request made while the CONNECT waits for its
+// answer goes to the origin once the tunnel is up (Gun's HTTP/1.1 switch).
+func TestConnectRequestsWait(t *testing.T) {
+	p := tinyproxy(t, "", "")
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0}`)
+	awaitUp(t, c)
+	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := get(t, c, "/bytes/5")
+	expect(t, q, EvResponse, ref)
+	expect(t, q, EvTunnelUp, ref)
+	if ev := expect(t, q, EvResponse, g); ev.Status != 200 {
+		t.Fatalf("request through the tunnel: %s", evString(ev))
+	}
+}
+
+// TestConnectTunnelLost: the proxy goes away: DOWN, and the reconnect is
+// to the proxy, without the tunnel (UP http, no intermediaries).
+func TestConnectTunnelLost(t *testing.T) {
+	s, err := proxies.StartScripted(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := newQueue(t)
+	c := openTo(t, q, s.Port, `{"retry":1,"retry_timeout":50}`)
+	awaitUp(t, c)
+	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), "http")
+	slow := get(t, c, "/delay/5000")
+	s.CloseConns()
+	ev := expect(t, q, EvError, slow)
+	ev = expect(t, q, EvDown, 0)
+	if ev.Protocol != "http" || len(ev.Killed) != 1 || ev.Killed[0] != slow {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvUp, 0); ev.Protocol != "http" {
+		t.Fatalf("reconnect: %s", evString(ev))
+	}
+	if in := c.Info(); len(in.Intermediaries) != 0 || in.OriginPort != s.Port {
+		t.Fatalf("info after the reconnect: %+v", in)
+	}
+}
+
+// TestConnectRaw: a raw byte stream through a CONNECT tunnel.
+func TestConnectRaw(t *testing.T) {
+	e := echoServer(t)
+	p := tinyproxy(t, "", "")
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0}`)
+	awaitUp(t, c)
+	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["raw"]}`, e.port())), "raw")
+	if err := c.Data(0, []byte("hello tunnel"), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawRead(t, q, c, 12); string(got) != "hello tunnel" {
+		t.Fatalf("echo %q", got)
+	}
+}
+
+// TestConnectWebSocket: a WebSocket upgrade through the tunnel.
+func TestConnectWebSocket(t *testing.T) {
+	p := tinyproxy(t, "", "")
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0}`)
+	awaitUp(t, c)
+	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), "http")
+	ref, err := c.WSUpgrade("/ws", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, q, EvUpgrade, ref)
+	if err := c.WSSend(ref, []WSFrame{{Op: WSText, Data: []byte("through")}}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := expect(t, q, EvWS, ref); string(ev.Data) != "through" {
+		t.Fatalf("echo %s", evString(ev))
+	}
+}
+
+// TestSocks: Gun's socks_SUITE through microsocks: UP "socks", then
+// TUNNEL_UP (ref 0, Gun's undefined) with the origin's protocol; with and
+// without username/password, to http and https origins.
+func TestSocks(t *testing.T) {
+	anon, auth := microsocks(t, "", ""), microsocks(t, "bob", "hunter22")
+	cases := []struct {
+		name, socks, protocol string
+		port                  int
+	}{
+		{"none/http", fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort()), "http", anon.Port},
+		{"none/h2c", fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["http2"]}`, srv.HTTPPort()), "http2", anon.Port},
+		{"userpass/https", fmt.Sprintf(`{"host":"localhost","port":%d,"auth":[["username_password","bob","hunter22"]],"transport":"tls","tls_opts":{"cacertfile":%q}}`, srv.TLSPort(), srv.CAFile()), "http2", auth.Port},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQueue(t)
+			c := openTo(t, q, tc.port, `{"retry":0,"protocols":["socks"],"socks_opts":`+tc.socks+`}`)
+			if ev := expect(t, q, EvUp, 0); ev.Protocol != "socks" {
+				t.Fatalf("got %s, want UP socks", evString(ev))
+			}
+			if ev := expect(t, q, EvTunnelUp, 0); ev.Protocol != tc.protocol || ev.Ref != 0 {
+				t.Fatalf("got %s, want TUNNEL_UP %s", evString(ev), tc.protocol)
+			}
+			rep := originHeaders(t, c)
+			if !strings.HasPrefix(rep.Host, "127.0.0.1:") && !strings.HasPrefix(rep.Host, "localhost:") {
+				t.Fatalf("origin Host %q", rep.Host)
+			}
+			in := c.Info()
+			if len(in.Intermediaries) != 1 || in.Intermediaries[0] != (Intermediary{Type: "socks5", Host: "127.0.0.1", Port: tc.port, Transport: "tcp", Protocol: "socks"}) {
+				t.Fatalf("info %+v", in)
+			}
+		})
+	}
+}
+
+// TestSocksAuthRefused: wrong credentials: DOWN "socks" with the proxy's
+// refusal, then EXIT (retry 0); nothing reached the origin.
+func TestSocksAuthRefused(t *testing.T) {
+	p := microsocks(t, "bob", "hunter22")
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, fmt.Sprintf(`{"retry":0,"protocols":["socks"],"socks_opts":{"host":"127.0.0.1","port":%d,"auth":[["username_password","bob","wrong"]]}}`, srv.HTTPPort()))
+	r := get(t, c, "/")
+	expect(t, q, EvUp, 0)
+	ev := expect(t, q, EvDown, 0)
+	if ev.Protocol != "socks" || !strings.HasPrefix(ev.Reason, "socks: ") {
+		t.Fatalf("got %s, want DOWN socks with the refusal", evString(ev))
+	}
+	if ev := expect(t, q, EvError, r); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("the waiting request: %s", evString(ev))
+	}
+	expect(t, q, EvExit, 0)
+}
