@@ -439,8 +439,8 @@ func (h *h2conn) request(r *Request) error {
 		if !h.o.WaitForStreamSlot {
 			return fmt.Errorf("too_many_streams: Maximum concurrency limit has been reached. (the server's max_concurrent_streams is %d)", h.peerMaxStreams)
 		}
-		if len(h.waiting) >= h.c.opts.MaxPendingRequests {
-			return fmt.Errorf("too_many_streams: %d requests already wait for a stream slot (max_pending_requests)", len(h.waiting))
+		if len(h.waiting) >= h.o.MaxWaitingStreams {
+			return fmt.Errorf("too_many_streams: %d requests already wait for a stream slot (http2_opts.max_waiting_streams)", len(h.waiting))
 		}
 		h.waiting = append(h.waiting, r)
 		return nil
@@ -806,8 +806,15 @@ func (h *h2conn) dequeue() {
 		r := h.waiting[0]
 		h.waiting[0] = nil
 		h.waiting = h.waiting[1:]
-		if err := h.open(r); err != nil {
+		open := h.open
+		if r.ws != nil {
+			open = h.wsOpen
+		}
+		if err := open(r); err != nil {
 			h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
+			if r.ws != nil {
+				r.ws.fail()
+			}
 		}
 	}
 }

@@ -44,6 +44,7 @@ type HTTP2Opts struct {
 	PrefaceTimeout, SettingsTimeout time.Duration // 5000 ms each; 0 = infinity
 	EnableConnectProtocol           bool          // "enable_connect_protocol", false
 	WaitForStreamSlot               bool          // gunmetal "wait_for_stream_slot", false
+	MaxWaitingStreams               int           // gunmetal "max_waiting_streams": requests waiting for a slot, 1024; only with wait_for_stream_slot
 	MaxHeaderListSize               uint32        // gunmetal "max_header_list_size"; 0 = none
 
 	// FrameTimeout is gunmetal's "frame_timeout": once the first byte of a
@@ -89,6 +90,7 @@ func DefaultHTTP2Opts() *HTTP2Opts {
 		SettingsTimeout:                 5000 * time.Millisecond,
 		FrameTimeout:                    30000 * time.Millisecond,
 		SendWindowTimeout:               15000 * time.Millisecond,
+		MaxWaitingStreams:               1024,
 	}
 }
 
@@ -109,6 +111,7 @@ func (dst *HTTP2Opts) check(parent, key string, raw json.RawMessage) (given []st
 	}
 	path := optJoin(parent, key)
 	const max31 = math.MaxInt32
+	waitingSet := false
 	for _, k := range obj.keys {
 		f := optField{proto: path, key: k, raw: obj.vals[k]}
 		var n int64
@@ -201,6 +204,10 @@ func (dst *HTTP2Opts) check(parent, key string, raw json.RawMessage) (given []st
 			u32(0, max31, &dst.StreamWindowUpdateThreshold)
 		case "wait_for_stream_slot":
 			dst.WaitForStreamSlot, err = f.boolean()
+		case "max_waiting_streams":
+			n, err = f.integer(1, math.MaxInt32)
+			dst.MaxWaitingStreams = int(n)
+			waitingSet = true
 		case "max_header_list_size":
 			u32(0, math.MaxUint32, &dst.MaxHeaderListSize)
 		default:
@@ -209,6 +216,10 @@ func (dst *HTTP2Opts) check(parent, key string, raw json.RawMessage) (given []st
 		if err != nil {
 			return nil, err
 		}
+	}
+	if waitingSet && !dst.WaitForStreamSlot {
+		return nil, &OptionError{Proto: path, Key: "max_waiting_streams", Value: int64(dst.MaxWaitingStreams),
+			Msg: "only used with wait_for_stream_slot: true (else a request past the server's max_concurrent_streams fails at once)"}
 	}
 	return obj.keys, nil
 }

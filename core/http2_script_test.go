@@ -443,14 +443,16 @@ func TestH2MaxConcurrentStreams(t *testing.T) {
 }
 
 func TestH2WaitForStreamSlot(t *testing.T) {
-	q, c, _, sc := h2script(t, `,"max_pending_requests":2,"http2_opts":{"wait_for_stream_slot":true}`)
+	// The bound on waiting requests is max_waiting_streams, not
+	// max_pending_requests (requests made while not connected).
+	q, c, _, sc := h2script(t, `,"max_pending_requests":1,"http2_opts":{"wait_for_stream_slot":true,"max_waiting_streams":2}`)
 	sc.Handshake(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 1})
 	sc.Expect("SETTINGS ack", func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && s.IsAck() })
 	a := get(t, c, "/a")
 	b := do(t, c, &Request{Method: "POST", Path: "/b", Stream: true})
 	d := get(t, c, "/d")
 	e := get(t, c, "/e") // past the bound
-	if ev := expect(t, q, EvError, e); !strings.HasPrefix(ev.Reason, "too_many_streams") {
+	if ev := expect(t, q, EvError, e); !strings.HasPrefix(ev.Reason, "too_many_streams") || !strings.Contains(ev.Reason, "max_waiting_streams") {
 		t.Fatalf("%s", evString(ev))
 	}
 	if si, err := c.StreamInfo(b); err != nil || si.State != "queued" {

@@ -72,7 +72,14 @@ func (h *h2conn) wsOpen(r *Request) error {
 		return errors.New("closed: the connection has used all its stream identifiers")
 	}
 	if !h.slotFree() {
-		return fmt.Errorf("too_many_streams: Maximum concurrency limit has been reached. (the server's max_concurrent_streams is %d)", h.peerMaxStreams)
+		if !h.o.WaitForStreamSlot {
+			return fmt.Errorf("too_many_streams: Maximum concurrency limit has been reached. (the server's max_concurrent_streams is %d)", h.peerMaxStreams)
+		}
+		if len(h.waiting) >= h.o.MaxWaitingStreams {
+			return fmt.Errorf("too_many_streams: %d requests already wait for a stream slot (http2_opts.max_waiting_streams)", len(h.waiting))
+		}
+		h.waiting = append(h.waiting, r) // dequeue opens it with wsOpen
+		return nil
 	}
 	authority, ok := hasHeader(r.Headers, "host")
 	if !ok {

@@ -3,6 +3,8 @@ package core
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +117,38 @@ func TestWSH2ScriptProtocolError(t *testing.T) {
 		t.Fatalf("client sent %v %q (END_STREAM %v), want close 1002 and END_STREAM", hs[0].OpCode, ps[0], fin)
 	}
 	noEvent(t, q, 100*time.Millisecond)
+}
+
+// TestWSH2WaitsForStreamSlot: with wait_for_stream_slot, a WebSocket
+// upgrade past the server's max_concurrent_streams waits for a slot like a
+// request (it failed at once with too_many_streams before); without it,
+// Gun's error.
+func TestWSH2WaitsForStreamSlot(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		q, c, _, sc := h2script(t, fmt.Sprintf(`,"http2_opts":{"wait_for_stream_slot":%v}`, wait))
+		sc.Handshake(http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1},
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 1})
+		sc.Expect("SETTINGS ack", func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && s.IsAck() })
+		a := get(t, c, "/a")
+		ra := sc.ReadRequest()
+		ref, err := c.WSUpgrade("/chat", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !wait {
+			if ev := expect(t, q, EvError, ref); !strings.HasPrefix(ev.Reason, "too_many_streams") {
+				t.Fatalf("got %s", evString(ev))
+			}
+			continue
+		}
+		sc.NoFrame(150*time.Millisecond, "HEADERS", func(f http2.Frame) bool { return f.Header().Type == http2.FrameHeaders })
+		sc.Respond(ra.StreamID, 200, true)
+		expect(t, q, EvResponse, a)
+		req := sc.ReadRequest()
+		if p, _ := req.Header(":protocol"); req.Method != "CONNECT" || p != "websocket" {
+			t.Fatalf("request %+v", req)
+		}
+		sc.Respond(req.StreamID, 200, false)
+		expect(t, q, EvUpgrade, ref)
+	}
 }

@@ -487,7 +487,9 @@ typedef struct gm_req_opts {
  * headers (connection, keep-alive, proxy-connection, transfer-encoding,
  * upgrade; te other than "trailers") are GM_EINVAL; a request past the
  * server's max_concurrent_streams gets ERROR "too_many_streams: ..." at
- * once, unless http2_opts.wait_for_stream_slot queues it; after the
+ * once, unless http2_opts.wait_for_stream_slot queues it (at most
+ * http2_opts.max_waiting_streams, default 1024, wait; gm_ws_upgrade's
+ * RFC 8441 streams queue the same way); after the
  * server's GOAWAY a request gets ERROR "closing", and streams the server
  * did not process get ERROR "unprocessed: ..." (safe to retry).
  */
