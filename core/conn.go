@@ -421,6 +421,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.via = append(c.via, sw.hop)
 		c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
 		c.opts = sw.o
+		c.traceTunnel("connect", sw, tname)
 		nc, name, up = tnc, tname, &Event{Kind: EvTunnelUp, Ref: sw.ref}
 	}
 	return c.down(nc, wdone, reason, "")
@@ -477,6 +478,7 @@ func (c *Conn) socksUp(nc net.Conn) (net.Conn, string, error) {
 	c.via = hops
 	c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
 	c.opts = sw.o
+	c.traceTunnel("socks5", sw, name)
 	c.mu.Unlock()
 	return t, name, nil
 }

@@ -750,9 +750,6 @@ func (f optField) trace() (uint64, error) {
 			return 0, f.fail("must be a boolean or a list of trace event names (strings)")
 		}
 		m, bad := traceMask(names)
-		if bad == "origin_changed" || bad == "transport_changed" {
-			return 0, f.fail(bad + " is not supported by gunmetal: it is Gun's for CONNECT tunnels, which this build does not have")
-		}
 		if bad != "" {
 			return 0, f.fail("unknown trace event " + strconv.Quote(bad) + " (known: " + strings.Join(traceNames[:], ", ") + ")")
 		}

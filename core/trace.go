@@ -27,8 +27,11 @@ import (
 // budget as every event. When off, each hook costs one test of a word that
 // never changes (c.trace): no allocation, no call.
 //
-// origin_changed and transport_changed are Gun's for CONNECT tunnels, which
-// this build does not have: they are refused in the list, never emitted.
+// origin_changed and transport_changed are Gun's for tunnels (tunnel.go):
+// the origin (":type" connect or socks5, ":origin_scheme", ":origin_host",
+// ":origin_port") and then the transport (":transport" tls, when TLS to the
+// origin runs inside the tunnel) changed; protocol_changed follows with the
+// origin's protocol.
 
 // The names, in Gun's order (gun_event.erl); a name's index is its bit.
 var traceNames = [...]string{
@@ -42,7 +45,7 @@ var traceNames = [...]string{
 	"ws_upgrade",
 	"ws_recv_frame_start", "ws_recv_frame_header", "ws_recv_frame_end",
 	"ws_send_frame_start", "ws_send_frame_end",
-	"protocol_changed",
+	"protocol_changed", "origin_changed", "transport_changed",
 	"cancel", "disconnect", "terminate",
 }
 
@@ -73,6 +76,8 @@ const (
 	trWSSendStart
 	trWSSendEnd
 	trProtocolChanged
+	trOriginChanged
+	trTransportChanged
 	trCancel
 	trDisconnect
 	trTerminate

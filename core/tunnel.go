@@ -326,6 +326,9 @@ func (c *Conn) enterTunnel(nc net.Conn, sw *tunnelSwitch) (net.Conn, string, err
 		return t, name, nil
 	}
 	tc := tls.Client(t, sw.tls)
+	if c.trace&trmConnect != 0 {
+		c.trace1(trTLSStart, 0, []Header{td("timeout", msOrInfinity(sw.o.TLSHandshakeTimeout))})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if d := sw.o.TLSHandshakeTimeout; d > 0 {
@@ -343,10 +346,32 @@ func (c *Conn) enterTunnel(nc net.Conn, sw *tunnelSwitch) (net.Conn, string, err
 	c.mu.Lock()
 	c.cancelDial = nil
 	c.mu.Unlock()
+	name = alpnProtocol(tc, sw.o.Protocols)
+	if c.trace&trmConnect != 0 {
+		c.traceTLSEnd(tc, name, err)
+	}
 	if err != nil {
 		return nil, "", err
 	}
-	return tc, alpnProtocol(tc, sw.o.Protocols), nil
+	return tc, name, nil
+}
+
+// traceTunnel: Gun's origin_changed, transport_changed (TLS inside the
+// tunnel) and protocol_changed once a tunnel is up. c.mu held.
+func (c *Conn) traceTunnel(kind string, sw *tunnelSwitch, name string) {
+	if c.trace&(1<<trOriginChanged|1<<trTransportChanged|1<<trProtocolChanged) == 0 {
+		return
+	}
+	scheme := "http"
+	if sw.tls != nil {
+		scheme = "https"
+	}
+	c.traceLocked(trOriginChanged, sw.ref, 0, nil, []Header{td("type", kind), td("origin_scheme", scheme),
+		td("origin_host", sw.host), td("origin_port", strconv.Itoa(sw.port))})
+	if sw.tls != nil {
+		c.traceLocked(trTransportChanged, sw.ref, 0, nil, []Header{td("transport", "tls")})
+	}
+	c.traceLocked(trProtocolChanged, sw.ref, 0, nil, []Header{td("protocol", name)})
 }
 
 // alpnProtocol is the protocol to speak after a TLS handshake: the ALPN

@@ -339,3 +339,43 @@ func TestSocksAuthRefused(t *testing.T) {
 	}
 	expect(t, q, EvExit, 0)
 }
+
+// TestTunnelTrace: Gun's origin_changed, transport_changed and
+// protocol_changed when a CONNECT tunnel to a TLS origin comes up (they were
+// refused as options before tunnels existed), and origin_changed socks5.
+func TestTunnelTrace(t *testing.T) {
+	p := tinyproxy(t, "", "")
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0,"trace":["origin_changed","transport_changed","protocol_changed"]}`)
+	awaitUp(t, c)
+	ref, err := c.Connect(dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, q, EvResponse, ref)
+	want := []string{
+		"origin_changed :type=connect :origin_scheme=https :origin_host=localhost :origin_port=" + strconv.Itoa(srv.TLSPort()),
+		"transport_changed :transport=tls",
+		"protocol_changed :protocol=http2",
+	}
+	for _, w := range want {
+		ev := expect(t, q, EvTrace, ref)
+		got := ev.Reason
+		for _, h := range ev.Headers {
+			got += " " + h.Name + "=" + h.Value
+		}
+		if got != w {
+			t.Fatalf("trace %q, want %q", got, w)
+		}
+	}
+	expect(t, q, EvTunnelUp, ref)
+
+	s := microsocks(t, "", "")
+	q = newQueue(t)
+	openTo(t, q, s.Port, fmt.Sprintf(`{"retry":0,"trace":["origin_changed"],"protocols":["socks"],"socks_opts":{"host":"127.0.0.1","port":%d}}`, srv.HTTPPort()))
+	expect(t, q, EvUp, 0)
+	if ev := expect(t, q, EvTrace, 0); ev.Reason != "origin_changed" || ev.Headers[0] != td("type", "socks5") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	expect(t, q, EvTunnelUp, 0)
+}

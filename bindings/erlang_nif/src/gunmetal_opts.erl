@@ -5,15 +5,14 @@
 
 -export([to_json/1, ws_to_json/1, option_error/2, encode/1, trace_names/0]).
 
-%% gun_event's callbacks that libgunmetal emits (its "trace" option);
-%% origin_changed and transport_changed are for tunnels, not there yet.
+%% gun_event's callbacks that libgunmetal emits (its "trace" option).
 trace_names() ->
 	[init, domain_lookup_start, domain_lookup_end, connect_start, connect_end,
 		tls_handshake_start, tls_handshake_end, request_start, request_headers, request_end,
 		push_promise_start, push_promise_end, response_start, response_inform, response_headers,
 		response_trailers, response_end, ws_upgrade, ws_recv_frame_start, ws_recv_frame_header,
-		ws_recv_frame_end, ws_send_frame_start, ws_send_frame_end, protocol_changed, cancel,
-		disconnect, terminate].
+		ws_recv_frame_end, ws_send_frame_start, ws_send_frame_end, protocol_changed, origin_changed,
+		transport_changed, cancel, disconnect, terminate].
 
 %% to_json(Opts) -> {ok, iodata()} | {error, {options, Opt}}
 to_json(Opts) when is_map(Opts) ->
