@@ -71,6 +71,7 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 		return nil
 	}
 	*(*int64)(base) = int64(credit)
+	*(*uint64)(unsafe.Add(base, 8)) = ev.Tunnel() // which tunnel's (tunnel_h2.go) the release goes to
 	mem := unsafe.Add(base, prefixSize)
 	buf := unsafe.Slice((*byte)(mem), total)
 	e := (*C.gm_event)(mem)
@@ -152,7 +153,7 @@ func putString(slot **C.char, buf []byte, off int, s string) int {
 func taken(e *C.gm_event) core.Taken {
 	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 	return core.Taken{Kind: core.EventKind(e.kind), Ref: uint64(e.ref), Fin: e.fin != 0,
-		DataLen: int(e.data_len), Credit: int(*(*int64)(base))}
+		DataLen: int(e.data_len), Credit: int(*(*int64)(base)), Tunnel: *(*uint64)(unsafe.Add(base, 8))}
 }
 
 // eventConn is the connection an event names. Its handle is live: it is

@@ -494,10 +494,12 @@ func reqOpts(opts *C.gm_req_opts, r *core.Request) *status {
 	if opts == nil {
 		return nil
 	}
-	// A caller built against the older header passes the size it knew
-	// (without content_handlers_json); any other short size is a mistake.
+	// A caller built against an older header passes the size it knew
+	// (without content_handlers_json, or without tunnel); any other short
+	// size is a mistake.
 	older := C.uint32_t(unsafe.Offsetof(opts.content_handlers_json))
-	if opts.size != older && opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
+	withHandlers := C.uint32_t(unsafe.Offsetof(opts.tunnel))
+	if opts.size != older && opts.size != withHandlers && opts.size < C.uint32_t(unsafe.Sizeof(C.gm_req_opts{})) {
 		return fail(C.GM_EINVAL, "gm_req_opts.size is %d; set it to sizeof(gm_req_opts)", uint32(opts.size))
 	}
 	if opts.timeout_ms < 0 || opts.flow < 0 {
@@ -520,6 +522,9 @@ func reqOpts(opts *C.gm_req_opts, r *core.Request) *status {
 		if r.ContentHandlers, err = core.ParseContentHandlers([]byte(js)); err != nil {
 			return fromErr(err)
 		}
+	}
+	if opts.size > withHandlers {
+		r.Tunnel = uint64(opts.tunnel)
 	}
 	return nil
 }
@@ -775,8 +780,13 @@ func gm_stream_info(p *C.gm_conn, ref C.gm_ref, out **C.gm_event) (rc C.int) {
 	if err != nil {
 		return fromErr(err).report()
 	}
-	cStore(unsafe.Pointer(out), unsafe.Pointer(infoEvent(h, uint64(ref), "ref", strconv.FormatUint(si.Ref, 10), "state", si.State,
-		"method", si.Method, "path", si.Path, "protocol", si.Protocol, "flow", strconv.Itoa(si.Flow))))
+	kv := []string{"ref", strconv.FormatUint(si.Ref, 10), "state", si.State,
+		"method", si.Method, "path", si.Path, "protocol", si.Protocol, "flow", strconv.Itoa(si.Flow)}
+	if t := si.Tunnel; t != nil {
+		kv = append(kv, "tunnel_transport", t.Transport, "tunnel_protocol", t.Protocol, "tunnel_origin_scheme", t.OriginScheme,
+			"tunnel_origin_host", t.OriginHost, "tunnel_origin_port", strconv.Itoa(t.OriginPort))
+	}
+	cStore(unsafe.Pointer(out), unsafe.Pointer(infoEvent(h, uint64(ref), kv...)))
 	if *out == nil {
 		return fail(C.GM_ENOMEM, "out of memory").report()
 	}

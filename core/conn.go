@@ -63,6 +63,11 @@ type Request struct {
 	timer   *time.Timer
 	ws      *wsUp        // a WebSocket upgrade (WSUpgrade, conn_ws.go); nil for requests
 	connect *Destination // a CONNECT (Connect, tunnel.go); nil for requests
+
+	// Tunnel is Gun's req_opts tunnel: the ref of a CONNECT whose tunnel
+	// carries the request (an HTTP/2 proxy's; on HTTP/1.1 and SOCKS the
+	// connection itself became the tunnel, and 0 goes there too).
+	Tunnel uint64
 }
 
 // Ref is the stream reference given to the request.
@@ -123,7 +128,16 @@ type Conn struct {
 	switchTo    *tunnelSwitch // the protocol handed the socket to a tunnel (serve, tunnel.go)
 	via         []Intermediary
 	origin      *tunnelOrigin // where the tunnels lead; nil: host:port
-	exitReason  string        // the EXIT's reason, once sent (AwaitUp's errors, Info)
+	hopRefs     []uint64      // the CONNECTs whose tunnels the socket became (Request.Tunnel may name them)
+
+	// tunnel_h2.go: a connection running in an HTTP/2 tunnel has a parent
+	// (the connection carrying the stream) and the stream's ref; the root
+	// keeps every tunnel under it by that ref, until it settles.
+	parent     *Conn
+	tunRef     uint64
+	tunTC      *tunnelConn
+	tunnels    map[uint64]*Conn
+	exitReason string // the EXIT's reason, once sent (AwaitUp's errors, Info)
 
 	// trace.go: the trace events on (1<<traceID), fixed at Open (0: each
 	// hook costs one test), and the streams whose response_start was emitted.
@@ -374,7 +388,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		nc.Close()
 		return "", c.closeRequested()
 	}
-	c.opts, c.via, c.origin = c.baseOpts, nil, nil
+	c.opts, c.via, c.origin, c.hopRefs = c.baseOpts, nil, nil, nil
 	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
 	if c.unixPath != "" {
 		c.local, c.peer = "", c.unixPath
@@ -419,6 +433,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 			break
 		}
 		c.via = append(c.via, sw.hop)
+		c.hopRefs = append(c.hopRefs, sw.ref)
 		c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
 		c.opts = sw.o
 		c.traceTunnel("connect", sw, tname)
@@ -450,7 +465,11 @@ func (c *Conn) attachLocked(nc net.Conn, name string, up *Event) {
 	c.protoNm = c.proto.name()
 	c.state = stateUp
 	up.Protocol = c.protoNm
-	c.emit(up)
+	if c.parent != nil && up.Kind == EvUp {
+		c.tunnelUp(c.protoNm) // tunnel_h2.go: the parent's TUNNEL_UP
+	} else {
+		c.emit(up)
+	}
 	pending := c.pending
 	c.pending = nil
 	for _, r := range pending {
@@ -504,6 +523,7 @@ func (c *Conn) down(nc net.Conn, wdone chan struct{}, reason, proto string) (dow
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.endTunnelsLocked()
 	p := c.proto
 	c.proto, c.nc = nil, nil
 	if d, ok := p.(interface{ detach() }); ok {
@@ -539,7 +559,9 @@ func (c *Conn) down(nc net.Conn, wdone chan struct{}, reason, proto string) (dow
 		}
 		c.emit(&Event{Kind: EvError, Ref: ref, Reason: streamReason})
 	}
-	c.emit(&Event{Kind: EvDown, Protocol: proto, Reason: reason, Killed: killed})
+	if c.parent == nil { // a tunnel's end is its parent's stream's (tunnelExit)
+		c.emit(&Event{Kind: EvDown, Protocol: proto, Reason: reason, Killed: killed})
+	}
 	c.flushEvents()
 	c.state = stateNotConnected
 	return reason, ""
@@ -824,11 +846,16 @@ func (c *Conn) exit(reason string) {
 	}
 	c.state = stateDone
 	c.exitReason = reason
-	c.emit(&Event{Kind: EvExit, Reason: reason})
+	if c.parent == nil {
+		c.emit(&Event{Kind: EvExit, Reason: reason})
+	}
 	c.flushEvents()
 	owner := c.owner
 	settled := c.settleLocked()
 	c.mu.Unlock()
+	if c.parent != nil {
+		c.tunnelExit(reason)
+	}
 	owner.disown(c)
 	close(c.done)
 	if settled != nil {
@@ -850,6 +877,9 @@ func (c *Conn) emit(ev *Event) {
 
 func (c *Conn) emitEvent(ev *Event) {
 	ev.Conn = c
+	if ev.Ref == 0 && c.parent != nil {
+		ev.Ref = c.tunRef // a tunnel's connection-wide events (raw's stream) are its CONNECT's
+	}
 	if !c.useful {
 		c.markUseful(ev)
 	}
@@ -1019,11 +1049,29 @@ type Taken struct {
 	Ref     uint64
 	DataLen int
 	Credit  int
+	Tunnel  uint64 // Event.Tunnel: the tunnel that emitted it, 0 for the connection itself
+}
+
+// Tunnel is the ref of the HTTP/2 tunnel whose connection emitted the
+// event (tunnel_h2.go), 0 when it is the connection the host opened: a
+// copy of the event released later (Taken) says so, for ReleaseTaken.
+func (ev *Event) Tunnel() uint64 {
+	if ev.Conn == nil {
+		return 0
+	}
+	return ev.Conn.tunRef
 }
 
 // ReleaseTaken releases events of this connection that were copied out and
 // dropped (the C ABI's gm_event_free / gm_events_free): one lock for all.
+// Events of its tunnels (Taken.Tunnel) go to them.
 func (c *Conn) ReleaseTaken(ts ...Taken) {
+	for i := range ts {
+		if ts[i].Tunnel != c.tunRef {
+			c.releaseTunnels(ts)
+			return
+		}
+	}
 	c.mu.Lock()
 	credit := 0
 	for _, t := range ts {
@@ -1059,6 +1107,15 @@ func (c *Conn) Pin(credit int) int {
 func (c *Conn) Request(r *Request) (uint64, error) {
 	if err := validateRequest(r); err != nil {
 		return 0, err
+	}
+	if r.Tunnel != 0 {
+		t, err := c.tunnel(r.Tunnel)
+		if err != nil {
+			return 0, err
+		}
+		tr := *r
+		tr.Tunnel = 0
+		return t.Request(&tr)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -1149,6 +1206,12 @@ func (c *Conn) armTimeout(r *Request) {
 // bytes). fin ends the body. It blocks while too much output is pending.
 // Before UP the piece is held and goes out on UP (conn_held.go).
 func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
+	if t := c.forRef(ref); t != c {
+		return t.Data(ref, p, fin)
+	}
+	if t := c.rawTunnel(ref); t != nil { // raw in an HTTP/2 tunnel: its byte stream is the tunnel's ref
+		return t.Data(0, p, fin)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -1191,6 +1254,9 @@ func (c *Conn) sendDataLocked(ref uint64, p []byte, fin bool) error {
 // Cancel silences a stream: no more events for it (Gun's cancel). HTTP/2
 // resets it.
 func (c *Conn) Cancel(ref uint64) error {
+	if t := c.forRef(ref); t != c {
+		return t.Cancel(ref)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == stateDone || c.closeReq != "" {
@@ -1227,6 +1293,12 @@ func (c *Conn) Cancel(ref uint64) error {
 func (c *Conn) UpdateFlow(ref uint64, n int) error {
 	if n <= 0 {
 		return fmt.Errorf("%w: flow increment must be positive", ErrBadArg)
+	}
+	if t := c.forRef(ref); t != c {
+		return t.UpdateFlow(ref, n)
+	}
+	if t := c.rawTunnel(ref); t != nil {
+		return t.UpdateFlow(0, n)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -1332,6 +1404,9 @@ func (c *Conn) SetOwner(q *Queue) error {
 	}
 	c.owner.disown(c)
 	c.owner = q
+	for _, t := range c.tunnels { // the tunnels' events follow (tunnel_h2.go)
+		t.setOwner(q)
+	}
 	return nil
 }
 
@@ -1393,9 +1468,26 @@ type StreamInfo struct {
 	Path     string
 	Protocol string
 	Flow     int // remaining flow, -1 when flow control is off
+
+	// Tunnel describes the tunnel a CONNECT stream carries, once up (Gun's
+	// stream_info tunnel map); nil for other streams.
+	Tunnel *TunnelInfo
+}
+
+// TunnelInfo is what StreamInfo tells of a tunnel: the transport and
+// protocol spoken in it, and the origin it leads to.
+type TunnelInfo struct {
+	Transport    string
+	Protocol     string
+	OriginScheme string
+	OriginHost   string
+	OriginPort   int
 }
 
 func (c *Conn) StreamInfo(ref uint64) (StreamInfo, error) {
+	if t := c.forRef(ref); t != c {
+		return t.StreamInfo(ref)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == stateDone || c.closeReq != "" {
@@ -1414,6 +1506,18 @@ func (c *Conn) StreamInfo(ref uint64) (StreamInfo, error) {
 		return StreamInfo{}, ErrNoStream
 	}
 	si.Ref, si.Protocol = ref, c.proto.name()
+	if h, ok := c.proto.(*h2conn); ok {
+		if s := h.refs[ref]; s != nil && s.tun != nil && s.tun.child != nil {
+			k := s.tun.child
+			c.mu.Unlock() // the child's lock is never taken under its parent's
+			in := k.Info()
+			c.mu.Lock()
+			if in.State == "connected" {
+				si.Tunnel = &TunnelInfo{Transport: in.Transport, Protocol: in.Protocol, OriginScheme: in.OriginScheme,
+					OriginHost: in.OriginHost, OriginPort: in.OriginPort}
+			}
+		}
+	}
 	return si, nil
 }
 
@@ -1473,15 +1577,16 @@ func (c *Conn) Await(ref uint64, timeout time.Duration) (*Event, error) {
 
 // await is Await, also returning the queue the event came from.
 func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) {
-	c.mu.Lock()
-	q := c.owner
-	if rq, ok := c.replyTo[ref]; ok {
+	rc := c.forRef(ref) // a tunnel's stream: its reply_to is the tunnel's
+	rc.mu.Lock()
+	q := rc.owner
+	if rq, ok := rc.replyTo[ref]; ok {
 		q = rq
 	}
-	c.mu.Unlock()
+	rc.mu.Unlock()
 	ev, err := q.takeMatch(func(e *Event) matchResult {
 		switch {
-		case e.Conn != c || e.Kind == EvTrace:
+		case !e.Conn.under(c) || e.Kind == EvTrace: // c's events, and its tunnels' (refs are unique)
 			return skip
 		case e.Kind == EvExit: // first: ref 0 (raw's stream) must not take it
 			return stop

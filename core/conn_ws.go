@@ -85,6 +85,15 @@ func (c *Conn) WSUpgrade(path string, headers []Header, opts *WSOpts) (uint64, e
 	if err := validateRequest(&Request{Method: "GET", Path: path, Headers: headers}); err != nil {
 		return 0, err
 	}
+	if opts != nil && opts.Tunnel != 0 {
+		t, err := c.tunnel(opts.Tunnel)
+		if err != nil {
+			return 0, err
+		}
+		o := *opts
+		o.Tunnel = 0
+		return t.WSUpgrade(path, headers, &o)
+	}
 	c.mu.Lock()
 	if c.state == stateDone || c.closeReq != "" {
 		c.mu.Unlock()
@@ -315,6 +324,9 @@ func (up *wsUp) accept(hs []Header) (*wsProto, error) {
 // (closing_timeout). The call blocks while much output is pending, as Data
 // does.
 func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
+	if t := c.forRef(ref); t != c {
+		return t.WSSend(ref, frames)
+	}
 	for i, f := range frames {
 		switch f.Op {
 		case WSText:

@@ -7,9 +7,12 @@
 // selectively receivable and pollable through an eventfd.
 //
 // conn.go is the only place that knows about connecting, retrying and
-// exiting; each protocol (http1.go, http2.go, ws.go) implements the protocol
-// interface, the way Gun's gun_http, gun_http2 and gun_ws implement one
-// behaviour.
+// exiting; each protocol (http1.go, http2.go, ws.go, raw.go) implements the
+// protocol interface, the way Gun's gun_http, gun_http2, gun_ws and gun_raw
+// implement one behaviour. A protocol runs on a net.Conn that is the
+// socket or a tunnel made of it (tunnel.go: HTTP/1.1 CONNECT and SOCKS5
+// take the socket; tunnel_h2.go: an HTTP/2 CONNECT stream carries a whole
+// child connection), the way Gun layers gun_tunnel and gun_tls_proxy.
 //
 // WebSocket (ws.go) is gunmetal's own state machine on gobwas/ws's frames
 // and wsflate's parameters, as Gun's gun_ws is on cow_ws. It replaced

@@ -124,6 +124,8 @@ type h2Stream struct {
 	winT      *time.Timer // send_window_timeout: the body waits for window
 	endWhy    string      // why we reset it, for a Data caller
 	wsOpen    bool        // a WebSocket's frames go through body: no END_STREAM when it empties
+	tun       *h2Tunnel   // a CONNECT (tunnel_h2.go)
+	errored   bool        // its end was reported (ERROR) or asked for (cancel): a tunnel's child need not
 
 	handlers ContentHandlers // the request's content_handlers; unset: http2_opts'
 	sink     *bodySink       // the handler that took the body; nil: DATA events (sse.go)
@@ -444,6 +446,9 @@ func (h *h2conn) request(r *Request) error {
 		}
 		h.waiting = append(h.waiting, r)
 		return nil
+	}
+	if r.connect != nil {
+		return h.connectOpen(r)
 	}
 	return h.open(r)
 }
@@ -809,6 +814,8 @@ func (h *h2conn) dequeue() {
 		open := h.open
 		if r.ws != nil {
 			open = h.wsOpen
+		} else if r.connect != nil {
+			open = h.connectOpen
 		}
 		if err := open(r); err != nil {
 			h.c.emit(&Event{Kind: EvError, Ref: r.ref, Reason: reasonOf(err)})
@@ -873,6 +880,9 @@ func (h *h2conn) remove(s *h2Stream) {
 	if s.ws != nil {
 		h.wsGone(s) // ws_h2.go
 	}
+	if s.tun != nil {
+		h.tunnelGone(s, "closed: the tunnel's stream ended") // tunnel_h2.go
+	}
 	if s.held > 0 {
 		h.lingerHeld[s.ref] += s.held
 		s.held = 0
@@ -913,6 +923,7 @@ func (h *h2conn) lingering(id uint32) bool {
 // streamError resets a stream for a fault of the server's and tells the
 // owner.
 func (h *h2conn) streamError(s *h2Stream, code http2.ErrCode, why string) {
+	s.errored = true
 	h.c.emit(&Event{Kind: EvError, Ref: s.ref, Reason: fmt.Sprintf("stream_error: %s: %s", code, why)})
 	h.reset(s, code)
 }
@@ -946,6 +957,7 @@ func (h *h2conn) cancel(ref uint64) error {
 		return nil
 	}
 	delete(h.c.replyTo, ref)
+	s.errored = true
 	h.reset(s, http2.ErrCodeCancel)
 	return nil
 }
@@ -978,6 +990,10 @@ func (h *h2conn) down() []uint64 {
 	killed := make([]uint64, len(ss))
 	for i, s := range ss {
 		killed[i] = s.ref
+		if s.tun != nil { // in DOWN's killed list: reported
+			s.errored = true
+			h.tunnelGone(s, "closed: the connection to the proxy went down")
+		}
 	}
 	h.c.pending = append(h.waiting, h.c.pending...)
 	h.waiting = nil

@@ -248,6 +248,10 @@ func (h *h2conn) dataFrame(id uint32, flags http2.Flags, payload []byte) error {
 			h.wsData(s, data, flags.Has(http2.FlagDataEndStream), free)
 			return nil
 		}
+		if s.tun != nil && s.tun.tc != nil { // a tunnel's bytes (tunnel_h2.go)
+			h.tunnelData(s, data, flags.Has(http2.FlagDataEndStream), free)
+			return nil
+		}
 		s.rcvd += int64(len(data))
 		fin := flags.Has(http2.FlagDataEndStream)
 		if s.clen >= 0 && (s.rcvd > s.clen || fin && s.rcvd != s.clen) {
@@ -550,6 +554,9 @@ func (h *h2conn) headers(id uint32, endStream bool) error {
 			return err
 		}
 	}
+	if s.tun != nil && h.connectResponse(s, status, endStream) { // tunnel_h2.go
+		return nil
+	}
 	s.gotFinal, s.status = true, status
 	if cl, ok := hasHeader(h.dFields, "content-length"); ok && s.method != "HEAD" && status != 304 && status != 204 {
 		n, err := strconv.ParseInt(cl, 10, 64)
@@ -808,7 +815,8 @@ func (h *h2conn) rstFrame(f *http2.RSTStreamFrame) error {
 		}
 		return nil
 	}
-	if !s.remoteFin { // a complete response needs no error after it
+	if !s.remoteFin || s.tun != nil { // a complete response needs no error after it; a tunnel does
+		s.errored = true
 		h.c.emit(&Event{Kind: EvError, Ref: s.ref, Reason: "stream_error: " + f.ErrCode.String()})
 	}
 	h.lingerAdd(s.id)

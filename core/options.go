@@ -481,6 +481,10 @@ func ParseOptions(js []byte, port int) (*Options, error) {
 			}
 		case "ws_opts":
 			_, err = o.WS.check("", k, f.raw)
+			if err == nil && o.WS.Tunnel != 0 {
+				err = &OptionError{Proto: "ws_opts", Key: "tunnel", Value: int64(o.WS.Tunnel),
+					Msg: "is an option of one upgrade (gm_ws_upgrade's ws_opts), not of the connection"}
+			}
 		default:
 			err = f.unknown("")
 		}

@@ -360,7 +360,7 @@ func (q *Queue) Flush(c *Conn, ref uint64) (int, error) {
 	pending := q.events[q.head:]
 	w := 0
 	for _, ev := range pending {
-		if (c == nil || ev.Conn == c) && (ref == 0 || ev.Ref == ref) && ev.Kind != EvExit {
+		if (c == nil || ev.Conn.under(c)) && (ref == 0 || ev.Ref == ref) && ev.Kind != EvExit { // c's tunnels too
 			dropped = append(dropped, ev)
 			continue
 		}

@@ -3,16 +3,30 @@ package core
 // Tunnels: Gun's gun:connect and its socks protocol. A tunnel is a byte
 // stream to an origin through a proxy, on which another protocol runs.
 //
-// The seam: a protocol runs on a net.Conn, the connection's transport. It
-// is the socket, or what a tunnel made of it: after the 2xx to an HTTP/1.1
-// CONNECT, or the SOCKS5 reply, the socket itself carries the origin's
-// bytes (Gun's switch_protocol): serve stops the proxy's protocol, wraps
-// the socket (the bytes already read after the proxy's answer first, then
-// TLS to the origin when the destination asks for it: TLS inside TLS when
-// the proxy is reached over TLS too) and starts the origin's protocol on
-// it, reporting TUNNEL_UP instead of UP. Requests made without a tunnel go
-// to the origin from then on, as in Gun; a further CONNECT nests. The
-// connection's reconnect starts again at the proxy, without the tunnel.
+// The seam: a protocol runs on a net.Conn, the connection's transport,
+// and never knows what is beneath it. That transport is
+//   - the socket;
+//   - the socket after the proxy's answer, when a tunnel takes the whole
+//     connection (this file): after the 2xx to an HTTP/1.1 CONNECT, or the
+//     SOCKS5 reply, the socket carries the origin's bytes (Gun's
+//     switch_protocol). serve stops the proxy's protocol, wraps the socket
+//     (the bytes already read past the proxy's answer first, then TLS to
+//     the origin when the destination asks for it, TLS inside TLS when the
+//     proxy is reached over TLS too) and starts the origin's protocol on
+//     it, reporting TUNNEL_UP instead of UP. Requests made without a
+//     tunnel go to the origin from then on, as in Gun; a further CONNECT
+//     nests. A reconnect starts again at the proxy, without the tunnel;
+//   - one stream of an HTTP/2 connection (tunnel_h2.go): a tunnelConn,
+//     whose reads are the stream's DATA and whose writes are sent as the
+//     proxy's windows allow, carries a whole child connection.
+// Either way TLS is crypto/tls on that net.Conn, and back-pressure is the
+// transport's: a socket's buffers, or the stream's flow-control window,
+// given back as the connection above reads.
+//
+// WebSocket over HTTP/2 (RFC 8441, ws_h2.go) predates the seam and keeps
+// its own path: its stream's end is the WebSocket's (END_STREAM after the
+// close handshake, RST_STREAM at closing_timeout), which a transport under
+// a protocol does not see.
 
 import (
 	"context"
@@ -201,7 +215,8 @@ type tunnelSwitch struct {
 var errSwitch = errors.New("switch")
 
 // Connect asks the proxy at the other end of the connection to open a
-// tunnel to d (gun:connect): an HTTP/1.1 CONNECT. r gives the request's
+// tunnel to d (gun:connect): a CONNECT, over HTTP/1.1 (the connection
+// becomes the tunnel) or HTTP/2 (a stream becomes one, tunnel_h2.go). r gives the request's
 // headers and options (Timeout, Flow, ReplyTo, ContentHandlers; nil: none);
 // Connect sets its method and target. The RESPONSE comes on the returned
 // stream; a 2xx is followed by TUNNEL_UP with the protocol spoken to the
@@ -226,16 +241,24 @@ func (c *Conn) Connect(d *Destination, r *Request) (uint64, error) {
 			return 0, fmt.Errorf("%w: a CONNECT request has no body: %s is not allowed (RFC 9110 9.3.6)", ErrBadArg, h.Name)
 		}
 	}
-	c.mu.Lock()
-	if p := c.proto; p != nil && p.name() != "http" || p == nil && c.opts.Protocols[0] != "http" {
-		name := c.opts.Protocols[0]
-		if p != nil {
-			name = p.name()
+	if r.Tunnel != 0 { // through a tunnel: nested
+		t, err := c.tunnel(r.Tunnel)
+		if err != nil {
+			return 0, err
 		}
-		c.mu.Unlock()
-		return 0, fmt.Errorf("%w: CONNECT needs an HTTP/1.1 connection to the proxy; this one speaks %s", ErrUnsupported, name)
+		tr := *r
+		tr.Tunnel = 0
+		return t.Connect(d, &tr)
+	}
+	c.mu.Lock()
+	name := c.opts.Protocols[0]
+	if c.proto != nil {
+		name = c.proto.name()
 	}
 	c.mu.Unlock()
+	if name != "http" && name != "http2" {
+		return 0, fmt.Errorf("%w: CONNECT needs an HTTP connection to the proxy; this one speaks %s", ErrUnsupported, name)
+	}
 	hs := make([]Header, 0, len(r.Headers)+2)
 	if _, ok := hasHeader(r.Headers, "host"); !ok {
 		hs = append(hs, Header{"host", d.authority()})

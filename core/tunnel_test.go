@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
 
 	"gunmetal/tests/proxies"
 	"gunmetal/tests/testserver"
@@ -378,4 +381,277 @@ func TestTunnelTrace(t *testing.T) {
 		t.Fatalf("got %s", evString(ev))
 	}
 	expect(t, q, EvTunnelUp, 0)
+}
+
+func nghttpx(t *testing.T, tls bool) *proxies.Proc {
+	t.Helper()
+	cert, key := "", ""
+	if tls {
+		cert, key = srv.CertFile(), srv.KeyFile()
+	}
+	p, err := proxies.Nghttpx(cert, key, tinyproxy(t, "", "").Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// h2Connect opens a CONNECT stream on c (HTTP/2) and expects RESPONSE 200
+// then TUNNEL_UP.
+func h2Connect(t *testing.T, q *Queue, c *Conn, d *Destination, tunnel uint64, protocol string) uint64 {
+	t.Helper()
+	ref, err := c.Connect(d, &Request{Tunnel: tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := expect(t, q, EvResponse, ref)
+	if ev.Status/100 != 2 {
+		t.Fatalf("CONNECT answered %s", evString(ev))
+	}
+	if ev := expect(t, q, EvTunnelUp, ref); ev.Protocol != protocol {
+		t.Fatalf("got %s, want TUNNEL_UP %s", evString(ev), protocol)
+	}
+	return ref
+}
+
+func tunnelGet(t *testing.T, c *Conn, tunnel uint64, path string) *Body {
+	t.Helper()
+	ref, err := c.Request(&Request{Method: "GET", Path: path, Tunnel: tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.AwaitBody(ref, waitFor)
+	if err != nil {
+		t.Fatalf("GET %s through tunnel %d: %v", path, tunnel, err)
+	}
+	return b
+}
+
+// TestConnectHTTP2Proxy: CONNECT over HTTP/2 through nghttpx (its HTTP/2
+// forward-proxy mode): each tunnel is a stream; requests name it with
+// Tunnel; origins over http, h2c, https and h2 (TLS inside an HTTP/2
+// stream); two tunnels and a request to the proxy itself share the
+// connection.
+func TestConnectHTTP2Proxy(t *testing.T) {
+	p := nghttpx(t, false)
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0,"protocols":["http2"]}`)
+	if pr, err := c.AwaitUp(waitFor); err != nil || pr != "http2" {
+		t.Fatalf("up: %q %v", pr, err)
+	}
+	cases := []struct {
+		name, dest, protocol, proto string
+	}{
+		{"http", fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort()), "http", "HTTP/1.1"},
+		{"h2c", fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["http2"]}`, srv.HTTPPort()), "http2", "HTTP/2.0"},
+		{"https", tlsDest("localhost", srv.TLSPort(), `["http"]`), "http", "HTTP/1.1"},
+		{"h2", tlsDest("localhost", srv.TLSPort(), `["http2","http"]`), "http2", "HTTP/2.0"},
+	}
+	var tunnels []uint64
+	for _, tc := range cases {
+		d := dest(t, tc.dest)
+		ref := h2Connect(t, q, c, d, 0, tc.protocol)
+		tunnels = append(tunnels, ref)
+		b := tunnelGet(t, c, ref, "/headers")
+		var rep testserver.HeadersReply
+		if b.Status != 200 || json.Unmarshal(b.Data, &rep) != nil || rep.Proto != tc.proto || rep.Host != d.authority() {
+			t.Fatalf("%s: %d %s", tc.name, b.Status, b.Data)
+		}
+	}
+	// The first tunnel still works beside the others.
+	if b := tunnelGet(t, c, tunnels[0], "/bytes/1000"); len(b.Data) != 1000 {
+		t.Fatalf("got %d bytes", len(b.Data))
+	}
+	if in := c.Info(); in.Protocol != "http2" || len(in.Intermediaries) != 0 {
+		t.Fatalf("info of the proxy connection: %+v", in)
+	}
+}
+
+// h2ProxyConn opens an h2c connection to a fresh nghttpx.
+func h2ProxyConn(t *testing.T, js string) (*Queue, *Conn) {
+	t.Helper()
+	p := nghttpx(t, false)
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0,"protocols":["http2"]`+js+`}`)
+	if pr, err := c.AwaitUp(waitFor); err != nil || pr != "http2" {
+		t.Fatalf("up: %q %v", pr, err)
+	}
+	return q, c
+}
+
+// TestConnectHTTP2Flow: a body larger than the stream's window (8 MB)
+// through an HTTP/2 tunnel: the window is given back as the tunnel's
+// connection reads.
+func TestConnectHTTP2Flow(t *testing.T) {
+	q, c := h2ProxyConn(t, `,"http2_opts":{"initial_stream_window_size":65535,"initial_connection_window_size":65535}`)
+	ref := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), 0, "http")
+	if b := tunnelGet(t, c, ref, "/bytes/3000000"); b.Status != 200 || len(b.Data) != 3000000 {
+		t.Fatalf("got %d, %d bytes", b.Status, len(b.Data))
+	}
+}
+
+// TestConnectHTTP2RawAndWS: raw bytes (on the tunnel's ref, as Gun's) and
+// a WebSocket (ws_opts tunnel) through HTTP/2 tunnels.
+func TestConnectHTTP2RawAndWS(t *testing.T) {
+	e := echoServer(t)
+	q, c := h2ProxyConn(t, "")
+	raw := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["raw"]}`, e.port())), 0, "raw")
+	if err := c.Data(raw, []byte("through h2"), false); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for len(got) < 10 {
+		ev := expect(t, q, EvData, raw)
+		got = append(got, ev.Data...)
+	}
+	if string(got) != "through h2" {
+		t.Fatalf("echo %q", got)
+	}
+	web := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), 0, "http")
+	ws, err := c.WSUpgrade("/ws", nil, &WSOpts{Tunnel: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, q, EvUpgrade, ws)
+	if err := c.WSSend(ws, []WSFrame{{Op: WSText, Data: []byte("hi")}}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := expect(t, q, EvWS, ws); string(ev.Data) != "hi" {
+		t.Fatalf("got %s", evString(ev))
+	}
+}
+
+// TestConnectHTTP2Ends: cancelling a tunnel ends its streams (ERROR) and
+// leaves the rest of the connection alone; losing the proxy kills the
+// tunnels' streams first, then DOWN lists the tunnels, then EXIT.
+func TestConnectHTTP2Ends(t *testing.T) {
+	q, c := h2ProxyConn(t, "")
+	d := dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort()))
+	a := h2Connect(t, q, c, d, 0, "http")
+	b := h2Connect(t, q, c, d, 0, "http")
+	slow, err := c.Request(&Request{Method: "GET", Path: "/delay/10000", Tunnel: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cancel(a); err != nil {
+		t.Fatal(err)
+	}
+	if ev := expect(t, q, EvError, slow); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if b := tunnelGet(t, c, b, "/bytes/10"); len(b.Data) != 10 {
+		t.Fatal("the other tunnel")
+	}
+	if _, err := c.Request(&Request{Method: "GET", Path: "/", Tunnel: a}); err == nil {
+		t.Fatal("a request through a cancelled tunnel was taken")
+	}
+	slow2, err := c.Request(&Request{Method: "GET", Path: "/delay/10000", Tunnel: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let it reach the origin
+	c.Close()
+	if ev := expect(t, q, EvError, slow2); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvExit, 0); ev.Reason != "shutdown" {
+		t.Fatalf("got %s", evString(ev))
+	}
+	noEvent(t, q, 200*time.Millisecond)
+}
+
+// TestConnectHTTP2Nested: an HTTP/1.1 CONNECT inside an HTTP/2 tunnel (to
+// a second proxy), then a request to the origin through both.
+func TestConnectHTTP2Nested(t *testing.T) {
+	p2 := tinyproxy(t, "", "")
+	q, c := h2ProxyConn(t, "")
+	a := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, p2.Port)), 0, "http")
+	h2Connect(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), a, "http2")
+	if b := tunnelGet(t, c, a, "/headers"); b.Status != 200 || !strings.Contains(string(b.Data), `"HTTP/2.0"`) {
+		t.Fatalf("%d %s", b.Status, b.Data)
+	}
+}
+
+// TestConnectHTTP2StreamInfo: the CONNECT stream's info describes its
+// tunnel (Gun's stream_info tunnel map); a stream inside it is found
+// through the connection.
+func TestConnectHTTP2StreamInfo(t *testing.T) {
+	q, c := h2ProxyConn(t, "")
+	ref := h2Connect(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), 0, "http2")
+	si, err := c.StreamInfo(ref)
+	want := TunnelInfo{Transport: "tls", Protocol: "http2", OriginScheme: "https", OriginHost: "localhost", OriginPort: srv.TLSPort()}
+	if err != nil || si.Method != "CONNECT" || si.Tunnel == nil || *si.Tunnel != want {
+		t.Fatalf("%+v %+v %v", si, si.Tunnel, err)
+	}
+	inner, err := c.Request(&Request{Method: "GET", Path: "/delay/5000", Tunnel: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si, err := c.StreamInfo(inner); err != nil || si.Path != "/delay/5000" || si.Protocol != "http2" {
+		t.Fatalf("%+v %v", si, err)
+	}
+	if err := c.Cancel(inner); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConnectHTTP2Scripted: what nghttpx cannot be told to do, from our
+// scripted HTTP/2 server: the CONNECT's form (RFC 9113 8.5: :method and
+// :authority, no :scheme or :path), a refusal (an ordinary response, the
+// connection stays), and a RST_STREAM of a tunnel (its stream ERROR, the
+// tunnel's request ERROR, the connection and another stream unharmed).
+func TestConnectHTTP2Scripted(t *testing.T) {
+	q, c, _, sc := h2script(t, "")
+	sc.Handshake()
+	d := dest(t, `{"host":"origin.test","port":8443,"username":"u","password":"p"}`)
+	refused, err := c.Connect(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sc.ReadRequest()
+	if _, hasPath := r.Header(":path"); r.Method != "CONNECT" || r.Authority != "origin.test:8443" || hasPath || r.Scheme != "" {
+		t.Fatalf("CONNECT as sent: %+v", r)
+	}
+	if v, _ := r.Header("proxy-authorization"); v != "Basic "+base64.StdEncoding.EncodeToString([]byte("u:p")) {
+		t.Fatalf("proxy-authorization %q", v)
+	}
+	sc.Respond(r.StreamID, 407, false)
+	sc.Data(r.StreamID, true, []byte("no"))
+	if ev := expect(t, q, EvResponse, refused); ev.Status != 407 || ev.Fin {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvData, refused); string(ev.Data) != "no" || !ev.Fin {
+		t.Fatalf("got %s", evString(ev))
+	}
+
+	ref, err := c.Connect(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = sc.ReadRequest()
+	sc.Respond(r.StreamID, 200, false)
+	expect(t, q, EvResponse, ref)
+	expect(t, q, EvTunnelUp, ref)
+	inner, err := c.Request(&Request{Method: "GET", Path: "/in", Tunnel: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The origin's request arrives as the tunnel's DATA.
+	f := sc.ExpectType(http2.FrameData, int(r.StreamID)).(*http2.DataFrame)
+	if !strings.HasPrefix(string(f.Data()), "GET /in HTTP/1.1\r\nhost: origin.test:8443\r\n") {
+		t.Fatalf("tunnel DATA %q", f.Data())
+	}
+	other := get(t, c, "/other")
+	ro := sc.ReadRequest()
+	sc.RST(r.StreamID, http2.ErrCodeConnect)
+	if ev := expect(t, q, EvError, ref); ev.Reason != "stream_error: CONNECT_ERROR" {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvError, inner); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	sc.Respond(ro.StreamID, 200, true)
+	expect(t, q, EvResponse, other)
+	noEvent(t, q, 100*time.Millisecond)
 }

@@ -35,6 +35,9 @@ type WSOpts struct {
 	// stream's events (nil: the owner). Not a JSON key: the C ABI passes it
 	// to gm_ws_upgrade_to, a Go caller sets it here.
 	ReplyTo *Queue
+	// Tunnel is Gun's ws_opts tunnel: the CONNECT whose tunnel carries the
+	// upgrade ("tunnel" in gm_ws_upgrade's JSON; not a connection option).
+	Tunnel uint64
 }
 
 // DefaultWSOpts is ws_opts' defaults.
@@ -119,6 +122,9 @@ func (dst *WSOpts) check(parent, key string, raw json.RawMessage) (given []strin
 			dst.Protocols, err = optParseWSProtocols(f)
 		case "silence_pings":
 			dst.SilencePings, err = f.boolean()
+		case "tunnel":
+			n, err = f.integer(1, math.MaxInt64)
+			dst.Tunnel = uint64(n)
 		default:
 			err = f.unknown("ws_opts")
 		}

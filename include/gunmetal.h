@@ -462,6 +462,13 @@ typedef struct gm_req_opts {
      * "[\"gun_sse_h\", \"gun_data_h\"]" (see GM_EV_SSE); a bad list is
      * GM_EOPTION naming req_opts.content_handlers. */
     const char *content_handlers_json;
+    /* Added in 0.1 after content_handlers_json (older sizes still work):
+     * Gun's req_opts tunnel. 0: the connection (on an HTTP/1.1 or SOCKS
+     * tunnel the connection itself became, that is the origin). Else the
+     * ref of a gm_connect whose HTTP/2 tunnel (a stream of a connection to
+     * an HTTP/2 proxy, or of a tunnel inside it) carries the request; a ref
+     * that is no tunnel up is GM_ENOSTREAM. */
+    gm_ref tunnel;
 } gm_req_opts;
 
 /*
@@ -499,7 +506,7 @@ int gm_request(gm_conn *c, const char *method, const char *path,
                unsigned flags, const gm_req_opts *opts, gm_ref *ref);
 
 /*
- * Opens a tunnel through the HTTP/1.1 proxy the connection speaks to (Gun's
+ * Opens a tunnel through the proxy the connection speaks to (Gun's
  * gun:connect): a CONNECT request to the destination dest_json, a JSON
  * object with Gun's destination keys:
  *   {"host": "origin.example", "port": 443,      required
@@ -511,27 +518,48 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * added to the request (host is the destination's authority unless given;
  * content-length and transfer-encoding are GM_EINVAL: a CONNECT has no
  * body). opts as gm_request's (NULL: defaults; timeout_ms, reply_to, flow
- * and content_handlers_json apply to the proxy's answer). *ref gets the
- * stream's reference.
+ * and content_handlers_json apply to the proxy's answer; opts->tunnel
+ * sends the CONNECT through an HTTP/2 tunnel: nested proxies). *ref gets
+ * the stream's reference.
  *
- * The proxy's answer is a GM_EV_RESPONSE on *ref. A 2xx (fin = 1) is
- * followed, once the origin's transport is up (TLS inside the tunnel when
- * transport is "tls"; TLS inside TLS when the connection to the proxy is
- * TLS too), by GM_EV_TUNNEL_UP on *ref with the protocol spoken to the
- * origin (ALPN decides on tls); from then on the connection is the
- * origin's, as in Gun: requests, gm_ws_upgrade and raw gm_data go to the
- * origin, requests made while the CONNECT was waiting for its answer too,
- * and gm_info lists the proxy in its "intermediary" entries. A further
- * gm_connect goes through the tunnel (nested proxies). Any other status is
- * an ordinary response (+ DATA) and the connection stays the proxy's. A TLS
+ * The proxy's answer is a GM_EV_RESPONSE on *ref. A 2xx (reported with
+ * fin = 1: no DATA follows on *ref) is followed, once the origin's
+ * transport is up (TLS inside the tunnel when transport is "tls"), by
+ * GM_EV_TUNNEL_UP on *ref with the protocol spoken to the origin (ALPN
+ * decides on tls). Any other status is an ordinary response (+ DATA) and
+ * the connection stays the proxy's (many proxies close after a 407).
+ *
+ * Over HTTP/1.1 the connection itself becomes the tunnel, as in Gun:
+ * requests, gm_ws_upgrade and raw gm_data go to the origin from then on
+ * (those made while the CONNECT waited for its answer too; opts->tunnel 0
+ * or *ref both mean it), gm_info describes the origin and lists the proxy
+ * in its "intermediary" entries; a further gm_connect nests. A TLS
  * handshake with the origin that fails takes the connection DOWN with its
  * reason; a reconnect (retry) goes to the proxy again, without the tunnel.
- * Errors: GM_EUNSUPPORTED when the connection to the proxy speaks another
- * protocol than HTTP/1.1 (CONNECT over HTTP/2 is not available in this
- * build), GM_EINVAL, GM_EOPTION, GM_ECLOSED. For SOCKS5, open the
- * connection with protocols ["socks"] and socks_opts instead (GM_EV_UP
- * "socks", then GM_EV_TUNNEL_UP with ref 0, as Gun's gun_tunnel_up with
- * undefined).
+ *
+ * Over HTTP/2 the tunnel is one stream among the connection's others: name
+ * it in gm_req_opts.tunnel (requests, gm_connect), in gm_ws_upgrade's
+ * ws_opts as {"tunnel": ref}; for a raw tunnel, gm_data and gm_update_flow
+ * on *ref send its bytes and its received bytes come as GM_EV_DATA on *ref.
+ * Every other call on a stream inside the tunnel (gm_data, gm_cancel,
+ * gm_await, gm_stream_info, gm_flush...) takes the connection and that
+ * stream's ref, and its events name the connection. gm_stream_info(*ref)
+ * describes the tunnel. Flow control holds end to end (the proxy's stream
+ * window reopens as the tunnel's events are freed). The tunnel ends with
+ * one GM_EV_ERROR on *ref: the proxy's RST_STREAM ("stream_error: ..."),
+ * the proxy ending the stream ("closed: the tunnel ended"), a failed TLS
+ * handshake with the origin (its reason); each stream inside it gets its
+ * GM_EV_ERROR first. gm_cancel(*ref) ends it without that ERROR (the
+ * streams inside get theirs). When the connection goes down, the streams
+ * inside tunnels get their ERRORs, then the tunnels' refs are in DOWN's
+ * killed list. A tunnel is never reconnected.
+ *
+ * Errors: GM_EUNSUPPORTED when the connection speaks neither HTTP/1.1 nor
+ * HTTP/2 (raw, or a WebSocket after an upgrade), GM_ENOSTREAM for an
+ * opts->tunnel that is no tunnel, GM_EINVAL, GM_EOPTION, GM_ECLOSED. For
+ * SOCKS5, open the connection with protocols ["socks"] and socks_opts
+ * instead (GM_EV_UP "socks", then GM_EV_TUNNEL_UP with ref 0, as Gun's
+ * gun_tunnel_up with undefined).
  * Any thread; the strings and arrays are copied before the call returns.
  */
 int gm_connect(gm_conn *c, const char *dest_json, const gm_header *headers, size_t n_headers,
@@ -671,8 +699,11 @@ int gm_cookies_set(gm_conn *c, const char *json);
 
 /* Fills *out with a GM_EV_INFO record for a stream (Gun's
  * gun:stream_info): ref, and headers ref, state (running, stopping, queued),
- * method, path, protocol, flow (-1 when off). GM_ENOSTREAM for an unknown or
- * finished stream. */
+ * method, path, protocol, flow (-1 when off); for the CONNECT stream of an
+ * HTTP/2 tunnel that is up (Gun's tunnel map), tunnel_transport,
+ * tunnel_protocol, tunnel_origin_scheme, tunnel_origin_host and
+ * tunnel_origin_port. Streams inside a tunnel are found through the
+ * connection too. GM_ENOSTREAM for an unknown or finished stream. */
 int gm_stream_info(gm_conn *c, gm_ref ref, gm_event **out);
 
 /* Sends a ping to the server (Gun's gun:ping) and sets *ref to its
@@ -737,7 +768,9 @@ int gm_ping(gm_conn *c, gm_ref *ref);
  * one we did not offer fails, one naming none is accepted), silence_pings
  * (true: pings and pongs are not events; pings are always answered with
  * their payload), flow (GM_EV_WS events before the stream pauses;
- * gm_update_flow adds), closing_timeout (15000 ms), default_protocol
+ * gm_update_flow adds), tunnel (the ref of an HTTP/2 tunnel that carries
+ * the upgrade, see gm_connect; not a connection option), closing_timeout
+ * (15000 ms), default_protocol
  * ("gun_ws_h" only: gunmetal has no handler modules), max_message_size
  * (alias max_frame_size; default 16 MiB). user_opts and reply_to are
  * refused in JSON (reply_to: use gm_ws_upgrade_to).

@@ -127,15 +127,17 @@ func Microsocks(user, pass string) (*Proc, error) {
 }
 
 // Nghttpx starts nghttpx as an HTTP/2 forward proxy (--http2-proxy):
-// CONNECT is one stream of an HTTP/2 connection. With certFile/keyFile it
-// listens with TLS (h2 by ALPN), else h2c (prior knowledge).
-func Nghttpx(certFile, keyFile string) (*Proc, error) {
+// CONNECT is one stream of an HTTP/2 connection. As in its documented
+// setup, it hands the requests to an HTTP/1.1 forward proxy behind it
+// (backendPort: a tinyproxy). With certFile/keyFile it listens with TLS
+// (h2 by ALPN), else h2c (prior knowledge).
+func Nghttpx(certFile, keyFile string, backendPort int) (*Proc, error) {
 	return start("nghttpx", func(dir string, port int) ([]string, error) {
 		front := fmt.Sprintf("127.0.0.1,%d", port)
 		args := []string{"--http2-proxy", "--workers=1", "--log-level=INFO",
 			"--pid-file=" + filepath.Join(dir, "pid"), "--conf=/dev/null",
 			"--errorlog-file=/dev/stderr", "--accesslog-file=/dev/stdout",
-			"-b", "127.0.0.1,1"} // no backend is used in forward-proxy mode, but one must be named
+			"-b", fmt.Sprintf("127.0.0.1,%d", backendPort)}
 		if certFile == "" {
 			args = append(args, "-f", front+";no-tls")
 		} else {

@@ -137,6 +137,7 @@ class gm_req_opts(Structure):
         ("flow", c_int32),
         ("reply_to", c_void_p),
         ("content_handlers_json", c_char_p),
+        ("tunnel", c_uint64),
     ]
 
 
