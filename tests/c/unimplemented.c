@@ -14,8 +14,8 @@ static const struct {
     const char *json, *names;
 } refused[] = {
     {"{\"transport\":\"tls\",\"protocols\":[\"http\",\"raw\"]}", "option protocols = \"raw\": raw must be the only protocol"},
-    {"{\"protocols\":[\"socks\"],\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option protocols = \"socks\""},
-    {"{\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option socks_opts"},
+    {"{\"transport\":\"tls\",\"protocols\":[\"socks\",\"http2\"],\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option protocols = \"socks\": socks must be the only protocol"},
+    {"{\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option socks_opts: given, but socks is not in protocols"},
     {"{\"supervise\":false}", "option supervise = false"},
     {"{\"tcp_opts\":{\"send_timeout_close\":false}}", "option tcp_opts.send_timeout_close = false"},
     {"{\"http2_opts\":{\"stream_window_data_threshold\":16384}}", "option http2_opts.stream_window_data_threshold = 16384"},
