@@ -105,8 +105,8 @@ def test_trace_off_and_await_skip_trace(server: Server) -> None:
 def test_trace_option_errors(server: Server) -> None:
     with pytest.raises(gunmetal.OptionError, match="trace.*nope"):
         gunmetal.open(server.host, server.http, trace=["nope"])
-    with pytest.raises(gunmetal.OptionError, match="origin_changed"):
-        gunmetal.open(server.host, server.http, trace=["origin_changed"])
+    with pytest.raises(gunmetal.OptionError, match="trace.*transport_changd"):
+        gunmetal.open(server.host, server.http, trace=["transport_changd"])
 
 
 async def test_trace_aio_next_event(server: Server) -> None:
