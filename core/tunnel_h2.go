@@ -478,7 +478,8 @@ func (t *tunnelConn) CloseWrite() error {
 }
 
 // Close: the child is done with the tunnel; the stream ends (END_STREAM if
-// the proxy ended its side, else RST_STREAM CANCEL).
+// the proxy ended its side, else RST_STREAM CANCEL), unless the parent
+// ended it already.
 func (t *tunnelConn) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -490,7 +491,11 @@ func (t *tunnelConn) Close() error {
 		t.rtimer.Stop()
 	}
 	t.cond.Broadcast()
+	ended := t.err != "" // the parent ended the stream (or is going down, and lists it in DOWN)
 	t.mu.Unlock()
+	if ended {
+		return nil
+	}
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -8,6 +8,8 @@ package core
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net"
 	"fmt"
 	"strconv"
 	"strings"
@@ -654,4 +656,101 @@ func TestConnectHTTP2Scripted(t *testing.T) {
 	sc.Respond(ro.StreamID, 200, true)
 	expect(t, q, EvResponse, other)
 	noEvent(t, q, 100*time.Millisecond)
+}
+
+func tlsFront(t *testing.T, backend int) *proxies.Proc {
+	t.Helper()
+	p, err := proxies.TLSFront(srv.CertFile(), srv.KeyFile(), backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// TestTunnelsOverTLSProxies: Gun's connect_https_over_https_proxy and
+// socks over TLS: the proxy reached over TLS (socat in front of tinyproxy
+// and microsocks; nghttpx's own TLS for HTTP/2), a TLS origin inside: TLS
+// inside TLS.
+func TestTunnelsOverTLSProxies(t *testing.T) {
+	tlsOpts := fmt.Sprintf(`"transport":"tls","tls_opts":{"cacertfile":%q,"server_name_indication":"localhost"}`, srv.CAFile())
+	t.Run("connect", func(t *testing.T) {
+		p := tlsFront(t, tinyproxy(t, "", "").Port)
+		q := newQueue(t)
+		c := openTo(t, q, p.Port, `{"retry":0,"protocols":["http"],`+tlsOpts+`}`)
+		awaitUp(t, c)
+		connectTo(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), "http2")
+		if rep := originHeaders(t, c); rep.Proto != "HTTP/2.0" {
+			t.Fatalf("origin saw %s", rep.Proto)
+		}
+		in := c.Info()
+		if len(in.Intermediaries) != 1 || in.Intermediaries[0].Transport != "tls" || in.Transport != "tls" {
+			t.Fatalf("info %+v", in)
+		}
+	})
+	t.Run("socks", func(t *testing.T) {
+		p := tlsFront(t, microsocks(t, "", "").Port)
+		q := newQueue(t)
+		openTo(t, q, p.Port, fmt.Sprintf(`{"retry":0,"protocols":["socks"],%s,"socks_opts":{"host":"127.0.0.1","port":%d}}`, tlsOpts, srv.HTTPPort()))
+		expect(t, q, EvUp, 0)
+		if ev := expect(t, q, EvTunnelUp, 0); ev.Protocol != "http" {
+			t.Fatalf("got %s", evString(ev))
+		}
+	})
+	t.Run("http2", func(t *testing.T) {
+		p := nghttpx(t, true)
+		q := newQueue(t)
+		c := openTo(t, q, p.Port, `{"retry":0,"protocols":["http2"],`+tlsOpts+`}`)
+		if pr, err := c.AwaitUp(waitFor); err != nil || pr != "http2" {
+			t.Fatalf("up: %q %v", pr, err)
+		}
+		ref := h2Connect(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), 0, "http2")
+		if b := tunnelGet(t, c, ref, "/bytes/100"); len(b.Data) != 100 {
+			t.Fatalf("got %d bytes", len(b.Data))
+		}
+	})
+}
+
+// TestConnectHTTP2ProxyLost: the HTTP/2 proxy goes away: the streams in
+// the tunnels get their ERRORs first, then the tunnels are in DOWN's
+// killed list (with their ERRORs), then EXIT.
+func TestConnectHTTP2ProxyLost(t *testing.T) {
+	p := nghttpx(t, false)
+	q := newQueue(t)
+	c := openTo(t, q, p.Port, `{"retry":0,"protocols":["http2"]}`)
+	if _, err := c.AwaitUp(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	ref := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), 0, "http")
+	inner, err := c.Request(&Request{Method: "GET", Path: "/delay/10000", Tunnel: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let it reach the origin
+	p.Stop()
+	if ev := expect(t, q, EvError, inner); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvError, ref); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	ev := expect(t, q, EvDown, 0)
+	if fmt.Sprint(ev.Killed) != fmt.Sprint([]uint64{ref}) {
+		t.Fatalf("got %s", evString(ev))
+	}
+	expect(t, q, EvExit, 0)
+}
+
+// TestSocksSilentProxy: a SOCKS5 proxy that accepts and never answers
+// holds the connection at most connect_timeout (socksTimeout, 30 s, when
+// that is infinity): DOWN socks "timeout", and the retries' delays apply.
+func TestSocksSilentProxy(t *testing.T) {
+	s := startRaw(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	q := newQueue(t)
+	openTo(t, q, s.port(), `{"retry":0,"connect_timeout":300,"protocols":["socks"],"socks_opts":{"host":"127.0.0.1","port":1}}`)
+	expect(t, q, EvUp, 0)
+	if ev := expect(t, q, EvDown, 0); ev.Protocol != "socks" || !strings.HasPrefix(ev.Reason, "timeout") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	expect(t, q, EvExit, 0)
 }

@@ -300,3 +300,14 @@ func relay(client net.Conn, br *bufio.Reader, origin net.Conn) {
 	origin.Close()
 }
 
+
+// TLSFront puts TLS in front of a proxy (socat, Debian's package): the
+// proxy reached over TLS, as Gun's tests reach theirs with ssl.
+func TLSFront(certFile, keyFile string, backendPort int) (*Proc, error) {
+	return start("socat", func(dir string, port int) ([]string, error) {
+		return []string{
+			fmt.Sprintf("OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,cert=%s,key=%s,verify=0", port, certFile, keyFile),
+			fmt.Sprintf("TCP:127.0.0.1:%d", backendPort),
+		}, nil
+	})
+}
