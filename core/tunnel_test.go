@@ -8,9 +8,9 @@ package core
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
