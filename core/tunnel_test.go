@@ -42,6 +42,15 @@ func microsocks(t *testing.T, user, pass string) *proxies.Proc {
 	return p
 }
 
+// upTo opens a connection to 127.0.0.1:port (HTTP/1.1) and waits for UP.
+func upTo(t *testing.T, port int, js string) (*Queue, *Conn) {
+	t.Helper()
+	q := newQueue(t)
+	c := openTo(t, q, port, js)
+	awaitUp(t, c)
+	return q, c
+}
+
 func dest(t *testing.T, js string) *Destination {
 	t.Helper()
 	d, err := ParseDestination([]byte(js))
@@ -106,9 +115,7 @@ func TestConnectTinyproxy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q := newQueue(t)
-			c := openTo(t, q, p.Port, `{"retry":0}`)
-			awaitUp(t, c)
+			q, c := upTo(t, p.Port, `{"retry":0}`)
 			d := dest(t, tc.dest)
 			connectTo(t, q, c, d, tc.protocol)
 			rep := originHeaders(t, c)
@@ -133,9 +140,7 @@ func TestConnectTinyproxy(t *testing.T) {
 // RESPONSE (+ DATA) and no tunnel is listed.
 func TestConnectProxyAuth(t *testing.T) {
 	p := tinyproxy(t, "alice", "s3cret")
-	q := newQueue(t)
-	c := openTo(t, q, p.Port, `{"retry":0}`)
-	awaitUp(t, c)
+	q, c := upTo(t, p.Port, `{"retry":0}`)
 	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -148,9 +153,7 @@ func TestConnectProxyAuth(t *testing.T) {
 		t.Fatalf("info after a refused CONNECT: %+v", in)
 	}
 	// tinyproxy closes after its 407 (as many proxies do): a new connection.
-	q = newQueue(t)
-	c = openTo(t, q, p.Port, `{"retry":0}`)
-	awaitUp(t, c)
+	q, c = upTo(t, p.Port, `{"retry":0}`)
 	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"username":"alice","password":"s3cret"}`, srv.HTTPPort())), "http")
 	if rep := originHeaders(t, c); rep.Headers["proxy-authorization"] != nil {
 		t.Fatalf("the origin saw proxy-authorization: %v", rep.Headers)
@@ -167,9 +170,7 @@ func TestConnectRefusedStatuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Close)
-		q := newQueue(t)
-		c := openTo(t, q, s.Port, `{"retry":0}`)
-		awaitUp(t, c)
+		q, c := upTo(t, s.Port, `{"retry":0}`)
 		ref, err := c.Connect(dest(t, `{"host":"localhost","port":33333,"username":"essen","password":"myrealpasswordis"}`), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -195,9 +196,7 @@ func TestConnectRefusedStatuses(t *testing.T) {
 // a CONNECT through the tunnel of another.
 func TestConnectThroughTwoProxies(t *testing.T) {
 	p1, p2 := tinyproxy(t, "", ""), tinyproxy(t, "", "")
-	q := newQueue(t)
-	c := openTo(t, q, p1.Port, `{"retry":0}`)
-	awaitUp(t, c)
+	q, c := upTo(t, p1.Port, `{"retry":0}`)
 	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, p2.Port)), "http")
 	connectTo(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http"]`)), "http")
 	if rep := originHeaders(t, c); rep.Host != "localhost:"+strconv.Itoa(srv.TLSPort()) {
@@ -214,9 +213,7 @@ func TestConnectThroughTwoProxies(t *testing.T) {
 // answer goes to the origin once the tunnel is up (Gun's HTTP/1.1 switch).
 func TestConnectRequestsWait(t *testing.T) {
 	p := tinyproxy(t, "", "")
-	q := newQueue(t)
-	c := openTo(t, q, p.Port, `{"retry":0}`)
-	awaitUp(t, c)
+	q, c := upTo(t, p.Port, `{"retry":0}`)
 	ref, err := c.Connect(dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -237,9 +234,7 @@ func TestConnectTunnelLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	q := newQueue(t)
-	c := openTo(t, q, s.Port, `{"retry":1,"retry_timeout":50}`)
-	awaitUp(t, c)
+	q, c := upTo(t, s.Port, `{"retry":1,"retry_timeout":50}`)
 	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), "http")
 	slow := get(t, c, "/delay/5000")
 	s.CloseConns()
@@ -260,9 +255,7 @@ func TestConnectTunnelLost(t *testing.T) {
 func TestConnectRaw(t *testing.T) {
 	e := echoServer(t)
 	p := tinyproxy(t, "", "")
-	q := newQueue(t)
-	c := openTo(t, q, p.Port, `{"retry":0}`)
-	awaitUp(t, c)
+	q, c := upTo(t, p.Port, `{"retry":0}`)
 	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["raw"]}`, e.port())), "raw")
 	if err := c.Data(0, []byte("hello tunnel"), false); err != nil {
 		t.Fatal(err)
@@ -275,9 +268,7 @@ func TestConnectRaw(t *testing.T) {
 // TestConnectWebSocket: a WebSocket upgrade through the tunnel.
 func TestConnectWebSocket(t *testing.T) {
 	p := tinyproxy(t, "", "")
-	q := newQueue(t)
-	c := openTo(t, q, p.Port, `{"retry":0}`)
-	awaitUp(t, c)
+	q, c := upTo(t, p.Port, `{"retry":0}`)
 	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), "http")
 	ref, err := c.WSUpgrade("/ws", nil, nil)
 	if err != nil {
@@ -350,9 +341,7 @@ func TestSocksAuthRefused(t *testing.T) {
 // refused as options before tunnels existed), and origin_changed socks5.
 func TestTunnelTrace(t *testing.T) {
 	p := tinyproxy(t, "", "")
-	q := newQueue(t)
-	c := openTo(t, q, p.Port, `{"retry":0,"trace":["origin_changed","transport_changed","protocol_changed"]}`)
-	awaitUp(t, c)
+	q, c := upTo(t, p.Port, `{"retry":0,"trace":["origin_changed","transport_changed","protocol_changed"]}`)
 	ref, err := c.Connect(dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -676,9 +665,7 @@ func TestTunnelsOverTLSProxies(t *testing.T) {
 	tlsOpts := fmt.Sprintf(`"transport":"tls","tls_opts":{"cacertfile":%q,"server_name_indication":"localhost"}`, srv.CAFile())
 	t.Run("connect", func(t *testing.T) {
 		p := tlsFront(t, tinyproxy(t, "", "").Port)
-		q := newQueue(t)
-		c := openTo(t, q, p.Port, `{"retry":0,"protocols":["http"],`+tlsOpts+`}`)
-		awaitUp(t, c)
+		q, c := upTo(t, p.Port, `{"retry":0,"protocols":["http"],`+tlsOpts+`}`)
 		connectTo(t, q, c, dest(t, tlsDest("localhost", srv.TLSPort(), `["http2"]`)), "http2")
 		if rep := originHeaders(t, c); rep.Proto != "HTTP/2.0" {
 			t.Fatalf("origin saw %s", rep.Proto)
