@@ -129,6 +129,7 @@ type Conn struct {
 	via         []Intermediary
 	origin      *tunnelOrigin // where the tunnels lead; nil: host:port
 	hopRefs     []uint64      // the CONNECTs whose tunnels the socket became (Request.Tunnel may name them)
+	rawRef      uint64        // raw through an HTTP/1.1 CONNECT: its byte stream is the CONNECT's ref (Gun's), not 0
 
 	// tunnel_h2.go: a connection running in an HTTP/2 tunnel has a parent
 	// (the connection carrying the stream) and the stream's ref; the root
@@ -388,7 +389,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		nc.Close()
 		return "", c.closeRequested()
 	}
-	c.opts, c.via, c.origin, c.hopRefs = c.baseOpts, nil, nil, nil
+	c.opts, c.via, c.origin, c.hopRefs, c.rawRef = c.baseOpts, nil, nil, nil, 0
 	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
 	if c.unixPath != "" {
 		c.local, c.peer = "", c.unixPath
@@ -434,6 +435,9 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		c.via = append(c.via, sw.hop)
 		c.hopRefs = append(c.hopRefs, sw.ref)
+		if tname == "raw" {
+			c.rawRef = sw.ref
+		}
 		c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
 		c.opts = sw.o
 		c.traceTunnel("connect", sw, tname)
@@ -877,8 +881,13 @@ func (c *Conn) emit(ev *Event) {
 
 func (c *Conn) emitEvent(ev *Event) {
 	ev.Conn = c
-	if ev.Ref == 0 && c.parent != nil {
-		ev.Ref = c.tunRef // a tunnel's connection-wide events (raw's stream) are its CONNECT's
+	if ev.Ref == 0 {
+		switch {
+		case c.parent != nil:
+			ev.Ref = c.tunRef // a tunnel's connection-wide events (raw's stream) are its CONNECT's
+		case c.rawRef != 0 && (ev.Kind == EvData || ev.Kind == EvNotify || ev.Kind == EvError):
+			ev.Ref = c.rawRef
+		}
 	}
 	if !c.useful {
 		c.markUseful(ev)
@@ -1214,6 +1223,9 @@ func (c *Conn) Data(ref uint64, p []byte, fin bool) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ref != 0 && ref == c.rawRef {
+		ref = 0
+	}
 	for {
 		if c.state == stateDone || c.closeReq != "" {
 			return ErrClosed
@@ -1302,6 +1314,9 @@ func (c *Conn) UpdateFlow(ref uint64, n int) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ref != 0 && ref == c.rawRef {
+		ref = 0
+	}
 	if c.state == stateDone || c.closeReq != "" {
 		return ErrClosed
 	}

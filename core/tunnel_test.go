@@ -251,16 +251,22 @@ func TestConnectTunnelLost(t *testing.T) {
 	}
 }
 
-// TestConnectRaw: a raw byte stream through a CONNECT tunnel.
+// TestConnectRaw: a raw byte stream through a CONNECT tunnel, on the
+// CONNECT's ref as in Gun (raw_SUITE do_connect_raw).
 func TestConnectRaw(t *testing.T) {
 	e := echoServer(t)
 	p := tinyproxy(t, "", "")
 	q, c := upTo(t, p.Port, `{"retry":0}`)
-	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["raw"]}`, e.port())), "raw")
-	if err := c.Data(0, []byte("hello tunnel"), false); err != nil {
+	ref := connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["raw"]}`, e.port())), "raw")
+	// Gun's do_connect_raw: the byte stream is the CONNECT's ref.
+	if err := c.Data(ref, []byte("hello tunnel"), false); err != nil {
 		t.Fatal(err)
 	}
-	if got := rawRead(t, q, c, 12); string(got) != "hello tunnel" {
+	var got []byte
+	for len(got) < 12 {
+		got = append(got, expect(t, q, EvData, ref).Data...)
+	}
+	if string(got) != "hello tunnel" {
 		t.Fatalf("echo %q", got)
 	}
 }
