@@ -217,6 +217,30 @@ func (e *SendTimeoutError) Error() string {
 
 func (e *SendTimeoutError) Unwrap() error { return ErrTimeout }
 
+// BytesSent is how many bytes of the failed call went out (see SentCount).
+func (e *SendTimeoutError) BytesSent() int { return e.Sent }
+
+// SentCount is how many bytes of a failed raw Data call went out, when the
+// error knows (a send timeout, or the connection going down while a call
+// with a send timeout waited); ok false otherwise.
+func SentCount(err error) (n int, ok bool) {
+	var s interface{ BytesSent() int }
+	if errors.As(err, &s) {
+		return s.BytesSent(), true
+	}
+	return 0, false
+}
+
+// sentClosed: the connection went down while a sendSync call waited.
+type sentClosed struct {
+	sent int
+	err  error
+}
+
+func (e *sentClosed) Error() string  { return e.err.Error() }
+func (e *sentClosed) Unwrap() error  { return e.err }
+func (e *sentClosed) BytesSent() int { return e.sent }
+
 // sendSync writes one call's bytes and waits until the writer is done with
 // them: with a send timeout the call must learn how many went out (gen_tcp's
 // send returns once its data is with the OS, or fails with the timeout).
@@ -275,9 +299,9 @@ func (r *rawProto) sendDown(sent, n int) error {
 		return &SendTimeoutError{Sent: sent, Len: n, Timeout: st.d, Closed: true}
 	}
 	if failErr != nil {
-		return fmt.Errorf("%w: the connection went down while sending (%d of %d bytes went out): %v", ErrClosed, sent, n, failErr)
+		return &sentClosed{sent, fmt.Errorf("%w: the connection went down while sending (%d of %d bytes went out): %v", ErrClosed, sent, n, failErr)}
 	}
-	return fmt.Errorf("%w: the connection went down while sending (%d of %d bytes went out)", ErrClosed, sent, n)
+	return &sentClosed{sent, fmt.Errorf("%w: the connection went down while sending (%d of %d bytes went out)", ErrClosed, sent, n)}
 }
 
 // detach: the socket is gone (serve, with c.mu held, after the writer

@@ -528,7 +528,10 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  * on HTTP/1.1 the connection, which cannot finish that body, then closes
  * and reconnects); tcp_opts.send_timeout (default 15 s) bounds a socket
  * that takes nothing; on HTTP/2 http2_opts.send_window_timeout (default
- * 15 s) bounds a window kept at 0 (GM_ETIMEOUT, the stream is reset). */
+ * 15 s) bounds a window kept at 0 (GM_ETIMEOUT, the stream is reset).
+ * On raw with a send_timeout (the default), the call returns once its
+ * bytes were written to the socket, or fails with GM_ETIMEOUT as gen_tcp's
+ * send does: see gm_data_v2, which also says how many went out. */
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin);
 
 /* Cancels a stream (Gun's gun:cancel): no more events for it. HTTP/1.1 still
@@ -772,6 +775,32 @@ typedef struct gm_ws_frame {
  * GM_ECLOSED.
  */
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
+
+/* As gm_data, and *sent (when not NULL) is set on return to how many of
+ * this call's len bytes went out: len on GM_OK; on a failed call, the count
+ * when it is known, else 0.
+ * It is known on a raw connection with tcp_opts.send_timeout (the default,
+ * 15000 ms; "infinity" turns it off): there each call returns only once its
+ * bytes were written to the socket (the OS took them), as gen_tcp's send,
+ * and calls take turns. When a write cannot complete within send_timeout
+ * (the peer does not read), the call fails with GM_ETIMEOUT; *sent bytes of
+ * it went out (with raw_opts.packet 1, 2 or 4 the prefix is not counted,
+ * and went out first), and gm_errmsg() says so: "timeout: N of LEN bytes
+ * went out within tcp_opts.send_timeout = ...". gen_tcp's {timeout, RestData}
+ * is data + *sent. Then:
+ *   - tcp_opts.send_timeout_close true (the default, as gen_tcp): the
+ *     connection closes: GM_EV_DOWN with reason "timeout: a send did not
+ *     complete within ... (tcp_opts.send_timeout) ...", then retry applies;
+ *   - send_timeout_close false (only with protocols ["raw"] over tcp, else
+ *     GM_EOPTION at gm_open): the connection stays up and nothing more of
+ *     this call is sent; the peer got exactly *sent bytes of it. Send the
+ *     rest (data + *sent) again, or close. A fin given with the call is not
+ *     applied (send it again).
+ * If the connection goes down while the call waits: GM_ECLOSED, with the
+ * count in *sent and in the sentence. On other protocols, or with
+ * send_timeout "infinity", the bytes are queued for the socket and *sent is
+ * len on GM_OK, 0 on error. */
+int gm_data_v2(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin, size_t *sent);
 
 /* ---------------------------------------------------------------- testing */
 

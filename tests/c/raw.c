@@ -208,10 +208,76 @@ TEST(raw_packet_2_framing_and_packet_size) {
     gm_queue_free(q);
 }
 
+/* tcp_opts.send_timeout on raw, as gen_tcp's: the server accepts and does
+ * not read, so a large gm_data_v2 cannot complete: GM_ETIMEOUT, *sent says
+ * how many bytes of the call went out, gm_errmsg says it too. With
+ * send_timeout_close false the connection stays up: the server then reads
+ * exactly *sent bytes of it followed by the next call's bytes. With the
+ * default (true) the connection goes DOWN naming tcp_opts.send_timeout. */
+TEST(raw_send_timeout_reports_bytes_sent) {
+    const size_t big = 16 << 20;
+    unsigned char *p = malloc(big);
+    REQUIRE(p != NULL);
+    for (size_t i = 0; i < big; i++) p[i] = (unsigned char)(i * 31 + (i >> 11));
+    for (int keep = 1; keep >= 0; keep--) {
+        int port = 0;
+        int ls = listen_local(&port);
+        REQUIRE(ls >= 0);
+        gm_queue *q = gm_queue_new();
+        REQUIRE(q != NULL);
+        gm_conn *c = NULL;
+        int fd = raw_open(q, ls, port,
+                          keep ? "{\"protocols\":[\"raw\"],\"retry\":0,\"tcp_opts\":{\"send_timeout\":1500,"
+                                 "\"send_timeout_close\":false,\"sndbuf\":4096}}"
+                               : "{\"protocols\":[\"raw\"],\"retry\":0,\"tcp_opts\":{\"send_timeout\":300,\"sndbuf\":4096}}",
+                          &c);
+        REQUIRE(fd >= 0);
+        size_t sent = 12345;
+        CHECK_FAILS(gm_data_v2(c, 0, p, big, 0, &sent), GM_ETIMEOUT);
+        CHECK(sent > 0 && sent < big);
+        char want[128];
+        snprintf(want, sizeof want, "timeout: %zu of %zu bytes went out within tcp_opts.send_timeout", sent, big);
+        CHECK_PREFIX(gm_errmsg(), want);
+        if (keep) {
+            CHECK(strstr(gm_errmsg(), "stays up") != NULL);
+            /* The peer reads again: exactly p[0..sent), then "tail". */
+            size_t n2 = 0;
+            CHECK_RC(gm_data_v2(c, 0, "tail", 4, 1, &n2), GM_OK);
+            CHECK_EQ(n2, 4);
+            unsigned char *got = malloc(sent + 4);
+            REQUIRE(got != NULL);
+            CHECK(read_n(fd, (char *)got, sent + 4));
+            CHECK(memcmp(got, p, sent) == 0 && memcmp(got + sent, "tail", 4) == 0);
+            char one;
+            CHECK_EQ(fd_readable(fd, WAIT_MS), 1);
+            CHECK_EQ(read(fd, &one, 1), 0); /* the fin, nothing else */
+            free(got);
+            CHECK(close_and_free(q, c));
+        } else {
+            CHECK(strstr(gm_errmsg(), "the connection closes") != NULL);
+            gm_event *ev = next_event(q, WAIT_MS);
+            REQUIRE(ev != NULL);
+            CHECK_EQ(ev->kind, GM_EV_DOWN);
+            CHECK(ev->reason && strstr(ev->reason, "tcp_opts.send_timeout") != NULL);
+            gm_event_free(ev);
+            ev = next_event(q, WAIT_MS);
+            REQUIRE(ev != NULL);
+            CHECK_EQ(ev->kind, GM_EV_EXIT);
+            gm_event_free(ev);
+            gm_conn_free(c);
+        }
+        close(fd);
+        close(ls);
+        gm_queue_free(q);
+    }
+    free(p);
+}
+
 static const struct check_case cases[] = {
     CASE(raw_round_trip_half_close_and_peer_close),
     CASE(raw_flow_is_active_n),
     CASE(raw_packet_2_framing_and_packet_size),
+    CASE(raw_send_timeout_reports_bytes_sent),
 };
 
 int main(int argc, char **argv) { return check_main(argc, argv, cases, CHECK_N(cases)); }
