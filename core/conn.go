@@ -799,6 +799,9 @@ func (c *Conn) emitEvent(ev *Event) {
 // A stream's last event also disarms its timeout.
 func (c *Conn) route(ev *Event) *Queue {
 	if ev.Ref == 0 || ev.Kind == EvTrace { // trace: the owner's, as Gun's handler runs in the connection
+		if q := c.rawReplyTo(ev); q != nil {
+			return q // an HTTP/1.1 upgrade to raw with reply_to (http1_upgrade.go)
+		}
 		return c.owner
 	}
 	ends := streamEnds(ev)
@@ -1400,6 +1403,11 @@ func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) 
 	q := c.owner
 	if rq, ok := c.replyTo[ref]; ok {
 		q = rq
+	}
+	if ref == 0 {
+		if rq := c.rawReplyTo(&Event{Kind: EvData}); rq != nil {
+			q = rq
+		}
 	}
 	c.mu.Unlock()
 	ev, err := q.takeMatch(func(e *Event) matchResult {

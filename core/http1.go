@@ -19,6 +19,7 @@ type h1Stream struct {
 	silenced bool // cancelled: its response is read and dropped
 	gotHead  bool
 	ws       *wsUp       // a WebSocket upgrade: a 101 switches the connection to ws
+	upgrade  bool        // another request with an upgrade header: a 101 switches the connection to raw (http1_upgrade.go)
 	discardT *time.Timer // silenced: discard_timeout's timer
 
 	handlers ContentHandlers // the request's content_handlers; unset: http_opts'
@@ -275,9 +276,12 @@ func (h *http1) write(r *Request) error {
 		flow = -1
 	}
 	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws, handlers: r.ContentHandlers}
+	if r.ws == nil {
+		_, s.upgrade = hasHeader(r.Headers, "upgrade")
+	}
 	h.streams = append(h.streams, s)
-	if r.ws != nil {
-		h.upgrading = s
+	if r.ws != nil || s.upgrade {
+		h.upgrading = s // what follows would be lost if it is accepted
 	}
 	if r.Stream {
 		h.out = out
@@ -356,6 +360,9 @@ func (h *http1) handle(buf []byte) (int, error) {
 				h.c.emit(&Event{Kind: EvInform, Ref: s.ref, Status: part.Status, Headers: part.Headers})
 			}
 		case h1Upgrade:
+			if s.upgrade {
+				return h.switchToRaw(s, part.Headers, buf, off)
+			}
 			if s.ws == nil {
 				return off, fmt.Errorf("protocol_error: 101 switching protocols to a request that asked for no upgrade")
 			}

@@ -55,6 +55,7 @@ type rawProto struct {
 	maxSize int  // raw_opts.packet_size, or its default for packet
 	scanned int  // line mode: bytes at the buffer's start known to hold no "\n"
 	sending bool // a sendSync call is under way (calls take turns)
+	replyTo *Queue // an HTTP/1.1 upgrade's reply_to: where DATA and NOTIFY go (nil: the owner)
 
 	// detach's snapshot of the socket's end, for a sendSync call that waited.
 	detached bool

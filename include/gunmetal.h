@@ -169,7 +169,7 @@ enum {
     GM_EV_TRAILERS = 7,  /* gun_trailers: ref, headers */
     GM_EV_PUSH = 8,      /* gun_push: ref (the parent), new_ref, method, uri, headers */
     GM_EV_ERROR = 9,     /* gun_error: ref (0: connection-wide), reason */
-    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, protocol ("websocket"), headers (the 101's) */
+    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, protocol ("websocket"; an upgrade to raw: the 101's upgrade tokens, see gm_request), headers (the 101's) */
     GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data; close: status = code (0: none), data = reason */
     GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
     GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
@@ -490,6 +490,21 @@ typedef struct gm_req_opts {
  * once, unless http2_opts.wait_for_stream_slot queues it; after the
  * server's GOAWAY a request gets ERROR "closing", and streams the server
  * did not process get ERROR "unprocessed: ..." (safe to retry).
+ * HTTP/1.1 Upgrade to raw, as Gun 2: a request with an upgrade header
+ * (e.g. connection: upgrade, upgrade: custom/1.0) answered by 101 Switching
+ * Protocols makes the connection raw: GM_EV_UPGRADE on *ref with protocol
+ * the 101's upgrade tokens (lower case, ", " between them; Gun's Protocols
+ * list) and headers the 101's; then the byte stream is ref 0 exactly as
+ * with protocols ["raw"] (gm_data/gm_data_v2 on ref 0, GM_EV_DATA on ref 0,
+ * raw_opts and tcp_opts.send_timeout apply; gm_info's protocol is "raw"),
+ * and its events go to the request's reply_to (Gun starts gun_raw with the
+ * stream's ReplyTo). Bytes the server sent right after the 101 are the raw
+ * stream's first. Requests made after the upgrade request wait for its
+ * answer and get ERROR "badstate: the connection was upgraded to raw." if
+ * it is accepted (an ordinary response leaves the connection HTTP and they
+ * go out). A 101 to a request without an upgrade header, or without an
+ * upgrade header of its own, is a protocol error (DOWN). A reconnect comes
+ * up as the protocols option says (http).
  */
 int gm_request(gm_conn *c, const char *method, const char *path,
                const gm_header *headers, size_t n_headers,
