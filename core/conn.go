@@ -93,10 +93,6 @@ type Conn struct {
 	wspare      []byte
 	wclosed     bool
 	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
-	// Output counters of the socket being served (raw's send timeout, raw.go):
-	// bytes queued by write, bytes the writer is done with (written, or
-	// dropped by a send timeout), and bytes written.
-	wq, wdone, wsent uint64
 	werr        error
 	pending     []*Request // made while not connected, sent on UP
 	held        map[uint64]*heldBody
@@ -128,6 +124,11 @@ type Conn struct {
 	// hook costs one test), and the streams whose response_start was emitted.
 	trace     uint64
 	trStarted map[uint64]bool
+
+	// Output counters, monotonic (raw's send timeout, raw.go): bytes queued
+	// by write, bytes the writer is done with (written, or dropped by a send
+	// timeout), and bytes written.
+	wq, wdone, wsent uint64
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host

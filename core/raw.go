@@ -49,12 +49,12 @@ func init() { protocols["raw"] = newRaw }
 
 type rawProto struct {
 	c       *Conn
-	flow    int  // DATA events left before reading stops; -1: flow control off
-	finSent bool // the write side is shut down (fin on Data, or Shutdown)
-	packet  int  // raw_opts.packet: 0, 1, 2, 4 or PacketLine
-	maxSize int  // raw_opts.packet_size, or its default for packet
-	scanned int  // line mode: bytes at the buffer's start known to hold no "\n"
-	sending bool // a sendSync call is under way (calls take turns)
+	flow    int    // DATA events left before reading stops; -1: flow control off
+	finSent bool   // the write side is shut down (fin on Data, or Shutdown)
+	packet  int    // raw_opts.packet: 0, 1, 2, 4 or PacketLine
+	maxSize int    // raw_opts.packet_size, or its default for packet
+	scanned int    // line mode: bytes at the buffer's start known to hold no "\n"
+	sending bool   // a sendSync call is under way (calls take turns)
 	replyTo *Queue // an HTTP/1.1 upgrade's reply_to: where DATA and NOTIFY go (nil: the owner)
 
 	// detach's snapshot of the socket's end, for a sendSync call that waited.
