@@ -55,6 +55,9 @@ func (h *http1) switchToRaw(s *h1Stream, hs []Header, buf []byte, off int) (int,
 		r.replyTo = q
 	}
 	c.proto, c.protoNm = r, r.name()
+	if off == len(buf) {
+		return off, nil // nothing after the 101 yet: no empty DATA
+	}
 	n, err := r.handle(buf[off:])
 	return off + n, err
 }

@@ -38,9 +38,13 @@ func upgradeServer(t *testing.T, early string, answer <-chan struct{}) *rawServe
 }
 
 func TestHTTP1UpgradeRaw(t *testing.T) {
-	for _, replyTo := range []bool{false, true} {
+	for i, replyTo := range []bool{false, true, false} {
+		early := "early bytes"
+		if i == 2 {
+			early = "" // nothing after the 101: no empty DATA either
+		}
 		answer := make(chan struct{})
-		s := upgradeServer(t, "early bytes", answer)
+		s := upgradeServer(t, early, answer)
 		q := newQueue(t)
 		dst := q
 		c := openTo(t, q, s.port(), `{"retry":0}`)
@@ -73,8 +77,10 @@ func TestHTTP1UpgradeRaw(t *testing.T) {
 		if err != nil || ev.Kind != EvError || ev.Reason != "badstate: the connection was upgraded to raw." {
 			t.Fatalf("the request after the upgrade: %v %v", evString(ev), err)
 		}
-		if got := rawRead(t, dst, c, len("early bytes")); string(got) != "early bytes" {
-			t.Fatalf("the bytes after the 101: %q", got)
+		if early != "" {
+			if ev := nextOf(t, dst, c); ev.Kind != EvData || ev.Ref != 0 || string(ev.Data) != early {
+				t.Fatalf("the bytes after the 101: %s", evString(ev))
+			}
 		}
 		if err := c.Data(0, []byte("Hello world!"), false); err != nil {
 			t.Fatal(err)
