@@ -322,3 +322,42 @@ def test_send_timeout_asyncio() -> None:
             srv.close()
 
     asyncio.run(main())
+
+
+# ------------------------------------------------------------ HTTP/1.1 Upgrade to raw
+
+
+def test_http11_upgrade_to_raw() -> None:
+    """Gun 2's HTTP/1.1 Upgrade to raw (raw_SUITE http11_upgrade_raw_tcp):
+    a GET asking to upgrade, answered by 101, gives UPGRADE (protocol the
+    101's upgrade token) and the connection carries one byte stream, ref 0."""
+
+    def handler(s: socket.socket) -> None:
+        req = b""
+        while b"\r\n\r\n" not in req:
+            d = s.recv(4096)
+            if not d:
+                return
+            req += d
+        assert b"upgrade: custom/1.0" in req.lower()
+        s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: custom/1.0\r\n\r\n")
+        while True:
+            d = s.recv(4096)
+            if not d:
+                return
+            s.sendall(d)
+
+    srv = Server(handler)
+    try:
+        with gunmetal.open("127.0.0.1", srv.port, retry=0) as c:
+            assert c.await_up(5) == "http"
+            ref = c.get("/", {"connection": "upgrade", "upgrade": "custom/1.0"})
+            ev = c.await_(ref, 10)
+            assert ev.kind == EventKind.UPGRADE and ev.protocol == "custom/1.0", ev
+            c.data(0, b"Hello world!")
+            ev = c.await_(0, 10)
+            assert ev.kind == EventKind.DATA and ev.data == b"Hello world!", ev
+            assert c.info()["protocol"] == "raw"
+        assert not srv.errors
+    finally:
+        srv.close()
