@@ -566,8 +566,11 @@ func gmgo_connect(p *C.gm_conn, destJSON *C.char, hs *C.gm_header, nh C.size_t, 
 }
 
 //export gmgo_data
-func gmgo_data(p *C.gm_conn, ref C.gm_ref, data unsafe.Pointer, n C.size_t, fin C.int) (rc C.int) {
+func gmgo_data(p *C.gm_conn, ref C.gm_ref, data unsafe.Pointer, n C.size_t, fin C.int, sent *C.size_t) (rc C.int) {
 	defer guard(&rc)
+	if sent != nil {
+		*sent = 0
+	}
 	h, st := connOf(p)
 	if st != nil {
 		return st.report()
@@ -584,7 +587,15 @@ func gmgo_data(p *C.gm_conn, ref C.gm_ref, data unsafe.Pointer, n C.size_t, fin 
 		// view of the caller's memory is enough.
 		b = unsafe.Slice((*byte)(data), int(n))
 	}
-	return fromErr(h.c.Data(uint64(ref), b, fin != 0)).report()
+	err := h.c.Data(uint64(ref), b, fin != 0)
+	if sent != nil {
+		if err == nil {
+			*sent = n
+		} else if k, ok := core.SentCount(err); ok {
+			*sent = C.size_t(k)
+		}
+	}
+	return fromErr(err).report()
 }
 
 //export gm_cancel

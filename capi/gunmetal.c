@@ -52,7 +52,7 @@ extern int gmgo_open_unix(gm_queue *, char *, char *, gm_conn **);
 extern int gmgo_open_fd(gm_queue *, int, char *, gm_conn **);
 extern int gmgo_await_up(gm_conn *, int, char **);
 extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, size_t, unsigned, gm_req_opts *, gm_ref *);
-extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int);
+extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int, size_t *);
 extern int gmgo_connect(gm_conn *, char *, gm_header *, size_t, gm_req_opts *, gm_ref *);
 extern int gmgo_ws_upgrade(gm_conn *, char *, gm_header *, size_t, char *, gm_queue *, gm_ref *);
 extern int gmgo_ws_send(gm_conn *, gm_ref, gm_ws_frame *, size_t);
@@ -87,7 +87,11 @@ int gm_connect(gm_conn *c, const char *dest_json, const gm_header *headers, size
 }
 
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin) {
-    return gmgo_data(c, ref, (void *)data, len, fin);
+    return gmgo_data(c, ref, (void *)data, len, fin, NULL);
+}
+
+int gm_data_v2(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin, size_t *sent) {
+    return gmgo_data(c, ref, (void *)data, len, fin, sent);
 }
 
 int gm_ws_upgrade(gm_conn *c, const char *path, const gm_header *headers, size_t n_headers,

@@ -144,6 +144,11 @@ type Conn struct {
 	// hook costs one test), and the streams whose response_start was emitted.
 	trace     uint64
 	trStarted map[uint64]bool
+
+	// Output counters, monotonic (raw's send timeout, raw.go): bytes queued
+	// by write, bytes the writer is done with (written, or dropped by a send
+	// timeout), and bytes written.
+	wq, wdone, wsent uint64
 }
 
 // readBudget bounds the bytes a connection may have in queues that the host
@@ -459,6 +464,7 @@ func (c *Conn) attachLocked(nc net.Conn, name string, up *Event) {
 	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
 	c.wshut = 0
+	c.wdone = c.wq // what the last socket left unwritten is dropped (counters stay monotonic)
 	c.failErr, c.stallAt = nil, time.Time{}
 	if p := c.proto; p != nil {
 		if d, ok := p.(interface{ detach() }); ok {
@@ -764,8 +770,10 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 		if t := c.opts.TCP.SendTimeout; t > 0 {
 			nc.SetWriteDeadline(time.Now().Add(t))
 		}
-		_, err := nc.Write(out)
+		n, err := nc.Write(out)
 		c.mu.Lock()
+		c.wsent += uint64(n)
+		c.wdone += uint64(len(out))
 		// out becomes the spare, unless too big to keep; then the spare is
 		// dropped too, since it is the array c.wbuf now uses: handing it out
 		// again would let the next write land in bytes being written.
@@ -775,12 +783,19 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			c.wspare = nil
 		}
 		c.drained.Broadcast()
+		if err != nil && !c.opts.TCP.SendTimeoutClose && errors.Is(err, os.ErrDeadlineExceeded) && !c.wclosed {
+			// gen_tcp's send_timeout_close false (raw over TCP only, see
+			// checkImplemented): the rest of out is dropped, the raw Data
+			// call that queued it learns how much went out, and the
+			// connection stays up.
+			continue
+		}
 		if err != nil {
 			if c.werr == nil {
 				c.werr = err
 				if t := c.opts.TCP.SendTimeout; t > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 					// Name the bound: the server stopped reading.
-					c.werr = fmt.Errorf("timeout: a send did not complete within %v (tcp_opts.send_timeout); the server is not reading", t)
+					c.werr = errSendTimeout{t}
 				}
 			}
 			c.wbuf = c.wbuf[:0]
@@ -809,12 +824,21 @@ func closeWrite(nc net.Conn) error {
 	return fmt.Errorf("%w: this transport cannot shut down its write side", ErrUnsupported)
 }
 
+// errSendTimeout: a write did not complete within tcp_opts.send_timeout,
+// and the connection closes (send_timeout_close true).
+type errSendTimeout struct{ d time.Duration }
+
+func (e errSendTimeout) Error() string {
+	return fmt.Sprintf("timeout: a send did not complete within %v (tcp_opts.send_timeout); the server is not reading", e.d)
+}
+
 // write queues bytes for the socket. Called with c.mu held, by protocols.
 func (c *Conn) write(b []byte) {
 	if len(c.wbuf) == 0 {
 		c.wcond.Signal()
 	}
 	c.wbuf = append(c.wbuf, b...)
+	c.wq += uint64(len(b))
 }
 
 // waitDrained blocks the caller (lock held) while too much output is
@@ -906,6 +930,9 @@ func (c *Conn) emitEvent(ev *Event) {
 // A stream's last event also disarms its timeout.
 func (c *Conn) route(ev *Event) *Queue {
 	if ev.Ref == 0 || ev.Kind == EvTrace { // trace: the owner's, as Gun's handler runs in the connection
+		if q := c.rawReplyTo(ev); q != nil {
+			return q // an HTTP/1.1 upgrade to raw with reply_to (http1_upgrade.go)
+		}
 		return c.owner
 	}
 	ends := streamEnds(ev)
@@ -1597,6 +1624,11 @@ func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) 
 	q := rc.owner
 	if rq, ok := rc.replyTo[ref]; ok {
 		q = rq
+	}
+	if ref == 0 {
+		if rq := rc.rawReplyTo(&Event{Kind: EvData}); rq != nil {
+			q = rq
+		}
 	}
 	rc.mu.Unlock()
 	ev, err := q.takeMatch(func(e *Event) matchResult {

@@ -28,12 +28,13 @@ func CheckAdoptOptions(js []byte) error {
 		}
 	}
 	// Socket options are set by whoever makes the socket: here the host.
-	// tcp_opts.send_timeout is gunmetal's own (a write deadline), so it stays.
+	// tcp_opts.send_timeout (a write deadline) and send_timeout_close are
+	// gunmetal's own, so they stay.
 	if r, ok := top["tcp_opts"]; ok && string(r) != "null" {
 		var tcp map[string]json.RawMessage
 		if json.Unmarshal(r, &tcp) == nil {
 			for k, v := range tcp {
-				if k != "send_timeout" && string(v) != "null" {
+				if k != "send_timeout" && k != "send_timeout_close" && string(v) != "null" {
 					return &OptionError{Proto: "tcp_opts", Key: k, Value: optDecodeValue(v),
 						Msg: "does not apply to an adopted socket: set socket options on it before handing it over"}
 				}

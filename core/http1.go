@@ -19,6 +19,7 @@ type h1Stream struct {
 	silenced bool // cancelled: its response is read and dropped
 	gotHead  bool
 	ws       *wsUp        // a WebSocket upgrade: a 101 switches the connection to ws
+	upgrade  bool         // another request with an upgrade header: a 101 switches the connection to raw (http1_upgrade.go)
 	connect  *Destination // a CONNECT: a 2xx makes the connection the tunnel (tunnel.go)
 	discardT *time.Timer  // silenced: discard_timeout's timer
 
@@ -296,10 +297,13 @@ func (h *http1) write(r *Request) error {
 		flow = -1
 	}
 	s := &h1Stream{ref: r.ref, method: r.Method, path: r.Path, flow: flow, ws: r.ws, connect: r.connect, handlers: r.ContentHandlers}
+	if r.ws == nil && r.connect == nil {
+		_, s.upgrade = hasHeader(r.Headers, "upgrade")
+	}
 	h.streams = append(h.streams, s)
-	if r.ws != nil || r.connect != nil {
-		// Later requests wait for the answer: after a 2xx they go to the
-		// origin through the tunnel, else to the proxy.
+	if r.ws != nil || r.connect != nil || s.upgrade {
+		// Later requests wait for the answer: what follows would be lost if
+		// it is accepted (after a CONNECT's 2xx they go to the origin).
 		h.upgrading = s
 	}
 	if r.Stream {
@@ -379,6 +383,9 @@ func (h *http1) handle(buf []byte) (int, error) {
 				h.c.emit(&Event{Kind: EvInform, Ref: s.ref, Status: part.Status, Headers: part.Headers})
 			}
 		case h1Upgrade:
+			if s.upgrade {
+				return h.switchToRaw(s, part.Headers, buf, off)
+			}
 			if s.ws == nil {
 				return off, fmt.Errorf("protocol_error: 101 switching protocols to a request that asked for no upgrade")
 			}

@@ -20,9 +20,11 @@ package core
 //	    link it to: true describes what gunmetal does, false is refused. (The
 //	    Erlang binding implements false itself, with a link, and does not pass
 //	    it on.)
-//	tcp_opts.send_timeout_close = false
-//	    a send timeout always closes the connection: after a partial write
-//	    the byte stream cannot be resumed.
+//	tcp_opts.send_timeout_close = false, except for protocols ["raw"] over tcp
+//	    a send timeout cuts an HTTP message, a WebSocket frame or a TLS
+//	    record, which cannot be resumed: it always closes the connection.
+//	    On raw over TCP the Data call reports how much went out and the
+//	    byte stream goes on (gen_tcp's {timeout, RestData}).
 //	http2_opts.stream_window_data_threshold other than 0
 //	    cowlib holds DATA back while a flow-control window is below it;
 //	    gunmetal sends whatever the windows allow (as a threshold of 0, its
@@ -52,9 +54,9 @@ func (o *Options) checkImplemented() error {
 		return &OptionError{Key: "supervise", Value: false,
 			Msg: "not supported by gunmetal: the library keeps every connection until it is closed or freed, and there is no calling process to link it to"}
 	}
-	if !o.TCP.SendTimeoutClose {
+	if !o.TCP.SendTimeoutClose && (len(o.Protocols) != 1 || o.Protocols[0] != "raw" || o.Transport == "tls") {
 		return &OptionError{Proto: "tcp_opts", Key: "send_timeout_close", Value: false,
-			Msg: "not supported by gunmetal: a send timeout always closes the connection (a partial write cannot be resumed)"}
+			Msg: "only with protocols [\"raw\"] over tcp: a send timeout cuts an HTTP message, WebSocket frame or TLS record, which cannot be resumed, so it always closes the connection"}
 	}
 	if v := o.HTTP2.StreamWindowDataThreshold; v != 0 {
 		return &OptionError{Proto: "http2_opts", Key: "stream_window_data_threshold", Value: int64(v),

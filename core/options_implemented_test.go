@@ -21,7 +21,8 @@ func TestUnimplementedOptionsRefused(t *testing.T) {
 		{`{"transport":"tls","protocols":["http2","raw"]}`, "option protocols = \"raw\": raw must be the only protocol"},
 		{`{"socks_opts":{"host":"h","port":80}}`, "option socks_opts: given, but socks is not in protocols"},
 		{`{"supervise":false}`, "option supervise = false: not supported"},
-		{`{"tcp_opts":{"send_timeout_close":false}}`, "option tcp_opts.send_timeout_close = false: not supported"},
+		{`{"tcp_opts":{"send_timeout_close":false}}`, "option tcp_opts.send_timeout_close = false: only with protocols [\"raw\"] over tcp"},
+		{`{"protocols":["raw"],"transport":"tls","tcp_opts":{"send_timeout_close":false}}`, "option tcp_opts.send_timeout_close = false: only with protocols [\"raw\"] over tcp"},
 		{`{"http2_opts":{"stream_window_data_threshold":16384}}`, "option http2_opts.stream_window_data_threshold = 16384: not supported"},
 		{`{"ws_opts":{"invalid_request_headers":"ignore"}}`, "option ws_opts.invalid_request_headers = \"ignore\": not supported"},
 	}

@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -48,11 +49,19 @@ func init() { protocols["raw"] = newRaw }
 
 type rawProto struct {
 	c       *Conn
-	flow    int  // DATA events left before reading stops; -1: flow control off
-	finSent bool // the write side is shut down (fin on Data, or Shutdown)
-	packet  int  // raw_opts.packet: 0, 1, 2, 4 or PacketLine
-	maxSize int  // raw_opts.packet_size, or its default for packet
-	scanned int  // line mode: bytes at the buffer's start known to hold no "\n"
+	flow    int    // DATA events left before reading stops; -1: flow control off
+	finSent bool   // the write side is shut down (fin on Data, or Shutdown)
+	packet  int    // raw_opts.packet: 0, 1, 2, 4 or PacketLine
+	maxSize int    // raw_opts.packet_size, or its default for packet
+	scanned int    // line mode: bytes at the buffer's start known to hold no "\n"
+	sending bool   // a sendSync call is under way (calls take turns)
+	replyTo *Queue // an HTTP/1.1 upgrade's reply_to: where DATA and NOTIFY go (nil: the owner)
+
+	// detach's snapshot of the socket's end, for a sendSync call that waited.
+	detached bool
+	endSent  uint64
+	endErr   error
+	endFail  error
 }
 
 func newRaw(c *Conn) protocol {
@@ -159,22 +168,149 @@ func (r *rawProto) data(ref uint64, p []byte, fin bool) error {
 	if r.finSent {
 		return fmt.Errorf("%w: the write side of this raw connection was shut down (fin or shutdown)", ErrBadState)
 	}
+	var pre []byte
 	if r.packet > 0 && (len(p) > 0 || !fin) {
 		if uint64(len(p)) >= 1<<(8*r.packet) {
 			return fmt.Errorf("%w: a message of %d bytes does not fit raw_opts.packet = %d (at most %d bytes)", ErrBadArg, len(p), r.packet, uint64(1)<<(8*r.packet)-1)
 		}
-		var pre [8]byte
-		binary.BigEndian.PutUint64(pre[:], uint64(len(p)))
-		r.c.write(pre[8-r.packet:])
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(len(p)))
+		pre = b[8-r.packet:]
 	}
-	if len(p) > 0 {
-		r.c.write(p)
+	if t := r.c.opts.TCP.SendTimeout; t > 0 && len(pre)+len(p) > 0 {
+		if err := r.sendSync(pre, p, t); err != nil {
+			return err
+		}
+	} else {
+		if pre != nil {
+			r.c.write(pre)
+		}
+		if len(p) > 0 {
+			r.c.write(p)
+		}
 	}
 	if fin {
 		r.finSent = true
 		r.c.shutWrite()
 	}
 	return nil
+}
+
+// SendTimeoutError is a raw Data call whose bytes did not all go out within
+// tcp_opts.send_timeout (gen_tcp's {error, timeout}, or {timeout, RestData}
+// with send_timeout_close false): Sent of its Len bytes went out (a
+// packet's length prefix not counted), the rest did not. Closed: the
+// connection closes (send_timeout_close true); otherwise it stays up and
+// the call may be repeated with the rest. errors.Is(err, ErrTimeout).
+type SendTimeoutError struct {
+	Sent, Len int
+	Timeout   time.Duration
+	Closed    bool
+}
+
+func (e *SendTimeoutError) Error() string {
+	then := "the connection stays up (send_timeout_close false): send the rest again, or close"
+	if e.Closed {
+		then = "the connection closes (send_timeout_close)"
+	}
+	return fmt.Sprintf("timeout: %d of %d bytes went out within tcp_opts.send_timeout = %v; %s", e.Sent, e.Len, e.Timeout, then)
+}
+
+func (e *SendTimeoutError) Unwrap() error { return ErrTimeout }
+
+// BytesSent is how many bytes of the failed call went out (see SentCount).
+func (e *SendTimeoutError) BytesSent() int { return e.Sent }
+
+// SentCount is how many bytes of a failed raw Data call went out, when the
+// error knows (a send timeout, or the connection going down while a call
+// with a send timeout waited); ok false otherwise.
+func SentCount(err error) (n int, ok bool) {
+	var s interface{ BytesSent() int }
+	if errors.As(err, &s) {
+		return s.BytesSent(), true
+	}
+	return 0, false
+}
+
+// sentClosed: the connection went down while a sendSync call waited.
+type sentClosed struct {
+	sent int
+	err  error
+}
+
+func (e *sentClosed) Error() string  { return e.err.Error() }
+func (e *sentClosed) Unwrap() error  { return e.err }
+func (e *sentClosed) BytesSent() int { return e.sent }
+
+// sendSync writes one call's bytes and waits until the writer is done with
+// them: with a send timeout the call must learn how many went out (gen_tcp's
+// send returns once its data is with the OS, or fails with the timeout).
+// Calls take turns (r.sending), so the counters (monotonic for the Conn)
+// tell this call's bytes apart; nothing else writes on a raw connection.
+// Called with c.mu held.
+func (r *rawProto) sendSync(pre, p []byte, t time.Duration) error {
+	c := r.c
+	nc := c.nc
+	alive := func() bool { return !r.detached && c.nc == nc && c.werr == nil && !c.wclosed }
+	for alive() && (r.sending || c.wdone != c.wq) {
+		c.drained.Wait()
+	}
+	if !alive() {
+		return r.sendDown(0, len(p))
+	}
+	r.sending = true
+	defer func() {
+		r.sending = false
+		c.drained.Broadcast()
+	}()
+	start := c.wsent
+	if pre != nil {
+		c.write(pre)
+	}
+	c.write(p)
+	end := c.wq
+	for c.wdone < end && alive() {
+		c.drained.Wait()
+	}
+	ws := c.wsent
+	if r.detached {
+		ws = r.endSent // the connection went down; a new one counts on
+	}
+	total := uint64(len(pre) + len(p))
+	if ws-start >= total {
+		return nil // all of it went out
+	}
+	sent := max(int(ws-start)-len(pre), 0)
+	if alive() {
+		// The writer dropped the rest and the connection stays up
+		// (send_timeout_close false).
+		return &SendTimeoutError{Sent: sent, Len: len(p), Timeout: t}
+	}
+	return r.sendDown(sent, len(p))
+}
+
+// sendDown: the connection failed or closed while a sendSync call waited.
+func (r *rawProto) sendDown(sent, n int) error {
+	werr, failErr := r.c.werr, r.c.failErr
+	if r.detached {
+		werr, failErr = r.endErr, r.endFail
+	}
+	var st errSendTimeout
+	if errors.As(werr, &st) {
+		return &SendTimeoutError{Sent: sent, Len: n, Timeout: st.d, Closed: true}
+	}
+	if failErr != nil {
+		return &sentClosed{sent, fmt.Errorf("%w: the connection went down while sending (%d of %d bytes went out): %v", ErrClosed, sent, n, failErr)}
+	}
+	return &sentClosed{sent, fmt.Errorf("%w: the connection went down while sending (%d of %d bytes went out)", ErrClosed, sent, n)}
+}
+
+// detach: the socket is gone (serve, with c.mu held, after the writer
+// exited): a sendSync call still waiting reads its outcome from here, as a
+// reconnect resets c.werr and counts new bytes.
+func (r *rawProto) detach() {
+	r.detached = true
+	r.endSent, r.endErr, r.endFail = r.c.wsent, r.c.werr, r.c.failErr
 }
 
 func (r *rawProto) cancel(ref uint64) error {

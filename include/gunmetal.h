@@ -169,7 +169,7 @@ enum {
     GM_EV_TRAILERS = 7,  /* gun_trailers: ref, headers */
     GM_EV_PUSH = 8,      /* gun_push: ref (the parent), new_ref, method, uri, headers */
     GM_EV_ERROR = 9,     /* gun_error: ref (0: connection-wide), reason */
-    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, protocol ("websocket"), headers (the 101's) */
+    GM_EV_UPGRADE = 10,  /* gun_upgrade: ref, protocol ("websocket"; an upgrade to raw: the 101's upgrade tokens, see gm_request), headers (the 101's) */
     GM_EV_WS = 11,       /* gun_ws: ref, ws_opcode, data; close: status = code (0: none), data = reason */
     GM_EV_NOTIFY = 12,   /* gun_notify: reason names it, headers carry the details */
     GM_EV_TUNNEL_UP = 13,/* gun_tunnel_up: ref, protocol */
@@ -499,6 +499,21 @@ typedef struct gm_req_opts {
  * RFC 8441 streams queue the same way); after the
  * server's GOAWAY a request gets ERROR "closing", and streams the server
  * did not process get ERROR "unprocessed: ..." (safe to retry).
+ * HTTP/1.1 Upgrade to raw, as Gun 2: a request with an upgrade header
+ * (e.g. connection: upgrade, upgrade: custom/1.0) answered by 101 Switching
+ * Protocols makes the connection raw: GM_EV_UPGRADE on *ref with protocol
+ * the 101's upgrade tokens (lower case, ", " between them; Gun's Protocols
+ * list) and headers the 101's; then the byte stream is ref 0 exactly as
+ * with protocols ["raw"] (gm_data/gm_data_v2 on ref 0, GM_EV_DATA on ref 0,
+ * raw_opts and tcp_opts.send_timeout apply; gm_info's protocol is "raw"),
+ * and its events go to the request's reply_to (Gun starts gun_raw with the
+ * stream's ReplyTo). Bytes the server sent right after the 101 are the raw
+ * stream's first. Requests made after the upgrade request wait for its
+ * answer and get ERROR "badstate: the connection was upgraded to raw." if
+ * it is accepted (an ordinary response leaves the connection HTTP and they
+ * go out). A 101 to a request without an upgrade header, or without an
+ * upgrade header of its own, is a protocol error (DOWN). A reconnect comes
+ * up as the protocols option says (http).
  */
 int gm_request(gm_conn *c, const char *method, const char *path,
                const gm_header *headers, size_t n_headers,
@@ -597,7 +612,10 @@ int gm_connect(gm_conn *c, const char *dest_json, const gm_header *headers, size
  * on HTTP/1.1 the connection, which cannot finish that body, then closes
  * and reconnects); tcp_opts.send_timeout (default 15 s) bounds a socket
  * that takes nothing; on HTTP/2 http2_opts.send_window_timeout (default
- * 15 s) bounds a window kept at 0 (GM_ETIMEOUT, the stream is reset). */
+ * 15 s) bounds a window kept at 0 (GM_ETIMEOUT, the stream is reset).
+ * On raw with a send_timeout (the default), the call returns once its
+ * bytes were written to the socket, or fails with GM_ETIMEOUT as gen_tcp's
+ * send does: see gm_data_v2, which also says how many went out. */
 int gm_data(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin);
 
 /* Cancels a stream (Gun's gun:cancel): no more events for it. HTTP/1.1 still
@@ -851,6 +869,32 @@ typedef struct gm_ws_frame {
  * GM_ECLOSED.
  */
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
+
+/* As gm_data, and *sent (when not NULL) is set on return to how many of
+ * this call's len bytes went out: len on GM_OK; on a failed call, the count
+ * when it is known, else 0.
+ * It is known on a raw connection with tcp_opts.send_timeout (the default,
+ * 15000 ms; "infinity" turns it off): there each call returns only once its
+ * bytes were written to the socket (the OS took them), as gen_tcp's send,
+ * and calls take turns. When a write cannot complete within send_timeout
+ * (the peer does not read), the call fails with GM_ETIMEOUT; *sent bytes of
+ * it went out (with raw_opts.packet 1, 2 or 4 the prefix is not counted,
+ * and went out first), and gm_errmsg() says so: "timeout: N of LEN bytes
+ * went out within tcp_opts.send_timeout = ...". gen_tcp's {timeout, RestData}
+ * is data + *sent. Then:
+ *   - tcp_opts.send_timeout_close true (the default, as gen_tcp): the
+ *     connection closes: GM_EV_DOWN with reason "timeout: a send did not
+ *     complete within ... (tcp_opts.send_timeout) ...", then retry applies;
+ *   - send_timeout_close false (only with protocols ["raw"] over tcp, else
+ *     GM_EOPTION at gm_open): the connection stays up and nothing more of
+ *     this call is sent; the peer got exactly *sent bytes of it. Send the
+ *     rest (data + *sent) again, or close. A fin given with the call is not
+ *     applied (send it again).
+ * If the connection goes down while the call waits: GM_ECLOSED, with the
+ * count in *sent and in the sentence. On other protocols, or with
+ * send_timeout "infinity", the bytes are queued for the socket and *sent is
+ * len on GM_OK, 0 on error. */
+int gm_data_v2(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin, size_t *sent);
 
 /* ---------------------------------------------------------------- testing */
 

@@ -17,7 +17,8 @@ static const struct {
     {"{\"transport\":\"tls\",\"protocols\":[\"socks\",\"http2\"],\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option protocols = \"socks\": socks must be the only protocol"},
     {"{\"socks_opts\":{\"host\":\"h\",\"port\":80}}", "option socks_opts: given, but socks is not in protocols"},
     {"{\"supervise\":false}", "option supervise = false"},
-    {"{\"tcp_opts\":{\"send_timeout_close\":false}}", "option tcp_opts.send_timeout_close = false"},
+    {"{\"tcp_opts\":{\"send_timeout_close\":false}}", "option tcp_opts.send_timeout_close = false: only with protocols [\"raw\"] over tcp"},
+    {"{\"protocols\":[\"raw\"],\"transport\":\"tls\",\"tcp_opts\":{\"send_timeout_close\":false}}", "option tcp_opts.send_timeout_close = false: only with protocols [\"raw\"] over tcp"},
     {"{\"http2_opts\":{\"stream_window_data_threshold\":16384}}", "option http2_opts.stream_window_data_threshold = 16384"},
     {"{\"ws_opts\":{\"invalid_request_headers\":\"ignore\"}}", "option ws_opts.invalid_request_headers = \"ignore\""},
 };

@@ -45,6 +45,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -91,6 +92,9 @@ static struct {
     void *ws_upgrade, *ws_send, *ping;
     /* Optional: the cookie store's export and seed (gm_cookies_get/set). */
     void *cookies_get, *cookies_set;
+    /* Issue 11: gm_data_v2 (the bytes of a call that went out) and gm_open_fd. */
+    __typeof__(gm_data_v2) *data_v2;
+    __typeof__(gm_open_fd) *open_fd;
 } gm;
 
 static void *gm_handle;
@@ -278,6 +282,11 @@ typedef struct conn {
      * user's own, run by ConnPid; streams without req_opts content_handlers
      * reply to ConnPid (set once, before ConnPid is returned to anyone). */
     int chain;
+    /* An HTTP/1.1 upgrade to raw whose request had a reply_to: the raw
+     * stream's gun_data go there, as Gun starts gun_raw with the stream's
+     * ReplyTo (under mu). */
+    ErlNifPid raw_to;
+    int has_raw_to;
 } conn_t;
 
 static ErlNifResourceType *RT_OQ, *RT_CONN, *RT_STREAM;
@@ -836,6 +845,13 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         if (s->has_reply_to) to = &s->reply_to;
     }
 
+    if (ev->ref == 0 && (ev->kind == GM_EV_DATA || ev->kind == GM_EV_NOTIFY || ev->kind == GM_EV_UP)) {
+        enif_mutex_lock(c->mu);
+        if (ev->kind == GM_EV_UP) c->has_raw_to = 0; /* a new connection: not upgraded */
+        else if (c->has_raw_to) to = &c->raw_to; /* held in c, which outlives the send */
+        enif_mutex_unlock(c->mu);
+    }
+
     switch (ev->kind) {
     case GM_EV_UP:
         msg = enif_make_tuple3(env, A_gun_up, cp, proto_term(env, ev->protocol));
@@ -898,8 +914,28 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         else msg = enif_make_tuple4(env, A_gun_error, cp, ref, reason_term(env, ev->reason));
         break;
     case GM_EV_UPGRADE: {
-        if (s) s->ws = 1; /* c->mu is held (locked) */
-        ERL_NIF_TERM protos = enif_make_list1(env, mk_str(env, ev->protocol ? ev->protocol : "websocket"));
+        const char *pr = ev->protocol ? ev->protocol : "websocket";
+        ERL_NIF_TERM protos;
+        if (strcmp(pr, "websocket") == 0) {
+            if (s) s->ws = 1; /* c->mu is held (locked) */
+            protos = enif_make_list1(env, mk_str(env, pr));
+        } else {
+            /* An upgrade to raw: Gun's Protocols is the 101's upgrade
+             * tokens, which the library joins with ", ". */
+            ERL_NIF_TERM toks[64];
+            unsigned nt = 0;
+            for (const char *b = pr; *b && nt < 64;) {
+                const char *e = strstr(b, ", ");
+                size_t len = e ? (size_t)(e - b) : strlen(b);
+                toks[nt++] = mk_bin(env, b, len);
+                b += len + (e ? 2 : 0);
+            }
+            protos = enif_make_list_from_array(env, toks, nt);
+            if (s && s->has_reply_to) {
+                c->raw_to = s->reply_to;
+                c->has_raw_to = 1;
+            }
+        }
         msg = enif_make_tuple5(env, A_gun_upgrade, cp, ref, protos, headers_term(env, ev->headers, ev->n_headers));
         break;
     }
@@ -1142,13 +1178,17 @@ static int get_stream_arg(ErlNifEnv *env, ERL_NIF_TERM t, stream_t **s, uint64_t
 
 /* ------------------------------------------------------------ NIFs */
 
-/* open(ConnPid, Host, Port, OptsJson) -> ok | {error, Code, Msg} (dirty I/O) */
+/* open(ConnPid, Host, Port, OptsJson) -> ok | {error, Code, Msg} (dirty I/O)
+ * is_unix: 0 gm_open, 1 gm_open_unix, 2 gm_open_fd on a duplicate of the
+ * fd argv[1] (open_fd(ConnPid, Fd, OptsJson)): the caller's fd belongs to
+ * an Erlang socket, which closes it; the library takes and closes the copy. */
 static ERL_NIF_TERM do_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[], int is_unix) {
     ErlNifPid connpid, self;
-    int port = 0;
+    int port = 0, fd = -1;
     if (!enif_get_local_pid(env, argv[0], &connpid) || !enif_self(env, &self)) return enif_make_badarg(env);
     if (!is_unix && !enif_get_int(env, argv[2], &port)) return enif_make_badarg(env);
-    char *where = cstr_of(env, argv[1]);
+    if (is_unix == 2 && (!enif_get_int(env, argv[1], &fd) || fd < 0)) return enif_make_badarg(env);
+    char *where = is_unix == 2 ? cstr_of(env, enif_make_string(env, "fd", ERL_NIF_LATIN1)) : cstr_of(env, argv[1]);
     char *json = cstr_of(env, argv[argc - 1]);
     if (!where || !json) {
         if (where) enif_free(where);
@@ -1160,8 +1200,20 @@ static ERL_NIF_TERM do_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[],
     if (!o) { ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, "no queue")); goto done; }
     oq_t *lo = lock_live(o);
     gm_conn *h = NULL;
-    int rc = lo->null ? GM_EQUEUE
-                      : (is_unix ? gm.open_unix(lo->q, where, json, &h) : gm.open(lo->q, where, port, json, &h));
+    int rc;
+    if (lo->null) rc = GM_EQUEUE;
+    else if (is_unix == 2) {
+        int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (d < 0) {
+            char m[128];
+            snprintf(m, sizeof m, "fd %d cannot be duplicated: %s", fd, strerror(errno));
+            ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "einval"), mk_str(env, m));
+            enif_mutex_unlock(lo->mu);
+            enif_release_resource(o);
+            goto done;
+        }
+        if ((rc = gm.open_fd(lo->q, d, json, &h)) != GM_OK) close(d); /* still ours on error */
+    } else rc = is_unix ? gm.open_unix(lo->q, where, json, &h) : gm.open(lo->q, where, port, json, &h);
     if (rc != GM_OK) {
         ret = gm_err(env, rc);
         enif_mutex_unlock(lo->mu);
@@ -1221,6 +1273,10 @@ static ERL_NIF_TERM nif_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 
 static ERL_NIF_TERM nif_open_unix(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     return do_open(env, argc, argv, 1);
+}
+
+static ERL_NIF_TERM nif_open_fd(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    return do_open(env, argc, argv, 2);
 }
 
 static void pending_inc(stream_t *s) {
@@ -1363,12 +1419,18 @@ static ERL_NIF_TERM nif_request_big(ErlNifEnv *env, int argc, const ERL_NIF_TERM
  * copy; this way its buffer stays small. GM_ENOTUP can only come first
  * (nothing was sent); later, the connection going down is GM_ECLOSED. */
 #define DATA_CHUNK (1 << 20)
+/* The bytes of the current data/5 call that went out (gm_data_v2's count,
+ * summed over the pieces): raw's send timeout reports it (gen_tcp's
+ * {timeout, RestData}). data/5 runs on one dirty scheduler thread. */
+static __thread size_t data_bytes;
 static int data_chunked(gm_conn *h, gm_ref id, const unsigned char *p, size_t n, int fin, int *sent) {
     size_t off = 0;
     do {
         size_t k = n - off > DATA_CHUNK ? DATA_CHUNK : n - off;
         int last = off + k == n;
-        int rc = gm.data(h, id, p + off, k, last ? fin : 0);
+        size_t went = 0;
+        int rc = gm.data_v2(h, id, p + off, k, last ? fin : 0, &went);
+        data_bytes += went;
         if (rc != GM_OK) return rc == GM_ENOTUP && *sent ? GM_ECLOSED : rc;
         if (k) *sent = 1;
         off += k;
@@ -1422,6 +1484,7 @@ static void snd_bytes(sender_t *S, const unsigned char *p, size_t len) {
 static int data_term(ErlNifEnv *env, gm_conn *h, gm_ref id, ERL_NIF_TERM t, int fin) {
     ErlNifBinary b;
     int sent = 0;
+    data_bytes = 0;
     if (enif_inspect_binary(env, t, &b)) return data_chunked(h, id, b.data, b.size, fin, &sent);
     sender_t S = {.h = h, .id = id, .rc = GM_OK};
     S.buf = enif_alloc(GATHER);
@@ -1533,7 +1596,11 @@ static ERL_NIF_TERM nif_data(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
             }
         } else {
             if (from_conn && s) pending_dec(s);
-            ret = rc == GM_OK ? A_ok : rc == GM_ENOSTREAM ? A_stream_closed : gm_err(env, rc);
+            if (rc == GM_ETIMEOUT && !s) /* raw's send timeout: how much went out */
+                ret = enif_make_tuple4(env, A_error, enif_make_atom(env, "timeout"),
+                                       enif_make_uint64(env, data_bytes), mk_str(env, gm.errmsg()));
+            else
+                ret = rc == GM_OK ? A_ok : rc == GM_ENOSTREAM ? A_stream_closed : gm_err(env, rc);
         }
     }
     enif_release_resource(c);
@@ -2086,6 +2153,8 @@ static int load_library(char *err, size_t errlen) {
     SYM(tls_session_cache, "gm_tls_session_cache");
     SYM(info, "gm_info");
     SYM(stream_info, "gm_stream_info");
+    SYM(data_v2, "gm_data_v2");
+    SYM(open_fd, "gm_open_fd");
 #undef SYM
     gm.ws_upgrade = dlsym(gm_handle, "gm_ws_upgrade");
     gm.ws_send = dlsym(gm_handle, "gm_ws_send");
@@ -2198,6 +2267,7 @@ static int on_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
 static ErlNifFunc funcs[] = {
     {"open", 4, nif_open, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"open_unix", 3, nif_open_unix, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"open_fd", 3, nif_open_fd, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"request", 8, nif_request, 0},
     {"request_big", 8, nif_request_big, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"data", 5, nif_data, ERL_NIF_DIRTY_JOB_IO_BOUND},

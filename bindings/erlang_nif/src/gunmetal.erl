@@ -23,7 +23,7 @@
 -module(gunmetal).
 
 %% Connection.
--export([open/2, open/3, open_unix/2, set_owner/2, info/1, close/1, shutdown/1]).
+-export([open/2, open/3, open_unix/2, open_fd/2, set_owner/2, info/1, close/1, shutdown/1]).
 
 %% Requests.
 -export([delete/2, delete/3, delete/4, get/2, get/3, get/4, head/2, head/3, head/4,
@@ -78,6 +78,21 @@ open(Host, Port, Opts) when is_list(Host); is_atom(Host); is_tuple(Host); is_bin
 open_unix(SocketPath, Opts) ->
 	do_open({unix, SocketPath, iolist_to_binary(SocketPath)}, Opts).
 
+%% gen_tcp's {fd, Fd}: a connected TCP or Unix stream socket of the
+%% caller's (e.g. socket:getopt(S, {otp, fd})). The engine runs the
+%% connection on a duplicate of Fd, which shares the socket (and its file
+%% status flags) with the caller's: do not read, write or shutdown the
+%% caller's socket, and close it only once the connection ended (after
+%% close/1, or its 'DOWN'): Erlang's socket:close/1 and gen_tcp:close/1 set
+%% the shared descriptor to blocking mode first, after which the engine's
+%% reads would block and close/1 would wait for the peer. No reconnect:
+%% retry must be 0 (the default here), a drop is a gun_down then the exit.
+%% TLS runs on it with transport => tls (give tls_opts
+%% server_name_indication, or verify_none).
+-spec open_fd(non_neg_integer(), map()) -> {ok, pid()} | {error, any()}.
+open_fd(Fd, Opts) when is_integer(Fd), Fd >= 0, is_map(Opts) ->
+	do_open({fd, Fd}, maps:merge(#{retry => 0}, Opts)).
+
 host_bin(H) when is_binary(H) -> H;
 host_bin(H) when is_atom(H) -> atom_to_binary(H);
 host_bin(H) when is_list(H) ->
@@ -130,7 +145,8 @@ do_open(Where, Opts0, Opts, Chains) ->
 			Owner = self(),
 			{OriginHost, OriginPort} = case Where of
 				{tcp, H, _, P} -> {H, P};
-				{unix, _, _} -> {<<"localhost">>, 0}
+				{unix, _, _} -> {<<"localhost">>, 0};
+				{fd, _} -> {<<"localhost">>, 0}
 			end,
 			Static = #{origin_host => OriginHost, origin_port => OriginPort,
 				unix => element(1, Where) =:= unix,
@@ -147,7 +163,9 @@ do_open(Where, Opts0, Opts, Chains) ->
 				{tcp, _, _, _} ->
 					{error, einval, <<"port must be an integer">>};
 				{unix, _, PathBin} ->
-					gunmetal_nif:open_unix(ConnPid, PathBin, Json)
+					gunmetal_nif:open_unix(ConnPid, PathBin, Json);
+				{fd, Fd} ->
+					gunmetal_nif:open_fd(ConnPid, Fd, Json)
 			end,
 			case Res of
 				ok when map_size(Chains) > 0 ->
@@ -550,6 +568,14 @@ data(ServerPid, StreamRef, IsFin, Data) ->
 					ServerPid ! {'$gunmetal_data', StreamRef, IsFin, Data},
 					ok;
 				noconn -> ok;
+				%% Raw's tcp_opts send_timeout: gen_tcp's {timeout, RestData},
+				%% the bytes that did not go out (the sentence says whether
+				%% the connection closes: send_timeout_close).
+				{error, timeout, Sent, _Msg} ->
+					Bin = iolist_to_binary(Data),
+					self() ! {gun_error, ServerPid, StreamRef,
+						{timeout, binary:part(Bin, Sent, byte_size(Bin) - Sent)}},
+					ok;
 				{error, closed, _} -> ok;
 				{error, einval, Msg} -> error({badarg, Msg});
 				%% Gun's gun_http/gun_http2 error_stream_not_found and

@@ -116,6 +116,10 @@ proplist_entry(K, L, {cacerts, Certs}) when is_list(Certs) ->
 		{cert, Der, _Otp} when is_binary(Der) -> base64:encode(Der);
 		_ -> throw({bad_option, {K, L}})
 	end || C <- Certs]}};
+%% gen_tcp's {linger, {true, Sec}} | {linger, {false, _}}: the library's
+%% seconds, or false.
+proplist_entry(tcp_opts, _, {linger, {true, Sec}}) when is_integer(Sec), Sec >= 0 -> {<<"linger">>, Sec};
+proplist_entry(tcp_opts, _, {linger, {false, _}}) -> {<<"linger">>, false};
 proplist_entry(_, _, {versions, Vs}) when is_list(Vs) ->
 	{<<"versions">>, {arr, [atom_to_binary(V) || V <- Vs, is_atom(V)]}};
 proplist_entry(K, L, {Key, V}) when is_atom(Key) ->

@@ -213,3 +213,228 @@ raw_refused_options_test() ->
 		gunmetal:open("127.0.0.1", 1, #{protocols => [raw], raw_opts => #{packet => 3}})),
 	?assertMatch({error, {options, _}},
 		gunmetal:open("127.0.0.1", 1, #{protocols => [raw, http]})).
+
+%% ------------------------------------------------ issue 11: more of gen_tcp
+
+%% raw_opts packet (gen_tcp's {packet, P}): data/4 sends one message with
+%% its prefix (the server reads it with gen_tcp's own {packet, P}); messages
+%% the server writes byte by byte, then two in one write, each arrive as one
+%% gun_data.
+packet_framing_byte_by_byte_test_() ->
+	{timeout, 60, fun() -> [do_packet(P) || P <- [1, 2, 4, line]] end}.
+
+do_packet(P) ->
+	Msgs = case P of
+		line -> [<<"hello\n">>, <<"a longer line, with bytes \0\1\2\n">>, <<"\n">>];
+		_ -> [<<"hello">>, <<>>, binary:copy(<<"xyz">>, 80)]
+	end,
+	Frame = fun(M) when P =:= line -> M; (M) -> <<(byte_size(M)):(8 * P), M/binary>> end,
+	Handler = fun(Parent, S, Mod) ->
+		ok = inet:setopts(S, [{packet, P}, {nodelay, true}]),
+		{ok, Got} = Mod:recv(S, 0, 5000),
+		Parent ! {server, {got, Got}},
+		ok = inet:setopts(S, [{packet, raw}]),
+		[ok = Mod:send(S, [B]) || M <- Msgs, <<B>> <= Frame(M)],
+		ok = Mod:send(S, [Frame(M) || M <- Msgs]),
+		receive_from_test_done(S, Mod)
+	end,
+	{ok, _, Port} = init_origin(tcp, Handler),
+	{ok, C} = gunmetal:open("127.0.0.1", Port, #{protocols => [raw], retry => 0, raw_opts => #{packet => P}}),
+	{ok, raw} = gunmetal:await_up(C),
+	Ping = case P of line -> <<"ping\n">>; _ -> <<"ping\n\0">> end,
+	ok = gunmetal:data(C, undefined, nofin, Ping),
+	receive_from({got, Ping}),
+	Want = Msgs ++ Msgs,
+	Got = [receive {gun_data, C, undefined, nofin, D} -> D after 5000 -> error({no_data, P}) end || _ <- Want],
+	?assertEqual({P, Want}, {P, Got}),
+	gunmetal:close(C),
+	flush_conn(C).
+
+receive_from_test_done(S, Mod) ->
+	_ = Mod:recv(S, 0, 10000),
+	Mod:close(S).
+
+%% tcp_opts as gen_tcp's, seen by the peer: ip binds the local address (the
+%% server sees 127.0.0.2), linger {true, 0} makes close an RST (the server's
+%% recv fails with econnreset; without it the close is a FIN: closed).
+sockopts_behaviour_test() ->
+	Handler = fun(Parent, S, Mod) ->
+		ok = inet:setopts(S, [{show_econnreset, true}]), % an RST is not a plain close
+		{ok, {Addr, _}} = inet:peername(S),
+		Parent ! {server, {peer, Addr}},
+		Parent ! {server, {recv, Mod:recv(S, 0, 10000)}}
+	end,
+	{ok, _, Port} = init_origin(tcp, Handler),
+	{ok, C1} = gunmetal:open("127.0.0.1", Port, #{protocols => [raw], retry => 0,
+		tcp_opts => [{ip, {127, 0, 0, 2}}, {linger, {true, 0}}]}),
+	{ok, raw} = gunmetal:await_up(C1),
+	receive_from({peer, {127, 0, 0, 2}}),
+	gunmetal:close(C1),
+	receive_from({recv, {error, econnreset}}),
+	{ok, C2} = gunmetal:open("127.0.0.1", Port, #{protocols => [raw], retry => 0,
+		tcp_opts => [{linger, {false, 0}}]}),
+	{ok, raw} = gunmetal:await_up(C2),
+	receive_from({peer, {127, 0, 0, 1}}),
+	gunmetal:close(C2),
+	receive_from({recv, {error, closed}}),
+	%% What gunmetal cannot do is refused, naming it.
+	?assertMatch({error, {options, _}},
+		gunmetal:open("127.0.0.1", Port, #{protocols => [raw], tcp_opts => [{buffer, 1000}]})),
+	flush_conn(C1), flush_conn(C2).
+
+%% gunmetal:open_fd/2, gen_tcp's {fd, Fd}: a socket the test connected
+%% itself (the socket module, which gives its fd), TCP and Unix; the engine
+%% runs on a duplicate. The test's socket is closed only once the
+%% connection ended: Erlang's close sets the shared descriptor to blocking
+%% mode (see open_fd/2). Raw echo, then HTTP on the test server.
+open_fd_test_() ->
+	{timeout, 30, fun do_open_fd/0}.
+
+do_open_fd() ->
+	{ok, _, Port} = init_origin(tcp, fun do_echo/3),
+	{ok, S} = socket:open(inet, stream, tcp),
+	ok = socket:connect(S, #{family => inet, addr => {127, 0, 0, 1}, port => Port}),
+	{ok, Fd} = socket:getopt(S, {otp, fd}),
+	{ok, C} = gunmetal:open_fd(Fd, #{protocols => [raw]}),
+	{ok, raw} = gunmetal:await_up(C),
+	ok = gunmetal:data(C, undefined, nofin, <<"over an adopted socket">>),
+	?assertEqual(<<"over an adopted socket">>, recv_all(C, 22, <<>>)),
+	gunmetal:close(C),
+	ok = socket:close(S),
+	flush_conn(C),
+	%% A Unix stream socket, connected to a gen_tcp listener on a path.
+	Path = filename:join("/tmp", "gm-erl-fd-" ++ os:getpid() ++ ".sock"),
+	file:delete(Path),
+	{ok, L} = gen_tcp:listen(0, [binary, {active, false}, {ifaddr, {local, Path}}]),
+	{ok, U} = socket:open(local, stream, default),
+	ok = socket:connect(U, #{family => local, path => Path}),
+	{ok, A} = gen_tcp:accept(L, 5000),
+	{ok, UFd} = socket:getopt(U, {otp, fd}),
+	{ok, CU} = gunmetal:open_fd(UFd, #{protocols => [raw]}),
+	{ok, raw} = gunmetal:await_up(CU),
+	ok = gunmetal:data(CU, undefined, nofin, <<"unix">>),
+	{ok, <<"unix">>} = gen_tcp:recv(A, 4, 5000),
+	ok = gen_tcp:send(A, <<"back">>),
+	?assertEqual(<<"back">>, recv_all(CU, 4, <<>>)),
+	%% The peer's close: gun_down, then the exit (no reconnect).
+	MRef = monitor(process, CU),
+	ok = gen_tcp:close(A),
+	receive {gun_down, CU, raw, closed, []} -> ok after 5000 -> error(no_down) end,
+	receive {'DOWN', MRef, process, CU, _} -> ok after 5000 -> error(no_exit) end,
+	ok = socket:close(U),
+	gen_tcp:close(L),
+	file:delete(Path),
+	%% HTTP on an adopted socket to the test server.
+	{ok, H} = socket:open(inet, stream, tcp),
+	ok = socket:connect(H, #{family => inet, addr => {127, 0, 0, 1},
+		port => list_to_integer(os:getenv("GM_HTTP_PORT"))}),
+	{ok, HFd} = socket:getopt(H, {otp, fd}),
+	{ok, CH} = gunmetal:open_fd(HFd, #{}),
+	{ok, http} = gunmetal:await_up(CH),
+	Ref = gunmetal:get(CH, "/bytes/10"),
+	{response, _, 200, _} = gunmetal:await(CH, Ref),
+	gunmetal:close(CH),
+	ok = socket:close(H),
+	flush_conn(CH),
+	%% Refused: retry (no reconnect is possible), an fd that is no socket.
+	{ok, S2} = socket:open(inet, stream, tcp),
+	ok = socket:connect(S2, #{family => inet, addr => {127, 0, 0, 1}, port => Port}),
+	{ok, Fd2} = socket:getopt(S2, {otp, fd}),
+	?assertMatch({error, {options, _}}, gunmetal:open_fd(Fd2, #{retry => 3})),
+	{ok, F} = file:open(Path ++ ".file", [write, raw]),
+	file:close(F),
+	?assertMatch({error, _}, gunmetal:open_fd(999999, #{})),
+	socket:close(S2),
+	file:delete(Path ++ ".file").
+
+%% tcp_opts send_timeout on raw, as gen_tcp's: the server does not read, so
+%% data/4 of 16 MiB cannot complete: {gun_error, C, undefined, {timeout,
+%% RestData}} says what did not go out. With send_timeout_close false the
+%% connection stays up and the server gets exactly the rest's complement,
+%% then what follows; with the default (true) it goes down.
+send_timeout_test_() ->
+	{timeout, 60, fun() -> do_send_timeout(false), do_send_timeout(true) end}.
+
+do_send_timeout(Close) ->
+	Handler = fun(Parent, S, Mod) ->
+		Parent ! {server, {handler, self()}},
+		receive read -> ok end,
+		Parent ! {server, {all, read_to_eof(S, Mod, [])}}
+	end,
+	{ok, _, Port} = init_origin(tcp, Handler),
+	TcpOpts = [{send_timeout, 1500}, {sndbuf, 4096}] ++
+		case Close of false -> [{send_timeout_close, false}]; true -> [] end,
+	{ok, C} = gunmetal:open("127.0.0.1", Port, #{protocols => [raw], retry => 0, tcp_opts => TcpOpts}),
+	{ok, raw} = gunmetal:await_up(C),
+	HPid = receive {server, {handler, P}} -> P after 5000 -> error(no_handler) end,
+	Big = << <<(I rem 251)>> || I <- lists:seq(1, 16 bsl 20) >>,
+	ok = gunmetal:data(C, undefined, nofin, Big),
+	Rest = receive {gun_error, C, undefined, {timeout, R}} -> R after 10000 -> error(no_timeout) end,
+	Sent = byte_size(Big) - byte_size(Rest),
+	?assert(Sent > 0 andalso Sent < byte_size(Big)),
+	?assertEqual(Rest, binary:part(Big, Sent, byte_size(Rest))),
+	case Close of
+		true ->
+			receive {gun_down, C, raw, _, []} -> ok after 5000 -> error(no_down) end,
+			HPid ! read;
+		false ->
+			HPid ! read,
+			ok = gunmetal:data(C, undefined, fin, <<"tail">>),
+			receive
+				{server, {all, All}} ->
+					?assertEqual(byte_size(Big) - byte_size(Rest) + 4, byte_size(All)),
+					?assert(All =:= <<(binary:part(Big, 0, Sent))/binary, "tail">>)
+			after 10000 -> error(no_all)
+			end,
+			receive {gun_error, C, _, _} = E -> error({unexpected, E}) after 0 -> ok end,
+			gunmetal:close(C)
+	end,
+	flush_conn(C).
+
+read_to_eof(S, Mod, Acc) ->
+	case Mod:recv(S, 0, 10000) of
+		{ok, D} -> read_to_eof(S, Mod, [Acc, D]);
+		{error, _} -> iolist_to_binary(Acc)
+	end.
+
+%% Gun's raw_SUITE http11_upgrade_raw_tcp and http11_upgrade_raw_reply_to:
+%% a GET asking to upgrade, answered by 101, makes the connection raw:
+%% {upgrade, [<<"custom/1.0">>], _} for the request, then the byte stream
+%% is undefined; with reply_to its gun_data go to that process.
+http11_upgrade_raw_test() ->
+	Upgrade = fun(Parent, S, Mod) ->
+		{ok, _} = Mod:recv(S, 0, 5000),
+		ok = Mod:send(S, "HTTP/1.1 101 Switching Protocols\r\n"
+			"Connection: upgrade\r\nUpgrade: custom/1.0\r\n\r\n"),
+		do_echo(Parent, S, Mod)
+	end,
+	{ok, _, Port} = init_origin(tcp, Upgrade),
+	{ok, C} = gunmetal:open("localhost", Port),
+	{ok, http} = gunmetal:await_up(C),
+	Ref = gunmetal:get(C, "/", #{<<"connection">> => <<"upgrade">>, <<"upgrade">> => <<"custom/1.0">>}),
+	{upgrade, [<<"custom/1.0">>], _} = gunmetal:await(C, Ref),
+	ok = gunmetal:data(C, undefined, nofin, <<"Hello world!">>),
+	{data, nofin, <<"Hello world!">>} = gunmetal:await(C, undefined),
+	#{protocol := raw} = gunmetal:info(C),
+	gunmetal:close(C),
+	flush_conn(C),
+	%% reply_to.
+	Self = self(),
+	ReplyTo = spawn_link(fun() ->
+		{Conn, SRef} = receive Msg -> Msg after 5000 -> error(timeout) end,
+		{upgrade, [<<"custom/1.0">>], _} = gunmetal:await(Conn, SRef),
+		Self ! {self(), ready},
+		{data, nofin, <<"Hello world!">>} = gunmetal:await(Conn, undefined),
+		Self ! {self(), ok}
+	end),
+	{ok, C2} = gunmetal:open("localhost", Port),
+	{ok, http} = gunmetal:await_up(C2),
+	Ref2 = gunmetal:get(C2, "/", #{<<"connection">> => <<"upgrade">>, <<"upgrade">> => <<"custom/1.0">>},
+		#{reply_to => ReplyTo}),
+	ReplyTo ! {C2, Ref2},
+	receive {ReplyTo, ready} -> ok after 5000 -> error(timeout) end,
+	ok = gunmetal:data(C2, undefined, nofin, <<"Hello world!">>),
+	receive {ReplyTo, ok} -> ok after 5000 -> error(timeout) end,
+	receive {gun_data, C2, _, _, _} = M -> error({data_to_owner, M}) after 0 -> ok end,
+	gunmetal:close(C2),
+	flush_conn(C2).

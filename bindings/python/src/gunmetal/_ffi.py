@@ -246,6 +246,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
         [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, c_void_p, POINTER(c_uint64)],
     ),
     "gm_ws_send": (c_int, [c_void_p, c_uint64, POINTER(gm_ws_frame), c_size_t]),
+    "gm_data_v2": (c_int, [c_void_p, c_uint64, c_void_p, c_size_t, c_int, POINTER(c_size_t)]),
 }
 
 # Exports that are not in the header: looked up, never required.
@@ -434,6 +435,7 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_open: Any
     gm_open_unix: Any
     gm_open_fd: Any
+    gm_data_v2: Any
     gm_close: Any
     gm_shutdown: Any
     gm_conn_free: Any

@@ -32,7 +32,7 @@ from . import _ffi
 from ._core import BaseConnection, BufferLike, Queue, StrOrBytes
 from ._errors import BadState, Closed, InvalidArgument, closed_error, stream_error
 from ._events import EventKind
-from .raw import _CLEAN_EXIT, DEFAULT_LIMIT, check_limit, check_n, raw_options
+from .raw import _CLEAN_EXIT, DEFAULT_LIMIT, SendTimeout, check_limit, check_n, raw_options, send_timeout
 
 __all__ = ["RawReader", "RawWriter", "open_raw", "open_raw_unix", "DEFAULT_WINDOW"]
 
@@ -207,11 +207,13 @@ class _RawConn(BaseConnection):
             self._wtask = asyncio.ensure_future(self._write_loop(), loop=self._loop)
 
     async def _write_loop(self) -> None:
+        chunk = b""
         try:
             while self._handle is not None:
                 if self._wbuf:
                     chunk, self._wbuf = bytes(self._wbuf), bytearray()
                     await self._in_sender(chunk, False)
+                    chunk = b""
                     self._wake_drain()
                 elif self._wfin and not self._wfin_sent:
                     self._wfin_sent = True
@@ -227,7 +229,12 @@ class _RawConn(BaseConnection):
                 else:
                     break
         except Exception as e:
-            self._werror = e
+            # A send timeout: rest is what did not go out, the buffered
+            # bytes behind it included (dropped, as gen_tcp's RestData).
+            st = send_timeout(e, chunk)
+            if st is not None:
+                st.rest += bytes(self._wbuf)
+            self._werror = st or e
             self._wbuf.clear()
             self._wake_drain()
         finally:
@@ -237,6 +244,15 @@ class _RawConn(BaseConnection):
         if self._sender is None:
             self._sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gunmetal-raw-send")
         await self._loop.run_in_executor(self._sender, self._data, 0, data, fin)
+
+    def _take_werror(self) -> BaseException:
+        """The error a send met; a SendTimeout that left the connection up
+        is raised once, then writing may go on (send its ``rest`` again)."""
+        e = self._werror
+        assert e is not None
+        if isinstance(e, SendTimeout) and not e.closed:
+            self._werror = None
+        return e
 
     def _wake_drain(self) -> None:
         d = self._drained
@@ -356,7 +372,7 @@ class RawWriter:
     def _check_open(self) -> None:
         c = self._c
         if c._werror is not None:
-            raise c._werror
+            raise c._take_werror()
         if c._handle is None:
             raise Closed(_ffi.GM_ECLOSED, "raw stream is closed: close() was called")
         if c._wfin or c._closing or c._wfin_sent:
@@ -377,7 +393,11 @@ class RawWriter:
 
     async def drain(self) -> None:
         """Waits until at most `limit` bytes are waiting to go out. Raises
-        the error a send met (with the library's sentence)."""
+        the error a send met (with the library's sentence): a peer that
+        takes nothing for tcp_opts send_timeout is
+        :class:`gunmetal.raw.SendTimeout`, whose ``rest`` are the bytes
+        written and not sent (gen_tcp's RestData; with send_timeout_close
+        False the stream stays up and they may be written again)."""
         c = self._c
         while len(c._wbuf) > c._limit and c._werror is None and c._handle is not None:
             c._drained = c._loop.create_future()
@@ -386,7 +406,7 @@ class RawWriter:
             finally:
                 c._drained = None
         if c._werror is not None:
-            raise c._werror
+            raise c._take_werror()
         if c._error is not None and not isinstance(c._error, Closed):
             raise c._error
 

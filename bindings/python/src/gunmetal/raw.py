@@ -18,19 +18,27 @@ answers ``b""``); any other end raises the library's error with Gun's reason.
 A stream object never reconnects (``retry`` is 0): a reconnect would splice
 two byte streams into one. For reconnecting raw connections use
 ``gunmetal.open(host, port, protocols=["raw"], retry=N)`` and its events.
+
+Sends are bounded by ``tcp_opts["send_timeout"]`` as gen_tcp's: a send the
+peer does not take within it raises :class:`SendTimeout`, which says how
+many bytes went out (``sent``) and which did not (``rest``: gen_tcp's
+``{timeout, RestData}``). With ``tcp_opts["send_timeout_close"]`` True (the
+default) the connection closes; with False (raw over tcp only) it stays up
+and ``rest`` may be sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, Dict, Optional
 
 from . import _ffi
 from ._core import BufferLike, Connection, Queue, StrOrBytes
-from ._errors import BadState, Closed, InvalidArgument, OptionError, closed_error, stream_error
+from ._errors import BadState, Closed, InvalidArgument, OptionError, Timeout, closed_error, stream_error
 from ._events import EventKind
 
-__all__ = ["RawStream", "open_raw", "open_raw_unix", "DEFAULT_LIMIT"]
+__all__ = ["RawStream", "SendTimeout", "open_raw", "open_raw_unix", "DEFAULT_LIMIT"]
 
 #: readline's bound on a line (as asyncio's StreamReader limit).
 DEFAULT_LIMIT = 2**16
@@ -45,6 +53,42 @@ _UP = EventKind.UP
 # An EXIT with one of these reasons, or a DOWN "closed", ends the stream
 # cleanly (EOF); any other reason is an error.
 _CLEAN_EXIT = ("closed", "shutdown", "normal")
+
+
+class SendTimeout(Timeout):
+    """A raw send that did not complete within tcp_opts send_timeout
+    (GM_ETIMEOUT; gen_tcp's ``{error, {timeout, RestData}}``): ``sent`` bytes
+    of it went out, ``rest`` holds those that did not. ``closed``: the
+    connection closes (send_timeout_close True, the default); False: it
+    stays up, the peer got exactly the ``sent`` bytes, and ``rest`` may be
+    sent again."""
+
+    def __init__(self, code: int, message: str = "", sent: int = 0, rest: bytes = b"",
+                 closed: bool = True) -> None:
+        super().__init__(code, message)
+        self.sent = sent
+        self.rest = rest
+        self.closed = closed
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.code, self.message, self.sent, self.rest, self.closed))
+
+
+# The library's sentence for a raw send timeout (gm_data_v2 in gunmetal.h).
+_SEND_TIMEOUT = re.compile(r"^timeout: (\d+) of (\d+) bytes went out within tcp_opts\.send_timeout")
+
+
+def send_timeout(err: BaseException, data: Any) -> Optional[SendTimeout]:
+    """The SendTimeout of a failed send of `data`, when err is the library's
+    raw send timeout; None otherwise."""
+    if not isinstance(err, Timeout) or isinstance(err, SendTimeout):
+        return None
+    m = _SEND_TIMEOUT.match(err.message)
+    if m is None:
+        return None
+    b = data.encode() if isinstance(data, str) else memoryview(data).cast("B")
+    sent = min(int(m.group(1)), len(b))
+    return SendTimeout(err.code, err.message, sent, bytes(b[sent:]), "the connection closes" in err.message)
 
 
 def raw_options(opts: Dict[str, Any], flow: Optional[int]) -> Dict[str, Any]:
@@ -217,12 +261,20 @@ class RawStream:
     def sendall(self, data: BufferLike) -> None:
         """Sends every byte (gm_data on ref 0). Blocks while the socket is
         slower than the caller (the bytes are never copied into an unbounded
-        buffer); bytes arriving meanwhile are kept for the next read."""
+        buffer); bytes arriving meanwhile are kept for the next read. A peer
+        that takes nothing for tcp_opts send_timeout raises
+        :class:`SendTimeout` (``sent``, ``rest``, ``closed``)."""
         if self._wfin:
             raise BadState(_ffi.GM_EBADSTATE, "the write side of this raw stream was shut down (shutdown_write)")
         if self._error is not None:
             raise self._error
-        self.conn.data(0, data)
+        try:
+            self.conn.data(0, data)
+        except Timeout as e:
+            st = send_timeout(e, data)
+            if st is None:
+                raise
+            raise st from None
 
     def shutdown_write(self) -> None:
         """Shuts down the write side once what was sent is out (TCP FIN,
