@@ -440,12 +440,28 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		c.via = append(c.via, sw.hop)
 		c.hopRefs = append(c.hopRefs, sw.ref)
-		if tname == "raw" {
-			c.rawRef = sw.ref
-		}
 		c.origin = &tunnelOrigin{host: sw.host, port: sw.port}
 		c.opts = sw.o
 		c.traceTunnel("connect", sw, tname)
+		if tname == "socks" { // a SOCKS5 proxy at the end of the tunnel (Gun: TUNNEL_UP socks, then the origin's)
+			c.emit(&Event{Kind: EvTunnelUp, Ref: sw.ref, Protocol: "socks"})
+			c.flushEvents()
+			c.mu.Unlock()
+			t2, name2, sw2, hops, err := c.socksHandshake(tnc, sw.o.Socks, sw.host, sw.port, sw.o.Transport)
+			c.mu.Lock()
+			if err != nil {
+				reason = reasonOf(err)
+				break
+			}
+			c.via = append(c.via, hops...)
+			c.origin = &tunnelOrigin{host: sw2.host, port: sw2.port}
+			c.opts = sw2.o
+			c.traceTunnel("socks5", sw2, name2)
+			tnc, tname = t2, name2
+		}
+		if tname == "raw" {
+			c.rawRef = sw.ref
+		}
 		nc, name, up = tnc, tname, &Event{Kind: EvTunnelUp, Ref: sw.ref}
 	}
 	return c.down(nc, wdone, reason, "")
@@ -496,10 +512,14 @@ func (c *Conn) attachLocked(nc net.Conn, name string, up *Event) {
 func (c *Conn) socksUp(nc net.Conn) (net.Conn, string, error) {
 	c.nc = nc
 	c.protoNm = "socks"
-	c.emit(&Event{Kind: EvUp, Protocol: "socks"})
+	if c.parent != nil { // socks through an HTTP/2 tunnel: the tunnel is up to the SOCKS proxy
+		c.tunnelUp("socks")
+	} else {
+		c.emit(&Event{Kind: EvUp, Protocol: "socks"})
+	}
 	c.flushEvents()
 	c.mu.Unlock()
-	t, name, sw, hops, err := c.socksHandshake(nc, c.opts.Socks)
+	t, name, sw, hops, err := c.socksHandshake(nc, c.opts.Socks, c.host, c.port, c.opts.Transport)
 	if err != nil {
 		return nc, "", err
 	}

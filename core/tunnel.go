@@ -60,6 +60,7 @@ type Destination struct {
 	HTTP  *HTTPOpts  // given with "http" in protocols
 	HTTP2 *HTTP2Opts // given with "http2" in protocols
 	Raw   *RawOpts   // given with "raw" in protocols
+	Socks *SocksOpts // ["socks", {...}] in protocols: a SOCKS5 proxy at the end of the tunnel
 }
 
 // ParseDestination parses gun:connect's destination map from JSON.
@@ -118,7 +119,11 @@ func ParseDestination(raw []byte) (*Destination, error) {
 				d.Protocols = append(d.Protocols, e.name)
 				switch e.name {
 				case "socks":
-					err = f.fail("socks inside a CONNECT tunnel is not available in this build: open the connection to the SOCKS proxy instead")
+					if e.opts == nil {
+						err = f.fail("socks needs its options: [\"socks\", {\"host\": ..., \"port\": ...}]")
+						break
+					}
+					d.Socks, err = parseSocksOpts(optJoin(path, k), e.name, e.opts)
 				case "http":
 					if e.opts != nil {
 						d.HTTP = DefaultHTTPOpts()
@@ -277,7 +282,7 @@ func (c *Conn) Connect(d *Destination, r *Request) (uint64, error) {
 // connectSwitch: the proxy answered s's CONNECT with a 2xx. Called by the
 // HTTP/1.1 engine with c.mu held; the socket is the tunnel's from rest on.
 func (c *Conn) connectSwitch(ref uint64, d *Destination, rest []byte) error {
-	o, conf, err := c.tunnelOptions(d.Host, d.Port, d.Transport, d.Protocols, d.TLSOpts, d.TLSHandshakeTimeout, d.HTTP, d.HTTP2, d.Raw)
+	o, conf, err := c.tunnelOptions(d.Host, d.Port, d.Transport, d.Protocols, d.TLSOpts, d.TLSHandshakeTimeout, d.HTTP, d.HTTP2, d.Raw, d.Socks)
 	if err != nil {
 		return err
 	}
@@ -312,9 +317,9 @@ type tunnelOrigin struct {
 // tunnel to host:port: the destination's transport and protocols (and the
 // protocols' options given with them), the rest the connection's.
 func (c *Conn) tunnelOptions(host string, port int, transport string, protocols []string, tlsOpts *TLSOpts,
-	hsTimeout time.Duration, h1 *HTTPOpts, h2 *HTTP2Opts, raw *RawOpts) (*Options, *tls.Config, error) {
+	hsTimeout time.Duration, h1 *HTTPOpts, h2 *HTTP2Opts, raw *RawOpts, socks *SocksOpts) (*Options, *tls.Config, error) {
 	o := *c.opts
-	o.Transport, o.Protocols = transport, protocols
+	o.Transport, o.Protocols, o.Socks = transport, protocols, socks
 	o.TLSHandshakeTimeout = hsTimeout
 	if h1 != nil {
 		o.HTTP = *h1
@@ -438,9 +443,9 @@ const socksTimeout = 30 * time.Second
 // no authentication or username/password, RFC 1928/1929), TLS to each hop
 // that asks for it, and returns the origin's transport and protocol. hops
 // lists the proxies gone through.
-func (c *Conn) socksHandshake(nc net.Conn, s *SocksOpts) (t net.Conn, name string, sw *tunnelSwitch, hops []Intermediary, err error) {
+func (c *Conn) socksHandshake(nc net.Conn, s *SocksOpts, host string, port int, transport string) (t net.Conn, name string, sw *tunnelSwitch, hops []Intermediary, err error) {
 	t = nc
-	host, port, transport, proto := c.host, c.port, c.opts.Transport, "socks"
+	proto := "socks"
 	for {
 		var auth *proxy.Auth
 		if optContains(s.Auth, "username_password") {
@@ -479,7 +484,7 @@ func (c *Conn) socksHandshake(nc net.Conn, s *SocksOpts) (t net.Conn, name strin
 			return nil, "", nil, nil, fmt.Errorf("socks: %s", strings.TrimPrefix(derr.Error(), "socks connect tcp "))
 		}
 		hops = append(hops, Intermediary{Type: "socks5", Host: host, Port: port, Transport: transport, Protocol: proto})
-		o, conf, oerr := c.tunnelOptions(s.Host, s.Port, s.Transport, s.Protocols, s.TLSOpts, s.TLSHandshakeTimeout, s.HTTP, s.HTTP2, s.Raw)
+		o, conf, oerr := c.tunnelOptions(s.Host, s.Port, s.Transport, s.Protocols, s.TLSOpts, s.TLSHandshakeTimeout, s.HTTP, s.HTTP2, s.Raw, s.Socks)
 		if oerr != nil {
 			return nil, "", nil, nil, oerr
 		}

@@ -117,12 +117,11 @@ func (h *h2conn) tunnelGone(s *h2Stream, why string) {
 // held.
 func (h *h2conn) tunnelStart(s *h2Stream) error {
 	c, d := h.c, s.tun.d
-	o, conf, err := c.tunnelOptions(d.Host, d.Port, d.Transport, d.Protocols, d.TLSOpts, d.TLSHandshakeTimeout, d.HTTP, d.HTTP2, d.Raw)
+	o, conf, err := c.tunnelOptions(d.Host, d.Port, d.Transport, d.Protocols, d.TLSOpts, d.TLSHandshakeTimeout, d.HTTP, d.HTTP2, d.Raw, d.Socks)
 	if err != nil {
 		return err
 	}
 	o.Retry = 0 // a tunnel is not reconnected: the CONNECT would be needed again
-	o.Socks = nil
 	tc := &tunnelConn{c: c, h: h, ref: s.ref, local: c.nc.LocalAddr(), remote: tunnelAddr(d.authority())}
 	tc.cond.L = &tc.mu
 	s.tun.tc = tc

@@ -747,3 +747,54 @@ func TestSocksSilentProxy(t *testing.T) {
 	}
 	expect(t, q, EvExit, 0)
 }
+
+// TestSocksThroughConnect: Gun's socks5_through_connect_proxy: a CONNECT
+// to a SOCKS5 proxy (destination protocols [["socks", {...}]]) gives
+// TUNNEL_UP socks, then TUNNEL_UP with the origin's protocol, on the
+// CONNECT's ref; through an HTTP/1.1 proxy the connection is the origin's,
+// through an HTTP/2 proxy the tunnel is.
+func TestSocksThroughConnect(t *testing.T) {
+	s := microsocks(t, "", "")
+	socks := fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":[["socks",{"host":"localhost","port":%d,"transport":"tls","tls_opts":{"cacertfile":%q}}]]}`,
+		s.Port, srv.TLSPort(), srv.CAFile())
+	t.Run("http", func(t *testing.T) {
+		p := tinyproxy(t, "", "")
+		q, c := upTo(t, p.Port, `{"retry":0}`)
+		ref, err := c.Connect(dest(t, socks), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, q, EvResponse, ref)
+		if ev := expect(t, q, EvTunnelUp, ref); ev.Protocol != "socks" {
+			t.Fatalf("got %s", evString(ev))
+		}
+		if ev := expect(t, q, EvTunnelUp, ref); ev.Protocol != "http2" {
+			t.Fatalf("got %s", evString(ev))
+		}
+		if rep := originHeaders(t, c); rep.Proto != "HTTP/2.0" {
+			t.Fatalf("origin saw %s", rep.Proto)
+		}
+		in := c.Info()
+		if len(in.Intermediaries) != 2 || in.Intermediaries[0].Type != "connect" || in.Intermediaries[1] !=
+			(Intermediary{Type: "socks5", Host: "127.0.0.1", Port: s.Port, Transport: "tcp", Protocol: "socks"}) {
+			t.Fatalf("info %+v", in)
+		}
+	})
+	t.Run("http2", func(t *testing.T) {
+		q, c := h2ProxyConn(t, "")
+		ref, err := c.Connect(dest(t, socks), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, q, EvResponse, ref)
+		if ev := expect(t, q, EvTunnelUp, ref); ev.Protocol != "socks" {
+			t.Fatalf("got %s", evString(ev))
+		}
+		if ev := expect(t, q, EvTunnelUp, ref); ev.Protocol != "http2" {
+			t.Fatalf("got %s", evString(ev))
+		}
+		if b := tunnelGet(t, c, ref, "/bytes/5"); len(b.Data) != 5 {
+			t.Fatalf("got %d bytes", len(b.Data))
+		}
+	})
+}

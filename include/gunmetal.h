@@ -527,7 +527,9 @@ int gm_request(gm_conn *c, const char *method, const char *path,
  *   {"host": "origin.example", "port": 443,      required
  *    "username": "u", "password": "p",            Basic proxy-authorization
  *    "transport": "tcp" | "tls",                  to the origin, inside the tunnel
- *    "protocols": ["http2", "http"] | ["http"] | ["raw"] ...,
+ *    "protocols": ["http2", "http"] | ["http"] | ["raw"] ... or
+ *                 [["socks", {socks_opts}]]: a SOCKS5 proxy at the end of the
+ *                 tunnel (GM_EV_TUNNEL_UP "socks", then the origin's),
  *    "tls_opts": {...}, "tls_handshake_timeout": ms}
  * (unknown keys, bad values: GM_EOPTION naming them). headers[0..n-1] are
  * added to the request (host is the destination's authority unless given;
