@@ -126,7 +126,12 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 	tc.cond.L = &tc.mu
 	s.tun.tc = tc
 	child := &Conn{host: d.Host, port: d.Port, tag: c.tag, adopted: tc, tlsConf: conf, parent: c, tunRef: s.ref,
-		opts: o, baseOpts: o, cookies: c.cookies, trace: c.trace, owner: c.owner}
+		opts: o, baseOpts: o, trace: c.trace, owner: c.owner}
+	if c.cookies != nil {
+		// A jar of its own: the parent's is kept under the parent's lock.
+		// Cookies set by the origin stay in the tunnel, as its requests do.
+		child.cookies = newCookieJar()
+	}
 	child.rcond.L, child.wcond.L, child.drained.L, child.wincond.L = &child.mu, &child.mu, &child.mu, &child.mu
 	child.done = make(chan struct{})
 	child.kick = make(chan struct{}, 1)
