@@ -798,3 +798,16 @@ func TestSocksThroughConnect(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectHTTP2Cookies: Gun's set_cookie_connect: with cookie_store, a
+// cookie the origin sets through a tunnel goes with the tunnel's next
+// request (the tunnel keeps a jar of its own), and none reaches the proxy.
+func TestConnectHTTP2Cookies(t *testing.T) {
+	q, c := h2ProxyConn(t, `,"cookie_store":true`)
+	ref := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), 0, "http")
+	tunnelGet(t, c, ref, "/set-cookie?name=a&value=b&path=/")
+	var rep testserver.HeadersReply
+	if b := tunnelGet(t, c, ref, "/headers"); json.Unmarshal(b.Data, &rep) != nil || fmt.Sprint(rep.Headers["cookie"]) != "[a=b]" {
+		t.Fatalf("second request's headers: %s", b.Data)
+	}
+}
