@@ -25,6 +25,9 @@ cd "$(dirname "$0")/.."
 #   openssl                 certificates for tests/nginx
 #   ca-certificates         the system roots (TLS verifies against them by default)
 #   socat                   a server nobody here wrote for the raw protocol's half-close test (core/raw_test.go)
+#   tinyproxy               an HTTP/1.1 CONNECT proxy (Basic auth) for the tunnel tests (tests/proxies)
+#   microsocks              a SOCKS5 proxy (with and without username/password) for the tunnel tests
+#   nghttp2-proxy           nghttpx, an HTTP/2 forward proxy (CONNECT as an HTTP/2 stream) for the tunnel tests
 DEB_PKGS=(
     nginx
     nghttp2-client
@@ -40,6 +43,9 @@ DEB_PKGS=(
     openssl
     ca-certificates
     socat
+    tinyproxy
+    microsocks
+    nghttp2-proxy
 )
 
 # ---- Python hook -----------------------------------------------------------
