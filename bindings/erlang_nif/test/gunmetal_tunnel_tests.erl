@@ -194,6 +194,17 @@ socks_test() ->
 		gunmetal:close(ConnPid)
 	end).
 
+%% Gun's protocol() also takes {socks, socks_opts()} in protocols.
+socks_in_protocols_test() ->
+	with(microsocks({"bob", "hunter22"}), fun(SP) ->
+		{ok, ConnPid} = gunmetal:open("127.0.0.1", SP, #{retry => 0, protocols => [{socks, #{
+			host => "127.0.0.1", port => port(), auth => [{username_password, "bob", "hunter22"}]}}]}),
+		{ok, socks} = gunmetal:await_up(ConnPid),
+		{up, http} = gunmetal:await(ConnPid, undefined),
+		?assert(has(headers_seen(ConnPid), ["\"host\":\"127.0.0.1:", integer_to_list(port())])),
+		gunmetal:close(ConnPid)
+	end).
+
 socks_auth_tls_test() ->
 	with(microsocks({"bob", "hunter22"}), fun(SP) ->
 		{ok, ConnPid} = gunmetal:open("127.0.0.1", SP, #{retry => 0, protocols => [socks],
