@@ -86,7 +86,7 @@ $(B)/testserver: $(SERVER_SRCS)
 	$(GO) build -o $@ ./tests/server
 
 # -- examples ------------------------------------------------------------------
-examples: $(B)/get $(B)/ws_echo $(B)/trace
+examples: $(B)/get $(B)/ws_echo $(B)/trace $(B)/proxy
 
 $(B)/%: examples/c/%.c $(LIB) $(B)/libgunmetal.so $(B)/include/gunmetal.h $(B)/gunmetal.pc
 	$(CC) $(CFLAGS_EXAMPLE) -o $@ $< \

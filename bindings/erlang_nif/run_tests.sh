@@ -54,7 +54,7 @@ export GM_SCENSERVER="$build/scenserver"
 cd "$here"
 status=0
 timeout 300 erl -noshell -pa ebin -pa test -eval '
-	R = eunit:test([gunmetal_tests, gunmetal_guide_tests, gunmetal_trace_tests, gunmetal_sse_tests, gunmetal_raw_tests], [verbose]),
+	R = eunit:test([gunmetal_tests, gunmetal_guide_tests, gunmetal_trace_tests, gunmetal_sse_tests, gunmetal_raw_tests, gunmetal_tunnel_tests], [verbose]),
 	halt(case R of ok -> 0; _ -> 1 end).' || status=$?
 # The scenario suite on its own: a timeout above cancels the rest of that run.
 timeout 300 erl -noshell -pa ebin -pa test -eval '

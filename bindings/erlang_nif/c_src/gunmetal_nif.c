@@ -95,6 +95,8 @@ static struct {
     /* Issue 11: gm_data_v2 (the bytes of a call that went out) and gm_open_fd. */
     __typeof__(gm_data_v2) *data_v2;
     __typeof__(gm_open_fd) *open_fd;
+    /* Optional: gm_connect (CONNECT tunnels). */
+    void *connect;
 } gm;
 
 static void *gm_handle;
@@ -260,6 +262,7 @@ typedef struct stream {
     int pending; /* data chunks waiting in ConnPid (atomic) */
     int body_by_conn; /* request_big: ConnPid sends the whole body; data/4 may not */
     int ws; /* upgraded to WebSocket (under the conn's mu) */
+    int tunnel; /* a CONNECT: its 2xx RESPONSE (fin) is followed by gun_tunnel_up */
 } stream_t;
 
 typedef struct conn {
@@ -683,6 +686,7 @@ static int ends_stream(const gm_event *ev) {
     switch (ev->kind) {
     case GM_EV_RESPONSE: case GM_EV_DATA: case GM_EV_SSE: return ev->fin;
     case GM_EV_TRAILERS: case GM_EV_ERROR: return 1;
+    case GM_EV_TUNNEL_UP: return ev->ref != 0; /* a CONNECT's last message */
     case GM_EV_NOTIFY: return ev->reason && strcmp(ev->reason, "ping_ack") == 0;
     }
     return 0;
@@ -833,6 +837,11 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
              * list. Over HTTP/2 no DOWN names it; the next DOWN drops it. */
             stream_t *w = hmap_get(&c->streams, ev->ref);
             if (w && w->ws) how = 2;
+        }
+        if (how == 1 && ev->kind == GM_EV_RESPONSE && ev->status >= 200 && ev->status < 300) {
+            /* A CONNECT's 2xx: the stream lives on for its gun_tunnel_up. */
+            stream_t *t = hmap_get(&c->streams, ev->ref);
+            if (t && t->tunnel) how = 0;
         }
         s = stream_take(c, ev->ref, how);
         /* Maybe a request still on its way into the map (see inflight). */
@@ -1412,6 +1421,48 @@ static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
 static ERL_NIF_TERM nif_request_big(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     return do_request(env, argv, 1);
+}
+
+/* connect(ConnPid, DestJson, Headers, ReplyTo, Flow)
+ *   -> StreamRef | noconn | {error, Code, Msg} | {error, unsupported}
+ * Gun's gun:connect: a CONNECT to the destination (gunmetal.erl encodes
+ * Gun's destination map as the JSON gm_connect takes). */
+static ERL_NIF_TERM nif_connect(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    ErlNifPid reply_to;
+    int flow;
+    if (!gm.connect) return enif_make_tuple2(env, A_error, A_unsupported);
+    if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[3], &reply_to) ||
+        !enif_get_int(env, argv[4], &flow) || flow < 0)
+        return enif_make_badarg(env);
+    char *json = cstr_of(env, argv[1]);
+    hdrs_t hs = {0};
+    ERL_NIF_TERM ret;
+    if (!json || !get_headers(env, argv[2], &hs)) { ret = enif_make_badarg(env); goto out; }
+    conn_t *c = conn_by_pid(env, argv[0]);
+    if (!c) { ret = A_noconn; goto out; }
+    gm_req_opts ro = {.size = sizeof ro, .flow = flow};
+    gm_ref id = 0;
+    /* Under mu: the stream is in the map before its first event is sent. */
+    enif_mutex_lock(c->mu);
+    int rc = ((__typeof__(gm_connect) *)gm.connect)(c->h, json, hs.hs, hs.n, &ro, &id);
+    if (rc == GM_OK) {
+        stream_t *s = new_stream(id, &reply_to);
+        if (s && hmap_put(&c->streams, id, s)) {
+            s->tunnel = 1;
+            ret = enif_make_resource(env, s);
+        } else {
+            if (s) enif_release_resource(s);
+            gm.cancel(c->h, id);
+            ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, "out of memory"));
+        }
+    } else ret = gm_err(env, rc);
+    enif_mutex_unlock(c->mu);
+    enif_release_resource(c);
+out:
+    if (json) enif_free(json);
+    hdrs_free(&hs);
+    return ret;
 }
 
 /* gm_data in pieces of DATA_CHUNK: the library copies what it is given and
@@ -2161,6 +2212,7 @@ static int load_library(char *err, size_t errlen) {
     gm.ping = dlsym(gm_handle, "gm_ping");
     gm.cookies_get = dlsym(gm_handle, "gm_cookies_get");
     gm.cookies_set = dlsym(gm_handle, "gm_cookies_set");
+    gm.connect = dlsym(gm_handle, "gm_connect");
 
     /* The first Go call waits for the runtime to be up (with the wide
      * affinity, the blocked signals and GOMAXPROCS it was started with). */
@@ -2270,6 +2322,7 @@ static ErlNifFunc funcs[] = {
     {"open_fd", 3, nif_open_fd, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"request", 8, nif_request, 0},
     {"request_big", 8, nif_request_big, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"connect", 5, nif_connect, 0},
     {"data", 5, nif_data, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"data_dropped", 1, nif_data_dropped, 0},
     {"cancel", 2, nif_cancel, 0},

@@ -31,6 +31,7 @@
 	put/3, put/4, put/5]).
 -export([headers/4, headers/5, request/5, request/6]).
 -export([data/4]).
+-export([connect/2, connect/3, connect/4]).
 -export([ping/1, ping/2]).
 
 %% Awaiting and flushing messages.
@@ -210,9 +211,9 @@ info(ServerPid) when is_pid(ServerPid) ->
 		{'DOWN', MRef, process, ServerPid, _} ->
 			exit({noproc, {?MODULE, info, [ServerPid]}})
 	end,
-	KV = case gunmetal_nif:info(ServerPid) of
-		{ok, L} -> maps:from_list(L);
-		_ -> #{<<"state">> => <<"closed">>}
+	{KV, Hops} = case gunmetal_nif:info(ServerPid) of
+		{ok, L} -> {maps:from_list(L), [intermediary(V) || {<<"intermediary">>, V} <- L]};
+		_ -> {#{<<"state">> => <<"closed">>}, []}
 	end,
 	Transport = binary_to_atom(maps:get(<<"transport">>, KV, <<"tcp">>)),
 	Info0 = #{
@@ -221,12 +222,18 @@ info(ServerPid) when is_pid(ServerPid) ->
 		transport => Transport,
 		state_name => state_name(maps:get(<<"state">>, KV, <<"closed">>)),
 		origin_scheme => case Transport of tls -> <<"https">>; _ -> <<"http">> end,
-		origin_host => maps:get(origin_host, Static),
-		origin_port => case Static of
-			#{unix := true} -> case Transport of tls -> 443; _ -> 80 end;
+		%% Through proxies, the origin at the end of the tunnels (Gun's);
+		%% its host as a string, as Gun's when given one.
+		origin_host => case {Hops, KV} of
+			{[_|_], #{<<"origin_host">> := OH}} -> binary_to_list(OH);
+			_ -> maps:get(origin_host, Static)
+		end,
+		origin_port => case {Hops, KV, Static} of
+			{[_|_], #{<<"origin_port">> := OP}, _} -> binary_to_integer(OP);
+			{_, _, #{unix := true}} -> case Transport of tls -> 443; _ -> 80 end;
 			_ -> maps:get(origin_port, Static)
 		end,
-		intermediaries => [],
+		intermediaries => Hops,
 		%% The store lives in the engine (Gun's is {Module, State}):
 		%% {gunmetal, ConnPid}, read and seeded with cookies/1 and
 		%% set_cookies/2.
@@ -259,6 +266,12 @@ info(ServerPid) when is_pid(ServerPid) ->
 		<<>> -> Info1;
 		Proto -> Info1#{protocol => binary_to_atom(Proto)}
 	end.
+
+%% gm_info's "TYPE HOST PORT TRANSPORT PROTOCOL" as Gun's intermediary map.
+intermediary(V) ->
+	[Type, Host, Port, Transport, Protocol] = binary:split(V, <<" ">>, [global]),
+	#{type => binary_to_atom(Type), host => binary_to_list(Host), port => binary_to_integer(Port),
+		transport => binary_to_atom(Transport), protocol => binary_to_atom(Protocol)}.
 
 state_name(<<"connected">>) -> connected;
 state_name(<<"connecting">>) -> connecting;
@@ -551,6 +564,46 @@ request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
 	StreamRef = make_ref(),
 	ReplyTo ! {gun_error, ServerPid, StreamRef, {Code, Msg}},
 	StreamRef.
+
+%% Tunnels.
+
+%% Gun's gun:connect: a CONNECT through the HTTP/1.1 proxy the connection
+%% speaks to. The proxy's answer comes as gun_response on StreamRef; a 2xx
+%% (fin) is followed by {gun_tunnel_up, ConnPid, StreamRef, Protocol}
+%% ({up, Protocol} from await/2), after which the connection is the
+%% origin's (requests take no tunnel option, as Gun's HTTP/1.1). Another
+%% status is an ordinary response. ReqOpts: reply_to (a pid) and flow; a
+%% connection that speaks HTTP/2 answers gun_error {unsupported, Msg} on
+%% StreamRef (CONNECT over HTTP/2 is not available in this build).
+-spec connect(pid(), map()) -> stream_ref().
+connect(ServerPid, Destination) ->
+	connect(ServerPid, Destination, [], #{}).
+
+-spec connect(pid(), map(), req_headers()) -> stream_ref().
+connect(ServerPid, Destination, Headers) ->
+	connect(ServerPid, Destination, Headers, #{}).
+
+-spec connect(pid(), map(), req_headers(), map()) -> stream_ref().
+connect(ServerPid, Destination, Headers, ReqOpts) when is_map(Destination), is_map(ReqOpts) ->
+	_ = [error({badarg, {K, not_supported}}) || K <- maps:keys(ReqOpts), K =/= reply_to, K =/= flow],
+	Flow = case maps:get(flow, ReqOpts, infinity) of
+		infinity -> 0;
+		F when is_integer(F), F > 0, F < 16#80000000 -> F;
+		_ -> error(badarg)
+	end,
+	ReplyTo = case maps:get(reply_to, ReqOpts, self()) of
+		Pid when is_pid(Pid) -> Pid;
+		_ -> error({badarg, {reply_to, not_a_pid}})
+	end,
+	Json = gunmetal_opts:destination_to_json(Destination),
+	case gunmetal_nif:connect(ServerPid, Json, Headers, ReplyTo, Flow) of
+		StreamRef when is_reference(StreamRef) -> StreamRef;
+		{error, unsupported} -> request_failed(ServerPid, ReplyTo,
+			{error, unsupported, <<"gm_connect is not in the loaded libgunmetal">>});
+		Other -> request_failed(ServerPid, ReplyTo, Other)
+	end;
+connect(_, _, _, _) ->
+	error(badarg).
 
 %% Streaming data.
 

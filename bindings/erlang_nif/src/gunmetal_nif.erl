@@ -1,7 +1,7 @@
 %% The NIF under gunmetal (c_src/gunmetal_nif.c). Internal: use gunmetal.
 -module(gunmetal_nif).
 
--export([open/4, open_unix/3, open_fd/3, request/8, data/5, data_dropped/1, cancel/2,
+-export([open/4, open_unix/3, open_fd/3, request/8, connect/5, data/5, data_dropped/1, cancel/2,
 	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
 	stream_info/2, ws_upgrade/5, ws_send/3, ping/2, features/0, version/0,
 	stats/0, request_big/8, exit_note/1, exit_reason/1, tls_session_cache/2,
@@ -50,6 +50,7 @@ open(_ConnPid, _Host, _Port, _Json) -> ?NIF.
 open_unix(_ConnPid, _Path, _Json) -> ?NIF.
 open_fd(_ConnPid, _Fd, _Json) -> ?NIF.
 request(_ConnPid, _Method, _Path, _Headers, _Body, _IsStream, _ReplyTo, _Flow) -> ?NIF.
+connect(_ConnPid, _DestJson, _Headers, _ReplyTo, _Flow) -> ?NIF.
 data(_ConnPid, _StreamRef, _IsFin, _Data, _FromConn) -> ?NIF.
 data_dropped(_StreamRef) -> ?NIF.
 cancel(_ConnPid, _StreamRef) -> ?NIF.

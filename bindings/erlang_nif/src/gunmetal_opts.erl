@@ -3,7 +3,7 @@
 %% back as Gun's {options, Opt}.
 -module(gunmetal_opts).
 
--export([to_json/1, ws_to_json/1, option_error/2, encode/1, trace_names/0]).
+-export([to_json/1, ws_to_json/1, destination_to_json/1, option_error/2, encode/1, trace_names/0]).
 
 %% gun_event's callbacks that libgunmetal emits (its "trace" option).
 trace_names() ->
@@ -27,6 +27,27 @@ to_json(Opts) when is_map(Opts) ->
 	end;
 to_json(Opts) ->
 	{error, {options, Opts}}.
+
+%% gun:connect's destination map (host, port, username, password,
+%% protocols, transport, tls_opts, tls_handshake_timeout) as the JSON
+%% gm_connect takes; the library refuses unknown keys and bad values,
+%% naming them. A value that has no JSON form: error({badarg, {Key, Value}}).
+destination_to_json(D) when is_map(D) ->
+	Pairs = [try dest_entry(K, V)
+		catch throw:_ -> error({badarg, {K, V}})
+		end || {K, V} <- lists:sort(maps:to_list(D))],
+	iolist_to_binary(encode({obj, Pairs}));
+destination_to_json(D) ->
+	error({badarg, D}).
+
+dest_entry(host, H) -> {<<"host">>, host(H)};
+dest_entry(K, V) when K =:= username; K =:= password -> {atom_to_binary(K), str(V)};
+dest_entry(protocols, L) when is_list(L) -> {<<"protocols">>, {arr, [protocol(P) || P <- L]}};
+dest_entry(tls_opts, L) when is_list(L) ->
+	{<<"tls_opts">>, {obj, [proplist_entry(tls_opts, L, E) || E <- L]}};
+dest_entry(transport, ssl) -> {<<"transport">>, <<"tls">>};
+dest_entry(K, V) when is_atom(K) -> {atom_to_binary(K), value(V)};
+dest_entry(K, V) -> throw({bad_option, {K, V}}).
 
 %% ws_upgrade/4's options.
 ws_to_json(Opts) when is_map(Opts) ->

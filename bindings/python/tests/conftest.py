@@ -127,6 +127,94 @@ def nginx() -> Iterator[Dict[str, Any]]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+class Proxy:
+    """A proxy process on 127.0.0.1 (tinyproxy, microsocks): .port."""
+
+    def __init__(self, argv: list, port: int, workdir: str) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        import socket
+        import time
+        end = time.monotonic() + 10
+        while True:  # ready when it accepts
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > end:
+                    self.stop()
+                    raise RuntimeError(f"{argv[0]} did not listen on {port}")
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_tinyproxy(user: str = "", password: str = "") -> Proxy:
+    """tinyproxy -d -c conf (as tests/proxies/proxies.go); with user, Basic
+    proxy-authorization is required."""
+    if not shutil.which("tinyproxy"):
+        pytest.fail("tinyproxy is not installed (make deps installs it)")
+    d = tempfile.mkdtemp(prefix="gm-py-tinyproxy-")
+    port = free_port()
+    conf = os.path.join(d, "tinyproxy.conf")
+    with open(conf, "w") as f:
+        f.write(f"Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 100\nAllow 127.0.0.1\nLogLevel Info\n")
+        if user:
+            f.write(f"BasicAuth {user} {password}\n")
+    return Proxy(["tinyproxy", "-d", "-c", conf], port, d)
+
+
+def start_microsocks(user: str = "", password: str = "") -> Proxy:
+    """microsocks on 127.0.0.1; with user, username/password (RFC 1929)."""
+    if not shutil.which("microsocks"):
+        pytest.fail("microsocks is not installed (make deps installs it)")
+    port = free_port()
+    argv = ["microsocks", "-i", "127.0.0.1", "-p", str(port)]
+    if user:
+        argv += ["-u", user, "-P", password]
+    return Proxy(argv, port, tempfile.mkdtemp(prefix="gm-py-microsocks-"))
+
+
+@pytest.fixture(scope="module")
+def tinyproxy() -> Iterator[Proxy]:
+    p = start_tinyproxy()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def tinyproxy_auth() -> Iterator[Proxy]:
+    p = start_tinyproxy("alice", "s3cret")
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def microsocks() -> Iterator[Proxy]:
+    p = start_microsocks()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def microsocks_auth() -> Iterator[Proxy]:
+    p = start_microsocks("bob", "hunter22")
+    yield p
+    p.stop()
+
+
 @pytest.fixture
 def conn(server: Server) -> Iterator[gunmetal.Connection]:
     with gunmetal.open(server.host, server.http, retry=0) as c:

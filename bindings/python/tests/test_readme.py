@@ -49,6 +49,8 @@ def test_readme_example_runs(i: int, tmp_path: "os.PathLike[str]") -> None:
         assert "200 application/json {'hello': 'world'}" in r.stdout
         if "gunmetal.aio" in BLOCKS[i]:
             assert r.stdout.splitlines()[-1] == "True"
+    elif "conn.connect(" in BLOCKS[i]:  # the proxy example: its own origin and tinyproxy
+        assert "tunnel: http\n200 hello, Host: 127.0.0.1:" in r.stdout and "['connect']" in r.stdout
     elif "open_raw(" in BLOCKS[i]:  # the raw stream example: its own server echoes upper-cased
         assert "echo: b'HELLO\\n'" in r.stdout and "echo: b'WORLD\\n'" in r.stdout
     elif 'print("up:"' in BLOCKS[i] and "ConnectionRefused" not in BLOCKS[i]:

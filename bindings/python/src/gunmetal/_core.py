@@ -39,6 +39,7 @@ from ._errors import (
     Error,
     InvalidArgument,
     OptionError,
+    TunnelRefused,
     UpgradeRejected,
     check,
     closed_error,
@@ -596,6 +597,48 @@ def _info_dict(ev: Event) -> Dict[str, str]:
     return {k: v for k, v in ev.headers}
 
 
+def _conn_info(ev: Event) -> Dict[str, Any]:
+    """gm_info's pairs as a dict of str, and ``intermediaries``: Gun's list,
+    one dict per proxy gone through, in order (type "connect" or "socks5",
+    host, port as an int, transport, protocol); empty without proxies."""
+    info: Dict[str, Any] = {}
+    hops: List[Dict[str, Any]] = []
+    for k, v in ev.headers:
+        if k == "intermediary":
+            t, host, port, transport, protocol = v.split(" ")
+            hops.append({"type": t, "host": host, "port": int(port), "transport": transport, "protocol": protocol})
+        else:
+            info[k] = v
+    info["intermediaries"] = hops
+    return info
+
+
+def destination_json(host: Any, port: Any, username: Optional[str], password: Optional[str],
+                     transport: Optional[str], protocols: Optional[Sequence[Any]],
+                     tls_opts: Optional[Mapping[str, Any]], tls_handshake_timeout: Optional[float]) -> bytes:
+    """gun:connect's destination map as the JSON gm_connect takes (the keys
+    given; the library checks the values and refuses what it does not know,
+    naming it)."""
+    if isinstance(host, bytes):
+        host = host.decode("utf-8", "surrogateescape")
+    if not isinstance(host, str):
+        raise TypeError(f"host must be str, not {type(host).__name__}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    d: Dict[str, Any] = {"host": host, "port": port}
+    hs: Any = None
+    if tls_handshake_timeout is not None:  # seconds here, Gun's milliseconds on the wire
+        hs = "infinity" if tls_handshake_timeout == math.inf else max(1, timeout_ms(tls_handshake_timeout,
+                                                                                     "tls_handshake_timeout"))
+    for k, v in (("username", username), ("password", password), ("transport", transport),
+                 ("protocols", protocols), ("tls_opts", tls_opts), ("tls_handshake_timeout", hs)):
+        if v is not None:
+            d[k] = list(v) if k == "protocols" and not isinstance(v, (str, bytes)) else v
+    js = opts_json(d, "destination.")
+    assert js is not None
+    return js
+
+
 def _has_close(frames: Union[WSMessage, Sequence[WSMessage]]) -> bool:
     if isinstance(frames, WSFrame):
         return frames.opcode == WSOpcode.CLOSE
@@ -910,12 +953,35 @@ class BaseConnection(Managed):
         self._check(_ffi.gm_set_owner(self._h(), queue._h()))
         self.queue = queue
 
-    def info(self) -> Dict[str, str]:
+    def info(self) -> Dict[str, Any]:
         """Gun's info: state, protocol, transport, host, port, origin, and when
-        connected the local and peer addresses."""
+        connected the local and peer addresses (str values); origin_scheme,
+        origin_host, origin_port: where requests go (the origin at the end
+        of the tunnels when there are proxies); ``intermediaries``: Gun's
+        list of the proxies gone through, as dicts (type "connect" or
+        "socks5", host, port (int), transport, protocol)."""
         out = c_void_p()
         self._check(_ffi.gm_info(self._h(), byref(out)))
-        return _info_dict(_take_event(out))
+        return _conn_info(_take_event(out))
+
+    def _connect(self, dest: bytes, headers: HeadersIn, timeout: Optional[float], flow: Optional[int]) -> int:
+        """gm_connect: the CONNECT's ref."""
+        h = self._h()
+        arr, n = c_headers(headers) if headers else (None, 0)
+        opts = None
+        if timeout is not None or flow is not None:
+            o = _ffi.gm_req_opts()
+            o.size = ctypes.sizeof(_ffi.gm_req_opts)
+            if timeout is not None:
+                o.timeout_ms = max(1, timeout_ms(timeout))
+            if flow is not None:
+                o.flow = flow
+            opts = byref(o)
+        ref = c_uint64()
+        rc = _ffi.gm_connect(h, dest, arr, n, opts, byref(ref))
+        if rc < 0:
+            raise self._conn_error(rc)
+        return ref.value
 
     def flush(self) -> int:
         """Drops this connection's events waiting in ``conn.queue`` (Gun's
@@ -1079,6 +1145,59 @@ class Connection(BaseConnection):
             if rc < 0:
                 raise self._conn_error(rc)
             return (proto.value or b"").decode("utf-8", "replace")
+
+    def connect(self, host: StrOrBytes, port: int, headers: HeadersIn = None, *,
+                username: Optional[str] = None, password: Optional[str] = None,
+                transport: Optional[str] = None, protocols: Optional[Sequence[Any]] = None,
+                tls_opts: Optional[Mapping[str, Any]] = None, tls_handshake_timeout: Optional[float] = None,
+                timeout: Optional[float] = None) -> int:
+        """Gun's connect: asks the HTTP/1.1 proxy this connection speaks to
+        for a tunnel to host:port (a CONNECT) and returns its stream ref at
+        once; :meth:`await_tunnel` waits for it. The keywords are Gun's
+        destination keys: ``username``/``password`` (Basic
+        proxy-authorization), ``transport`` ("tcp" or "tls": to the origin,
+        inside the tunnel), ``protocols`` (default ["http"] on tcp,
+        ["http2", "http"] on tls), ``tls_opts``, ``tls_handshake_timeout``
+        (seconds, as every timeout parameter here). ``headers`` are added to the
+        CONNECT; ``timeout`` (seconds) bounds the proxy's answer. Once the
+        tunnel is up, requests go to the origin (no tunnel argument, as Gun
+        on HTTP/1.1); a further connect() nests. Raises Unsupported on an
+        HTTP/2 connection (CONNECT over HTTP/2 is not available)."""
+        dest = destination_json(host, port, username, password, transport, protocols, tls_opts,
+                                tls_handshake_timeout)
+        return self._connect(dest, headers, timeout, None)
+
+    def await_tunnel(self, ref: Optional[int] = None, timeout: Optional[float] = None) -> str:
+        """Waits for the tunnel of :meth:`connect`'s ``ref`` and returns the
+        protocol spoken to the origin (Gun's gun_tunnel_up): the proxy's 2xx
+        is taken, then the TUNNEL_UP. Another status raises TunnelRefused
+        (``status``, ``headers``, ``body``: e.g. 407). ``ref`` None: the
+        SOCKS tunnel of a connection opened with protocols=["socks"] (its
+        TUNNEL_UP has no ref, Gun's undefined; the UP "socks" before it is
+        taken too); a DOWN meanwhile raises Closed with its reason.
+        ``timeout`` (seconds) bounds each wait."""
+        if ref is None or ref == 0:
+            while True:
+                ev = self.await_(0, timeout)
+                if ev.kind == EventKind.TUNNEL_UP:
+                    return ev.protocol or ""
+                if ev.kind == EventKind.DOWN:
+                    raise closed_error(ev.reason or "closed", self._where)
+                if ev.kind == EventKind.ERROR:
+                    raise stream_error(ev.reason or "error")
+        while True:
+            ev = self.await_(ref, timeout)
+            k = ev.kind
+            if k == EventKind.RESPONSE:
+                if 200 <= ev.status < 300:
+                    continue
+                body = b"" if ev.fin else self.await_body(ref, timeout).body
+                raise TunnelRefused(_ffi.GM_ESTREAM, f"the proxy answered {ev.status} to CONNECT",
+                                    ev.status, ev.headers, body)
+            if k == EventKind.TUNNEL_UP:
+                return ev.protocol or ""
+            if k == EventKind.ERROR:
+                raise stream_error(ev.reason or "error")
 
     def await_(self, ref: int, timeout: Optional[float] = None) -> Event:
         """Takes the next event of stream `ref` (Gun's await), or a

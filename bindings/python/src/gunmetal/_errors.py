@@ -180,6 +180,23 @@ class UpgradeRejected(StreamError):
         return (type(self), (self.code, self.message, self.status, self.headers, self.body))
 
 
+class TunnelRefused(StreamError):
+    """The proxy answered a CONNECT (:meth:`Connection.connect`) with a
+    status other than 2xx (Gun's do_connect_failure: an ordinary response,
+    e.g. 407 without credentials): ``status``, ``headers`` and ``body`` are
+    that response's. The connection stays the proxy's."""
+
+    def __init__(self, code: int, message: str = "", status: int = 0,
+                 headers: Optional[List[Tuple[str, str]]] = None, body: bytes = b"") -> None:
+        super().__init__(code, message)
+        self.status = status
+        self.headers = headers or []
+        self.body = body
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.code, self.message, self.status, self.headers, self.body))
+
+
 class InternalError(Error):
     """GM_EINTERNAL: a bug in the library; please report the message."""
 

@@ -229,6 +229,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
             POINTER(c_uint64),
         ],
     ),
+    "gm_connect": (
+        c_int,
+        [c_void_p, c_char_p, POINTER(gm_header), c_size_t, POINTER(gm_req_opts), POINTER(c_uint64)],
+    ),
     "gm_data": (c_int, [c_void_p, c_uint64, c_void_p, c_size_t, c_int]),
     "gm_cancel": (c_int, [c_void_p, c_uint64]),
     "gm_update_flow": (c_int, [c_void_p, c_uint64, c_int]),
@@ -442,6 +446,7 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_set_owner: Any
     gm_await_up: Any
     gm_request: Any
+    gm_connect: Any
     gm_data: Any
     gm_cancel: Any
     gm_update_flow: Any

@@ -48,8 +48,10 @@ from typing import (
     Deque,
     Dict,
     List,
+    Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
     overload,
@@ -68,6 +70,7 @@ from ._core import (
     Queue,
     StrOrBytes,
     _ref,
+    destination_json,
 )
 from ._errors import (
     BadState,
@@ -76,6 +79,7 @@ from ._errors import (
     NoStream,
     check,
     Timeout,
+    TunnelRefused,
     UpgradeRejected,
     closed_error,
     from_code,
@@ -104,6 +108,7 @@ _SSE = EventKind.SSE
 _SSE_BODY = "badarg: the body is delivered as SSE events (content_handlers gun_sse_h), not DATA: iterate them"
 _NOTIFY = EventKind.NOTIFY
 _TRACE = EventKind.TRACE
+_TUNNEL_UP = EventKind.TUNNEL_UP
 _WS_CLOSE = int(WSOpcode.CLOSE)
 _Future = asyncio.Future
 
@@ -323,6 +328,13 @@ class Connection(BaseConnection):
         self._events: Deque[Event] = deque(maxlen=1024)
         self._event_waiter: Optional[asyncio.Future[None]] = None
         self._up_waiters: List[asyncio.Future[str]] = []
+        # CONNECT streams: their 2xx RESPONSE (fin) is not their last event,
+        # the TUNNEL_UP after it is.
+        self._tunnels: Set[int] = set()
+        # The SOCKS tunnel (TUNNEL_UP without a ref): its protocol once up
+        # (until the next DOWN), and who waits for it.
+        self._socks_up: Optional[str] = None
+        self._tunnel_waiters: List[asyncio.Future[str]] = []
         self._exit: asyncio.Future[str] = loop.create_future()
         self._sender: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._fd = queue.fileno()
@@ -353,8 +365,12 @@ class Connection(BaseConnection):
                             continue  # a cancelled stream, or one we never knew of
                         k = ev.kind
                         if k == _DATA or k == _RESPONSE or k == _SSE:
-                            if ev.fin:
+                            if ev.fin and not (k == _RESPONSE and ref in self._tunnels and 200 <= ev.status < 300):
                                 st.ended = True  # unregistered when the app takes it
+                        elif k == _TUNNEL_UP:
+                            st.ended = True
+                            self._tunnels.discard(ref)
+                            self.protocol = ev.protocol  # requests go to the origin now
                         elif k == _TRAILERS or k == _ERROR or (k == _WS and ev.ws_opcode == _WS_CLOSE):
                             st.ended = True
                         elif k == _PUSH and ev.new_ref:
@@ -390,6 +406,17 @@ class Connection(BaseConnection):
                     w.set_result(ev.protocol or "")
         elif k == _DOWN:
             self.state = "down"
+            self._socks_up = None
+            waiters, self._tunnel_waiters = self._tunnel_waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(closed_error(ev.reason or "closed", self._where))
+        elif k == _TUNNEL_UP:
+            self.protocol = self._socks_up = ev.protocol or ""
+            waiters, self._tunnel_waiters = self._tunnel_waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(self._socks_up)
         elif k == _EXIT:
             self.state = "exited"
             self.exit_reason = ev.reason or ""
@@ -414,6 +441,8 @@ class Connection(BaseConnection):
             st.ended = True
             st.fail(exc)
         waiters, self._up_waiters = self._up_waiters, []
+        waiters += self._tunnel_waiters
+        self._tunnel_waiters = []
         for w in waiters:
             if not w.done():
                 w.set_exception(exc)
@@ -786,6 +815,65 @@ class Connection(BaseConnection):
         while s.status == 0 and not s.done:  # the head (1xx and pushes are skipped)
             _sse_step(s, await s._stream.next(timeout))
         return s
+
+    async def connect(self, host: StrOrBytes, port: int, headers: HeadersIn = None, *,
+                      username: Optional[str] = None, password: Optional[str] = None,
+                      transport: Optional[str] = None, protocols: Optional[Sequence[Any]] = None,
+                      tls_opts: Optional[Mapping[str, Any]] = None, tls_handshake_timeout: Optional[float] = None,
+                      timeout: Optional[float] = None) -> int:
+        """Gun's connect: a CONNECT to the HTTP/1.1 proxy for a tunnel to
+        host:port; returns its ref at once (then ``await
+        conn.await_tunnel(ref)``). Keywords as the sync
+        :meth:`gunmetal.Connection.connect` (Gun's destination keys)."""
+        dest = destination_json(host, port, username, password, transport, protocols, tls_opts,
+                                tls_handshake_timeout)
+        if self._pending:
+            self._send_pending()  # in call order
+        w = self._window
+        ref = self._connect(dest, headers, timeout, w if w > 0 else None)
+        self._tunnels.add(ref)
+        self._register(ref, w)
+        return ref
+
+    async def await_tunnel(self, ref: Optional[int] = None, timeout: Optional[float] = None) -> str:
+        """The protocol spoken to the origin once the tunnel of
+        :meth:`connect`'s ``ref`` is up (Gun's gun_tunnel_up). A status
+        other than 2xx raises TunnelRefused (``status``, ``headers``,
+        ``body``). ``ref`` None: the SOCKS tunnel of a connection opened
+        with protocols=["socks"] (a DOWN meanwhile raises Closed)."""
+        if ref is None or ref == 0:
+            self._h()
+            if self._socks_up is not None:
+                return self._socks_up
+            if self._error is not None:
+                raise self._error
+            fut: asyncio.Future[str] = self._loop.create_future()
+            self._tunnel_waiters.append(fut)
+            if timeout is None:
+                return await fut
+            try:
+                return await asyncio.wait_for(fut, timeout)
+            except asyncio.TimeoutError:
+                if fut.done() and not fut.cancelled():
+                    raise
+                raise Timeout(_ffi.GM_ETIMEOUT, "timed out waiting for the SOCKS tunnel") from None
+        st = self._stream(ref)
+        while True:
+            ev = await st.next(timeout)
+            k = ev.kind
+            if k == _RESPONSE:
+                if 200 <= ev.status < 300:
+                    continue
+                body = b""
+                if not ev.fin:
+                    resp: Response[AsyncMode] = Response(self, st.ref, ev.status, ev.headers, False, [], [], None, st)
+                    body = await resp.read()
+                raise TunnelRefused(_ffi.GM_ESTREAM, f"the proxy answered {ev.status} to CONNECT",
+                                    ev.status, ev.headers, body)
+            if k == _TUNNEL_UP:
+                return ev.protocol or ""
+            if k == _ERROR:
+                raise stream_error(ev.reason or "error")
 
     async def response(self, ref: int) -> Response[AsyncMode]:
         """The Response of a stream started with :meth:`headers` (or a pushed one)."""
