@@ -373,10 +373,11 @@ int gm_flush(gm_queue *q, gm_conn *c, gm_ref ref);
  *   max_informational_responses (32), http2_opts.max_settings_entries (64),
  *   max_concurrent_streams (100, also the pushes held at once).
  *   Nothing is accepted and ignored: what this build does not implement is
- *   GM_EOPTION naming it: protocols "socks" (and socks_opts), "raw" beside
- *   other protocols, supervise false (the library keeps the connection; there
- *   is no calling process to link it to), trace true, tcp_opts
- *   send_timeout_close false, http2_opts stream_window_data_threshold other
+ *   GM_EOPTION naming it: "raw" or "socks" beside other protocols,
+ *   socks_opts without socks, supervise false (the library keeps the
+ *   connection; there is no calling process to link it to), tcp_opts
+ *   send_timeout_close false (except raw over tcp), http2_opts
+ *   stream_window_data_threshold other
  *   than 0 (DATA is never held back), ws_opts invalid_request_headers
  *   "ignore".
  * Errors: GM_EINVAL (NULL owner/host/out, bad host, port out of range, an
