@@ -462,9 +462,16 @@ const flushOnClose = time.Second
 var errCloseNormal = errors.New("normal")
 
 func (c *Conn) readLoop(nc net.Conn) string {
-	buf := make([]byte, 64<<10)
+	raw := idleWaitable(nc)
+	var buf []byte
 	have := 0
 	for {
+		if buf == nil {
+			if raw != nil {
+				waitReadable(raw) // an error: the Read below reports it
+			}
+			buf = readBufs.Get().(*[readBufSize]byte)[:]
+		}
 		n, rerr := nc.Read(buf[have:])
 		have += n
 		c.mu.Lock()
@@ -535,6 +542,12 @@ func (c *Conn) readLoop(nc net.Conn) string {
 			nb := make([]byte, 2*len(buf))
 			copy(nb, buf[:have])
 			buf = nb
+		}
+		if have == 0 && raw != nil && len(buf) == readBufSize {
+			// Every byte handled (protocols copy what they keep): the
+			// buffer goes back until the socket is readable again.
+			readBufs.Put((*[readBufSize]byte)(buf))
+			buf = nil
 		}
 	}
 }
