@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""W1 from Python against a running h2c server (bench/w1/driver's nghttpd):
+"""W1 from Python against a running HTTP/2 server (bench/harness's nghttpd):
 one HTTP/2 connection (prior knowledge), --streams GETs in flight, for
 --seconds after --warmup seconds on the same connection. One client per run:
 
