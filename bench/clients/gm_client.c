@@ -177,6 +177,7 @@ int main(int argc, char **argv) {
         int k;
         while ((k = gm_queue_poll(q, evs, 256, 0)) > 0) gm_events_free(evs, k);
         long before = rss_kb();
+        bytes_seen = 0;
         double t0 = now(), c0 = cpu();
         gm_conn **cs = fan_out(q, port, tls, path, n);
         double t1 = now(), c1 = cpu();

@@ -68,6 +68,7 @@ type workload struct {
 	unit          string  // "req/s", "MB/s", "msgs/s", "events/s"
 	perUnit       float64 // bytes per unit for MB/s
 	lowerIsBetter bool    // W3: time
+	body          float64 // bytes of each response body: a client reporting bytes= must have read n × body
 	base          []string
 	clients       []*client
 }
@@ -139,8 +140,16 @@ func h2loadClient(url, n, c, m string) *client {
 		baseline: []string{"h2load", "-n", "1", "-c", "1", "-m", "1", "-t", "1", url}}
 }
 
+// erlangNA marks c n/a when the Erlang binding is not built.
+func erlangNA(c *client) *client {
+	if _, err := os.Stat(filepath.Join(*root, "bindings/erlang_nif/priv/gunmetal_nif.so")); err != nil {
+		c.na = "the Erlang binding is not built (make -C bindings/erlang_nif; bench/run.sh does it when erl is installed)"
+	}
+	return c
+}
+
 func gunNA() *client {
-	return &client{name: "Gun 2.x (Erlang)", na: "not installable here: rebar3 finds no gun package in its registry and cannot fetch the source (no network route); see RESULTS.md"}
+	return &client{name: "Gun 2.x (Erlang)", na: "not installable here: rebar3 finds no gun package in its registry and cannot fetch the source (no network route); see RESULTS.md. bench/w4/erl_ws.escript runs it with --module gun where it is"}
 }
 
 // ---- W1: 1 connection × 100 streams, 100-byte GETs, nghttpd h2c and TLS.
@@ -168,11 +177,8 @@ func runW1() error {
 		if tls {
 			erl = append(erl, "--tls")
 		}
-		erlC := &client{name: "gunmetal (Erlang)", argv: erl}
-		if _, err := os.Stat(filepath.Join(*root, "bindings/erlang_nif/priv/gunmetal_nif.so")); err != nil {
-			erlC.na = "the Erlang binding is not built (make -C bindings/erlang_nif; bench/run.sh does it when erl is installed)"
-		}
-		w := &workload{id: "W1 " + name, unit: "req/s", base: []string{"h2load"},
+		erlC := erlangNA(&client{name: "gunmetal (Erlang)", argv: erl})
+		w := &workload{id: "W1 " + name, unit: "req/s", base: []string{"h2load"}, body: 100,
 			title: fmt.Sprintf("1 connection, 100 concurrent streams, GET /bytes/100, nghttpd (%s, 1 worker); %s requests per round (Python, Erlang: %s s after %s s warm-up)", name, n, secs, wsecs),
 			clients: []*client{
 				h2loadClient(scheme+"://127.0.0.1:"+port+"/bytes/100", n, "1", "100"),
@@ -215,7 +221,7 @@ func runW2() error {
 		if tls {
 			httpx = append(httpx, "--tls")
 		}
-		w := &workload{id: "W2 " + name, unit: "MB/s", perUnit: 1 << 20, base: []string{"h2load", "libcurl multi (C)"},
+		w := &workload{id: "W2 " + name, unit: "MB/s", perUnit: 1 << 20, body: 1 << 20, base: []string{"h2load", "libcurl multi (C)"},
 			title: fmt.Sprintf("1 connection, 10 concurrent streams, GET %s (1 MiB), Go test server (%s); %s requests per round (httpx: %s s)", path, name, n, secs),
 			clients: []*client{
 				h2loadClient(scheme+"://127.0.0.1:"+port+path, n, "1", "10"),
@@ -242,7 +248,7 @@ func runW3() error {
 	defer os.RemoveAll(dir)
 	defer srv.Stop()
 	port, n := strconv.Itoa(srv.Port), q(100, 1000)
-	w := &workload{id: "W3", unit: "s", lowerIsBetter: true, base: []string{"h2load"},
+	w := &workload{id: "W3", unit: "s", lowerIsBetter: true, body: 100, base: []string{"h2load"},
 		title: fmt.Sprintf("%s connections at once, one GET /bytes/100 each, nghttpd (h2c, 1 worker); time to the last response", n),
 		clients: []*client{
 			h2loadClient("http://127.0.0.1:"+port+"/bytes/100", n, n, "1"),
@@ -268,6 +274,8 @@ func runW4() error {
 		clients: []*client{
 			{name: "coder/websocket (Go)", argv: []string{bin("w4-peer"), "-url", url, "-seconds", secs, "-inflight", "100", "-size", "100", "-warmup", warm}},
 			{name: "gunmetal (C)", argv: []string{bin("w4"), port, secs, "100", "100", warm}},
+			erlangNA(&client{name: "gunmetal (Erlang)", argv: []string{"escript", filepath.Join(*root, "bench/w4/erl_ws.escript"),
+				"--port", port, "--seconds", secs, "--warmup", warm}}),
 			{name: "aiohttp", argv: []string{"python3", filepath.Join(*root, "bench/w4/aiohttp_ws.py"), "--url", url, "--seconds", secs, "--warmup", warm}},
 			gunNA(),
 		}}
@@ -283,7 +291,7 @@ func runW5() error {
 	defer os.RemoveAll(dir)
 	defer srv.Stop()
 	port, n, idle := strconv.Itoa(srv.Port), q(300, 10000), q(1, 3)
-	w := &workload{id: "W5", unit: "KiB/conn", lowerIsBetter: true, base: []string{"libcurl multi (C)"},
+	w := &workload{id: "W5", unit: "KiB/conn", lowerIsBetter: true, body: 100, base: []string{"libcurl multi (C)"},
 		title: fmt.Sprintf("%s idle h2c connections (one GET each first), nghttpd; RSS growth per connection after %s s idle (target <= 12 KiB)", n, idle),
 		clients: []*client{
 			{name: "gunmetal (C)", argv: []string{bin("gm_client"), "idle", port, "0", "/bytes/100", n, idle}},
@@ -349,6 +357,12 @@ func (w *workload) run() error {
 				c.err = err
 				failed = true
 				fmt.Printf("   round %d: %s failed: %v\n", r, c.name, err)
+				continue
+			}
+			if b, ok := s.kv["bytes"]; ok && w.body > 0 && b != s.n*w.body {
+				c.err = fmt.Errorf("read %.0f body bytes for %.0f responses of %.0f", b, s.n, w.body)
+				failed = true
+				fmt.Printf("   round %d: %s failed: %v\n", r, c.name, c.err)
 				continue
 			}
 			if c.baseline != nil {
