@@ -470,7 +470,7 @@ func (c *Conn) readLoop(nc net.Conn) string {
 			if raw != nil {
 				waitReadable(raw) // an error: the Read below reports it
 			}
-			buf = readBufs.Get().(*[readBufSize]byte)[:]
+			buf = getReadBuf()
 		}
 		n, rerr := nc.Read(buf[have:])
 		have += n
@@ -546,7 +546,7 @@ func (c *Conn) readLoop(nc net.Conn) string {
 		if have == 0 && raw != nil && len(buf) == readBufSize {
 			// Every byte handled (protocols copy what they keep): the
 			// buffer goes back until the socket is readable again.
-			readBufs.Put((*[readBufSize]byte)(buf))
+			putReadBuf(buf)
 			buf = nil
 		}
 	}

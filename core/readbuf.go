@@ -2,7 +2,6 @@ package core
 
 import (
 	"net"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +13,27 @@ import (
 // tunnels, which buffer inside, keep theirs.
 const readBufSize = 64 << 10
 
-var readBufs = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+// readBufs keeps at most 64 spare buffers (4 MiB) for the whole process;
+// more, after a burst of many connections reading at once, go to the GC
+// (a sync.Pool would keep them all until two GC cycles pass, and an idle
+// process has none).
+var readBufs = make(chan *[readBufSize]byte, 64)
+
+func getReadBuf() []byte {
+	select {
+	case b := <-readBufs:
+		return b[:]
+	default:
+		return new([readBufSize]byte)[:]
+	}
+}
+
+func putReadBuf(b []byte) {
+	select {
+	case readBufs <- (*[readBufSize]byte)(b):
+	default:
+	}
+}
 
 // idleWaitable is nc's raw socket when nc is a plain TCP or Unix socket.
 func idleWaitable(nc net.Conn) syscall.RawConn {

@@ -18,6 +18,7 @@ func main() {
 	port := flag.Int("port", 0, "h2c server port")
 	n := flag.Int("n", 2000, "connections")
 	prof := flag.String("heapprofile", "", "write a heap profile here")
+	gprof := flag.String("goroutines", "", "write the goroutines' stacks here (debug=1)")
 	gcs := flag.Int("gcs", 1, "GC cycles before measuring (each may shrink idle goroutines' stacks by half)")
 	flag.Parse()
 	q, _ := core.NewQueue()
@@ -64,6 +65,11 @@ func main() {
 	fmt.Printf("per connection: heap in use %.2f KiB, stacks %.2f KiB, goroutines %.2f, sys %.2f KiB\n",
 		per(m0.HeapInuse, m1.HeapInuse), per(m0.StackInuse, m1.StackInuse),
 		float64(runtime.NumGoroutine()-g0)/float64(*n), per(m0.Sys, m1.Sys))
+	if *gprof != "" {
+		f, _ := os.Create(*gprof)
+		pprof.Lookup("goroutine").WriteTo(f, 1)
+		f.Close()
+	}
 	if *prof != "" {
 		f, _ := os.Create(*prof)
 		pprof.WriteHeapProfile(f)
