@@ -9,29 +9,54 @@ import (
 
 // An idle connection holds no read buffer (issue 16, W5: 64 KiB each was
 // most of an idle connection's memory). On a plain socket the reader waits
-// for readability without one and takes a pooled buffer to read; TLS and
-// tunnels, which buffer inside, keep theirs.
-const readBufSize = 64 << 10
+// for readability without one and takes a spare buffer to read; TLS and
+// tunnels, which buffer inside, keep theirs. A connection starts with small
+// buffers (W3: a thousand connections opening at once each read a SETTINGS
+// frame and a response, not 64 KiB), and takes big ones once a read fills
+// a small one.
+const (
+	readBufSmall = 4 << 10
+	readBufBig   = 64 << 10
+)
 
-// readBufs keeps at most 64 spare buffers (4 MiB) for the whole process;
-// more, after a burst of many connections reading at once, go to the GC
-// (a sync.Pool would keep them all until two GC cycles pass, and an idle
-// process has none).
-var readBufs = make(chan *[readBufSize]byte, 64)
+// The spare buffers: at most 64 of each size for the whole process (4.25
+// MiB); more, after a burst of connections reading at once, go to the GC (a
+// sync.Pool would keep them all until two GC cycles pass, and an idle
+// process has none). Buffers grown past readBufBig are never kept.
+var (
+	readBufsSmall = make(chan *[readBufSmall]byte, 64)
+	readBufsBig   = make(chan *[readBufBig]byte, 64)
+)
 
-func getReadBuf() []byte {
+func getReadBuf(big bool) []byte {
+	if big {
+		select {
+		case b := <-readBufsBig:
+			return b[:]
+		default:
+			return new([readBufBig]byte)[:]
+		}
+	}
 	select {
-	case b := <-readBufs:
+	case b := <-readBufsSmall:
 		return b[:]
 	default:
-		return new([readBufSize]byte)[:]
+		return new([readBufSmall]byte)[:]
 	}
 }
 
 func putReadBuf(b []byte) {
-	select {
-	case readBufs <- (*[readBufSize]byte)(b):
-	default:
+	switch len(b) {
+	case readBufBig:
+		select {
+		case readBufsBig <- (*[readBufBig]byte)(b):
+		default:
+		}
+	case readBufSmall:
+		select {
+		case readBufsSmall <- (*[readBufSmall]byte)(b):
+		default:
+		}
 	}
 }
 
