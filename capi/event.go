@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/mattn/go-pointer"
@@ -14,12 +15,26 @@ import (
 	"gunmetal/core"
 )
 
-// An event crosses into C as one malloc: a private prefix (what the event
-// holds of its connection's read budget, given back by gm_event_free), the
-// gm_event, its arrays (headers, killed), then its strings and data, each
-// NUL-terminated.
+// An event crosses into C as a private prefix (what the event holds of its
+// connection's read budget, given back by gm_event_free, and the arena it
+// lives in), the gm_event, its arrays (headers, killed), then its strings
+// and data, each NUL-terminated.
+//
+// The events of one gm_queue_poll share arenas: one malloc per batch and
+// one free when its last event is freed, instead of a malloc and a free per
+// event — each is a cgo call from Go, and at batch 256 those two calls were
+// most of the cost of an event (issue 16, W6). An arena starts with its
+// count of live events; an event bigger than arenaEventMax gets a block of
+// its own, and an arena holds at most arenaMax bytes, so an event a host
+// keeps pins at most that much of its batch. Events taken one at a time
+// (gm_await, gm_info, ...) have a block of their own (arena nil).
 
-const prefixSize = 16
+const (
+	prefixSize    = 24 // credit int64, arena pointer, tunnel ref (tunnel_h2.go)
+	arenaHeader   = 16 // live events int64, padding
+	arenaMax      = 64 << 10
+	arenaEventMax = 4 << 10
+)
 
 const (
 	evSize  = C.sizeof_gm_event
@@ -59,8 +74,9 @@ func eventBytes(ev *core.Event) int {
 	return n
 }
 
-// marshal copies ev into C memory; nil if malloc fails (the event is then
-// released at once). credit is what the C event will give back when freed.
+// marshal copies ev into a C block of its own; nil if malloc fails (the
+// event is then released at once). credit is what the C event will give
+// back when freed.
 func marshal(ev *core.Event, credit int) *C.gm_event {
 	total := eventBytes(ev)
 	base := C.malloc(C.size_t(prefixSize + total))
@@ -70,8 +86,57 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 		}
 		return nil
 	}
+	return fill(base, nil, ev, credit, total)
+}
+
+// marshalBatch copies evs into C memory, into dst, arenas shared (see the
+// top of the file). It returns how many it copied: fewer than len(evs) only
+// when malloc fails, and the events not copied are then released.
+func marshalBatch(evs []*core.Event, dst []*C.gm_event) int {
+	var sizes [256]int
+	for i := 0; i < len(evs); {
+		// The run evs[i:j] goes into one arena.
+		size, j := 0, i
+		for ; j < len(evs); j++ {
+			b := eventBytes(evs[j])
+			if j-i < len(sizes) {
+				sizes[j-i] = b
+			}
+			n := prefixSize + align8(b)
+			if n > arenaEventMax || j-i >= len(sizes) || (j > i && size+n > arenaMax) {
+				break
+			}
+			size += n
+		}
+		if j == i { // a big event: a block of its own
+			if dst[i] = marshal(evs[i], evs[i].Credit()); dst[i] == nil {
+				core.ReleaseEvents(evs[i+1:])
+				return i
+			}
+			i++
+			continue
+		}
+		arena := C.malloc(C.size_t(arenaHeader + size))
+		if arena == nil {
+			core.ReleaseEvents(evs[i:])
+			return i
+		}
+		*(*int64)(arena) = int64(j - i)
+		off := arenaHeader
+		for k := i; k < j; k++ {
+			dst[k] = fill(unsafe.Add(arena, off), arena, evs[k], evs[k].Credit(), sizes[k-i])
+			off += prefixSize + align8(sizes[k-i])
+		}
+		i = j
+	}
+	return len(evs)
+}
+
+// fill writes the prefix at base and ev after it (total bytes: eventBytes).
+func fill(base, arena unsafe.Pointer, ev *core.Event, credit int, total int) *C.gm_event {
 	*(*int64)(base) = int64(credit)
-	*(*uint64)(unsafe.Add(base, 8)) = ev.Tunnel() // which tunnel's (tunnel_h2.go) the release goes to
+	cStore(unsafe.Add(base, 8), arena)
+	*(*uint64)(unsafe.Add(base, 16)) = ev.Tunnel() // which tunnel's (tunnel_h2.go) the release goes to
 	mem := unsafe.Add(base, prefixSize)
 	buf := unsafe.Slice((*byte)(mem), total)
 	e := (*C.gm_event)(mem)
@@ -153,7 +218,7 @@ func putString(slot **C.char, buf []byte, off int, s string) int {
 func taken(e *C.gm_event) core.Taken {
 	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 	return core.Taken{Kind: core.EventKind(e.kind), Ref: uint64(e.ref), Fin: e.fin != 0,
-		DataLen: int(e.data_len), Credit: int(*(*int64)(base)), Tunnel: *(*uint64)(unsafe.Add(base, 8))}
+		DataLen: int(e.data_len), Credit: int(*(*int64)(base)), Tunnel: *(*uint64)(unsafe.Add(base, 16))}
 }
 
 // eventConn is the connection an event names. Its handle is live: it is
@@ -163,6 +228,25 @@ func eventConn(p *C.gm_conn) *core.Conn {
 		return h.c
 	}
 	return nil
+}
+
+// release frees the C memory of e: its block, or its share of its arena.
+func release(e *C.gm_event) {
+	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
+	if arena := *(*unsafe.Pointer)(unsafe.Add(base, 8)); arena != nil {
+		dropArena(arena, 1)
+		return
+	}
+	C.free(base)
+}
+
+// dropArena takes n freed events off arena's count and frees it with its
+// last one. Atomic: a host may free the events of one batch on several
+// threads.
+func dropArena(arena unsafe.Pointer, n int64) {
+	if atomic.AddInt64((*int64)(arena), -n) == 0 {
+		C.free(arena)
+	}
 }
 
 //export gm_event_free
@@ -176,11 +260,12 @@ func gm_event_free(e *C.gm_event) {
 			c.ReleaseTaken(taken(e))
 		}
 	}
-	C.free(unsafe.Add(unsafe.Pointer(e), -prefixSize))
+	release(e)
 }
 
 // gm_events_free frees a batch in one crossing, releasing each run of
-// events of the same connection under one lock.
+// events of the same connection under one lock, and each arena with one
+// count update.
 //
 //export gm_events_free
 func gm_events_free(evs **C.gm_event, n C.int) {
@@ -189,22 +274,18 @@ func gm_events_free(evs **C.gm_event, n C.int) {
 		return
 	}
 	list := unsafe.Slice(evs, int(n))
-	var run []core.Taken
+	var buf [64]core.Taken
+	run := buf[:0]
 	var runConn *C.gm_conn
-	flush := func() {
-		if runConn != nil && len(run) > 0 {
-			if c := eventConn(runConn); c != nil {
-				c.ReleaseTaken(run...)
-			}
-		}
-		run = run[:0]
-	}
+	var arena unsafe.Pointer
+	var inArena int64
 	for _, e := range list {
 		if e == nil {
 			continue
 		}
-		if e.conn != runConn {
-			flush()
+		if e.conn != runConn || len(run) == len(buf) {
+			releaseRun(runConn, run)
+			run = run[:0]
 			runConn = e.conn
 		}
 		if e.conn != nil {
@@ -212,7 +293,30 @@ func gm_events_free(evs **C.gm_event, n C.int) {
 		}
 		// Freeing the memory before the release is fine: what the release
 		// needs was copied into run, and the handle lives until then.
-		C.free(unsafe.Add(unsafe.Pointer(e), -prefixSize))
+		base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
+		a := *(*unsafe.Pointer)(unsafe.Add(base, 8))
+		switch {
+		case a == nil:
+			C.free(base)
+		case a == arena:
+			inArena++
+		default:
+			if arena != nil {
+				dropArena(arena, inArena)
+			}
+			arena, inArena = a, 1
+		}
 	}
-	flush()
+	if arena != nil {
+		dropArena(arena, inArena)
+	}
+	releaseRun(runConn, run)
+}
+
+func releaseRun(p *C.gm_conn, run []core.Taken) {
+	if p != nil && len(run) > 0 {
+		if c := eventConn(p); c != nil {
+			c.ReleaseTaken(run...)
+		}
+	}
 }

@@ -223,24 +223,18 @@ func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) 
 	if err != nil {
 		return fromErr(err).report()
 	}
-	dst := unsafe.Slice(out, int(max))
-	for i := 0; i < n; i++ {
-		cStore(unsafe.Pointer(&dst[i]), unsafe.Pointer(marshal(evs[i], evs[i].Credit())))
-		evs[i] = nil
-		if dst[i] == nil {
-			// The events taken past this point are lost to the host: say
-			// so rather than hide it.
-			for j := i + 1; j < n; j++ {
-				core.ReleaseEvents(evs[j : j+1])
-				evs[j] = nil
-			}
-			if i == 0 {
-				return fail(C.GM_ENOMEM, "out of memory copying %d events", n).report()
-			}
-			return C.int(i)
-		}
+	var dst [256]*C.gm_event // C pointers, copied to out with cStore
+	k := marshalBatch(evs[:n], dst[:n])
+	clear(evs[:n])
+	outs := unsafe.Slice(out, int(max))
+	for i := 0; i < k; i++ {
+		cStore(unsafe.Pointer(&outs[i]), unsafe.Pointer(dst[i]))
 	}
-	return C.int(n)
+	if k == 0 && n > 0 {
+		// The events taken are lost to the host: say so rather than hide it.
+		return fail(C.GM_ENOMEM, "out of memory copying %d events", n).report()
+	}
+	return C.int(k)
 }
 
 func open(owner *C.gm_queue, out **C.gm_conn, opts *C.char, port int,

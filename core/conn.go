@@ -605,11 +605,20 @@ const flushOnClose = time.Second
 var errCloseNormal = errors.New("normal")
 
 func (c *Conn) readLoop(nc net.Conn) string {
-	buf := make([]byte, 64<<10)
-	have := 0
+	raw := idleWaitable(nc)
+	var buf []byte
+	have, big := 0, raw == nil
 	for {
+		if buf == nil {
+			if raw != nil {
+				waitReadable(raw) // an error: the Read below reports it
+			}
+			buf = getReadBuf(big)
+		}
 		n, rerr := nc.Read(buf[have:])
-		have += n
+		if have += n; have == len(buf) {
+			big = true // reads fill the small buffer: big ones from now on
+		}
 		c.mu.Lock()
 		var perr error
 		progressed, waited := false, false
@@ -675,9 +684,15 @@ func (c *Conn) readLoop(nc net.Conn) string {
 		if have == len(buf) {
 			// One element (a header block, say) larger than the buffer:
 			// grow it; the protocol enforces its own limits.
-			nb := make([]byte, 2*len(buf))
+			nb := make([]byte, max(2*len(buf), readBufBig))
 			copy(nb, buf[:have])
 			buf = nb
+		}
+		if have == 0 && raw != nil {
+			// Every byte handled (protocols copy what they keep): the
+			// buffer goes back until the socket is readable again.
+			putReadBuf(buf)
+			buf = nil
 		}
 	}
 }

@@ -159,7 +159,7 @@ type h2conn struct {
 	activePush  int
 	waiting     []*Request  // wait_for_stream_slot
 	sendq       []*h2Stream // streams whose request body waits for window
-	linger      [h2LingerStreams]uint32
+	linger      []uint32    // h2LingerStreams ids, made at the first reset: an idle connection does without (issue 16, W5)
 	lingerAt    int
 	lingerHeld  map[uint64]int // bytes of DATA events of closed streams the host holds
 
@@ -907,6 +907,9 @@ func (h *h2conn) reset(s *h2Stream, code http2.ErrCode) {
 }
 
 func (h *h2conn) lingerAdd(id uint32) {
+	if h.linger == nil {
+		h.linger = make([]uint32, h2LingerStreams)
+	}
 	h.linger[h.lingerAt] = id
 	h.lingerAt = (h.lingerAt + 1) % len(h.linger)
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""W1 from Python against a running h2c server (bench/w1/driver's nghttpd):
+"""W1 from Python against a running HTTP/2 server (bench/harness's nghttpd):
 one HTTP/2 connection (prior knowledge), --streams GETs in flight, for
 --seconds after --warmup seconds on the same connection. One client per run:
 
@@ -22,7 +22,10 @@ prints why on stderr and exits 1. Not a test: a figure.
 
     py_client.py --client sync|asyncio|httpx --port P [--host 127.0.0.1]
                  [--path /bytes/100] [--streams 100] [--seconds 2] [--warmup 0.5]
-                 [--body 100]
+                 [--body 100] [--tls]
+
+It also prints "RESULT n=N s=T cpu=C" for bench/harness (C: user + sys
+seconds of the process over the measured loop).
 """
 
 from __future__ import annotations
@@ -54,6 +57,24 @@ class Failed(Exception):
     pass
 
 
+CPU = [0.0]  # user + sys seconds of the process over the measured loop
+
+
+def cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def conn_opts(a: argparse.Namespace) -> Dict[str, Any]:
+    # --tls: ALPN h2 without verification (the benchmark's self-signed server).
+    o: Dict[str, Any] = {"protocols": ["http2"], "retry": 0}
+    if a.tls:
+        o.update(transport="tls", tls_opts={"verify": "verify_none"})
+    return o
+
+
 # ------------------------------------------------------------------ gunmetal sync
 
 
@@ -62,7 +83,7 @@ def run_sync(a: argparse.Namespace) -> Tuple[int, float]:
     from gunmetal import EventKind
 
     RESPONSE, DATA, TRAILERS = EventKind.RESPONSE, EventKind.DATA, EventKind.TRAILERS
-    with gunmetal.open(a.host, a.port, protocols=["http2"], retry=0) as c:
+    with gunmetal.open(a.host, a.port, **conn_opts(a)) as c:
         proto = c.await_up(10)
         if proto != "http2":
             raise Failed(f"the connection is up as {proto}, not http2")
@@ -103,7 +124,10 @@ def run_sync(a: argparse.Namespace) -> Tuple[int, float]:
             return done, time.perf_counter() - start
 
         loop(a.warmup)
-        return loop(a.seconds)
+        c0 = cpu()
+        r = loop(a.seconds)
+        CPU[0] = cpu() - c0
+        return r
 
 
 # ------------------------------------------------------------------ gunmetal asyncio
@@ -111,7 +135,7 @@ def run_sync(a: argparse.Namespace) -> Tuple[int, float]:
 
 async def _aio(a: argparse.Namespace) -> Tuple[int, float]:
     gunmetal = import_gunmetal()
-    async with gunmetal.aio.open(a.host, a.port, protocols=["http2"], retry=0) as c:
+    async with gunmetal.aio.open(a.host, a.port, **conn_opts(a)) as c:
         proto = await c.up(10)
         if proto != "http2":
             raise Failed(f"the connection is up as {proto}, not http2")
@@ -134,7 +158,10 @@ async def _aio(a: argparse.Namespace) -> Tuple[int, float]:
             return done, time.perf_counter() - start
 
         await loop(a.warmup)
-        return await loop(a.seconds)
+        c0 = cpu()
+        r = await loop(a.seconds)
+        CPU[0] = cpu() - c0
+        return r
 
 
 def run_aio(a: argparse.Namespace) -> Tuple[int, float]:
@@ -147,10 +174,10 @@ def run_aio(a: argparse.Namespace) -> Tuple[int, float]:
 async def _httpx(a: argparse.Namespace) -> Tuple[int, float]:
     import httpx  # pip install 'httpx[http2]'
 
-    url = f"http://{a.host}:{a.port}{a.path}"
+    url = f"{'https' if a.tls else 'http'}://{a.host}:{a.port}{a.path}"
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     # Cleartext with http1=False: HTTP/2 with prior knowledge.
-    async with httpx.AsyncClient(http2=True, http1=False, limits=limits) as cl:
+    async with httpx.AsyncClient(http2=True, http1=False, limits=limits, verify=not a.tls) as cl:
         r = await cl.get(url)
         if r.http_version != "HTTP/2":
             raise Failed(f"httpx spoke {r.http_version}, not HTTP/2")
@@ -172,7 +199,10 @@ async def _httpx(a: argparse.Namespace) -> Tuple[int, float]:
             return done, time.perf_counter() - start
 
         await loop(a.warmup)
-        return await loop(a.seconds)
+        c0 = cpu()
+        r = await loop(a.seconds)
+        CPU[0] = cpu() - c0
+        return r
 
 
 def run_httpx(a: argparse.Namespace) -> Tuple[int, float]:
@@ -196,6 +226,7 @@ def main() -> int:
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--warmup", type=float, default=0.5)
+    ap.add_argument("--tls", action="store_true", help="TLS (ALPN h2), certificate not verified")
     a = ap.parse_args()
     try:
         n, dt = CLIENTS[a.client](a)
@@ -206,6 +237,7 @@ def main() -> int:
         print(f"{a.client}: no request finished", file=sys.stderr)
         return 1
     print(f"{n} requests in {dt:.3f} s: {n / dt:.0f} requests/s")
+    print(f"RESULT n={n} s={dt:.6f} cpu={CPU[0]:.6f}")
     return 0
 
 

@@ -81,12 +81,25 @@ run(#{host := Host, port := Port, tls := TLS, ca := CA, protocol := Proto, path 
 	_ = [gunmetal:get(C, Path) || _ <- lists:seq(1, N)],
 	_ = loop(C, Path, MRef, now_ms() + Warm * 1000, 0),
 	T0 = erlang:monotonic_time(microsecond),
+	C0 = proc_cpu(),
 	Done = loop(C, Path, MRef, now_ms() + Secs * 1000, 0),
 	T1 = erlang:monotonic_time(microsecond),
+	C1 = proc_cpu(),
 	Rate = Done * 1000000 / (T1 - T0),
 	io:format("W1 erlang gunmetal (~p, ~b streams, ~s): ~b requests in ~.2f s: ~b requests/s~n",
 		[Proto, N, Path, Done, (T1 - T0) / 1000000, round(Rate)]),
+	%% For bench/harness: CPU (user + sys, every thread of the VM and the
+	%% library) over the measured loop.
+	io:format("RESULT n=~b s=~.6f cpu=~.6f~n", [Done, (T1 - T0) / 1000000, C1 - C0]),
 	gunmetal:close(C).
+
+%% User + sys seconds of this OS process (/proc/self/stat, clock ticks of
+%% 1/100 s on Linux).
+proc_cpu() ->
+	{ok, B} = file:read_file("/proc/self/stat"),
+	[_, AfterComm] = binary:split(B, <<") ">>),
+	Fields = binary:split(AfterComm, <<" ">>, [global]),
+	(binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields))) / 100.
 
 now_ms() -> erlang:monotonic_time(millisecond).
 

@@ -1,0 +1,83 @@
+package core
+
+import (
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// An idle connection holds no read buffer (issue 16, W5: 64 KiB each was
+// most of an idle connection's memory). On a plain socket the reader waits
+// for readability without one and takes a spare buffer to read; TLS and
+// tunnels, which buffer inside, keep theirs. A connection starts with small
+// buffers (W3: a thousand connections opening at once each read a SETTINGS
+// frame and a response, not 64 KiB), and takes big ones once a read fills
+// a small one.
+const (
+	readBufSmall = 4 << 10
+	readBufBig   = 64 << 10
+)
+
+// The spare buffers: at most 64 of each size for the whole process (4.25
+// MiB); more, after a burst of connections reading at once, go to the GC (a
+// sync.Pool would keep them all until two GC cycles pass, and an idle
+// process has none). Buffers grown past readBufBig are never kept.
+var (
+	readBufsSmall = make(chan *[readBufSmall]byte, 64)
+	readBufsBig   = make(chan *[readBufBig]byte, 64)
+)
+
+func getReadBuf(big bool) []byte {
+	if big {
+		select {
+		case b := <-readBufsBig:
+			return b[:]
+		default:
+			return new([readBufBig]byte)[:]
+		}
+	}
+	select {
+	case b := <-readBufsSmall:
+		return b[:]
+	default:
+		return new([readBufSmall]byte)[:]
+	}
+}
+
+func putReadBuf(b []byte) {
+	switch len(b) {
+	case readBufBig:
+		select {
+		case readBufsBig <- (*[readBufBig]byte)(b):
+		default:
+		}
+	case readBufSmall:
+		select {
+		case readBufsSmall <- (*[readBufSmall]byte)(b):
+		default:
+		}
+	}
+}
+
+// idleWaitable is nc's raw socket when nc is a plain TCP or Unix socket.
+func idleWaitable(nc net.Conn) syscall.RawConn {
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		if rc, err := nc.(syscall.Conn).SyscallConn(); err == nil {
+			return rc
+		}
+	}
+	return nil
+}
+
+// waitReadable blocks until rc has bytes (or EOF, or an error) to read. It
+// peeks rather than trusting the poller alone: readiness that came before
+// the wait began must not be missed.
+func waitReadable(rc syscall.RawConn) error {
+	var b [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return err != unix.EAGAIN
+	})
+}
