@@ -16,22 +16,10 @@
 #include <time.h>
 
 #include "gunmetal.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "../clients/measure.h"
 
 /* CPU seconds (user + sys) of this process so far: the engine's threads
  * included, which is what a host pays per message. */
-static double cpu(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
 static int die(const char *what, int rc) {
     fprintf(stderr, "w4: %s: %d (%s) %s\n", what, rc, gm_strerror(rc), gm_errmsg());
     return 1;

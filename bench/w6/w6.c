@@ -20,19 +20,7 @@
 #include <unistd.h>
 
 #include "gunmetal.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
+#include "../clients/measure.h"
 
 static int die(const char *what, int rc) {
     fprintf(stderr, "w6: %s: %d (%s) %s\n", what, rc, gm_strerror(rc), gm_errmsg());
