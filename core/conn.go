@@ -609,13 +609,20 @@ func (c *Conn) readLoop(nc net.Conn) string {
 	var buf []byte
 	have, big := 0, raw == nil
 	for {
+		var sockErr error
 		if buf == nil {
 			if raw != nil {
-				waitReadable(raw) // an error: the Read below reports it
+				sockErr = waitReadable(raw)
 			}
 			buf = getReadBuf(big)
 		}
-		n, rerr := nc.Read(buf[have:])
+		var n int
+		var rerr error
+		if sockErr != nil {
+			rerr = sockErr // the peek took the socket's pending error: it is this read's
+		} else {
+			n, rerr = nc.Read(buf[have:])
+		}
 		if have += n; have == len(buf) {
 			big = true // reads fill the small buffer: big ones from now on
 		}

@@ -458,3 +458,24 @@ func TestRawAwait(t *testing.T) {
 	}
 	expectEnd(t, q, c, false, "closed")
 }
+
+// TestRawResetIsNotEOF: a peer's reset after some bytes is DOWN
+// "econnreset", never a clean "closed": the idle reader's readiness peek
+// must not swallow the socket's pending error (seen as an EOF before).
+func TestRawResetIsNotEOF(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		s := startRaw(t, func(nc net.Conn) {
+			nc.Write([]byte("partial"))
+			time.Sleep(50 * time.Millisecond) // the client reads it, then waits idle
+			nc.(*net.TCPConn).SetLinger(0)
+			nc.Close()
+		})
+		q := newQueue(t)
+		c := rawUp(t, q, s.port(), `{"retry":0,"protocols":["raw"]}`)
+		rawRead(t, q, c, 7)
+		if ev := nextOf(t, q, c); ev.Kind != EvDown || ev.Reason != "econnreset" {
+			t.Fatalf("got %s, want DOWN econnreset", evString(ev))
+		}
+		nextOf(t, q, c) // EXIT
+	}
+}

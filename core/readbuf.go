@@ -2,6 +2,7 @@ package core
 
 import (
 	"net"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -73,11 +74,23 @@ func idleWaitable(nc net.Conn) syscall.RawConn {
 
 // waitReadable blocks until rc has bytes (or EOF, or an error) to read. It
 // peeks rather than trusting the poller alone: readiness that came before
-// the wait began must not be missed.
+// the wait began must not be missed. A peek that fails takes the socket's
+// pending error (SO_ERROR: a reset, say) with it, so the next read would
+// see a clean EOF: that error is returned, to be the read's. Other
+// failures (the socket closed, a deadline) are left to the read to report.
 func waitReadable(rc syscall.RawConn) error {
 	var b [1]byte
-	return rc.Read(func(fd uintptr) bool {
+	var sockErr error
+	rc.Read(func(fd uintptr) bool {
 		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return err != unix.EAGAIN
+		switch err {
+		case unix.EAGAIN:
+			return false
+		case nil, unix.EINTR:
+		default:
+			sockErr = os.NewSyscallError("read", err)
+		}
+		return true
 	})
+	return sockErr
 }

@@ -478,7 +478,10 @@ func (c *Conn) socksHandshake(nc net.Conn, s *SocksOpts, host string, port int, 
 		c.mu.Unlock()
 		cancel()
 		if derr != nil {
-			if ctx.Err() == context.DeadlineExceeded {
+			// x/net puts the context's deadline on the connection: the
+			// read that hits it may fail before ctx says so.
+			var ne net.Error
+			if ctx.Err() == context.DeadlineExceeded || errors.As(derr, &ne) && ne.Timeout() {
 				return nil, "", nil, nil, fmt.Errorf("timeout: the SOCKS5 proxy did not complete its handshake within %v", timeout)
 			}
 			return nil, "", nil, nil, fmt.Errorf("socks: %s", strings.TrimPrefix(derr.Error(), "socks connect tcp "))
