@@ -134,10 +134,13 @@ type Conn struct {
 	// tunnel_h2.go: a connection running in an HTTP/2 tunnel has a parent
 	// (the connection carrying the stream) and the stream's ref; the root
 	// keeps every tunnel under it by that ref, until it settles.
-	parent     *Conn
-	tunRef     uint64
-	tunTC      *tunnelConn
-	tunnels    map[uint64]*Conn
+	parent  *Conn
+	tunRef  uint64
+	tunTC   *tunnelConn
+	tunnels map[uint64]*Conn
+	// nTunnels is len(tunnels), read without the lock: calls by ref (Data,
+	// Await...) look for a tunnel only when there is one.
+	nTunnels   atomic.Int32
 	exitReason string // the EXIT's reason, once sent (AwaitUp's errors, Info)
 
 	// trace.go: the trace events on (1<<traceID), fixed at Open (0: each

@@ -145,6 +145,7 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 		root.tunnels = map[uint64]*Conn{}
 	}
 	root.tunnels[s.ref] = child
+	root.nTunnels.Add(1)
 	root.budget++ // the root settles after the child: released in OnSettled below
 	if root != c {
 		root.mu.Unlock()
@@ -152,6 +153,7 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 	child.onSettled = func() {
 		root.mu.Lock()
 		delete(root.tunnels, child.tunRef)
+		root.nTunnels.Add(-1)
 		root.uncharge(1)
 	}
 	go child.run()
@@ -168,10 +170,10 @@ func (c *Conn) setOwner(q *Queue) {
 // rawTunnel is the tunnel of ref when it speaks raw: gm_data and
 // gm_update_flow on the tunnel's ref are its byte stream's (Gun's).
 func (c *Conn) rawTunnel(ref uint64) *Conn {
-	if ref == 0 {
+	root := c.root()
+	if ref == 0 || root.nTunnels.Load() == 0 {
 		return nil
 	}
-	root := c.root()
 	root.mu.Lock()
 	t := root.tunnels[ref]
 	root.mu.Unlock()
@@ -258,6 +260,9 @@ func (c *Conn) tunnel(ref uint64) (*Conn, error) {
 // parent's.
 func (c *Conn) forRef(ref uint64) *Conn {
 	root := c.root()
+	if root.nTunnels.Load() == 0 { // the usual case: no lock taken on the API's hot paths
+		return c
+	}
 	root.mu.Lock()
 	n := len(root.tunnels)
 	var ts []*Conn
