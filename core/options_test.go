@@ -367,6 +367,7 @@ func TestOptionsWrongTypes(t *testing.T) {
 		{`{"http2_opts": {"initial_connection_window_size": 65534}}`, "http2_opts", "initial_connection_window_size", "between 65535 and 2147483647"},
 		{`{"http2_opts": {"initial_stream_window_size": 2147483648}}`, "http2_opts", "initial_stream_window_size", "between 0 and 2147483647"},
 		{`{"http2_opts": {"max_waiting_streams": 5}}`, "http2_opts", "max_waiting_streams", "only used with wait_for_stream_slot"},
+		{`{"ws_opts": {"tunnel": 5}}`, "ws_opts", "tunnel", "not of the connection"},
 		{`{"http2_opts": {"wait_for_stream_slot": true, "max_waiting_streams": 0}}`, "http2_opts", "max_waiting_streams", "between 1 and"},
 		{`{"http2_opts": {"max_frame_size_sent": 100}}`, "http2_opts", "max_frame_size_sent", "16384 and 16777215"},
 		{`{"http2_opts": {"max_concurrent_streams": 0}}`, "http2_opts", "max_concurrent_streams", "positive integer"},

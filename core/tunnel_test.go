@@ -8,6 +8,7 @@ package core
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -810,4 +811,21 @@ func TestConnectHTTP2Cookies(t *testing.T) {
 	if b := tunnelGet(t, c, ref, "/headers"); json.Unmarshal(b.Data, &rep) != nil || fmt.Sprint(rep.Headers["cookie"]) != "[a=b]" {
 		t.Fatalf("second request's headers: %s", b.Data)
 	}
+}
+
+// TestWSOptsTunnelKey: "tunnel" in ws_opts is one upgrade's (gm_ws_upgrade's
+// JSON); an unknown tunnel ref is refused with ErrNoStream, nothing sent.
+func TestWSOptsTunnelKey(t *testing.T) {
+	o, err := ParseWSOpts([]byte(`{"tunnel": 77}`))
+	if err != nil || o.Tunnel != 77 {
+		t.Fatalf("%+v %v", o, err)
+	}
+	q, c := h2ProxyConn(t, "")
+	if _, err := c.WSUpgrade("/ws", nil, o); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("upgrade through no tunnel: %v", err)
+	}
+	if _, err := c.Request(&Request{Method: "GET", Path: "/", Tunnel: 77}); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("request through no tunnel: %v", err)
+	}
+	noEvent(t, q, 100*time.Millisecond)
 }
