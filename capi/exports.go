@@ -12,6 +12,8 @@ import (
 	"errors"
 	"math"
 	"net"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -909,3 +911,20 @@ func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t)
 //
 //export gm__live_handles
 func gm__live_handles() C.int64_t { return C.int64_t(live.Load()) }
+
+// gm__dump_goroutines writes every goroutine's stack to stderr: a test's
+// watchdog calls it when a call has not returned for far too long, so a hang
+// seen once (in CI) shows where it waits.
+//
+//export gm__dump_goroutines
+func gm__dump_goroutines() {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) || len(buf) >= 64<<20 {
+			os.Stderr.Write(buf[:n])
+			return
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}

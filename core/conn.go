@@ -1662,20 +1662,26 @@ func (c *Conn) Await(ref uint64, timeout time.Duration) (*Event, error) {
 	return ev, err
 }
 
-// await is Await, also returning the queue the event came from.
-func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) {
-	rc := c.forRef(ref) // a tunnel's stream: its reply_to is the tunnel's
-	rc.mu.Lock()
-	q := rc.owner
-	if rq, ok := rc.replyTo[ref]; ok {
+// queueOf is the queue stream ref's events go to: its reply_to, or the
+// owner (for raw's ref 0, an upgrade's reply_to).
+func (c *Conn) queueOf(ref uint64) *Queue {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.owner
+	if rq, ok := c.replyTo[ref]; ok {
 		q = rq
 	}
 	if ref == 0 {
-		if rq := rc.rawReplyTo(&Event{Kind: EvData}); rq != nil {
+		if rq := c.rawReplyTo(&Event{Kind: EvData}); rq != nil {
 			q = rq
 		}
 	}
-	rc.mu.Unlock()
+	return q
+}
+
+// await is Await, also returning the queue the event came from.
+func (c *Conn) await(ref uint64, timeout time.Duration) (*Event, *Queue, error) {
+	q := c.forRef(ref).queueOf(ref) // a tunnel's stream: its reply_to is the tunnel's
 	ev, err := q.takeMatch(func(e *Event) matchResult {
 		switch {
 		case !e.Conn.under(c) || e.Kind == EvTrace: // c's events, and its tunnels' (refs are unique)
@@ -1704,18 +1710,50 @@ type Body struct {
 	Trailers []Header
 }
 
+// awaitBodyMax bounds what AwaitBody collects (GM_AWAIT_BODY_MAX in the
+// header); a variable so that a test can lower it.
+var awaitBodyMax = 1 << 30
+
 // AwaitBody takes the stream's events until its end and returns the body
 // (Gun's await_body, which also accepts the RESPONSE if it is still
-// queued). The timeout applies to each wait, as in Gun.
+// queued).
+//
+// Unlike Gun, whose timeout applies to each wait, the timeout bounds the
+// whole call: a blocking C call must return within what its caller gave it,
+// and with a timeout per wait a body that never ends (or trickles) would
+// hold the caller, and grow its memory, for ever. Past the deadline only the
+// events already queued are taken; a body larger than awaitBodyMax cancels
+// the stream and fails. (The Python and Erlang bindings loop over Await
+// themselves, with Gun's timeout per wait.)
 func (c *Conn) AwaitBody(ref uint64, timeout time.Duration) (*Body, error) {
 	b := &Body{}
+	deadline := time.Now().Add(timeout)
+	late := -1 // past the deadline: how many queued events may still be taken
 	for {
-		ev, q, err := c.await(ref, timeout)
+		wait := timeout
+		if timeout >= 0 {
+			wait = time.Until(deadline)
+			if wait <= 0 {
+				wait = 0
+				if late < 0 {
+					late = c.forRef(ref).queueOf(ref).Len()
+				}
+				if late == 0 {
+					return nil, ErrTimeout
+				}
+				late--
+			}
+		}
+		ev, q, err := c.await(ref, wait)
 		if err != nil {
 			return nil, err
 		}
 		if q.isDeferred() { // the events end here, in the Body
 			releaseEvents([]*Event{ev})
+		}
+		if ev.Kind == EvData && len(b.Data)+len(ev.Data) > awaitBodyMax {
+			c.Cancel(ref)
+			return nil, &StreamError{Reason: fmt.Sprintf("limit_reached: the body passed %d bytes, the most an await_body collects (GM_AWAIT_BODY_MAX); the stream was cancelled: read a body this large by its DATA events", awaitBodyMax)}
 		}
 		switch ev.Kind {
 		case EvResponse:

@@ -704,3 +704,70 @@ func TestRequestHeaders(t *testing.T) {
 		t.Fatalf("DELETE with a body: %+v", h)
 	}
 }
+
+// TestAwaitBodyBounded: the timeout bounds the whole AwaitBody (a body that
+// never ends does not hold the caller), and a body past awaitBodyMax cancels
+// the stream and fails with limit_reached (the hang the C API fuzzer found:
+// gm_await_body on /infinite with a 20 ms timeout per wait never returned).
+func TestAwaitBodyBounded(t *testing.T) {
+	for _, proto := range []string{"http", "http2"} {
+		t.Run(proto, func(t *testing.T) {
+			open := func() (*Queue, *Conn) {
+				q := newQueue(t)
+				c := openTo(t, q, srv.HTTPPort(), `{"protocols":["`+proto+`"]}`)
+				if p, err := c.AwaitUp(waitFor); err != nil || p != proto {
+					t.Fatalf("UP %q %v", p, err)
+				}
+				return q, c
+			}
+			_, c := open()
+			start := time.Now()
+			_, err := c.AwaitBody(get(t, c, "/infinite"), 50*time.Millisecond)
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("AwaitBody on an endless body: %v, want a timeout", err)
+			}
+			if d := time.Since(start); d > 2*time.Second { // generous: a loaded machine
+				t.Fatalf("AwaitBody with a 50 ms timeout took %v", d)
+			}
+
+			defer func(m int) { awaitBodyMax = m }(awaitBodyMax)
+			awaitBodyMax = 64 << 10
+			q, c := open()
+			_, err = c.AwaitBody(get(t, c, "/infinite"), 10*time.Second)
+			var se *StreamError
+			if !errors.As(err, &se) || !strings.Contains(se.Reason, "limit_reached") {
+				t.Fatalf("AwaitBody past the bound: %v, want limit_reached", err)
+			}
+			if proto == "http2" { // reset: the connection serves the next request at once
+				if b, err := c.AwaitBody(get(t, c, "/bytes/10"), waitFor); err != nil || len(b.Data) != 10 {
+					t.Fatalf("after the cancel: %+v %v", b, err)
+				}
+			} else { // HTTP/1.1 discards the rest for discard_timeout, then closes
+				q, c = open()
+			}
+			// A whole body already queued is taken even with timeout 0.
+			ref := get(t, c, "/bytes/100")
+			waitQueuedFin(t, q, ref)
+			if b, err := c.AwaitBody(ref, 0); err != nil || len(b.Data) != 100 {
+				t.Fatalf("AwaitBody(0) of a queued body: %+v %v", b, err)
+			}
+		})
+	}
+}
+
+// waitQueuedFin waits until the queue holds ref's last DATA, without taking
+// anything.
+func waitQueuedFin(t *testing.T, q *Queue, ref uint64) {
+	t.Helper()
+	for end := time.Now().Add(waitFor); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		q.mu.Lock()
+		for _, ev := range q.events[q.head:] {
+			if ev.Ref == ref && ev.Kind == EvData && ev.Fin {
+				q.mu.Unlock()
+				return
+			}
+		}
+		q.mu.Unlock()
+	}
+	t.Fatalf("stream %d's body never ended", ref)
+}

@@ -650,10 +650,19 @@ int gm_await(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
  * data, with status the response's status (0 if the RESPONSE had already
  * been taken) and the trailers, if any, in headers (the response's own
  * headers are not included: take the RESPONSE with gm_await first when you
- * need them). The timeout applies to
- * each wait, as in Gun. GM_ESTREAM when the stream ends with an ERROR (the
- * reason is in gm_errmsg); GM_ETIMEOUT; GM_ECLOSED. */
+ * need them). The timeout bounds the whole call (Gun's applies to each
+ * wait: a body that never ends would hold a C caller for ever): the call
+ * returns within timeout_ms, taking after it only the stream's events already
+ * queued, and fails with GM_ETIMEOUT if fin has not come; the body taken so
+ * far is then dropped (continue with gm_await, or gm_cancel the stream). A
+ * body over GM_AWAIT_BODY_MAX bytes cancels the stream and fails with
+ * GM_ESTREAM ("limit_reached: ..."): read bodies that large by their DATA
+ * events. GM_ESTREAM when the stream ends with an ERROR (the reason is in
+ * gm_errmsg); GM_ETIMEOUT; GM_ECLOSED. */
 int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
+
+/* The largest body gm_await_body collects: 1 GiB. */
+#define GM_AWAIT_BODY_MAX ((size_t)1 << 30)
 
 /* Fills *out with a GM_EV_INFO record describing the connection (Gun's
  * gun:info): headers are (key, value) pairs: state (connecting, connected,
@@ -905,6 +914,10 @@ int gm_data_v2(gm_conn *c, gm_ref ref, const void *data, size_t len, int fin, si
  * tests: after every handle is released and every event freed it is back to
  * where it started. Not part of the ABI promise. */
 int64_t gm__live_handles(void);
+
+/* Writes every goroutine's stack to stderr, for a test's watchdog that sees
+ * a call not returning. Not part of the ABI promise. */
+void gm__dump_goroutines(void);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,9 @@
  * (Event arrival depends on the network, so a replay is close, not exact.)
  */
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -53,7 +56,8 @@ static void *dead_queues[NDEAD], *dead_conns[NDEAD]; /* released: never derefere
 static int ndq, ndc;
 
 static long violations;
-static long ops;
+static _Atomic long ops;
+static const char *_Atomic current_op; /* for the watchdog */
 /* What the run reached, printed at the end (a fuzzer that only ever hits
  * the argument checks proves little). */
 static long n_ok, n_fail, n_events[16];
@@ -430,6 +434,33 @@ static void op_free_held(void) {
     held[i] = NULL;
 }
 
+/* A call that does not return is a hang (every wait here is bounded by a
+ * timeout of at most 20 ms): after 15 s without progress the watchdog says
+ * which call, dumps the goroutines' stacks and fails the case. */
+static void *watchdog(void *arg) {
+    (void)arg;
+    long last = -1;
+    int still = 0;
+    for (;;) {
+        sleep(1);
+        long now = atomic_load(&ops);
+        still = now == last ? still + 1 : 0;
+        last = now;
+        if (still >= 15) {
+            fprintf(stderr, "    HANG: op %ld (%s) has not returned for 15 s; the goroutines:\n", now,
+                    atomic_load(&current_op));
+            gm__dump_goroutines();
+            usleep(300 * 1000); /* a second look: a spinning goroutine moves */
+            fprintf(stderr, "    HANG: 300 ms later:\n");
+            gm__dump_goroutines();
+            _exit(3);
+        }
+    }
+    return NULL;
+}
+
+#define RUN(f) (atomic_store(&current_op, #f), f())
+
 TEST(random_api_calls) {
     const char *s = getenv("GM_FUZZ_SEED");
     uint64_t seed = s && *s ? strtoull(s, NULL, 0) : 0x5eed0f9a11ULL;
@@ -442,20 +473,24 @@ TEST(random_api_calls) {
     long max_ops = o && *o ? atol(o) : 1000000;
     fprintf(stderr, "    GM_FUZZ_SEED=0x%llx, at most %d s and %ld calls\n", (unsigned long long)seed, secs, max_ops);
     for (int i = 0; i < NQ; i++) queues[i] = gm_queue_new();
+    pthread_t wd;
+    REQUIRE(pthread_create(&wd, NULL, watchdog, NULL) == 0);
+    pthread_detach(wd);
     int64_t end = check_now_ms() + (int64_t)secs * 1000;
     for (ops = 0; ops < max_ops && check_now_ms() < end; ops++) {
         uint32_t r = rn(100);
-        if (r < 10) op_open();
-        else if (r < 32) op_request();
-        else if (r < 38) op_data();
-        else if (r < 43) op_ws_upgrade();
-        else if (r < 50) op_ws_send();
-        else if (r < 68) op_poll();
-        else if (r < 78) op_await();
-        else if (r < 94) op_misc();
-        else if (r < 96) op_queue_cycle();
-        else op_free_held();
+        if (r < 10) RUN(op_open);
+        else if (r < 32) RUN(op_request);
+        else if (r < 38) RUN(op_data);
+        else if (r < 43) RUN(op_ws_upgrade);
+        else if (r < 50) RUN(op_ws_send);
+        else if (r < 68) RUN(op_poll);
+        else if (r < 78) RUN(op_await);
+        else if (r < 94) RUN(op_misc);
+        else if (r < 96) RUN(op_queue_cycle);
+        else RUN(op_free_held);
     }
+    atomic_store(&current_op, "the final release");
     fprintf(stderr, "    %ld calls (GM_FUZZ_OPS=%ld replays them), %ld violations\n", ops, ops, violations);
     fprintf(stderr, "    %ld GM_OK, %ld failures; events polled: up %ld, down %ld, exit %ld, response %ld, data %ld, "
                     "error %ld, upgrade %ld, ws %ld, push %ld\n",
