@@ -662,7 +662,7 @@ int gm_await(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
 int gm_await_body(gm_conn *c, gm_ref ref, int timeout_ms, gm_event **out);
 
 /* The largest body gm_await_body collects: 1 GiB. */
-#define GM_AWAIT_BODY_MAX ((size_t)1 << 30)
+#define GM_AWAIT_BODY_MAX 1073741824u
 
 /* Fills *out with a GM_EV_INFO record describing the connection (Gun's
  * gun:info): headers are (key, value) pairs: state (connecting, connected,

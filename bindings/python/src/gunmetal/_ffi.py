@@ -92,6 +92,7 @@ GM_MAX_HEADERS = 65536
 GM_MAX_HEADER_BYTES = 1048576
 GM_MAX_BODY = 1073741824
 GM_MAX_WS_FRAMES = 1048576
+GM_AWAIT_BODY_MAX = 1073741824  # the largest body gm_await_body collects
 GM_POLL_MAX = 256  # gm_queue_poll hands over at most this many events per call
 
 # ------------------------------------------------------------------ structs
@@ -257,6 +258,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
 OPTIONAL_FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     # Test-only: handles not yet released (capi's leak counter).
     "gm__live_handles": (c_int64, []),
+    # Test-only: every goroutine's stack to stderr (a watchdog's look at a hang).
+    "gm__dump_goroutines": (None, []),
 }
 
 
