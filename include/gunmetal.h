@@ -210,8 +210,10 @@ enum { GM_WS_TEXT = 1, GM_WS_BINARY = 2, GM_WS_CLOSE = 8, GM_WS_PING = 9, GM_WS_
  * init, domain_lookup_start/end, connect_start/end, tls_handshake_start/end,
  * request_start/headers/end, push_promise_start/end, response_start/inform/
  * headers/trailers/end, ws_upgrade, ws_recv_frame_start/header/end,
- * ws_send_frame_start/end, protocol_changed, cancel, disconnect, terminate
- * (origin_changed and transport_changed are refused: no CONNECT tunnels).
+ * ws_send_frame_start/end, protocol_changed, origin_changed (a tunnel's
+ * origin: headers :type connect|socks5, :origin_scheme, :origin_host,
+ * :origin_port), transport_changed (:transport tls when TLS to the origin
+ * runs inside a tunnel), cancel, disconnect, terminate.
  * `reason` is the name, `ref` the stream (0 for connection events), `ts_ns`
  * the time (CLOCK_MONOTONIC, comparable with clock_gettime), `status` the
  * HTTP status (response_inform, response_headers), `data` a WebSocket frame's

@@ -5,9 +5,10 @@
  * ordinary response, nested proxies, SOCKS5 through microsocks (protocols
  * ["socks"] + socks_opts; with and without username/password), gm_info's
  * intermediary entries and origin_*, bad input (nothing on the wire), and
- * GM_EUNSUPPORTED on a raw connection.
+ * GM_EUNSUPPORTED on a raw connection; through nghttpx (an HTTP/2 forward
+ * proxy, tinyproxy behind it) gm_req_opts.tunnel and ws_opts tunnel.
  *
- * Each case starts the proxies it needs (Debian's tinyproxy and microsocks,
+ * Each case starts the proxies it needs (Debian's tinyproxy, microsocks and nghttpx,
  * installed by make deps) on 127.0.0.1, on a port it picks, and kills them
  * when it ends; the child dies with the test process too (PR_SET_PDEATHSIG).
  */
@@ -76,6 +77,8 @@ static void proxy_stop(proxy *p) {
         char path[128];
         snprintf(path, sizeof path, "%s/tinyproxy.conf", p->dir);
         unlink(path);
+        snprintf(path, sizeof path, "%s/pid", p->dir);
+        unlink(path);
         rmdir(p->dir);
         p->dir[0] = 0;
     }
@@ -115,6 +118,23 @@ static int microsocks(proxy *p, const char *user, const char *pass) {
         argv[7] = "-P";
         argv[8] = (char *)pass;
     }
+    return proxy_spawn(p, argv);
+}
+
+/* nghttpx as an HTTP/2 forward proxy (Debian's nghttp2-proxy), h2c on the
+ * front, handing CONNECTs to the tinyproxy at backend_port behind it (its
+ * documented setup; tests/proxies/proxies.go starts it the same way). */
+static int nghttpx(proxy *p, int backend_port) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "/tmp/gm-nghttpx.XXXXXX");
+    if (!mkdtemp(p->dir)) return 0;
+    p->port = refused_port();
+    char front[64], back[64], pid[128];
+    snprintf(front, sizeof front, "127.0.0.1,%d;no-tls", p->port);
+    snprintf(back, sizeof back, "127.0.0.1,%d", backend_port);
+    snprintf(pid, sizeof pid, "--pid-file=%s/pid", p->dir);
+    char *argv[] = {"nghttpx", "--http2-proxy", "--workers=1", "--conf=/dev/null", pid,
+                    "--errorlog-file=/dev/stderr", "--accesslog-file=/dev/null", "-f", front, "-b", back, NULL};
     return proxy_spawn(p, argv);
 }
 
@@ -505,6 +525,180 @@ TEST(socks_auth_refused) {
     proxy_stop(&p);
 }
 
+/* ---------------------------------------------------------------- HTTP/2 proxy */
+
+/* A connection to nghttpx (h2c) with tinyproxy behind it. */
+typedef struct h2proxy {
+    proxy tiny, ng;
+    gm_queue *q;
+    gm_conn *c;
+} h2proxy;
+
+static int h2proxy_open(h2proxy *h) {
+    memset(h, 0, sizeof *h);
+    if (!tinyproxy(&h->tiny, NULL, NULL)) return 0;
+    if (!nghttpx(&h->ng, h->tiny.port)) return 0;
+    h->q = gm_queue_new();
+    if (gm_open(h->q, "127.0.0.1", h->ng.port, "{\"protocols\":[\"http2\"],\"retry\":0}", &h->c) != GM_OK) return 0;
+    const char *proto = NULL;
+    return gm_await_up(h->c, WAIT_MS, &proto) == GM_OK && proto && strcmp(proto, "http2") == 0;
+}
+
+static void h2proxy_close(h2proxy *h) {
+    if (h->c) CHECK(close_and_free(h->q, h->c));
+    if (h->q) gm_queue_free(h->q);
+    proxy_stop(&h->ng);
+    proxy_stop(&h->tiny);
+}
+
+/* A request named by gm_req_opts.tunnel; its status, and its body in *body
+ * (malloc'ed) when body is not NULL. -1 when the call or the wait failed. */
+static int request_via(gm_conn *c, gm_ref tunnel, const char *method, const char *path, const char *req_body,
+                       char **body, gm_ref *out_ref) {
+    gm_req_opts o = {.size = sizeof o, .tunnel = tunnel};
+    gm_ref ref = 0;
+    size_t blen = req_body ? strlen(req_body) : 0;
+    int rc = gm_request(c, method, path, NULL, 0, req_body, blen, 0, &o, &ref);
+    if (rc != GM_OK) {
+        fprintf(stderr, "    gm_request %s %s via tunnel %" PRIu64 ": %s (%s)\n", method, path, tunnel, gm_strerror(rc),
+                gm_errmsg());
+        return -1;
+    }
+    if (out_ref) *out_ref = ref;
+    gm_event *ev = NULL;
+    rc = gm_await(c, ref, WAIT_MS, &ev);
+    if (rc != GM_OK || ev->kind != GM_EV_RESPONSE) {
+        fprintf(stderr, "    %s %s: no RESPONSE (%s, kind %d, %s)\n", method, path, gm_strerror(rc), ev ? ev->kind : 0,
+                ev && ev->reason ? ev->reason : gm_errmsg());
+        gm_event_free(ev);
+        return -1;
+    }
+    int status = ev->status, fin = ev->fin;
+    gm_event_free(ev);
+    if (!fin) {
+        rc = gm_await_body(c, ref, WAIT_MS, &ev);
+        if (rc != GM_OK) {
+            fprintf(stderr, "    %s %s: body: %s (%s)\n", method, path, gm_strerror(rc), gm_errmsg());
+            return -1;
+        }
+        if (body) *body = strndup((const char *)ev->data, ev->data_len);
+        gm_event_free(ev);
+    } else if (body) {
+        *body = strdup("");
+    }
+    return status;
+}
+
+/* Gun's connect_h2c_through_h2_proxy / gm_req_opts.tunnel: CONNECT is one
+ * stream of the HTTP/2 connection to nghttpx; requests naming it reach the
+ * origin (GET and a POST with a body, several in flight), their
+ * gm_stream_info names the tunnel, and a request without it goes to the
+ * proxy itself (Gun 2.0's rule), an ordinary response. */
+TEST(h2_proxy_req_opts_tunnel) {
+    h2proxy h;
+    int ok = h2proxy_open(&h);
+    CHECK(ok);
+    if (ok) {
+        gm_queue *q = h.q;
+        gm_conn *c = h.c;
+        char dest[128], want[128];
+        snprintf(dest, sizeof dest, "{\"host\":\"127.0.0.1\",\"port\":%d}", http_port());
+        gm_ref tref = 0;
+        CHECK(tunnel_to_ref(q, c, dest, "http", &tref));
+        char *b = NULL;
+        gm_ref ref = 0;
+        CHECK_EQ(request_via(c, tref, "GET", "/headers", NULL, &b, &ref), 200);
+        snprintf(want, sizeof want, "\"host\":\"127.0.0.1:%d\"", http_port());
+        CHECK(b && strstr(b, want) && strstr(b, "\"proto\":\"HTTP/1.1\""));
+        free(b), b = NULL;
+        CHECK_EQ(request_via(c, tref, "POST", "/echo", "through two proxies", &b, NULL), 200);
+        CHECK_STR(b ? b : "", "through two proxies");
+        free(b), b = NULL;
+
+        /* Several in flight through the tunnel, answered in order (HTTP/1.1 origin). */
+        gm_req_opts o = {.size = sizeof o, .tunnel = tref};
+        gm_ref refs[3];
+        for (int i = 0; i < 3; i++) CHECK_RC(gm_request(c, "GET", "/bytes/1000", NULL, 0, NULL, 0, 0, &o, &refs[i]), GM_OK);
+        for (int i = 0; i < 3; i++) {
+            gm_event *ev = NULL;
+            CHECK_RC(gm_await_body(c, refs[i], WAIT_MS, &ev), GM_OK);
+            CHECK(ev && ev->status == 200 && ev->data_len == 1000);
+            gm_event_free(ev);
+        }
+
+        /* gm_stream_info: the tunnel's stream describes its tunnel; a
+         * stream inside is found by its own ref (the origin's protocol). */
+        gm_event *si = NULL;
+        CHECK_RC(gm_stream_info(c, tref, &si), GM_OK);
+        char pbuf[16];
+        snprintf(pbuf, sizeof pbuf, "%d", http_port());
+        CHECK_STR(si ? ev_header(si, "tunnel_origin_port") : NULL, pbuf);
+        CHECK_STR(si ? ev_header(si, "tunnel_protocol") : NULL, "http");
+        CHECK_STR(si ? ev_header(si, "tunnel_transport") : NULL, "tcp");
+        CHECK_STR(si ? ev_header(si, "protocol") : NULL, "http2");
+        gm_event_free(si), si = NULL;
+        CHECK_RC(gm_request(c, "GET", "/delay/300", NULL, 0, NULL, 0, 0, &o, &ref), GM_OK);
+        CHECK_RC(gm_stream_info(c, ref, &si), GM_OK);
+        CHECK_STR(si ? ev_header(si, "state") : NULL, "running");
+        CHECK_STR(si ? ev_header(si, "path") : NULL, "/delay/300");
+        CHECK_STR(si ? ev_header(si, "protocol") : NULL, "http");
+        gm_event_free(si);
+        gm_event *ev = NULL;
+        CHECK_RC(gm_await_body(c, ref, WAIT_MS, &ev), GM_OK);
+        gm_event_free(ev);
+
+        /* Without the tunnel: the proxy itself answers (nghttpx, in proxy
+         * mode, refuses a request for itself: some 4xx/5xx). */
+        int st = request_via(c, 0, "GET", "/headers", NULL, NULL, NULL);
+        CHECK(st >= 400 && st < 600);
+        /* An unknown tunnel: GM_ENOSTREAM, nothing sent. */
+        o.tunnel = tref + 1000;
+        CHECK_FAILS(gm_request(c, "GET", "/", NULL, 0, NULL, 0, 0, &o, &ref), GM_ENOSTREAM);
+        /* And the tunnel still works. */
+        CHECK_EQ(request_via(c, tref, "GET", "/bytes/10", NULL, NULL, NULL), 200);
+    }
+    h2proxy_close(&h);
+}
+
+/* A TLS origin (h2 by ALPN) inside an HTTP/2 tunnel, and a WebSocket over
+ * HTTP/1.1 to the origin inside another: ws_opts {"tunnel": ref}. */
+TEST(h2_proxy_tls_origin_and_ws) {
+    h2proxy h;
+    int ok = h2proxy_open(&h);
+    CHECK(ok);
+    if (ok) {
+        gm_queue *q = h.q;
+        gm_conn *c = h.c;
+        char dest[512];
+        tls_dest(dest, sizeof dest, "");
+        gm_ref tls_ref = 0;
+        CHECK(tunnel_to_ref(q, c, dest, "http2", &tls_ref));
+        char *b = NULL;
+        CHECK_EQ(request_via(c, tls_ref, "GET", "/headers", NULL, &b, NULL), 200);
+        CHECK(b && strstr(b, "\"proto\":\"HTTP/2.0\"")); /* the https port speaks only TLS */
+        free(b);
+
+        snprintf(dest, sizeof dest, "{\"host\":\"127.0.0.1\",\"port\":%d,\"protocols\":[\"http\"]}", http_port());
+        gm_ref ws_tunnel = 0;
+        CHECK(tunnel_to_ref(q, c, dest, "http", &ws_tunnel));
+        char wo[64];
+        snprintf(wo, sizeof wo, "{\"tunnel\":%" PRIu64 "}", ws_tunnel);
+        gm_ref ws = 0;
+        CHECK_RC(gm_ws_upgrade(c, "/ws", NULL, 0, wo, &ws), GM_OK);
+        gm_event *ev = NULL;
+        CHECK_RC(gm_await(c, ws, WAIT_MS, &ev), GM_OK);
+        CHECK(ev && ev->kind == GM_EV_UPGRADE);
+        gm_event_free(ev), ev = NULL;
+        gm_ws_frame f = {.op = GM_WS_TEXT, .data = (const uint8_t *)"hello tunnel", .len = 12};
+        CHECK_RC(gm_ws_send(c, ws, &f, 1), GM_OK);
+        CHECK_RC(gm_await(c, ws, WAIT_MS, &ev), GM_OK);
+        CHECK(ev && ev->kind == GM_EV_WS && ev->ws_opcode == GM_WS_TEXT && ev->data_len == 12 &&
+              memcmp(ev->data, "hello tunnel", 12) == 0);
+        gm_event_free(ev);
+    }
+    h2proxy_close(&h);
+}
+
 /* ---------------------------------------------------------------- refusals */
 
 /* Bad input: an error code and a sentence, nothing on the wire: the first
@@ -592,6 +786,8 @@ static const struct check_case cases[] = {
     CASE(socks_no_auth_http_origin),
     CASE(socks_auth_https_origin),
     CASE(socks_auth_refused),
+    CASE(h2_proxy_req_opts_tunnel),
+    CASE(h2_proxy_tls_origin_and_ws),
     CASE(connect_bad_input_nothing_sent),
     CASE(connect_on_raw_unsupported),
 };
