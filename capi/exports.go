@@ -818,6 +818,24 @@ func gm_ping(p *C.gm_conn, ref *C.gm_ref) (rc C.int) {
 	return C.GM_OK
 }
 
+//export gm_ping_tunnel
+func gm_ping_tunnel(p *C.gm_conn, tunnel C.gm_ref, ref *C.gm_ref) (rc C.int) {
+	defer guard(&rc)
+	h, st := connOf(p)
+	if st != nil {
+		return st.report()
+	}
+	if ref == nil {
+		return fail(C.GM_EINVAL, "ref is NULL").report()
+	}
+	id, err := h.c.PingVia(uint64(tunnel))
+	if err != nil {
+		return fromErr(err).report()
+	}
+	*ref = C.gm_ref(id)
+	return C.GM_OK
+}
+
 //export gmgo_ws_upgrade
 func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, opts *C.char, replyTo *C.gm_queue, ref *C.gm_ref) (rc C.int) {
 	defer guard(&rc)

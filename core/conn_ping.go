@@ -7,6 +7,19 @@ type pinger interface {
 	ping(ref uint64) error
 }
 
+// PingVia pings the server at the end of the HTTP/2 tunnel named by
+// tunnel (Gun's gun:ping/2 with #{tunnel => StreamRef}); 0 is Ping.
+func (c *Conn) PingVia(tunnel uint64) (uint64, error) {
+	if tunnel == 0 {
+		return c.Ping()
+	}
+	t, err := c.tunnel(tunnel)
+	if err != nil {
+		return 0, err
+	}
+	return t.Ping()
+}
+
 // Ping sends a ping to the server (Gun's gun:ping) and returns its
 // reference; the server's ack arrives as an EvNotify event with Reason
 // "ping_ack" and that Ref. ErrUnsupported on protocols without pings

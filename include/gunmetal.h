@@ -747,6 +747,14 @@ int gm_stream_info(gm_conn *c, gm_ref ref, gm_event **out);
  * GM_EINVAL for NULL c or ref. */
 int gm_ping(gm_conn *c, gm_ref *ref);
 
+/* gm_ping to the server at the end of an HTTP/2 tunnel (Gun's gun:ping/2
+ * with #{tunnel => StreamRef}): tunnel is a gm_connect ref whose tunnel is
+ * up and speaks HTTP/2 inside; its ack is the same GM_EV_NOTIFY "ping_ack"
+ * with *ref, in the connection's queue. tunnel 0 is gm_ping. GM_ENOSTREAM
+ * when tunnel is no tunnel of c; GM_EUNSUPPORTED when what runs inside it
+ * has no ping (HTTP/1.1, raw); the rest as gm_ping. */
+int gm_ping_tunnel(gm_conn *c, gm_ref tunnel, gm_ref *ref);
+
 /* HTTP/2 notifications (GM_EV_NOTIFY, ref 0): with the option
  * http2_opts.notify_settings_changed, each SETTINGS frame from the server
  * gives reason "settings_changed" with every server setting as a header:

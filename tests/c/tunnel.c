@@ -660,6 +660,40 @@ TEST(h2_proxy_req_opts_tunnel) {
     h2proxy_close(&h);
 }
 
+/* Gun's ping through a tunnel (gun:ping(ConnPid, #{tunnel => Ref})): an h2c
+ * origin inside the tunnel acks; the ack is NOTIFY ping_ack with the ping's
+ * ref. A tunnel to an HTTP/1.1 origin has no ping; an unknown tunnel is
+ * GM_ENOSTREAM. */
+TEST(h2_proxy_ping_tunnel) {
+    h2proxy h;
+    int ok = h2proxy_open(&h);
+    CHECK(ok);
+    if (ok) {
+        gm_queue *q = h.q;
+        gm_conn *c = h.c;
+        char dest[160];
+        snprintf(dest, sizeof dest, "{\"host\":\"127.0.0.1\",\"port\":%d,\"protocols\":[\"http2\"]}", http_port());
+        gm_ref t2 = 0, t1 = 0, ping = 0;
+        CHECK(tunnel_to_ref(q, c, dest, "http2", &t2));
+        CHECK_RC(gm_ping_tunnel(c, t2, &ping), GM_OK);
+        gm_event *ev = next_of(q, c);
+        CHECK(ev && ev->kind == GM_EV_NOTIFY && ev->reason && strcmp(ev->reason, "ping_ack") == 0 && ev->ref == ping);
+        gm_event_free(ev);
+        snprintf(dest, sizeof dest, "{\"host\":\"127.0.0.1\",\"port\":%d,\"protocols\":[\"http\"]}", http_port());
+        CHECK(tunnel_to_ref(q, c, dest, "http", &t1));
+        CHECK_FAILS(gm_ping_tunnel(c, t1, &ping), GM_EUNSUPPORTED);
+        CHECK_FAILS(gm_ping_tunnel(c, t2 + t1 + 1000, &ping), GM_ENOSTREAM);
+        CHECK_FAILS(gm_ping_tunnel(c, t2, NULL), GM_EINVAL);
+        CHECK_FAILS(gm_ping_tunnel(NULL, t2, &ping), GM_EINVAL);
+        /* tunnel 0: the proxy's own HTTP/2 connection. */
+        CHECK_RC(gm_ping_tunnel(c, 0, &ping), GM_OK);
+        ev = next_of(q, c);
+        CHECK(ev && ev->kind == GM_EV_NOTIFY && ev->ref == ping);
+        gm_event_free(ev);
+    }
+    h2proxy_close(&h);
+}
+
 /* A TLS origin (h2 by ALPN) inside an HTTP/2 tunnel, and a WebSocket over
  * HTTP/1.1 to the origin inside another: ws_opts {"tunnel": ref}. */
 TEST(h2_proxy_tls_origin_and_ws) {
@@ -788,6 +822,7 @@ static const struct check_case cases[] = {
     CASE(socks_auth_refused),
     CASE(h2_proxy_req_opts_tunnel),
     CASE(h2_proxy_tls_origin_and_ws),
+    CASE(h2_proxy_ping_tunnel),
     CASE(connect_bad_input_nothing_sent),
     CASE(connect_on_raw_unsupported),
 };

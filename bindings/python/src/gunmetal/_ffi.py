@@ -242,6 +242,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "gm_info": (c_int, [c_void_p, POINTER(c_void_p)]),
     "gm_stream_info": (c_int, [c_void_p, c_uint64, POINTER(c_void_p)]),
     "gm_ping": (c_int, [c_void_p, POINTER(c_uint64)]),
+    "gm_ping_tunnel": (c_int, [c_void_p, c_uint64, POINTER(c_uint64)]),
     "gm_ws_upgrade": (
         c_int,
         [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, POINTER(c_uint64)],
@@ -458,6 +459,7 @@ if TYPE_CHECKING:  # the names ensure_loaded() binds, for mypy
     gm_info: Any
     gm_stream_info: Any
     gm_ping: Any
+    gm_ping_tunnel: Any
     gm_ws_upgrade: Any
     gm_ws_upgrade_to: Any
     gm_ws_send: Any
