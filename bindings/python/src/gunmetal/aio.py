@@ -765,8 +765,8 @@ class Connection(BaseConnection):
         proxy; the request goes to the origin through it. Without it, on a
         connection to an HTTP/2 proxy the request goes to the proxy itself
         (Gun 2.0). Through an HTTP/1.1 proxy (or SOCKS) the connection
-        itself became the tunnel: no ``tunnel`` is needed, and the
-        CONNECT's ref is accepted as meaning the connection. A value that
+        itself became the tunnel: no ``tunnel`` is needed (over HTTP/1.1
+        the CONNECT's ref is accepted too, meaning the connection). A value that
         is not an int ref is TypeError/ValueError before anything is sent;
         an int that is no tunnel of this connection is NoStream."""
         return await self._head(self._start_soon(method, path, headers, body, timeout, tunnel))
