@@ -575,3 +575,20 @@ async def test_aio_h2_tunnel_nested(server: Server, nghttpx: Proxy) -> None:
             assert (await r.json())["host"] == f"127.0.0.1:{server.http}"
     finally:
         p2.stop()
+
+
+async def test_aio_h2_tunnel_large_body_flow(server: Server, nghttpx: Proxy) -> None:
+    """3 MB through a tunnel with a small window (the asyncio flow per
+    stream, and HTTP/2 windows of 64 KiB): the tunnel's own flow (given to
+    connect) does not hold the streams inside it."""
+    async with gunmetal.aio.open("127.0.0.1", nghttpx.port, retry=0, protocols=["http2"], window=4,
+                                 http2_opts={"initial_stream_window_size": 65535,
+                                             "initial_connection_window_size": 65535}) as c:
+        assert await c.up(5) == "http2"
+        t = await c.connect("127.0.0.1", server.http)
+        assert await c.await_tunnel(t, 5) == "http"
+        n = 0
+        async with await c.get("/bytes/3000000", tunnel=t, timeout=30) as r:
+            async for chunk in r:
+                n += len(chunk)
+        assert n == 3000000
