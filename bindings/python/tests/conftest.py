@@ -187,6 +187,21 @@ def start_microsocks(user: str = "", password: str = "") -> Proxy:
     return Proxy(argv, port, tempfile.mkdtemp(prefix="gm-py-microsocks-"))
 
 
+def start_nghttpx(backend: int) -> Proxy:
+    """nghttpx as an HTTP/2 forward proxy (--http2-proxy, h2c: prior
+    knowledge), as tests/proxies/proxies.go: each CONNECT is one stream of
+    the HTTP/2 connection, handed to the HTTP/1.1 proxy on port `backend`
+    (a tinyproxy) behind it, as in nghttpx's documented setup."""
+    if not (shutil.which("nghttpx") or os.path.exists("/usr/sbin/nghttpx")):
+        pytest.fail("nghttpx is not installed (nghttp2-proxy; make deps installs it)")
+    d = tempfile.mkdtemp(prefix="gm-py-nghttpx-")
+    port = free_port()
+    argv = [shutil.which("nghttpx") or "/usr/sbin/nghttpx", "--http2-proxy", "--workers=1", "--conf=/dev/null",
+            f"--pid-file={os.path.join(d, 'pid')}", f"--errorlog-file={os.path.join(d, 'error.log')}",
+            "--accesslog-file=/dev/null", "-b", f"127.0.0.1,{backend}", "-f", f"127.0.0.1,{port};no-tls"]
+    return Proxy(argv, port, d)
+
+
 @pytest.fixture(scope="module")
 def tinyproxy() -> Iterator[Proxy]:
     p = start_tinyproxy()

@@ -779,8 +779,10 @@ class BaseConnection(Managed):
         flow: Optional[int],
         reply_to: Optional[Queue],
         content_handlers: Optional[bytes] = None,
+        tunnel: Optional[int] = None,
     ) -> int:
-        args = self._request_args(method, path, headers, body, stream, timeout, flow, reply_to, content_handlers)
+        args = self._request_args(method, path, headers, body, stream, timeout, flow, reply_to, content_handlers,
+                                  tunnel)
         ref = c_uint64()
         if args[6] is not None:
             rc = _ffi.gm_request_noconv(*args, byref(ref))
@@ -808,6 +810,7 @@ class BaseConnection(Managed):
         flow: Optional[int],
         reply_to: Optional[Queue],
         content_handlers: Optional[bytes] = None,
+        tunnel: Optional[int] = None,
     ) -> Tuple[Any, ...]:
         """The arguments of gm_request but the ref, checked and converted for
         the argtypes-free call: (conn, method, path, headers, n_headers, body,
@@ -830,7 +833,7 @@ class BaseConnection(Managed):
             arr, nh = None, _SIZE0
         if stream and body is not None:
             raise InvalidArgument(_ffi.GM_EINVAL, "a streamed request (body sent with data()) takes no body")
-        if timeout is None and reply_to is None and content_handlers is None and (
+        if timeout is None and reply_to is None and content_handlers is None and tunnel is None and (
                 flow is None or (type(flow) is int and flow in _FLOW_OPTS)):
             opts = None if flow is None else _FLOW_OPTS[flow]  # read-only to the library: shared
         else:
@@ -850,6 +853,8 @@ class BaseConnection(Managed):
                 o.reply_to = reply_to._h()
             if content_handlers is not None:
                 o.content_handlers_json = content_handlers  # kept alive by o
+            if tunnel is not None:
+                o.tunnel = tunnel_ref(tunnel)
             opts = byref(o)
         if body is None:
             return (hv, m, p, arr, nh, None, _SIZE0, _REQ_STREAM if stream else 0, opts)
@@ -873,10 +878,12 @@ class BaseConnection(Managed):
             raise self._conn_error(rc)
 
     def _ws_upgrade(self, path: Any, headers: HeadersIn, ws_opts: Optional[Mapping[str, Any]],
-                    reply_to: Optional[Queue] = None) -> int:
+                    reply_to: Optional[Queue] = None, tunnel: Optional[int] = None) -> int:
         h = self._h()
         p = _cstr(path, "path")
         arr, n = c_headers(headers)
+        if tunnel is not None:  # the C ABI takes it in ws_opts, as Gun
+            ws_opts = {**(ws_opts or {}), "tunnel": tunnel_ref(tunnel)}
         js = opts_json(ws_opts, "ws_opts.") if ws_opts else None
         ref = c_uint64()
         if reply_to is None:
@@ -964,18 +971,21 @@ class BaseConnection(Managed):
         self._check(_ffi.gm_info(self._h(), byref(out)))
         return _conn_info(_take_event(out))
 
-    def _connect(self, dest: bytes, headers: HeadersIn, timeout: Optional[float], flow: Optional[int]) -> int:
+    def _connect(self, dest: bytes, headers: HeadersIn, timeout: Optional[float], flow: Optional[int],
+                 tunnel: Optional[int] = None) -> int:
         """gm_connect: the CONNECT's ref."""
         h = self._h()
         arr, n = c_headers(headers) if headers else (None, 0)
         opts = None
-        if timeout is not None or flow is not None:
+        if timeout is not None or flow is not None or tunnel is not None:
             o = _ffi.gm_req_opts()
             o.size = ctypes.sizeof(_ffi.gm_req_opts)
             if timeout is not None:
                 o.timeout_ms = max(1, timeout_ms(timeout))
             if flow is not None:
                 o.flow = flow
+            if tunnel is not None:
+                o.tunnel = tunnel_ref(tunnel)
             opts = byref(o)
         ref = c_uint64()
         rc = _ffi.gm_connect(h, dest, arr, n, opts, byref(ref))
@@ -1012,7 +1022,10 @@ class BaseConnection(Managed):
 
     def stream_info(self, ref: int) -> Optional[Dict[str, str]]:
         """Gun's stream_info: ref, state, method, path, protocol, flow; None for
-        an unknown or finished stream."""
+        an unknown or finished stream. The CONNECT stream of an HTTP/2
+        tunnel that is up (Gun's tunnel map) adds tunnel_transport,
+        tunnel_protocol, tunnel_origin_scheme, tunnel_origin_host and
+        tunnel_origin_port; a stream inside a tunnel is found here too."""
         out = c_void_p()
         rc = _ffi.gm_stream_info(self._h(), _ref(ref), byref(out))
         if rc == _ffi.GM_ENOSTREAM:
@@ -1044,6 +1057,19 @@ def _ref(ref: Any) -> int:
     if not 0 <= ref < 2**64:
         raise InvalidArgument(_ffi.GM_EINVAL, f"ref {ref} out of range")
     return ref
+
+
+def tunnel_ref(tunnel: Any) -> int:
+    """The ``tunnel=`` argument (Gun's req_opts tunnel) for gm_req_opts.tunnel
+    / ws_opts tunnel: the int ref connect() returned. Checked here so that a
+    wrong value is an exception and nothing goes on the wire; a ref that is
+    no tunnel of the connection is the library's NoStream."""
+    if isinstance(tunnel, bool) or not isinstance(tunnel, int):
+        raise TypeError(f"tunnel must be the int ref that connect() returned, not {type(tunnel).__name__}")
+    if not 0 < tunnel < 2**64:
+        raise InvalidArgument(_ffi.GM_EINVAL, f"tunnel {tunnel} is no stream ref: connect() returns a positive int "
+                              "(None: no tunnel)")
+    return tunnel
 
 
 def _owner_queue(owner: Optional[Queue]) -> Tuple[Queue, bool]:
@@ -1150,22 +1176,29 @@ class Connection(BaseConnection):
                 username: Optional[str] = None, password: Optional[str] = None,
                 transport: Optional[str] = None, protocols: Optional[Sequence[Any]] = None,
                 tls_opts: Optional[Mapping[str, Any]] = None, tls_handshake_timeout: Optional[float] = None,
-                timeout: Optional[float] = None) -> int:
-        """Gun's connect: asks the HTTP/1.1 proxy this connection speaks to
-        for a tunnel to host:port (a CONNECT) and returns its stream ref at
-        once; :meth:`await_tunnel` waits for it. The keywords are Gun's
+                timeout: Optional[float] = None, tunnel: Optional[int] = None) -> int:
+        """Gun's connect: asks the proxy this connection speaks to for a
+        tunnel to host:port (a CONNECT) and returns its stream ref at once;
+        :meth:`await_tunnel` waits for it. The keywords are Gun's
         destination keys: ``username``/``password`` (Basic
         proxy-authorization), ``transport`` ("tcp" or "tls": to the origin,
         inside the tunnel), ``protocols`` (default ["http"] on tcp,
-        ["http2", "http"] on tls), ``tls_opts``, ``tls_handshake_timeout``
-        (seconds, as every timeout parameter here). ``headers`` are added to the
-        CONNECT; ``timeout`` (seconds) bounds the proxy's answer. Once the
-        tunnel is up, requests go to the origin (no tunnel argument, as Gun
-        on HTTP/1.1); a further connect() nests. Raises Unsupported on an
-        HTTP/2 connection (CONNECT over HTTP/2 is not available)."""
+        ["http2", "http"] on tls; ["raw"] for a byte stream), ``tls_opts``,
+        ``tls_handshake_timeout`` (seconds, as every timeout parameter
+        here). ``headers`` are added to the CONNECT; ``timeout`` (seconds)
+        bounds the proxy's answer.
+
+        HTTP/1.1 proxy: once the tunnel is up the connection is the
+        origin's; requests need no ``tunnel=`` (as Gun), and a further
+        connect() nests. HTTP/2 proxy: the tunnel is one stream of the
+        connection; requests, ws_upgrade() and connect() reach the origin
+        with ``tunnel=ref`` (without it they go to the proxy itself, Gun
+        2.0's rule), and a raw tunnel's bytes go with ``data(ref, ...)`` and
+        come as DATA events on ``ref``. ``tunnel`` here sends this CONNECT
+        through such a tunnel (nested proxies)."""
         dest = destination_json(host, port, username, password, transport, protocols, tls_opts,
                                 tls_handshake_timeout)
-        return self._connect(dest, headers, timeout, None)
+        return self._connect(dest, headers, timeout, None, tunnel)
 
     def await_tunnel(self, ref: Optional[int] = None, timeout: Optional[float] = None) -> str:
         """Waits for the tunnel of :meth:`connect`'s ``ref`` and returns the
@@ -1287,15 +1320,17 @@ class Connection(BaseConnection):
                 raise stream_error(ev.reason or "error")
 
     def fetch(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
-              body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> "Response[SyncMode]":
+              body: Optional[BufferLike] = None, *, timeout: Optional[float] = None,
+              tunnel: Optional[int] = None) -> "Response[SyncMode]":
         """Sends a whole request and returns its :class:`Response` once the
         head has arrived (:meth:`request` + :meth:`response`); the body is
         read with ``resp.read()``, ``resp.text()``, ``resp.json()`` or
         ``for chunk in resp``. ``timeout`` (seconds) bounds the whole stream,
         head and body (Gun's request timeout: past it the stream ends with
         StreamTimeout, a ``gunmetal.Timeout``), as in asyncio's
-        ``request()``. A response dropped unread is cancelled."""
-        ref = self._request(method, path, headers, body, False, timeout, None, None)
+        ``request()``. ``tunnel``: see :meth:`request`. A response dropped
+        unread is cancelled."""
+        ref = self._request(method, path, headers, body, False, timeout, None, None, None, tunnel)
         # No bound on the waits: the stream's own timer ends them.
         return self.response(ref, None)
 
@@ -1361,6 +1396,7 @@ class Connection(BaseConnection):
         flow: Optional[int] = None,
         reply_to: Optional[Queue] = None,
         content_handlers: Optional[Sequence[Any]] = None,
+        tunnel: Optional[int] = None,
     ) -> int:
         """Sends a request and returns its stream ref. With ``stream=True``
         the body follows with :meth:`data`. ``timeout`` (seconds): past it
@@ -1368,18 +1404,28 @@ class Connection(BaseConnection):
         ``reply_to``: the queue that gets this stream's events;
         ``content_handlers``: Gun's req_opts content_handlers, e.g.
         ``["gun_sse_h", "gun_data_h"]`` (an event stream then comes as
-        EventKind.SSE events; see :meth:`sse`)."""
+        EventKind.SSE events; see :meth:`sse`).
+
+        ``tunnel`` (Gun's req_opts tunnel; every request method takes it):
+        the ref :meth:`connect` returned for a tunnel through an HTTP/2
+        proxy; the request goes to the origin through it. Without it, on a
+        connection to an HTTP/2 proxy the request goes to the proxy itself
+        (Gun 2.0). Through an HTTP/1.1 proxy (or SOCKS) the connection
+        itself became the tunnel: no ``tunnel`` is needed (over HTTP/1.1
+        the CONNECT's ref is accepted too, meaning the connection). A value that
+        is not an int ref is TypeError/ValueError before anything is sent;
+        an int that is no tunnel of this connection is NoStream."""
         return self._request(method, path, headers, body, stream, timeout, flow, reply_to,
-                             _handlers_json(content_handlers))
+                             _handlers_json(content_handlers), tunnel)
 
     def sse(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-            max_event_size: Optional[int] = None) -> "SSEStream":
+            max_event_size: Optional[int] = None, tunnel: Optional[int] = None) -> "SSEStream":
         """GETs `path` as a server-sent event stream (content_handlers
         gun_sse_h for this request) and returns an iterator of
         :class:`SSEEvent`; ``timeout`` (seconds) bounds each wait for an
-        event. See :class:`SSEStream`."""
+        event; ``tunnel`` as in :meth:`request`. See :class:`SSEStream`."""
         hs, js = _sse_request(headers, max_event_size)
-        return SSEStream(self, self._request(b"GET", path, hs, None, False, None, None, None, js), timeout)
+        return SSEStream(self, self._request(b"GET", path, hs, None, False, None, None, None, js, tunnel), timeout)
 
     def headers(
         self,
@@ -1390,44 +1436,54 @@ class Connection(BaseConnection):
         timeout: Optional[float] = None,
         flow: Optional[int] = None,
         reply_to: Optional[Queue] = None,
+        tunnel: Optional[int] = None,
     ) -> int:
-        """Gun's headers: starts a request whose body follows with :meth:`data`."""
-        return self._request(method, path, headers, None, True, timeout, flow, reply_to)
+        """Gun's headers: starts a request whose body follows with
+        :meth:`data` (on the returned ref, also in a tunnel); ``tunnel`` as
+        in :meth:`request`."""
+        return self._request(method, path, headers, None, True, timeout, flow, reply_to, None, tunnel)
 
     def get(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-            flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
-        return self._request(b"GET", path, headers, None, False, timeout, flow, reply_to)
+            flow: Optional[int] = None, reply_to: Optional[Queue] = None,
+            tunnel: Optional[int] = None) -> int:
+        return self._request(b"GET", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def head(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-             flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
-        return self._request(b"HEAD", path, headers, None, False, timeout, flow, reply_to)
+             flow: Optional[int] = None, reply_to: Optional[Queue] = None,
+             tunnel: Optional[int] = None) -> int:
+        return self._request(b"HEAD", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def options(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-                flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
-        return self._request(b"OPTIONS", path, headers, None, False, timeout, flow, reply_to)
+                flow: Optional[int] = None, reply_to: Optional[Queue] = None,
+                tunnel: Optional[int] = None) -> int:
+        return self._request(b"OPTIONS", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def delete(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-               flow: Optional[int] = None, reply_to: Optional[Queue] = None) -> int:
-        return self._request(b"DELETE", path, headers, None, False, timeout, flow, reply_to)
+               flow: Optional[int] = None, reply_to: Optional[Queue] = None,
+               tunnel: Optional[int] = None) -> int:
+        return self._request(b"DELETE", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def post(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,
              timeout: Optional[float] = None, flow: Optional[int] = None,
-             reply_to: Optional[Queue] = None) -> int:
+             reply_to: Optional[Queue] = None, tunnel: Optional[int] = None) -> int:
         """POST. As in Gun, without a body the request is streamed: send
         the body with :meth:`data` (use ``body=b""`` for an empty one)."""
-        return self._request(b"POST", path, headers, body, body is None, timeout, flow, reply_to)
+        return self._request(b"POST", path, headers, body, body is None, timeout, flow, reply_to, None,
+                             tunnel)
 
     def put(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,
             timeout: Optional[float] = None, flow: Optional[int] = None,
-            reply_to: Optional[Queue] = None) -> int:
+            reply_to: Optional[Queue] = None, tunnel: Optional[int] = None) -> int:
         """PUT; without a body the request is streamed (see :meth:`post`)."""
-        return self._request(b"PUT", path, headers, body, body is None, timeout, flow, reply_to)
+        return self._request(b"PUT", path, headers, body, body is None, timeout, flow, reply_to, None,
+                             tunnel)
 
     def patch(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,
               timeout: Optional[float] = None, flow: Optional[int] = None,
-              reply_to: Optional[Queue] = None) -> int:
+              reply_to: Optional[Queue] = None, tunnel: Optional[int] = None) -> int:
         """PATCH; without a body the request is streamed (see :meth:`post`)."""
-        return self._request(b"PATCH", path, headers, body, body is None, timeout, flow, reply_to)
+        return self._request(b"PATCH", path, headers, body, body is None, timeout, flow, reply_to, None,
+                             tunnel)
 
     def data(self, ref: int, data: BufferLike, fin: bool = False) -> None:
         """Sends a piece of a streamed request body; ``fin=True`` ends it.
@@ -1461,29 +1517,31 @@ class Connection(BaseConnection):
     # ---- WebSocket and ping
 
     def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                   reply_to: Optional[Queue] = None, **ws_opts: Any) -> int:
+                   reply_to: Optional[Queue] = None, tunnel: Optional[int] = None, **ws_opts: Any) -> int:
         """Gun's ws_upgrade: returns the stream ref at once. Then comes an
         UPGRADE event (the 101's headers) and WS events, or an ordinary
         RESPONSE when the server says no. `ws_opts` (compress, protocols,
         keepalive, silence_pings, flow, closing_timeout, max_message_size,
         default_protocol) replace the connection's ws_opts when given, as in
         Gun. ``reply_to`` (Gun's ws_opts reply_to): the Queue that gets the
-        stream's events; DOWN and EXIT stay on the connection's queue."""
-        ref = self._ws_upgrade(path, headers, ws_opts, reply_to)
+        stream's events; DOWN and EXIT stay on the connection's queue.
+        ``tunnel`` (Gun's ws_opts tunnel): upgrade through that HTTP/2
+        tunnel (see :meth:`request`)."""
+        ref = self._ws_upgrade(path, headers, ws_opts, reply_to, tunnel)
         if reply_to is not None:
             self._reply_to[ref] = reply_to  # for the events ws_send takes while it blocks
         return ref
 
     def websocket(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-                  **ws_opts: Any) -> "WebSocket":
+                  tunnel: Optional[int] = None, **ws_opts: Any) -> "WebSocket":
         """Upgrades to WebSocket (:meth:`ws_upgrade`) and returns a
         :class:`WebSocket` once the server agreed. ``timeout`` (seconds)
-        bounds each wait (the upgrade, then each ``recv()``). A server that
-        says no raises UpgradeRejected (its status, headers and body); a
-        failed handshake a StreamError."""
+        bounds each wait (the upgrade, then each ``recv()``); ``tunnel`` as
+        in :meth:`ws_upgrade`. A server that says no raises UpgradeRejected
+        (its status, headers and body); a failed handshake a StreamError."""
         if "reply_to" in ws_opts:
             raise TypeError("websocket() takes no reply_to: use ws_upgrade(..., reply_to=queue)")
-        ref = self.ws_upgrade(path, headers, **ws_opts)
+        ref = self.ws_upgrade(path, headers, tunnel=tunnel, **ws_opts)
         while True:
             ev = self.await_(ref, timeout)
             k = ev.kind

@@ -76,6 +76,7 @@ from ._errors import (
     BadState,
     Closed,
     ConnectionClosed,
+    Error,
     NoStream,
     check,
     Timeout,
@@ -329,8 +330,11 @@ class Connection(BaseConnection):
         self._event_waiter: Optional[asyncio.Future[None]] = None
         self._up_waiters: List[asyncio.Future[str]] = []
         # CONNECT streams: their 2xx RESPONSE (fin) is not their last event,
-        # the TUNNEL_UP after it is.
+        # the TUNNEL_UP after it is (HTTP/2 tunnels: not even that).
         self._tunnels: Set[int] = set()
+        # CONNECTs sent through an HTTP/2 tunnel (tunnel=): their TUNNEL_UP
+        # leaves the connection's protocol alone.
+        self._inner_connects: Set[int] = set()
         # The SOCKS tunnel (TUNNEL_UP without a ref): its protocol once up
         # (until the next DOWN), and who waits for it.
         self._socks_up: Optional[str] = None
@@ -368,9 +372,7 @@ class Connection(BaseConnection):
                             if ev.fin and not (k == _RESPONSE and ref in self._tunnels and 200 <= ev.status < 300):
                                 st.ended = True  # unregistered when the app takes it
                         elif k == _TUNNEL_UP:
-                            st.ended = True
-                            self._tunnels.discard(ref)
-                            self.protocol = ev.protocol  # requests go to the origin now
+                            self._tunnel_up(st, ev)
                         elif k == _TRAILERS or k == _ERROR or (k == _WS and ev.ws_opcode == _WS_CLOSE):
                             st.ended = True
                         elif k == _PUSH and ev.new_ref:
@@ -394,6 +396,31 @@ class Connection(BaseConnection):
             )
             if not isinstance(e, Exception):
                 raise
+
+    def _tunnel_up(self, st: _Stream, ev: Event) -> None:
+        ref = st.ref
+        self._tunnels.discard(ref)
+        inner = ref in self._inner_connects
+        self._inner_connects.discard(ref)
+        if self._h2_tunnel(ref):
+            # A stream of the connection that stays: a raw tunnel's DATA and
+            # the tunnel's end (ERROR) come on its ref.
+            return
+        st.ended = True
+        if not inner:
+            self.protocol = ev.protocol  # HTTP/1.1: requests go to the origin now
+
+    def _h2_tunnel(self, ref: int) -> bool:
+        """Whether ref is the CONNECT stream of an HTTP/2 tunnel that is up
+        (gm_stream_info describes its tunnel; an HTTP/1.1 CONNECT's stream
+        is over once its tunnel is up)."""
+        if self._handle is None:
+            return False
+        try:
+            si = self.stream_info(ref)
+        except Error:  # closed meanwhile: no tunnel left to wait on
+            return False
+        return si is not None and "tunnel_protocol" in si
 
     def _conn_event(self, ev: Event) -> None:
         k = ev.kind
@@ -510,16 +537,16 @@ class Connection(BaseConnection):
             pass
 
     def _start(self, method: Any, path: Any, headers: HeadersIn, body: Any, stream: bool,
-               timeout: Optional[float]) -> _Stream:
+               timeout: Optional[float], tunnel: Optional[int] = None) -> _Stream:
         """Sends a request now (for the calls that return its ref)."""
         if self._pending:
             self._send_pending()  # in call order
         w = self._window
-        ref = self._request(method, path, headers, body, stream, timeout, w if w > 0 else None, None)
+        ref = self._request(method, path, headers, body, stream, timeout, w if w > 0 else None, None, None, tunnel)
         return self._register(ref, w)
 
     def _start_soon(self, method: Any, path: Any, headers: HeadersIn, body: Any,
-                    timeout: Optional[float]) -> _Stream:
+                    timeout: Optional[float], tunnel: Optional[int] = None) -> _Stream:
         """A request for a coroutine that returns once its response comes:
         the arguments are checked now (errors raise here), the library call
         is made by _send_pending, once the tasks that are ready have run.
@@ -528,16 +555,17 @@ class Connection(BaseConnection):
         gm_request costs about 2 us in a burst and 4.5 us spread between
         the tasks' other work."""
         w = self._window
-        if (headers is None and body is None and timeout is None and type(path) is str
+        if (headers is None and body is None and timeout is None and tunnel is None and type(path) is str
                 and path.isascii() and "\x00" not in path and type(method) is bytes
                 and b"\x00" not in method and self._handle is not None and w in _FLOW_OPTS):
             # what _request_args gives for these arguments
             args: Tuple[Any, ...] = (self._hv, method, path.encode("ascii"), None, _SIZE0, None, _SIZE0, 0,
                                      _FLOW_OPTS[w])
         else:
-            args = self._request_args(method, path, headers, body, False, timeout, w if w > 0 else None, None)
+            args = self._request_args(method, path, headers, body, False, timeout, w if w > 0 else None, None, None,
+                                      tunnel)
             if args[6] is None:  # a buffer body (not bytes): sent while the caller holds it
-                return self._start(method, path, headers, body, False, timeout)
+                return self._start(method, path, headers, body, False, timeout, tunnel)
         st = _Stream(self, 0, w)
         if self._error is not None:
             st.fail(self._error)
@@ -726,62 +754,75 @@ class Connection(BaseConnection):
     # ---- requests
 
     async def request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
-                      body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> Response[AsyncMode]:
+                      body: Optional[BufferLike] = None, *, timeout: Optional[float] = None,
+                      tunnel: Optional[int] = None) -> Response[AsyncMode]:
         """Sends a request and returns the Response once its head arrives.
         ``timeout`` (seconds) bounds the whole stream (ERROR "timeout" →
-        StreamTimeout)."""
-        return await self._head(self._start_soon(method, path, headers, body, timeout))
+        StreamTimeout).
+
+        ``tunnel`` (Gun's req_opts tunnel; every request method takes it):
+        the ref :meth:`connect` returned for a tunnel through an HTTP/2
+        proxy; the request goes to the origin through it. Without it, on a
+        connection to an HTTP/2 proxy the request goes to the proxy itself
+        (Gun 2.0). Through an HTTP/1.1 proxy (or SOCKS) the connection
+        itself became the tunnel: no ``tunnel`` is needed (over HTTP/1.1
+        the CONNECT's ref is accepted too, meaning the connection). A value that
+        is not an int ref is TypeError/ValueError before anything is sent;
+        an int that is no tunnel of this connection is NoStream."""
+        return await self._head(self._start_soon(method, path, headers, body, timeout, tunnel))
 
     async def fetch(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
-                    body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> Response[AsyncMode]:
+                    body: Optional[BufferLike] = None, *, timeout: Optional[float] = None,
+                    tunnel: Optional[int] = None) -> Response[AsyncMode]:
         """:meth:`request` under the sync API's name: the Response once its
         head arrives (``await resp.read()`` / ``text()`` / ``json()``)."""
-        return await self._head(self._start_soon(method, path, headers, body, timeout))
+        return await self._head(self._start_soon(method, path, headers, body, timeout, tunnel))
 
     async def get(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                  timeout: Optional[float] = None) -> Response[AsyncMode]:
-        return await self._head(self._start_soon(b"GET", path, headers, None, timeout))
+                  timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        return await self._head(self._start_soon(b"GET", path, headers, None, timeout, tunnel))
 
     async def head(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                   timeout: Optional[float] = None) -> Response[AsyncMode]:
-        return await self._head(self._start_soon(b"HEAD", path, headers, None, timeout))
+                   timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        return await self._head(self._start_soon(b"HEAD", path, headers, None, timeout, tunnel))
 
     async def options(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                      timeout: Optional[float] = None) -> Response[AsyncMode]:
-        return await self._head(self._start_soon(b"OPTIONS", path, headers, None, timeout))
+                      timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        return await self._head(self._start_soon(b"OPTIONS", path, headers, None, timeout, tunnel))
 
     async def delete(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                     timeout: Optional[float] = None) -> Response[AsyncMode]:
-        return await self._head(self._start_soon(b"DELETE", path, headers, None, timeout))
+                     timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        return await self._head(self._start_soon(b"DELETE", path, headers, None, timeout, tunnel))
 
     async def post(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
-                   timeout: Optional[float] = None) -> Response[AsyncMode]:
+                   timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
         """POST with a body (to stream one, use headers() + data() + response())."""
-        return await self._head(self._start_soon(b"POST", path, headers, body, timeout))
+        return await self._head(self._start_soon(b"POST", path, headers, body, timeout, tunnel))
 
     async def put(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
-                  timeout: Optional[float] = None) -> Response[AsyncMode]:
-        return await self._head(self._start_soon(b"PUT", path, headers, body, timeout))
+                  timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        return await self._head(self._start_soon(b"PUT", path, headers, body, timeout, tunnel))
 
     async def patch(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
-                    timeout: Optional[float] = None) -> Response[AsyncMode]:
-        return await self._head(self._start_soon(b"PATCH", path, headers, body, timeout))
+                    timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        return await self._head(self._start_soon(b"PATCH", path, headers, body, timeout, tunnel))
 
     async def start_request(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None,
-                            body: Optional[BufferLike] = None, *, timeout: Optional[float] = None) -> int:
+                            body: Optional[BufferLike] = None, *, timeout: Optional[float] = None,
+                            tunnel: Optional[int] = None) -> int:
         """Sends a whole request and returns its ref (Gun's request), for
         :meth:`response`, :meth:`await_` or :meth:`await_body`. A coroutine
         like every request method here; it returns without waiting for the
-        server."""
-        return self._start(method, path, headers, body, False, timeout).ref
+        server. ``tunnel`` as in :meth:`request`."""
+        return self._start(method, path, headers, body, False, timeout, tunnel).ref
 
     async def headers(self, method: StrOrBytes, path: StrOrBytes, headers: HeadersIn = None, *,
-                      timeout: Optional[float] = None) -> int:
+                      timeout: Optional[float] = None, tunnel: Optional[int] = None) -> int:
         """Gun's headers: starts a request whose body follows with
         :meth:`data`; returns the ref (then ``await conn.response(ref)``).
         A coroutine like every request method here; it returns without
-        waiting for the server."""
-        return self._start(method, path, headers, None, True, timeout).ref
+        waiting for the server. ``tunnel`` as in :meth:`request`."""
+        return self._start(method, path, headers, None, True, timeout, tunnel).ref
 
     async def data(self, ref: int, data: BufferLike, fin: bool = False) -> None:
         """Sends a piece of a streamed body (in the connection's sender
@@ -802,15 +843,16 @@ class Connection(BaseConnection):
             raise
 
     async def sse(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
-                  max_event_size: Optional[int] = None) -> SSEStream:
+                  max_event_size: Optional[int] = None, tunnel: Optional[int] = None) -> SSEStream:
         """GETs `path` as a server-sent event stream (content_handlers
         gun_sse_h for this request) and returns an :class:`SSEStream` once
-        its head has arrived; ``timeout`` (seconds) bounds each wait."""
+        its head has arrived; ``timeout`` (seconds) bounds each wait;
+        ``tunnel`` as in :meth:`request`."""
         hs, js = _sse_request(headers, max_event_size)
         if self._pending:
             self._send_pending()  # in call order
         w = self._window
-        ref = self._request(b"GET", path, hs, None, False, None, w if w > 0 else None, None, js)
+        ref = self._request(b"GET", path, hs, None, False, None, w if w > 0 else None, None, js, tunnel)
         s = SSEStream(self, self._register(ref, w), timeout)
         while s.status == 0 and not s.done:  # the head (1xx and pushes are skipped)
             _sse_step(s, await s._stream.next(timeout))
@@ -820,18 +862,24 @@ class Connection(BaseConnection):
                       username: Optional[str] = None, password: Optional[str] = None,
                       transport: Optional[str] = None, protocols: Optional[Sequence[Any]] = None,
                       tls_opts: Optional[Mapping[str, Any]] = None, tls_handshake_timeout: Optional[float] = None,
-                      timeout: Optional[float] = None) -> int:
-        """Gun's connect: a CONNECT to the HTTP/1.1 proxy for a tunnel to
-        host:port; returns its ref at once (then ``await
-        conn.await_tunnel(ref)``). Keywords as the sync
-        :meth:`gunmetal.Connection.connect` (Gun's destination keys)."""
+                      timeout: Optional[float] = None, tunnel: Optional[int] = None) -> int:
+        """Gun's connect: a CONNECT to the proxy for a tunnel to host:port;
+        returns its ref at once (then ``await conn.await_tunnel(ref)``).
+        Keywords as the sync :meth:`gunmetal.Connection.connect` (Gun's
+        destination keys). Through an HTTP/2 proxy the tunnel is a stream:
+        requests, ws_upgrade() and connect() name it with ``tunnel=ref``
+        (without it they go to the proxy itself); a raw tunnel's bytes go
+        with ``data(ref, ...)`` and come as DATA events (``await_(ref)``).
+        ``tunnel`` here: this CONNECT goes through that tunnel (nested)."""
         dest = destination_json(host, port, username, password, transport, protocols, tls_opts,
                                 tls_handshake_timeout)
         if self._pending:
             self._send_pending()  # in call order
         w = self._window
-        ref = self._connect(dest, headers, timeout, w if w > 0 else None)
+        ref = self._connect(dest, headers, timeout, w if w > 0 else None, tunnel)
         self._tunnels.add(ref)
+        if tunnel is not None:
+            self._inner_connects.add(ref)
         self._register(ref, w)
         return ref
 
@@ -917,16 +965,16 @@ class Connection(BaseConnection):
     @overload
     async def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
                          timeout: Optional[float] = None, reply_to: None = None,
-                         **ws_opts: Any) -> WebSocket: ...
+                         tunnel: Optional[int] = None, **ws_opts: Any) -> WebSocket: ...
 
     @overload
     async def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
                          timeout: Optional[float] = None, reply_to: Queue,
-                         **ws_opts: Any) -> int: ...
+                         tunnel: Optional[int] = None, **ws_opts: Any) -> int: ...
 
     async def ws_upgrade(self, path: StrOrBytes, headers: HeadersIn = None, *,
                          timeout: Optional[float] = None, reply_to: Optional[Queue] = None,
-                         **ws_opts: Any) -> Union[WebSocket, int]:
+                         tunnel: Optional[int] = None, **ws_opts: Any) -> Union[WebSocket, int]:
         """Upgrades to WebSocket (Gun's ws_upgrade) and returns the WebSocket
         once the server agreed. `ws_opts` (compress, protocols, keepalive,
         silence_pings, closing_timeout, max_message_size, default_protocol)
@@ -937,16 +985,18 @@ class Connection(BaseConnection):
         the stream's events (UPGRADE, WS, ERROR or the refusing RESPONSE) go
         to that queue and the stream ref is returned at once; send with
         ws_send(ref, ...). Its flow is the ws_opts' only (the connection's
-        window is not applied: this connection does not see the events)."""
+        window is not applied: this connection does not see the events).
+        ``tunnel`` (Gun's ws_opts tunnel): upgrade through that HTTP/2
+        tunnel (see :meth:`request`)."""
         opts = dict(self._ws_opts)
         opts.update(ws_opts)
         if reply_to is not None:
             self._send_pending()
-            return self._ws_upgrade(path, headers, opts, reply_to)
+            return self._ws_upgrade(path, headers, opts, reply_to, tunnel)
         if self._window > 0:
             opts.setdefault("flow", self._window)
         self._send_pending()  # in call order
-        ref = self._ws_upgrade(path, headers, opts)
+        ref = self._ws_upgrade(path, headers, opts, None, tunnel)
         st = self._register(ref, int(opts.get("flow") or 0) if self._window > 0 else 0)
         while True:
             ev = await st.next(timeout)
@@ -967,12 +1017,13 @@ class Connection(BaseConnection):
                 raise stream_error(ev.reason or "error")
 
     async def websocket(self, path: StrOrBytes, headers: HeadersIn = None, *,
-                        timeout: Optional[float] = None, **ws_opts: Any) -> WebSocket:
+                        timeout: Optional[float] = None, tunnel: Optional[int] = None,
+                        **ws_opts: Any) -> WebSocket:
         """:meth:`ws_upgrade` under the sync API's name: the WebSocket once
         the server agreed."""
         if "reply_to" in ws_opts:
             raise TypeError("websocket() takes no reply_to: use ws_upgrade(..., reply_to=queue)")
-        ws = await self.ws_upgrade(path, headers, timeout=timeout, **ws_opts)
+        ws = await self.ws_upgrade(path, headers, timeout=timeout, tunnel=tunnel, **ws_opts)
         assert isinstance(ws, WebSocket)
         return ws
 
