@@ -592,3 +592,31 @@ async def test_aio_h2_tunnel_large_body_flow(server: Server, nghttpx: Proxy) -> 
             async for chunk in r:
                 n += len(chunk)
         assert n == 3000000
+
+
+def test_h2_tunnel_ping(server: Server, nghttpx: Proxy) -> None:
+    """Gun's ping/2 with #{tunnel => Ref}: the h2c origin inside the tunnel
+    acks with NOTIFY ping_ack; an HTTP/1.1 origin has no ping; bad values
+    are refused before the call."""
+    with h2proxied(nghttpx) as c:
+        t2 = c.connect("127.0.0.1", server.http, protocols=["http2"])
+        t1 = c.connect("127.0.0.1", server.http, protocols=["http"])
+        assert c.await_tunnel(t2, 5) == "http2"
+        assert c.await_tunnel(t1, 5) == "http"
+        ref = c.ping(tunnel=t2)
+        ev = c.await_(ref, 5)
+        assert (ev.kind, ev.reason, ev.ref) == (gunmetal.EventKind.NOTIFY, "ping_ack", ref)
+        with pytest.raises(gunmetal.Unsupported):
+            c.ping(tunnel=t1)
+        with pytest.raises(gunmetal.NoStream):
+            c.ping(tunnel=t1 + t2 + 1000)
+        with pytest.raises(TypeError):
+            c.ping(tunnel="1")  # type: ignore[arg-type]
+
+
+async def test_aio_h2_tunnel_ping(server: Server, nghttpx: Proxy) -> None:
+    async with await aio_h2proxied(nghttpx) as c:
+        t = await c.connect("127.0.0.1", server.http, protocols=["http2"])
+        assert await c.await_tunnel(t, 5) == "http2"
+        await c.ping(5, tunnel=t)
+        await c.ping(5)  # the proxy's own connection

@@ -926,9 +926,12 @@ class BaseConnection(Managed):
 
         return job
 
-    def _ping(self) -> int:
+    def _ping(self, tunnel: Optional[int] = None) -> int:
         ref = c_uint64()
-        self._check(_ffi.gm_ping(self._h(), byref(ref)))
+        if tunnel is None:
+            self._check(_ffi.gm_ping(self._h(), byref(ref)))
+        else:
+            self._check(_ffi.gm_ping_tunnel(self._h(), tunnel_ref(tunnel), byref(ref)))
         return ref.value
 
     # ---- stream control
@@ -1568,10 +1571,11 @@ class Connection(BaseConnection):
             if self._reply_to and ref in self._reply_to and _has_close(frames):
                 del self._reply_to[ref]  # no send after a close frame: nothing left to take
 
-    def ping(self) -> int:
+    def ping(self, *, tunnel: Optional[int] = None) -> int:
         """Gun's ping (HTTP/2): returns the ref of the NOTIFY "ping_ack"
-        event that comes when the server answers."""
-        return self._ping()
+        event that comes when the server answers. ``tunnel=`` pings the
+        HTTP/2 server at the end of that HTTP/2 tunnel (Gun's ping/2)."""
+        return self._ping(tunnel)
 
 
 def _handlers_json(handlers: Optional[Sequence[Any]]) -> Optional[bytes]:

@@ -1033,10 +1033,11 @@ class Connection(BaseConnection):
         self._h()
         await self._in_sender(self._ws_send, ref, frames)
 
-    async def ping(self, timeout: Optional[float] = None) -> None:
-        """Gun's ping (HTTP/2): returns when the server has acknowledged it."""
+    async def ping(self, timeout: Optional[float] = None, *, tunnel: Optional[int] = None) -> None:
+        """Gun's ping (HTTP/2): returns when the server has acknowledged it.
+        ``tunnel=`` pings the HTTP/2 server at the end of that HTTP/2 tunnel."""
         self._send_pending()
-        ref = self._ping()
+        ref = self._ping(tunnel)
         st = self._register(ref, 0)
         try:
             while True:
