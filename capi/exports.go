@@ -816,24 +816,17 @@ func gm_stream_info(p *C.gm_conn, ref C.gm_ref, out **C.gm_event) (rc C.int) {
 //export gm_ping
 func gm_ping(p *C.gm_conn, ref *C.gm_ref) (rc C.int) {
 	defer guard(&rc)
-	h, st := connOf(p)
-	if st != nil {
-		return st.report()
-	}
-	if ref == nil {
-		return fail(C.GM_EINVAL, "ref is NULL").report()
-	}
-	id, err := h.c.Ping()
-	if err != nil {
-		return fromErr(err).report()
-	}
-	*ref = C.gm_ref(id)
-	return C.GM_OK
+	return ping(p, 0, ref)
 }
 
 //export gm_ping_tunnel
 func gm_ping_tunnel(p *C.gm_conn, tunnel C.gm_ref, ref *C.gm_ref) (rc C.int) {
 	defer guard(&rc)
+	return ping(p, tunnel, ref)
+}
+
+// ping is gm_ping_tunnel; tunnel 0 is gm_ping.
+func ping(p *C.gm_conn, tunnel C.gm_ref, ref *C.gm_ref) C.int {
 	h, st := connOf(p)
 	if st != nil {
 		return st.report()
