@@ -613,3 +613,80 @@ http_h2c_http_test() ->
 			gunmetal:close(ConnPid)
 		end)
 	end).
+
+%% h2c_h2c_http: an HTTP/2 CONNECT inside an HTTP/2 tunnel (two nghttpx).
+h2c_h2c_http_test() ->
+	with_nghttpx(fun(P1) ->
+		with_nghttpx(fun(P2) ->
+			ConnPid = h2_proxy_conn(P1),
+			StreamRef1 = tunnel_to(ConnPid, #{host => "127.0.0.1", port => P2, protocols => [http2]}, #{}, http2),
+			StreamRef2 = gunmetal:connect(ConnPid, origin_dest(), [], #{tunnel => StreamRef1}),
+			?assertMatch([StreamRef1, _], StreamRef2),
+			{response, fin, 200, _} = gunmetal:await(ConnPid, StreamRef2),
+			{up, http} = gunmetal:await(ConnPid, StreamRef2),
+			StreamRef3 = gunmetal:get(ConnPid, "/headers", [], #{tunnel => StreamRef2}),
+			?assertMatch([StreamRef1, _, _], StreamRef3),
+			{response, nofin, 200, _} = gunmetal:await(ConnPid, StreamRef3),
+			{ok, Body} = gunmetal:await_body(ConnPid, StreamRef3),
+			?assert(has(Body, origin_authority())),
+			%% do_proxy2_stream_info: the inner CONNECT went through proxy1
+			%% and leads to the origin
+			Port = port(),
+			{ok, #{ref := StreamRef2, state := running,
+				intermediaries := [#{type := connect, port := P1, protocol := http2}],
+				tunnel := #{transport := tcp, protocol := http, origin_host := "127.0.0.1",
+					origin_port := Port}}} = gunmetal:stream_info(ConnPid, StreamRef2),
+			%% do_origin_stream_info
+			Slow = gunmetal:get(ConnPid, "/delay/5000", [], #{tunnel => StreamRef2}),
+			{ok, #{intermediaries := [#{port := P1, protocol := http2}, #{port := P2, protocol := http2}]}}
+				= gunmetal:stream_info(ConnPid, Slow),
+			gunmetal:close(ConnPid)
+		end)
+	end).
+
+%% http_http_http, as tunnel_SUITE writes it: the second CONNECT and the
+%% request name the tunnels although HTTP/1.1 needs no option; the stream
+%% refs and the messages are Gun's lists.
+http_http_http_test() ->
+	P2 = tinyproxy(),
+	try
+		with(tinyproxy(), fun(P1) ->
+			{ok, ConnPid} = gunmetal:open("127.0.0.1", P1, #{retry => 0}),
+			{ok, http} = gunmetal:await_up(ConnPid),
+			StreamRef1 = gunmetal:connect(ConnPid, #{host => "127.0.0.1", port => element(2, P2)}),
+			{response, fin, 200, _} = gunmetal:await(ConnPid, StreamRef1),
+			{up, http} = gunmetal:await(ConnPid, StreamRef1),
+			StreamRef2 = gunmetal:connect(ConnPid, origin_dest(), [], #{tunnel => StreamRef1}),
+			?assertMatch([StreamRef1, _], StreamRef2),
+			receive {gun_response, ConnPid, StreamRef2, fin, 200, _} -> ok
+			after 5000 -> error(no_response) end,
+			receive {gun_tunnel_up, ConnPid, StreamRef2, http} -> ok
+			after 5000 -> error(no_tunnel_up) end,
+			StreamRef3 = gunmetal:get(ConnPid, "/headers", [], #{tunnel => StreamRef2}),
+			?assertMatch([StreamRef1, _, _], StreamRef3),
+			{response, nofin, 200, _} = gunmetal:await(ConnPid, StreamRef3),
+			{ok, Body} = gunmetal:await_body(ConnPid, StreamRef3),
+			?assert(has(Body, origin_authority())),
+			#{intermediaries := [#{port := P1}, #{port := Port2}]} = gunmetal:info(ConnPid),
+			?assertEqual(element(2, P2), Port2),
+			gunmetal:close(ConnPid)
+		end)
+	after stop_proxy(P2)
+	end.
+
+%% h2c_socks5_http: a SOCKS5 proxy at the end of an HTTP/2 tunnel: two
+%% gun_tunnel_up on the tunnel's ref (socks, then the origin's), as Gun's.
+h2c_socks5_http_test() ->
+	with(microsocks(), fun(SP) ->
+		with_nghttpx(fun(PP) ->
+			ConnPid = h2_proxy_conn(PP),
+			StreamRef = tunnel_to(ConnPid, #{host => "127.0.0.1", port => SP,
+				protocols => [{socks, #{host => "127.0.0.1", port => port()}}]}, #{}, socks),
+			{up, http} = gunmetal:await(ConnPid, StreamRef),
+			S = gunmetal:get(ConnPid, "/headers", [], #{tunnel => StreamRef}),
+			{response, nofin, 200, _} = gunmetal:await(ConnPid, S),
+			{ok, Body} = gunmetal:await_body(ConnPid, S),
+			?assert(has(Body, origin_authority())),
+			gunmetal:close(ConnPid)
+		end)
+	end).
