@@ -690,3 +690,20 @@ h2c_socks5_http_test() ->
 			gunmetal:close(ConnPid)
 		end)
 	end).
+
+%% http_socks5_http: a SOCKS5 proxy at the end of an HTTP/1.1 CONNECT; the
+%% second gun_tunnel_up (the origin's) follows the first (socks).
+http_socks5_http_test() ->
+	with(microsocks(), fun(SP) ->
+		with(tinyproxy(), fun(PP) ->
+			{ok, ConnPid} = gunmetal:open("127.0.0.1", PP, #{retry => 0}),
+			{ok, http} = gunmetal:await_up(ConnPid),
+			StreamRef = gunmetal:connect(ConnPid, #{host => "127.0.0.1", port => SP,
+				protocols => [{socks, #{host => "127.0.0.1", port => port()}}]}),
+			{response, fin, 200, _} = gunmetal:await(ConnPid, StreamRef),
+			{up, socks} = gunmetal:await(ConnPid, StreamRef),
+			{up, http} = gunmetal:await(ConnPid, StreamRef),
+			?assert(has(headers_seen(ConnPid), origin_authority())),
+			gunmetal:close(ConnPid)
+		end)
+	end).
