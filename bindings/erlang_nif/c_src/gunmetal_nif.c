@@ -876,10 +876,12 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
             /* An HTTP/2 tunnel is a stream that lives on (its raw DATA,
              * its end, cancel/2 and stream_info/2, requests naming it);
              * a SOCKS5 proxy at the end of a tunnel is followed by a
-             * second gun_tunnel_up with the origin's protocol. An HTTP/1.1
-             * CONNECT is over: the library no longer knows it. */
+             * second gun_tunnel_up with the origin's protocol; raw through
+             * an HTTP/1.1 CONNECT is a byte stream on the CONNECT's ref
+             * (Gun's). Any other HTTP/1.1 CONNECT is over: the library no
+             * longer knows it. */
             gm_event *si = NULL;
-            if ((ev->protocol && strcmp(ev->protocol, "socks") == 0) ||
+            if ((ev->protocol && (strcmp(ev->protocol, "socks") == 0 || strcmp(ev->protocol, "raw") == 0)) ||
                 gm.stream_info(ev->conn, ev->ref, &si) == GM_OK)
                 how = 0;
             if (si) gm.event_free(si);

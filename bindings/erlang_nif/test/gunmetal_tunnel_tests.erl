@@ -707,3 +707,18 @@ http_socks5_http_test() ->
 			gunmetal:close(ConnPid)
 		end)
 	end).
+
+%% http_raw (tunnel_SUITE's do_origin_stream for raw): raw through an
+%% HTTP/1.1 CONNECT is a byte stream on the CONNECT's StreamRef.
+http_raw_test() ->
+	{ok, _, EchoPort} = gunmetal_raw_tests:init_origin(tcp, fun gunmetal_raw_tests:do_echo/3),
+	with(tinyproxy(), fun(PP) ->
+		{ok, ConnPid} = gunmetal:open("127.0.0.1", PP, #{retry => 0}),
+		{ok, http} = gunmetal:await_up(ConnPid),
+		StreamRef = gunmetal:connect(ConnPid, #{host => "127.0.0.1", port => EchoPort, protocols => [raw]}),
+		{response, fin, 200, _} = gunmetal:await(ConnPid, StreamRef),
+		{up, raw} = gunmetal:await(ConnPid, StreamRef),
+		ok = gunmetal:data(ConnPid, StreamRef, nofin, <<"Hello world!">>),
+		{data, nofin, <<"Hello world!">>} = gunmetal:await(ConnPid, StreamRef),
+		gunmetal:close(ConnPid)
+	end).
