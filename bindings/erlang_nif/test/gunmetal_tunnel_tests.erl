@@ -292,19 +292,29 @@ manual_tunnel_using_proxy_authorization_test() ->
 
 %% nghttpx as an HTTP/2 forward proxy (--http2-proxy), h2c on 127.0.0.1,
 %% with a tinyproxy behind it as its documented setup has it.
-nghttpx() ->
+%% With tls, over TLS (h2 by ALPN) with the test server's certificate.
+nghttpx(Tls) ->
 	TP = tinyproxy(),
 	P = free_port(),
 	Dir = string:trim(os:cmd("mktemp -d /tmp/gm-erl-nghttpx.XXXXXX")),
+	Front = "127.0.0.1," ++ integer_to_list(P),
+	FrontArgs = case Tls of
+		tcp -> ["-f", Front ++ ";no-tls"];
+		tls ->
+			CertDir = filename:dirname(ca()),
+			["-f", Front, filename:join(CertDir, "key.pem"), filename:join(CertDir, "cert.pem")]
+	end,
 	N = spawn_proxy("nghttpx", ["--http2-proxy", "--workers=1", "--log-level=ERROR",
 		"--pid-file=" ++ filename:join(Dir, "pid"), "--conf=/dev/null",
 		"--errorlog-file=/dev/null", "--accesslog-file=/dev/null",
-		"-b", "127.0.0.1," ++ integer_to_list(element(2, TP)),
-		"-f", "127.0.0.1," ++ integer_to_list(P) ++ ";no-tls"], P),
+		"-b", "127.0.0.1," ++ integer_to_list(element(2, TP))] ++ FrontArgs, P),
 	{N, TP}.
 
 with_nghttpx(Fun) ->
-	{N, TP} = nghttpx(),
+	with_nghttpx(tcp, Fun).
+
+with_nghttpx(Tls, Fun) ->
+	{N, TP} = nghttpx(Tls),
 	try Fun(element(2, N)) after stop_proxy(N), stop_proxy(TP) end.
 
 h2_proxy_conn(PP) ->
@@ -720,5 +730,25 @@ http_raw_test() ->
 		{up, raw} = gunmetal:await(ConnPid, StreamRef),
 		ok = gunmetal:data(ConnPid, StreamRef, nofin, <<"Hello world!">>),
 		{data, nofin, <<"Hello world!">>} = gunmetal:await(ConnPid, StreamRef),
+		gunmetal:close(ConnPid)
+	end).
+
+%% h2_h2 (one proxy): the HTTP/2 proxy over TLS, an HTTP/2 origin over TLS
+%% inside one of its streams (TLS inside TLS).
+h2_h2_test() ->
+	with_nghttpx(tls, fun(PP) ->
+		{ok, ConnPid} = gunmetal:open("localhost", PP, #{retry => 0, transport => tls,
+			protocols => [http2], tls_opts => [{cacertfile, ca()}]}),
+		{ok, http2} = gunmetal:await_up(ConnPid),
+		T = tunnel_to(ConnPid, h2_origin_dest(), #{}, http2),
+		S = gunmetal:get(ConnPid, "/headers", [], #{tunnel => T}),
+		{response, nofin, 200, _} = gunmetal:await(ConnPid, S),
+		{ok, Body} = gunmetal:await_body(ConnPid, S),
+		?assert(has(Body, "\"proto\":\"HTTP/2.0\"")),
+		Slow = gunmetal:get(ConnPid, "/delay/5000", [], #{tunnel => T}),
+		{ok, #{intermediaries := [#{type := connect, host := "localhost", port := PP,
+			transport := tls, protocol := http2}]}} = gunmetal:stream_info(ConnPid, Slow),
+		#{transport := tls, protocol := http2, origin_scheme := <<"https">>,
+			intermediaries := []} = gunmetal:info(ConnPid),
 		gunmetal:close(ConnPid)
 	end).
