@@ -771,7 +771,7 @@ bad_arguments_test() ->
 		fun() -> gunmetal:get(not_a_pid, "/") end,
 		fun() -> gunmetal:request(C, <<"BAD METHOD">>, "/", [], <<>>) end,
 		fun() -> gunmetal:request(C, <<"GET">>, "/", [], not_iodata) end,
-		fun() -> gunmetal:request(C, <<"GET">>, "/", [], <<"body">>, #{tunnel => make_ref()}) end,
+		fun() -> gunmetal:request(C, <<"GET">>, "/", [], <<"body">>, #{tunnel => not_a_ref}) end,
 		fun() -> gunmetal:data(C, R, maybe, <<"x">>) end,
 		fun() -> gunmetal:data(C, R, fin, not_iodata) end,
 		fun() -> gunmetal:data(C, not_a_ref, fin, <<"x">>) end,
