@@ -776,7 +776,7 @@ static void trace_to_connpid(ErlNifEnv *caller_env, oq_t *o, conn_t *c, const gm
         }
         enif_mutex_unlock(c->mu);
         if (s) {
-            ref = enif_make_resource(env, s);
+            ref = stream_term(env, s); /* Gun's events name a tunnel's streams by their list too */
             if (s->has_reply_to) reply_to = enif_make_pid(env, &s->reply_to);
             enif_release_resource(s);
         }

@@ -752,3 +752,17 @@ h2_h2_test() ->
 			intermediaries := []} = gunmetal:info(ConnPid),
 		gunmetal:close(ConnPid)
 	end).
+
+%% The event handler's events name a stream inside a tunnel by Gun's list.
+tunnel_event_handler_test() ->
+	with_nghttpx(fun(PP) ->
+		{ok, ConnPid} = gunmetal:open("127.0.0.1", PP, #{retry => 0, protocols => [http2],
+			event_handler => {gunmetal_trace_tests, self()}}),
+		{ok, http2} = gunmetal:await_up(ConnPid),
+		T = tunnel_to(ConnPid, origin_dest(), #{}, http),
+		StreamRef = gunmetal:get(ConnPid, "/bytes/3", [], #{tunnel => T}),
+		{ok, <<"abc">>} = gunmetal:await_body(ConnPid, StreamRef),
+		receive {trace, response_end, #{stream_ref := StreamRef}} -> ok
+		after 5000 -> error(no_response_end) end,
+		gunmetal:close(ConnPid)
+	end).
