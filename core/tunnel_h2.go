@@ -312,6 +312,9 @@ func (c *Conn) forRef(ref uint64) *Conn {
 func (c *Conn) knows(ref uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ref != 0 && ref == c.rawRef { // raw through an HTTP/1.1 CONNECT made in the tunnel
+		return true
+	}
 	if c.proto != nil {
 		if _, ok := c.proto.streamInfo(ref); ok {
 			return true

@@ -766,3 +766,23 @@ tunnel_event_handler_test() ->
 		after 5000 -> error(no_response_end) end,
 		gunmetal:close(ConnPid)
 	end).
+
+%% h2c_http_raw: raw through an HTTP/1.1 CONNECT inside an HTTP/2 tunnel:
+%% the bytes go and come on the inner CONNECT's [StreamRef1, Ref].
+h2c_http_raw_test() ->
+	{ok, _, EchoPort} = gunmetal_raw_tests:init_origin(tcp, fun gunmetal_raw_tests:do_echo/3),
+	P2 = tinyproxy(),
+	try
+		with_nghttpx(fun(PP) ->
+			ConnPid = h2_proxy_conn(PP),
+			StreamRef1 = tunnel_to(ConnPid, #{host => "127.0.0.1", port => element(2, P2)}, #{}, http),
+			StreamRef2 = gunmetal:connect(ConnPid, #{host => "127.0.0.1", port => EchoPort,
+				protocols => [raw]}, [], #{tunnel => StreamRef1}),
+			{response, fin, 200, _} = gunmetal:await(ConnPid, StreamRef2),
+			{up, raw} = gunmetal:await(ConnPid, StreamRef2),
+			ok = gunmetal:data(ConnPid, StreamRef2, nofin, <<"Hello world!">>),
+			{data, nofin, <<"Hello world!">>} = gunmetal:await(ConnPid, StreamRef2),
+			gunmetal:close(ConnPid)
+		end)
+	after stop_proxy(P2)
+	end.
