@@ -952,10 +952,10 @@ func (c *Conn) emitEvent(ev *Event) {
 	ev.Conn = c
 	if ev.Ref == 0 {
 		switch {
+		case c.rawRef != 0 && (ev.Kind == EvData || ev.Kind == EvNotify || ev.Kind == EvError):
+			ev.Ref = c.rawRef // raw through an HTTP/1.1 CONNECT (in a tunnel too): that CONNECT's
 		case c.parent != nil:
 			ev.Ref = c.tunRef // a tunnel's connection-wide events (raw's stream) are its CONNECT's
-		case c.rawRef != 0 && (ev.Kind == EvData || ev.Kind == EvNotify || ev.Kind == EvError):
-			ev.Ref = c.rawRef
 		}
 	}
 	if !c.useful {

@@ -241,9 +241,24 @@ func (c *Conn) tunnel(ref uint64) (*Conn, error) {
 	root := c.root()
 	root.mu.Lock()
 	t := root.tunnels[ref]
+	var ts []*Conn
+	if t == nil {
+		for _, x := range root.tunnels {
+			ts = append(ts, x)
+		}
+	}
 	root.mu.Unlock()
 	if t != nil {
 		return t, nil
+	}
+	// An HTTP/1.1 CONNECT made inside an HTTP/2 tunnel: that tunnel's
+	// connection became it, so its ref names that connection (Gun's
+	// tunnel => [H2Ref, H1Ref]). A child's lock is never taken under the
+	// root's.
+	for _, x := range ts {
+		if x != c && x.hasHop(ref) {
+			return x, nil
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -253,6 +268,18 @@ func (c *Conn) tunnel(ref uint64) (*Conn, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: %d is not a tunnel of this connection (a CONNECT stream answered 2xx)", ErrNoStream, ref)
+}
+
+// hasHop: ref is a CONNECT whose tunnel c's transport became.
+func (c *Conn) hasHop(ref uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, hop := range c.hopRefs {
+		if hop == ref {
+			return true
+		}
+	}
+	return false
 }
 
 // forRef is the connection that carries stream ref: c, or a tunnel under
@@ -285,6 +312,9 @@ func (c *Conn) forRef(ref uint64) *Conn {
 func (c *Conn) knows(ref uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ref != 0 && ref == c.rawRef { // raw through an HTTP/1.1 CONNECT made in the tunnel
+		return true
+	}
 	if c.proto != nil {
 		if _, ok := c.proto.streamInfo(ref); ok {
 			return true

@@ -571,6 +571,44 @@ func TestConnectHTTP2Nested(t *testing.T) {
 	}
 }
 
+// TestConnectHTTP2NestedInnerRef: the inner (HTTP/1.1) CONNECT's ref names
+// the tunnel as well as the outer one's (Gun's tunnel => [Outer, Inner]):
+// requests and a further CONNECT through it reach the origin.
+func TestConnectHTTP2NestedInnerRef(t *testing.T) {
+	p2 := tinyproxy(t, "", "")
+	q, c := h2ProxyConn(t, "")
+	a := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, p2.Port)), 0, "http")
+	b := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), a, "http")
+	if b := tunnelGet(t, c, b, "/headers"); b.Status != 200 || !strings.Contains(string(b.Data), fmt.Sprintf(`"host":"127.0.0.1:%d"`, srv.HTTPPort())) {
+		t.Fatalf("%d %s", b.Status, b.Data)
+	}
+	if _, err := c.Request(&Request{Method: "GET", Path: "/", Tunnel: b + 1000}); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("an unknown tunnel ref: %v", err)
+	}
+}
+
+// TestConnectHTTP2NestedRaw: raw through an HTTP/1.1 CONNECT made inside
+// an HTTP/2 tunnel: its bytes go and come on the inner CONNECT's ref (Gun's
+// h2c_http_raw).
+func TestConnectHTTP2NestedRaw(t *testing.T) {
+	e := echoServer(t)
+	p2 := tinyproxy(t, "", "")
+	q, c := h2ProxyConn(t, "")
+	a := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, p2.Port)), 0, "http")
+	b := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"protocols":["raw"]}`, e.port())), a, "raw")
+	if err := c.Data(b, []byte("nested raw"), false); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for len(got) < 10 {
+		ev := expect(t, q, EvData, b)
+		got = append(got, ev.Data...)
+	}
+	if string(got) != "nested raw" {
+		t.Fatalf("echo %q", got)
+	}
+}
+
 // TestConnectHTTP2StreamInfo: the CONNECT stream's info describes its
 // tunnel (Gun's stream_info tunnel map); a stream inside it is found
 // through the connection.

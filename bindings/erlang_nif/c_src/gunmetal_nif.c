@@ -263,6 +263,16 @@ typedef struct stream {
     int body_by_conn; /* request_big: ConnPid sends the whole body; data/4 may not */
     int ws; /* upgraded to WebSocket (under the conn's mu) */
     int tunnel; /* a CONNECT: its 2xx RESPONSE (fin) is followed by gun_tunnel_up */
+    /* A stream made through a tunnel (req_opts/ws_opts tunnel): Gun's
+     * StreamRef is the list [Tunnel..., Ref]. prefix holds the tunnel's
+     * part (other streams' refs, never this one's: that would keep the
+     * resource alive through its own env), in penv. */
+    ErlNifEnv *penv;
+    ERL_NIF_TERM prefix;
+    /* A CONNECT's first gun_tunnel_up protocol ("http", "http2", "raw",
+     * "socks"): what the next hop of a tunnel inside it is spoken to with
+     * (stream_info's intermediaries). Written once by the dispatcher. */
+    char tproto[16];
 } stream_t;
 
 typedef struct conn {
@@ -443,6 +453,7 @@ static void stream_dtor(ErlNifEnv *env, void *obj) {
      * connection's EXIT) are counted until the stream goes. */
     __atomic_sub_fetch(&n_pending, __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE), __ATOMIC_RELAXED);
     __atomic_sub_fetch(&n_streams, 1, __ATOMIC_RELAXED);
+    if (s->penv) enif_free_env(s->penv);
 }
 
 static void conn_clear_streams(conn_t *c) {
@@ -584,6 +595,29 @@ static stream_t *new_stream(uint64_t id, ErlNifPid *reply_to) {
     s->id = id;
     if (reply_to) { s->reply_to = *reply_to; s->has_reply_to = 1; }
     return s;
+}
+
+/* The longest tunnel path a StreamRef list may have (tunnels in tunnels). */
+#define MAX_TUNNEL_DEPTH 64
+
+/* Gives s the tunnel part of its StreamRef (a proper list of references,
+ * 1..MAX_TUNNEL_DEPTH long, checked by the caller). 0 when out of memory. */
+static int stream_set_prefix(stream_t *s, ErlNifEnv *env, ERL_NIF_TERM prefix) {
+    s->penv = enif_alloc_env();
+    if (!s->penv) return 0;
+    s->prefix = enif_make_copy(s->penv, prefix);
+    return 1;
+}
+
+/* Gun's StreamRef of s: its reference, or [Tunnel..., Ref] inside a tunnel. */
+static ERL_NIF_TERM stream_term(ErlNifEnv *env, stream_t *s) {
+    ERL_NIF_TERM self = enif_make_resource(env, s);
+    if (!s->penv) return self;
+    ERL_NIF_TERM a[MAX_TUNNEL_DEPTH + 1], head, tail = enif_make_copy(env, s->prefix);
+    unsigned n = 0;
+    while (n < MAX_TUNNEL_DEPTH && enif_get_list_cell(env, tail, &head, &tail)) a[n++] = head;
+    a[n++] = self;
+    return enif_make_list_from_array(env, a, n);
 }
 
 /* ------------------------------------------------------------ terms */
@@ -742,7 +776,7 @@ static void trace_to_connpid(ErlNifEnv *caller_env, oq_t *o, conn_t *c, const gm
         }
         enif_mutex_unlock(c->mu);
         if (s) {
-            ref = enif_make_resource(env, s);
+            ref = stream_term(env, s); /* Gun's events name a tunnel's streams by their list too */
             if (s->has_reply_to) reply_to = enif_make_pid(env, &s->reply_to);
             enif_release_resource(s);
         }
@@ -838,6 +872,20 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
             stream_t *w = hmap_get(&c->streams, ev->ref);
             if (w && w->ws) how = 2;
         }
+        if (how == 1 && ev->kind == GM_EV_TUNNEL_UP) {
+            /* An HTTP/2 tunnel is a stream that lives on (its raw DATA,
+             * its end, cancel/2 and stream_info/2, requests naming it);
+             * a SOCKS5 proxy at the end of a tunnel is followed by a
+             * second gun_tunnel_up with the origin's protocol; raw through
+             * an HTTP/1.1 CONNECT is a byte stream on the CONNECT's ref
+             * (Gun's). Any other HTTP/1.1 CONNECT is over: the library no
+             * longer knows it. */
+            gm_event *si = NULL;
+            if ((ev->protocol && (strcmp(ev->protocol, "socks") == 0 || strcmp(ev->protocol, "raw") == 0)) ||
+                gm.stream_info(ev->conn, ev->ref, &si) == GM_OK)
+                how = 0;
+            if (si) gm.event_free(si);
+        }
         if (how == 1 && ev->kind == GM_EV_RESPONSE && ev->status >= 200 && ev->status < 300) {
             /* A CONNECT's 2xx: the stream lives on for its gun_tunnel_up. */
             stream_t *t = hmap_get(&c->streams, ev->ref);
@@ -850,7 +898,7 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
             s = stream_take(c, ev->ref, how);
         }
         if (!s) goto out; /* cancelled or unknown: Gun sends nothing more for it */
-        ref = enif_make_resource(env, s);
+        ref = stream_term(env, s);
         if (s->has_reply_to) to = &s->reply_to;
     }
 
@@ -871,7 +919,7 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         for (size_t i = ev->n_killed; i-- > 0;) {
             stream_t *k = stream_take(c, ev->killed[i], 1);
             if (!k) continue;
-            killed = enif_make_list_cell(env, enif_make_resource(env, k), killed);
+            killed = enif_make_list_cell(env, stream_term(env, k), killed);
             enif_release_resource(k);
         }
         for (size_t i = 0; i < c->nkilled; i++) enif_release_resource(c->killed[i]);
@@ -912,8 +960,13 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         ErlNifPid *rt = s && s->has_reply_to ? &s->reply_to : NULL;
         stream_t *ns = new_stream(ev->new_ref, rt);
         if (!ns) goto out;
-        if (!hmap_put(&c->streams, ev->new_ref, ns)) { enif_release_resource(ns); goto out; }
-        ERL_NIF_TERM t[7] = {A_gun_push, cp, ref, enif_make_resource(env, ns), mk_str(env, ev->method),
+        /* Pushed inside a tunnel: its StreamRef is in the same tunnel. */
+        if ((s && s->penv && !stream_set_prefix(ns, s->penv, s->prefix)) ||
+            !hmap_put(&c->streams, ev->new_ref, ns)) {
+            enif_release_resource(ns);
+            goto out;
+        }
+        ERL_NIF_TERM t[7] = {A_gun_push, cp, ref, stream_term(env, ns), mk_str(env, ev->method),
                              mk_str(env, ev->uri), headers_term(env, ev->headers, ev->n_headers)};
         msg = enif_make_tuple_from_array(env, t, 7);
         break;
@@ -962,6 +1015,10 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
                                    headers_term(env, ev->headers, ev->n_headers));
         break;
     case GM_EV_TUNNEL_UP:
+        if (s && !s->tproto[0] && ev->protocol && strlen(ev->protocol) < sizeof s->tproto) {
+            memcpy(s->tproto, ev->protocol, strlen(ev->protocol));
+            __atomic_thread_fence(__ATOMIC_RELEASE);
+        }
         msg = enif_make_tuple4(env, A_gun_tunnel_up, cp, ref, proto_term(env, ev->protocol));
         break;
     case GM_EV_SSE: {
@@ -1179,10 +1236,50 @@ static int append_header(hdrs_t *h, const char *name, const char *value) {
 static int get_stream_arg(ErlNifEnv *env, ERL_NIF_TERM t, stream_t **s, uint64_t *id) {
     *s = NULL;
     *id = 0;
+    /* [Tunnel..., Ref] (a stream inside a tunnel): the stream is the last. */
+    ERL_NIF_TERM head, tail = t;
+    unsigned n = 0;
+    if (enif_is_list(env, t) && !enif_is_empty_list(env, t)) {
+        while (enif_get_list_cell(env, tail, &head, &tail)) {
+            if (++n > MAX_TUNNEL_DEPTH || !enif_is_ref(env, head)) return 0;
+            t = head;
+        }
+        if (!enif_is_empty_list(env, tail)) return 0;
+    }
     if (enif_get_resource(env, t, RT_STREAM, (void **)s)) { *id = (*s)->id; return 1; }
     if (enif_is_identical(t, A_undefined)) return 1;
     if (enif_is_ref(env, t)) return 2; /* someone else's reference: ignored, as Gun ignores unknown refs */
     return 0;
+}
+
+/* A Tunnel argument (Gun's req_opts/ws_opts tunnel, made a list by
+ * gunmetal.erl): `undefined` for none (*tid 0), else a proper list of
+ * references [Tunnel...] whose last is the CONNECT stream (*tid its gm_ref,
+ * *ts the stream). 1 ok; 0 not such a term (badarg); 2 the last is no
+ * stream of ours (Gun: the stream cannot be found). */
+static int get_tunnel_arg(ErlNifEnv *env, ERL_NIF_TERM t, uint64_t *tid, stream_t **ts) {
+    *tid = 0;
+    *ts = NULL;
+    if (enif_is_identical(t, A_undefined)) return 1;
+    if (!enif_is_list(env, t)) return 0;
+    ERL_NIF_TERM head, tail = t, last = 0;
+    unsigned n = 0;
+    while (enif_get_list_cell(env, tail, &head, &tail)) {
+        if (++n >= MAX_TUNNEL_DEPTH || !enif_is_ref(env, head)) return 0;
+        last = head;
+    }
+    if (n == 0 || !enif_is_empty_list(env, tail)) return 0;
+    if (!enif_get_resource(env, last, RT_STREAM, (void **)ts)) return 2;
+    *tid = (*ts)->id;
+    return 1;
+}
+
+/* The library refused a tunnel (GM_ENOSTREAM): Gun's two cases, told apart
+ * as Gun does: a stream we still have that is no tunnel (up) yet, or one
+ * that cannot be found. c->mu held. */
+static ERL_NIF_TERM tunnel_refused(ErlNifEnv *env, conn_t *c, uint64_t tid, stream_t *ts) {
+    if (ts && hmap_get(&c->streams, tid) == ts) return mk_atom(env, "not_a_tunnel");
+    return A_nostream;
 }
 
 /* ------------------------------------------------------------ NIFs */
@@ -1298,8 +1395,10 @@ static void pending_dec(stream_t *s) {
     __atomic_sub_fetch(&n_pending, 1, __ATOMIC_RELAXED);
 }
 
-/* request(ConnPid, Method, Path, Headers, Body, IsStream, ReplyTo, Flow)
- *   -> StreamRef | noconn | {error, Code, Msg}
+/* request(ConnPid, Method, Path, Headers, Body, IsStream, ReplyTo, Flow, Tunnel)
+ *   -> StreamRef | noconn | nostream | not_a_tunnel | {error, Code, Msg}
+ * Tunnel: undefined or [TunnelRef...] (see get_tunnel_arg); the StreamRef
+ * is then Tunnel ++ [Ref], as Gun's.
  * ReplyTo is the process the stream's messages go to (Gun's default is the
  * caller). Flow: 0 for none.
  *
@@ -1324,9 +1423,13 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
             return enif_make_badarg(env);
         flow_t = tup[0];
     }
+    uint64_t tid;
+    stream_t *ts;
+    int tk = get_tunnel_arg(env, argv[8], &tid, &ts);
     if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[6], &reply_to) ||
-        !enif_get_int(env, flow_t, &flow) || flow < 0 || (big && !enif_get_uint64(env, argv[5], &big_size)))
+        !enif_get_int(env, flow_t, &flow) || flow < 0 || (big && !enif_get_uint64(env, argv[5], &big_size)) || !tk)
         return enif_make_badarg(env);
+    if (tk == 2) return A_nostream;
     char *handlers = NULL;
     if (chj.size) {
         handlers = enif_alloc(chj.size + 1);
@@ -1363,7 +1466,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     /* reply_to is routed by the dispatcher (see conns_by_h), not given to
      * the library: every event of the connection stays in its owner's queue. */
     gm_req_opts ro = {.size = sizeof ro, .timeout_ms = 0, .flow = flow, .reply_to = NULL,
-                      .content_handlers_json = handlers};
+                      .content_handlers_json = handlers, .tunnel = tid};
     gm_ref id = 0;
     stream_t *body_for = NULL;
     enif_mutex_lock(c->mu);
@@ -1374,8 +1477,8 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     enif_mutex_lock(c->mu);
     if (rc == GM_OK) {
         stream_t *s = new_stream(id, &reply_to);
-        if (s && hmap_put(&c->streams, id, s)) {
-            ret = enif_make_resource(env, s);
+        if (s && (!tid || stream_set_prefix(s, env, argv[8])) && hmap_put(&c->streams, id, s)) {
+            ret = stream_term(env, s);
             if (via_conn) ret = enif_make_tuple2(env, enif_make_atom(env, "chain"), ret);
             if (big) {
                 /* ConnPid sends the body, in pieces (see data_chunked), as
@@ -1391,6 +1494,8 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
             gm.cancel(c->h, id);
             ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, "out of memory"));
         }
+    } else if (rc == GM_ENOSTREAM && tid) {
+        ret = tunnel_refused(env, c, tid, ts);
     } else {
         ret = gm_err(env, rc);
     }
@@ -1416,15 +1521,15 @@ static ERL_NIF_TERM nif_request(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     return do_request(env, argv, 0);
 }
 
-/* request_big(ConnPid, Method, Path, Headers, Body, Size, ReplyTo, Flow)
+/* request_big(ConnPid, Method, Path, Headers, Body, Size, ReplyTo, Flow, Tunnel)
  * (dirty I/O): a body larger than gunmetal.erl's DIRTY_BODY. */
 static ERL_NIF_TERM nif_request_big(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     return do_request(env, argv, 1);
 }
 
-/* connect(ConnPid, DestJson, Headers, ReplyTo, Flow)
- *   -> StreamRef | noconn | {error, Code, Msg} | {error, unsupported}
+/* connect(ConnPid, DestJson, Headers, ReplyTo, Flow, Tunnel)
+ *   -> StreamRef | noconn | nostream | not_a_tunnel | {error, Code, Msg} | {error, unsupported}
  * Gun's gun:connect: a CONNECT to the destination (gunmetal.erl encodes
  * Gun's destination map as the JSON gm_connect takes). */
 static ERL_NIF_TERM nif_connect(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
@@ -1432,31 +1537,36 @@ static ERL_NIF_TERM nif_connect(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     ErlNifPid reply_to;
     int flow;
     if (!gm.connect) return enif_make_tuple2(env, A_error, A_unsupported);
+    uint64_t tid;
+    stream_t *ts;
+    int tk = get_tunnel_arg(env, argv[5], &tid, &ts);
     if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[3], &reply_to) ||
-        !enif_get_int(env, argv[4], &flow) || flow < 0)
+        !enif_get_int(env, argv[4], &flow) || flow < 0 || !tk)
         return enif_make_badarg(env);
+    if (tk == 2) return A_nostream;
     char *json = cstr_of(env, argv[1]);
     hdrs_t hs = {0};
     ERL_NIF_TERM ret;
     if (!json || !get_headers(env, argv[2], &hs)) { ret = enif_make_badarg(env); goto out; }
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) { ret = A_noconn; goto out; }
-    gm_req_opts ro = {.size = sizeof ro, .flow = flow};
+    gm_req_opts ro = {.size = sizeof ro, .flow = flow, .tunnel = tid};
     gm_ref id = 0;
     /* Under mu: the stream is in the map before its first event is sent. */
     enif_mutex_lock(c->mu);
     int rc = ((__typeof__(gm_connect) *)gm.connect)(c->h, json, hs.hs, hs.n, &ro, &id);
     if (rc == GM_OK) {
         stream_t *s = new_stream(id, &reply_to);
-        if (s && hmap_put(&c->streams, id, s)) {
+        if (s && (!tid || stream_set_prefix(s, env, argv[5])) && hmap_put(&c->streams, id, s)) {
             s->tunnel = 1;
-            ret = enif_make_resource(env, s);
+            ret = stream_term(env, s);
         } else {
             if (s) enif_release_resource(s);
             gm.cancel(c->h, id);
             ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, "out of memory"));
         }
-    } else ret = gm_err(env, rc);
+    } else if (rc == GM_ENOSTREAM && tid) ret = tunnel_refused(env, c, tid, ts);
+    else ret = gm_err(env, rc);
     enif_mutex_unlock(c->mu);
     enif_release_resource(c);
 out:
@@ -1907,6 +2017,22 @@ static ERL_NIF_TERM nif_stream_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM
     return ret;
 }
 
+/* tunnel_protocol(StreamRef) -> Protocol | undefined: the first
+ * gun_tunnel_up protocol of a CONNECT stream (stream_info's intermediaries). */
+static ERL_NIF_TERM nif_tunnel_protocol(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    stream_t *s;
+    uint64_t id;
+    int k = get_stream_arg(env, argv[0], &s, &id);
+    if (!k) return enif_make_badarg(env);
+    if (k != 1 || !s) return A_undefined;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    char p[sizeof s->tproto];
+    memcpy(p, s->tproto, sizeof p);
+    p[sizeof p - 1] = 0;
+    return p[0] && is_ident(p, strlen(p)) ? mk_atom(env, p) : A_undefined;
+}
+
 /* ---- WebSocket and ping: wired only when the library has them. ---- */
 
 #ifdef GM_WIRE_WS
@@ -1917,12 +2043,28 @@ static ERL_NIF_TERM nif_ws_upgrade(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     (void)argc;
     ErlNifPid reply_to;
     if (!gm.ws_upgrade) return enif_make_tuple2(env, A_error, A_unsupported);
-    if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[4], &reply_to)) return enif_make_badarg(env);
+    uint64_t tid;
+    stream_t *ts;
+    int tk = get_tunnel_arg(env, argv[5], &tid, &ts);
+    if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[4], &reply_to) || !tk)
+        return enif_make_badarg(env);
+    if (tk == 2) return A_nostream;
     char *path = cstr_of(env, argv[1]);
     char *json = cstr_of(env, argv[3]);
     hdrs_t hs = {0};
     ERL_NIF_TERM ret;
     if (!path || !json || !get_headers(env, argv[2], &hs)) { ret = enif_make_badarg(env); goto out; }
+    if (tid) {
+        /* The library takes the tunnel in the upgrade's ws_opts JSON
+         * (gunmetal.erl gives an object when there is a tunnel). */
+        size_t jl = strlen(json);
+        char *tj = jl >= 2 && json[0] == '{' ? enif_alloc(jl + 48) : NULL;
+        if (!tj) { ret = enif_make_badarg(env); goto out; }
+        snprintf(tj, jl + 48, "{\"tunnel\":%llu%s%s", (unsigned long long)tid,
+                 json[1] == '}' ? "" : ",", json + 1);
+        enif_free(json);
+        json = tj;
+    }
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) { ret = A_noconn; goto out; }
     gm_ref id = 0;
@@ -1930,9 +2072,11 @@ static ERL_NIF_TERM nif_ws_upgrade(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     int rc = ((__typeof__(gm_ws_upgrade) *)gm.ws_upgrade)(c->h, path, hs.hs, hs.n, *json ? json : NULL, &id);
     if (rc == GM_OK) {
         stream_t *s = new_stream(id, &reply_to);
-        if (s && hmap_put(&c->streams, id, s)) ret = enif_make_resource(env, s);
+        if (s && (!tid || stream_set_prefix(s, env, argv[5])) && hmap_put(&c->streams, id, s))
+            ret = stream_term(env, s);
         else { if (s) enif_release_resource(s); ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, "")); }
-    } else ret = gm_err(env, rc);
+    } else if (rc == GM_ENOSTREAM && tid) ret = tunnel_refused(env, c, tid, ts);
+    else ret = gm_err(env, rc);
     enif_mutex_unlock(c->mu);
     enif_release_resource(c);
 out:
@@ -2320,9 +2464,9 @@ static ErlNifFunc funcs[] = {
     {"open", 4, nif_open, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"open_unix", 3, nif_open_unix, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"open_fd", 3, nif_open_fd, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"request", 8, nif_request, 0},
-    {"request_big", 8, nif_request_big, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"connect", 5, nif_connect, 0},
+    {"request", 9, nif_request, 0},
+    {"request_big", 9, nif_request_big, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"connect", 6, nif_connect, 0},
     {"data", 5, nif_data, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"data_dropped", 1, nif_data_dropped, 0},
     {"cancel", 2, nif_cancel, 0},
@@ -2336,7 +2480,8 @@ static ErlNifFunc funcs[] = {
     {"set_chain", 1, nif_set_chain, 0},
     {"cookies_set", 2, nif_cookies_set, 0},
     {"stream_info", 2, nif_stream_info, 0},
-    {"ws_upgrade", 5, nif_ws_upgrade, 0},
+    {"tunnel_protocol", 1, nif_tunnel_protocol, 0},
+    {"ws_upgrade", 6, nif_ws_upgrade, 0},
     {"ws_send", 3, nif_ws_send, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"ping", 2, nif_ping, 0},
     {"features", 0, nif_features, 0},

@@ -17,7 +17,8 @@
 %% engine (the messages are Gun's) and a handler module of the user's own
 %% in ConnPid (chain/2); the cookie store is the
 %% engine's, read and seeded with cookies/1 and set_cookies/2;
-%% tunnels (connect/2,3,4 and the tunnel request option) are not there yet;
+%% stream_info/2 of an HTTP/1.1 CONNECT stream whose tunnel is up is
+%% undefined (the connection became the tunnel; Gun keeps its tunnel map);
 %% info/1 has no socket; ws_upgrade/ws_send/ping answer
 %% {error, unsupported} while the loaded library lacks WebSocket and ping.
 -module(gunmetal).
@@ -54,9 +55,14 @@
 %% scheduler (see do_request/7).
 -define(DIRTY_BODY, 65536).
 
+%% The CONNECTs a connection process remembers for stream_info/2.
+-define(MAX_TUNNELS, 1024).
+
 -type req_headers() :: [{binary() | string() | atom(), iodata()}]
 	| #{binary() | string() | atom() => iodata()}.
--type stream_ref() :: reference().
+%% A stream inside a tunnel (req_opts / ws_opts tunnel) is Gun's list
+%% [TunnelRef..., Ref].
+-type stream_ref() :: reference() | [reference()].
 -type resp_headers() :: [{binary(), binary()}].
 -type ws_frame() :: close | ping | pong
 	| {text | binary | close | ping | pong, iodata()}
@@ -423,7 +429,7 @@ request(ServerPid, Method, Path, Headers, Body, ReqOpts) ->
 	do_request(ServerPid, Method, Path, Headers, Body, false, ReqOpts).
 
 do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_map(ReqOpts) ->
-	_ = is_map_key(tunnel, ReqOpts) andalso error({badarg, tunnel_not_supported}),
+	Tunnel = get_tunnel(ReqOpts),
 	Flow = case maps:get(flow, ReqOpts, infinity) of
 		infinity -> 0;
 		F when is_integer(F), F > 0, F < 16#80000000 -> F;
@@ -456,11 +462,11 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 		_ -> 0
 	end,
 	Res = case Size > ?DIRTY_BODY of
-		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, Body, Size, ReplyPid, FlowArg);
-		false -> gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, FlowArg)
+		true -> gunmetal_nif:request_big(ServerPid, Method, Path, Headers, Body, Size, ReplyPid, FlowArg, Tunnel);
+		false -> gunmetal_nif:request(ServerPid, Method, Path, Headers, Body, IsStream, ReplyPid, FlowArg, Tunnel)
 	end,
 	case Res of
-		StreamRef when is_reference(StreamRef) ->
+		StreamRef when is_reference(StreamRef); is_list(StreamRef) ->
 			register_reply_fun(ServerPid, StreamRef, ReplyFun),
 			StreamRef;
 		{chain, StreamRef} ->
@@ -468,10 +474,26 @@ do_request(ServerPid, Method, Path, Headers, Body, IsStream, ReqOpts) when is_ma
 			register_reply_fun(ServerPid, StreamRef, {'$chain', reply_target(ReplyPid, ReplyFun), conn}),
 			StreamRef;
 		Other ->
-			request_failed(ServerPid, ReplyPid, Other)
+			request_failed(ServerPid, ReplyPid, Other, Tunnel)
 	end;
 do_request(_, _, _, _, _, _, _) ->
 	error(badarg).
+
+%% Gun's get_tunnel/1: tunnel => StreamRef of a CONNECT (a reference, or
+%% the list of one made inside a tunnel) as the list the new StreamRef
+%% starts with; undefined (or no key) for none. Another value: badarg (in
+%% Gun, TunnelRef ++ [make_ref()] fails the same way).
+get_tunnel(#{tunnel := undefined}) -> undefined;
+get_tunnel(#{tunnel := T}) when is_reference(T) -> [T];
+get_tunnel(#{tunnel := T = [_|_]}) ->
+	_ = length(T) < 64 andalso lists:all(fun is_reference/1, T) orelse error({badarg, {tunnel, T}}),
+	T;
+get_tunnel(#{tunnel := T}) -> error({badarg, {tunnel, T}});
+get_tunnel(_) -> undefined.
+
+%% Gun's make_stream_ref/1, for refs that no message will carry.
+make_stream_ref(undefined) -> make_ref();
+make_stream_ref(Tunnel) -> Tunnel ++ [make_ref()].
 
 %% Whether a req_opts content_handlers list has a module of the user's own
 %% (one neither gun_sse_h nor gun_data_h): such a chain runs in ConnPid
@@ -556,25 +578,40 @@ register_reply_fun(ServerPid, StreamRef, Fun) ->
 %% What Gun does when its connection process is gone: the cast is lost and
 %% the caller gets a reference that no message will ever carry (await/2
 %% then answers {error, {down, noproc}}, as the monitor fires).
-request_failed(_, _, noconn) -> make_ref();
-request_failed(_, _, {error, closed, _}) -> make_ref();
-request_failed(_, _, {error, einval, Msg}) -> error({badarg, Msg});
-request_failed(_, _, {error, options, Msg}) -> error({badarg, Msg}); % req_opts content_handlers
-request_failed(ServerPid, ReplyTo, {error, Code, Msg}) ->
-	StreamRef = make_ref(),
+request_failed(ServerPid, ReplyTo, Res) ->
+	request_failed(ServerPid, ReplyTo, Res, undefined).
+
+request_failed(_, _, noconn, Tunnel) -> make_stream_ref(Tunnel);
+request_failed(_, _, {error, closed, _}, Tunnel) -> make_stream_ref(Tunnel);
+request_failed(_, _, {error, einval, Msg}, _) -> error({badarg, Msg});
+request_failed(_, _, {error, options, Msg}, _) -> error({badarg, Msg}); % req_opts content_handlers
+%% The tunnel named is no stream of ours (or is over), or a stream that is
+%% not a tunnel (not up yet): Gun's gun_http2 messages for those.
+request_failed(ServerPid, ReplyTo, nostream, Tunnel) ->
+	StreamRef = make_stream_ref(Tunnel),
+	ReplyTo ! {gun_error, ServerPid, StreamRef, {badstate, "The stream cannot be found."}},
+	StreamRef;
+request_failed(ServerPid, ReplyTo, not_a_tunnel, Tunnel) ->
+	StreamRef = make_stream_ref(Tunnel),
+	ReplyTo ! {gun_error, ServerPid, StreamRef, {badstate, "The stream is not a tunnel."}},
+	StreamRef;
+request_failed(ServerPid, ReplyTo, {error, Code, Msg}, Tunnel) ->
+	StreamRef = make_stream_ref(Tunnel),
 	ReplyTo ! {gun_error, ServerPid, StreamRef, {Code, Msg}},
 	StreamRef.
 
 %% Tunnels.
 
-%% Gun's gun:connect: a CONNECT through the HTTP/1.1 proxy the connection
-%% speaks to. The proxy's answer comes as gun_response on StreamRef; a 2xx
-%% (fin) is followed by {gun_tunnel_up, ConnPid, StreamRef, Protocol}
-%% ({up, Protocol} from await/2), after which the connection is the
-%% origin's (requests take no tunnel option, as Gun's HTTP/1.1). Another
-%% status is an ordinary response. ReqOpts: reply_to (a pid) and flow; a
-%% connection that speaks HTTP/2 answers gun_error {unsupported, Msg} on
-%% StreamRef (CONNECT over HTTP/2 is not available in this build).
+%% Gun's gun:connect: a CONNECT through the proxy the connection speaks
+%% to. The proxy's answer comes as gun_response on StreamRef; a 2xx (fin)
+%% is followed by {gun_tunnel_up, ConnPid, StreamRef, Protocol} ({up,
+%% Protocol} from await/2). Another status is an ordinary response.
+%% Through an HTTP/1.1 proxy the connection becomes the origin's (requests
+%% need no tunnel option; naming StreamRef works too, as in Gun). Through
+%% an HTTP/2 proxy the tunnel is one stream: requests, ws_upgrade and
+%% further CONNECTs name it with tunnel => StreamRef and get Gun's
+%% [StreamRef, Ref] stream refs; raw tunnels send and receive on
+%% StreamRef itself. ReqOpts: reply_to (a pid), flow and tunnel.
 -spec connect(pid(), map()) -> stream_ref().
 connect(ServerPid, Destination) ->
 	connect(ServerPid, Destination, [], #{}).
@@ -585,7 +622,9 @@ connect(ServerPid, Destination, Headers) ->
 
 -spec connect(pid(), map(), req_headers(), map()) -> stream_ref().
 connect(ServerPid, Destination, Headers, ReqOpts) when is_map(Destination), is_map(ReqOpts) ->
-	_ = [error({badarg, {K, not_supported}}) || K <- maps:keys(ReqOpts), K =/= reply_to, K =/= flow],
+	_ = [error({badarg, {K, not_supported}}) || K <- maps:keys(ReqOpts), K =/= reply_to, K =/= flow,
+		K =/= tunnel],
+	Tunnel = get_tunnel(ReqOpts),
 	Flow = case maps:get(flow, ReqOpts, infinity) of
 		infinity -> 0;
 		F when is_integer(F), F > 0, F < 16#80000000 -> F;
@@ -596,14 +635,60 @@ connect(ServerPid, Destination, Headers, ReqOpts) when is_map(Destination), is_m
 		_ -> error({badarg, {reply_to, not_a_pid}})
 	end,
 	Json = gunmetal_opts:destination_to_json(Destination),
-	case gunmetal_nif:connect(ServerPid, Json, Headers, ReplyTo, Flow) of
-		StreamRef when is_reference(StreamRef) -> StreamRef;
+	%% Where the CONNECT goes through, for stream_info/2's intermediaries.
+	Via = tunnel_via(ServerPid, Tunnel),
+	case gunmetal_nif:connect(ServerPid, Json, Headers, ReplyTo, Flow, Tunnel) of
+		StreamRef when is_reference(StreamRef); is_list(StreamRef) ->
+			ServerPid ! {'$gunmetal_tunnel', last_ref(StreamRef), #{via => Via,
+				dest => {maps:get(host, Destination), maps:get(port, Destination),
+					maps:get(transport, Destination, tcp)}}},
+			StreamRef;
 		{error, unsupported} -> request_failed(ServerPid, ReplyTo,
-			{error, unsupported, <<"gm_connect is not in the loaded libgunmetal">>});
-		Other -> request_failed(ServerPid, ReplyTo, Other)
+			{error, unsupported, <<"gm_connect is not in the loaded libgunmetal">>}, Tunnel);
+		Other -> request_failed(ServerPid, ReplyTo, Other, Tunnel)
 	end;
 connect(_, _, _, _) ->
 	error(badarg).
+
+last_ref(L) when is_list(L) -> lists:last(L);
+last_ref(R) -> R.
+
+%% The hop a CONNECT goes through (Gun's intermediary map): the endpoint
+%% the connection speaks to, or, inside a tunnel, that tunnel's
+%% destination with the protocol its gun_tunnel_up reported.
+tunnel_via(ServerPid, undefined) ->
+	try info(ServerPid) of
+		#{origin_host := H, origin_port := P, transport := T} = I ->
+			#{type => connect, host => H, port => P, transport => T,
+				protocol => maps:get(protocol, I, http)}
+	catch exit:_ ->
+		undefined
+	end;
+tunnel_via(ServerPid, Tunnel) ->
+	Last = lists:last(Tunnel),
+	case conn_tunnels(ServerPid) of
+		#{Last := #{dest := {H, P, T}}} ->
+			Proto = case gunmetal_nif:tunnel_protocol(Last) of
+				undefined -> http;
+				Pr -> Pr
+			end,
+			#{type => case Proto of socks -> socks5; _ -> connect end,
+				host => H, port => P, transport => T, protocol => Proto};
+		_ ->
+			undefined
+	end.
+
+%% What ConnPid noted of the CONNECTs made (see connect/4).
+conn_tunnels(ServerPid) ->
+	MRef = monitor(process, ServerPid),
+	ServerPid ! {'$gunmetal_tunnels', self(), MRef},
+	receive
+		{MRef, Tunnels} ->
+			demonitor(MRef, [flush]),
+			Tunnels;
+		{'DOWN', MRef, process, ServerPid, _} ->
+			#{}
+	end.
 
 %% Streaming data.
 
@@ -867,8 +952,8 @@ do_stream_info(ServerPid, StreamRef) ->
 				<<"queued">> ->
 					{error, not_connected};
 				State ->
-					{ok, #{ref => StreamRef, reply_to => ReplyTo,
-						state => binary_to_atom(State)}}
+					{ok, tunnel_stream_info(ServerPid, StreamRef, KV, #{ref => StreamRef,
+						reply_to => ReplyTo, state => binary_to_atom(State)})}
 			end;
 		nostream ->
 			case gunmetal_nif:info(ServerPid) of
@@ -888,6 +973,47 @@ do_stream_info(ServerPid, StreamRef) ->
 			{ok, undefined}
 	end.
 
+%% Gun's stream_info keys for tunnels: a CONNECT stream whose HTTP/2
+%% tunnel is up has tunnel => #{transport, protocol, origin_scheme,
+%% origin_host, origin_port} (its destination, as given to connect/4, and
+%% the protocol its gun_tunnel_up reported); a stream inside tunnels has
+%% intermediaries, the hops its tunnels go through, outermost first.
+tunnel_stream_info(ServerPid, StreamRef, KV, Info0) ->
+	HasTunnel = is_map_key(<<"tunnel_protocol">>, KV),
+	Tunnels = case HasTunnel orelse is_list(StreamRef) of
+		true -> conn_tunnels(ServerPid);
+		false -> #{}
+	end,
+	Info1 = case HasTunnel of
+		false -> Info0;
+		true ->
+			#{<<"tunnel_transport">> := T0, <<"tunnel_protocol">> := P0,
+				<<"tunnel_origin_host">> := H0, <<"tunnel_origin_port">> := Port0} = KV,
+			Last = last_ref(StreamRef),
+			{H, Port, T} = case Tunnels of
+				#{Last := #{dest := Dest}} -> Dest;
+				_ -> {binary_to_list(H0), binary_to_integer(Port0), binary_to_atom(T0)}
+			end,
+			P = case gunmetal_nif:tunnel_protocol(Last) of
+				undefined -> binary_to_atom(P0);
+				P1 -> P1
+			end,
+			Info0#{tunnel => #{transport => T, protocol => P,
+				origin_scheme => case {T, P} of
+					{_, raw} -> undefined;
+					{tls, _} -> <<"https">>;
+					_ -> <<"http">>
+				end,
+				origin_host => H, origin_port => Port}}
+	end,
+	case StreamRef of
+		[_|_] ->
+			Info1#{intermediaries => [V || R <- lists:droplast(StreamRef),
+				#{via := V} <- [maps:get(R, Tunnels, #{})], V =/= undefined]};
+		_ ->
+			Info1
+	end.
+
 %% Websocket.
 
 -spec ws_upgrade(pid(), iodata()) -> stream_ref() | {error, unsupported}.
@@ -896,23 +1022,25 @@ ws_upgrade(ServerPid, Path) ->
 
 -spec ws_upgrade(pid(), iodata(), req_headers()) -> stream_ref() | {error, unsupported}.
 ws_upgrade(ServerPid, Path, Headers) ->
-	do_ws_upgrade(ServerPid, Path, Headers, <<>>, #{}).
+	do_ws_upgrade(ServerPid, Path, Headers, <<>>, #{}, undefined).
 
 -spec ws_upgrade(pid(), iodata(), req_headers(), map()) -> stream_ref() | {error, unsupported}.
 ws_upgrade(ServerPid, Path, Headers, Opts) when is_map(Opts) ->
-	_ = is_map_key(tunnel, Opts) andalso error({badarg, tunnel_not_supported}),
+	%% Gun's: the upgrade goes through the tunnel, and the other options
+	%% replace the connection's ws_opts.
+	Tunnel = get_tunnel(Opts),
 	{ok, Json} = gunmetal_opts:ws_to_json(Opts),
-	do_ws_upgrade(ServerPid, Path, Headers, iolist_to_binary(Json), Opts).
+	do_ws_upgrade(ServerPid, Path, Headers, iolist_to_binary(Json), Opts, Tunnel).
 
-do_ws_upgrade(ServerPid, Path, Headers, Json, Opts) ->
+do_ws_upgrade(ServerPid, Path, Headers, Json, Opts, Tunnel) ->
 	{ReplyPid, ReplyFun} = reply_to(ServerPid, Opts),
-	case gunmetal_nif:ws_upgrade(ServerPid, Path, Headers, Json, ReplyPid) of
-		StreamRef when is_reference(StreamRef) ->
+	case gunmetal_nif:ws_upgrade(ServerPid, Path, Headers, Json, ReplyPid, Tunnel) of
+		StreamRef when is_reference(StreamRef); is_list(StreamRef) ->
 			register_reply_fun(ServerPid, StreamRef, ReplyFun),
 			StreamRef;
 		{error, unsupported} = E -> E;
 		{error, options, Msg} -> error({badarg, {options, Msg}});
-		Other -> request_failed(ServerPid, ReplyPid, Other)
+		Other -> request_failed(ServerPid, ReplyPid, Other, Tunnel)
 	end.
 
 -spec ws_send(pid(), stream_ref(), ws_frame() | [ws_frame()]) -> ok | {error, unsupported}.
@@ -1088,7 +1216,11 @@ json_str(<<C, R/binary>>, Acc) ->
 	mref :: reference() | undefined,
 	static :: map(),
 	pending = [] :: [{reference(), fin | nofin, iodata()}],
-	funs = #{} :: #{reference() => any()},
+	funs = #{} :: #{stream_ref() => any()},
+	%% The CONNECTs made (connect/4): destination and the hop each went
+	%% through, for stream_info/2; the oldest go past ?MAX_TUNNELS.
+	tunnels = #{} :: #{reference() => map()},
+	tunnel_order = queue:new() :: queue:queue(reference()),
 	ev = undefined :: {module(), any()} | undefined
 }).
 
@@ -1134,12 +1266,27 @@ conn_loop(S=#cp{owner=Owner, mref=MRef, pending=Pending}) ->
 			conn_loop(run_event_handler(Name, StreamRef, ReplyTo, Status, Details, Headers, Data, S));
 		{'$gunmetal_reply_fun', StreamRef, Fun} ->
 			conn_loop(S#cp{funs=(S#cp.funs)#{StreamRef => Fun}});
+		{'$gunmetal_tunnel', Ref, TInfo} ->
+			conn_loop(note_tunnel(Ref, TInfo, S));
+		{'$gunmetal_tunnels', From, Tag} ->
+			From ! {Tag, S#cp.tunnels},
+			conn_loop(S);
 		Msg when is_tuple(Msg), tuple_size(Msg) >= 3 ->
 			conn_loop(reply_fun(Msg, S));
 		_ ->
 			conn_loop(S)
 	after Timeout ->
 		conn_loop(S#cp{pending=send_pending(Pending)})
+	end.
+
+note_tunnel(Ref, TInfo, S=#cp{tunnels=Ts, tunnel_order=Q0}) ->
+	Q = queue:in(Ref, Q0),
+	case queue:len(Q) > ?MAX_TUNNELS of
+		true ->
+			{{value, Old}, Q1} = queue:out(Q),
+			S#cp{tunnels=maps:remove(Old, Ts#{Ref => TInfo}), tunnel_order=Q1};
+		false ->
+			S#cp{tunnels=Ts#{Ref => TInfo}, tunnel_order=Q}
 	end.
 
 %% Monitors the owner the NIF has (a dead one answers 'DOWN' noproc at once,

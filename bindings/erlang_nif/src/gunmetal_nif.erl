@@ -1,10 +1,10 @@
 %% The NIF under gunmetal (c_src/gunmetal_nif.c). Internal: use gunmetal.
 -module(gunmetal_nif).
 
--export([open/4, open_unix/3, open_fd/3, request/8, connect/5, data/5, data_dropped/1, cancel/2,
+-export([open/4, open_unix/3, open_fd/3, request/9, connect/6, data/5, data_dropped/1, cancel/2,
 	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
-	stream_info/2, ws_upgrade/5, ws_send/3, ping/2, features/0, version/0,
-	stats/0, request_big/8, exit_note/1, exit_reason/1, tls_session_cache/2,
+	stream_info/2, tunnel_protocol/1, ws_upgrade/6, ws_send/3, ping/2, features/0, version/0,
+	stats/0, request_big/9, exit_note/1, exit_reason/1, tls_session_cache/2,
 	ssl_session_cache/0, cookies_get/1, cookies_set/2, set_chain/1]).
 
 -on_load(init/0).
@@ -49,8 +49,8 @@ priv_dir() ->
 open(_ConnPid, _Host, _Port, _Json) -> ?NIF.
 open_unix(_ConnPid, _Path, _Json) -> ?NIF.
 open_fd(_ConnPid, _Fd, _Json) -> ?NIF.
-request(_ConnPid, _Method, _Path, _Headers, _Body, _IsStream, _ReplyTo, _Flow) -> ?NIF.
-connect(_ConnPid, _DestJson, _Headers, _ReplyTo, _Flow) -> ?NIF.
+request(_ConnPid, _Method, _Path, _Headers, _Body, _IsStream, _ReplyTo, _Flow, _Tunnel) -> ?NIF.
+connect(_ConnPid, _DestJson, _Headers, _ReplyTo, _Flow, _Tunnel) -> ?NIF.
 data(_ConnPid, _StreamRef, _IsFin, _Data, _FromConn) -> ?NIF.
 data_dropped(_StreamRef) -> ?NIF.
 cancel(_ConnPid, _StreamRef) -> ?NIF.
@@ -61,16 +61,17 @@ set_owner(_ConnPid, _Caller, _NewOwner) -> ?NIF.
 owner(_ConnPid) -> ?NIF.
 info(_ConnPid) -> ?NIF.
 stream_info(_ConnPid, _StreamRef) -> ?NIF.
+tunnel_protocol(_StreamRef) -> ?NIF.
 cookies_get(_ConnPid) -> ?NIF.
 set_chain(_ConnPid) -> ?NIF.
 cookies_set(_ConnPid, _Json) -> ?NIF.
-ws_upgrade(_ConnPid, _Path, _Headers, _Json, _ReplyTo) -> ?NIF.
+ws_upgrade(_ConnPid, _Path, _Headers, _Json, _ReplyTo, _Tunnel) -> ?NIF.
 ws_send(_ConnPid, _StreamRef, _Frames) -> ?NIF.
 ping(_ConnPid, _ReplyTo) -> ?NIF.
 tls_session_cache(_Max, _LifetimeMs) -> ?NIF.
 features() -> ?NIF.
 version() -> ?NIF.
 stats() -> ?NIF.
-request_big(_ConnPid, _Method, _Path, _Headers, _Body, _Size, _ReplyTo, _Flow) -> ?NIF.
+request_big(_ConnPid, _Method, _Path, _Headers, _Body, _Size, _ReplyTo, _Flow, _Tunnel) -> ?NIF.
 exit_note(_Reason) -> ?NIF.
 exit_reason(_Pid) -> ?NIF.

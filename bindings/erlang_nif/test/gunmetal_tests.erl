@@ -771,7 +771,7 @@ bad_arguments_test() ->
 		fun() -> gunmetal:get(not_a_pid, "/") end,
 		fun() -> gunmetal:request(C, <<"BAD METHOD">>, "/", [], <<>>) end,
 		fun() -> gunmetal:request(C, <<"GET">>, "/", [], not_iodata) end,
-		fun() -> gunmetal:request(C, <<"GET">>, "/", [], <<"body">>, #{tunnel => make_ref()}) end,
+		fun() -> gunmetal:request(C, <<"GET">>, "/", [], <<"body">>, #{tunnel => not_a_ref}) end,
 		fun() -> gunmetal:data(C, R, maybe, <<"x">>) end,
 		fun() -> gunmetal:data(C, R, fin, not_iodata) end,
 		fun() -> gunmetal:data(C, not_a_ref, fin, <<"x">>) end,
@@ -786,7 +786,7 @@ bad_arguments_test() ->
 		fun() -> gunmetal:close(not_a_pid) end,
 		fun() -> gunmetal:shutdown(not_a_pid) end,
 		fun() -> gunmetal:ws_send(C, R, [{bogus, 1}]) end,
-		fun() -> gunmetal_nif:request(a, b, c, d, e, f, g, h) end,
+		fun() -> gunmetal_nif:request(a, b, c, d, e, f, g, h, i) end,
 		fun() -> gunmetal_nif:open(a, b, c, d) end,
 		fun() -> gunmetal_nif:data(a, b, c, d, e) end
 	]],
