@@ -89,7 +89,7 @@ static struct {
     __typeof__(gm_stream_info) *stream_info;
     __typeof__(gm_tls_session_cache) *tls_session_cache;
     /* Optional: present once the WebSocket and HTTP/2 work lands. */
-    void *ws_upgrade, *ws_send, *ping;
+    void *ws_upgrade, *ws_send, *ping, *ping_tunnel;
     /* Optional: the cookie store's export and seed (gm_cookies_get/set). */
     void *cookies_get, *cookies_set;
     /* Issue 11: gm_data_v2 (the bytes of a call that went out) and gm_open_fd. */
@@ -2126,22 +2126,33 @@ static ERL_NIF_TERM nif_ws_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     return ret;
 }
 
+/* ping(ConnPid, ReplyTo, Tunnel): Gun's ping/2; a tunnel pings the HTTP/2
+ * server at its end (gm_ping_tunnel). The ping's ref is a plain reference
+ * either way, as Gun's make_ref(). */
 static ERL_NIF_TERM nif_ping(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     ErlNifPid reply_to;
     if (!gm.ping) return enif_make_tuple2(env, A_error, A_unsupported);
-    if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[1], &reply_to)) return enif_make_badarg(env);
+    uint64_t tid;
+    stream_t *ts;
+    int tk = get_tunnel_arg(env, argv[2], &tid, &ts);
+    if (!enif_is_pid(env, argv[0]) || !enif_get_local_pid(env, argv[1], &reply_to) || !tk)
+        return enif_make_badarg(env);
+    if (tk == 2) return A_nostream;
+    if (tid && !gm.ping_tunnel) return enif_make_tuple2(env, A_error, A_unsupported);
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) return A_noconn;
     gm_ref id = 0;
     ERL_NIF_TERM ret;
     enif_mutex_lock(c->mu);
-    int rc = ((__typeof__(gm_ping) *)gm.ping)(c->h, &id);
+    int rc = tid ? ((int (*)(gm_conn *, gm_ref, gm_ref *))gm.ping_tunnel)(c->h, tid, &id)
+                 : ((__typeof__(gm_ping) *)gm.ping)(c->h, &id);
     if (rc == GM_OK) {
         stream_t *s = new_stream(id, &reply_to);
         if (s && hmap_put(&c->streams, id, s)) ret = enif_make_resource(env, s);
         else { if (s) enif_release_resource(s); ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, "")); }
-    } else ret = gm_err(env, rc);
+    } else if (rc == GM_ENOSTREAM && tid) ret = tunnel_refused(env, c, tid, ts);
+    else ret = gm_err(env, rc);
     enif_mutex_unlock(c->mu);
     enif_release_resource(c);
     return ret;
@@ -2354,6 +2365,7 @@ static int load_library(char *err, size_t errlen) {
     gm.ws_upgrade = dlsym(gm_handle, "gm_ws_upgrade");
     gm.ws_send = dlsym(gm_handle, "gm_ws_send");
     gm.ping = dlsym(gm_handle, "gm_ping");
+    gm.ping_tunnel = dlsym(gm_handle, "gm_ping_tunnel");
     gm.cookies_get = dlsym(gm_handle, "gm_cookies_get");
     gm.cookies_set = dlsym(gm_handle, "gm_cookies_set");
     gm.connect = dlsym(gm_handle, "gm_connect");
@@ -2483,7 +2495,7 @@ static ErlNifFunc funcs[] = {
     {"tunnel_protocol", 1, nif_tunnel_protocol, 0},
     {"ws_upgrade", 6, nif_ws_upgrade, 0},
     {"ws_send", 3, nif_ws_send, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"ping", 2, nif_ping, 0},
+    {"ping", 3, nif_ping, 0},
     {"features", 0, nif_features, 0},
     {"version", 0, nif_version, 0},
     {"tls_session_cache", 2, nif_tls_session_cache, 0},

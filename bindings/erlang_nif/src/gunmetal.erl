@@ -738,8 +738,9 @@ ping(ServerPid) ->
 
 -spec ping(pid(), map()) -> reference() | {error, unsupported}.
 ping(ServerPid, ReqOpts) when is_map(ReqOpts) ->
+	Tunnel = get_tunnel(ReqOpts), % the HTTP/2 server at the tunnel's end; the ref stays plain, as Gun's
 	{ReplyPid, ReplyFun} = reply_to(ServerPid, ReqOpts),
-	case gunmetal_nif:ping(ServerPid, ReplyPid) of
+	case gunmetal_nif:ping(ServerPid, ReplyPid, Tunnel) of
 		PingRef when is_reference(PingRef) ->
 			register_reply_fun(ServerPid, PingRef, ReplyFun),
 			PingRef;

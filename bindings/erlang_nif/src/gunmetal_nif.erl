@@ -3,7 +3,7 @@
 
 -export([open/4, open_unix/3, open_fd/3, request/9, connect/6, data/5, data_dropped/1, cancel/2,
 	update_flow/3, close/1, shutdown/1, set_owner/3, owner/1, info/1,
-	stream_info/2, tunnel_protocol/1, ws_upgrade/6, ws_send/3, ping/2, features/0, version/0,
+	stream_info/2, tunnel_protocol/1, ws_upgrade/6, ws_send/3, ping/3, features/0, version/0,
 	stats/0, request_big/9, exit_note/1, exit_reason/1, tls_session_cache/2,
 	ssl_session_cache/0, cookies_get/1, cookies_set/2, set_chain/1]).
 
@@ -67,7 +67,7 @@ set_chain(_ConnPid) -> ?NIF.
 cookies_set(_ConnPid, _Json) -> ?NIF.
 ws_upgrade(_ConnPid, _Path, _Headers, _Json, _ReplyTo, _Tunnel) -> ?NIF.
 ws_send(_ConnPid, _StreamRef, _Frames) -> ?NIF.
-ping(_ConnPid, _ReplyTo) -> ?NIF.
+ping(_ConnPid, _ReplyTo, _Tunnel) -> ?NIF.
 tls_session_cache(_Max, _LifetimeMs) -> ?NIF.
 features() -> ?NIF.
 version() -> ?NIF.

@@ -359,6 +359,27 @@ tunnel_get_test() ->
 		gunmetal:close(ConnPid)
 	end).
 
+%% Gun's ping/2 with tunnel (tunnel_SUITE's h2c pings): the h2c origin at
+%% the tunnel's end acks; the ping's ref is a plain reference and its ack
+%% is {notify, ping_ack, PingRef} from await(ConnPid, undefined). A tunnel
+%% to an HTTP/1.1 origin has no ping: Gun's gun_error shape.
+tunnel_ping_test() ->
+	with_nghttpx(fun(PP) ->
+		ConnPid = h2_proxy_conn(PP),
+		T = tunnel_to(ConnPid, (origin_dest())#{protocols => [http2]}, #{}, http2),
+		PingRef = gunmetal:ping(ConnPid, #{tunnel => T}),
+		?assert(is_reference(PingRef)),
+		{notify, ping_ack, PingRef} = gunmetal:await(ConnPid, undefined),
+		PingRef2 = gunmetal:ping(ConnPid),
+		{notify, ping_ack, PingRef2} = gunmetal:await(ConnPid, undefined),
+		T1 = tunnel_to(ConnPid, (origin_dest())#{protocols => [http]}, #{}, http),
+		P3 = gunmetal:ping(ConnPid, #{tunnel => T1}),
+		receive {gun_error, ConnPid, P3, {unsupported, _}} -> ok
+		after 5000 -> error(no_gun_error) end,
+		?assertError(_, gunmetal:ping(ConnPid, #{tunnel => 1})),
+		gunmetal:close(ConnPid)
+	end).
+
 %% Gun 2.0's rule: a request without the tunnel option goes to the proxy
 %% itself (nghttpx hands it to the tinyproxy behind it, which adds its via).
 tunnel_request_without_tunnel_goes_to_the_proxy_test() ->
