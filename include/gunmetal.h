@@ -469,8 +469,10 @@ typedef struct gm_req_opts {
      * Gun's req_opts tunnel. 0: the connection (on an HTTP/1.1 or SOCKS
      * tunnel the connection itself became, that is the origin). Else the
      * ref of a gm_connect whose HTTP/2 tunnel (a stream of a connection to
-     * an HTTP/2 proxy, or of a tunnel inside it) carries the request; a ref
-     * that is no tunnel up is GM_ENOSTREAM. */
+     * an HTTP/2 proxy, or of a tunnel inside it) carries the request, or
+     * the ref of an HTTP/1.1 CONNECT made inside such a tunnel (it names the
+     * connection that CONNECT became; raw through it sends and receives on
+     * that ref); a ref that is no tunnel up is GM_ENOSTREAM. */
     gm_ref tunnel;
 } gm_req_opts;
 
