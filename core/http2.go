@@ -849,6 +849,7 @@ func (h *h2conn) windowWait(s *h2Stream) {
 		}
 		s.winT = nil
 		s.endWhy = fmt.Sprintf("timeout: the server kept the flow-control window closed for %v (http2_opts.send_window_timeout); the stream was reset", d)
+		s.errored = true // told: a tunnel's child does not tell it again
 		h.c.emit(&Event{Kind: EvError, Ref: s.ref, Reason: s.endWhy})
 		h.reset(s, http2.ErrCodeCancel)
 	})

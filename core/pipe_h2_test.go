@@ -119,3 +119,32 @@ func TestWSH2SendBackpressure(t *testing.T) {
 	sc.Respond(r2.StreamID, 204, true)
 	expect(t, q, EvResponse, g)
 }
+
+// TestConnectHTTP2SendWindowTimeout: a proxy that keeps a tunnel's window
+// shut past send_window_timeout: the tunnel's stream is reset with one
+// ERROR saying so, the request inside gets its ERROR, and nothing more (the
+// child repeated the stream's ERROR, with its own reason, before).
+func TestConnectHTTP2SendWindowTimeout(t *testing.T) {
+	q, c, _, sc := h2script(t, `,"http2_opts":{"send_window_timeout":300}`)
+	sc.Handshake(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	ref, err := c.Connect(dest(t, `{"host":"origin.test","port":8443}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sc.ReadRequest()
+	sc.Respond(r.StreamID, 200, false)
+	expect(t, q, EvResponse, ref)
+	expect(t, q, EvTunnelUp, ref)
+	inner, err := c.Request(&Request{Method: "GET", Path: "/in", Tunnel: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Expect("RST_STREAM CANCEL", isRST(r.StreamID, http2.ErrCodeCancel))
+	if ev := expect(t, q, EvError, ref); !strings.Contains(ev.Reason, "http2_opts.send_window_timeout") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	if ev := expect(t, q, EvError, inner); !strings.HasPrefix(ev.Reason, "closed") {
+		t.Fatalf("got %s", evString(ev))
+	}
+	noEvent(t, q, 300*time.Millisecond)
+}
