@@ -24,8 +24,8 @@ package core
 //     (RST_STREAM CANCEL now), and gone when the engine forgets the stream
 //     (reset either way, closed both ways, or the connection went down).
 //
-// Everything runs with the connection's c.mu held, except waitSent, which
-// releases it while it waits.
+// Everything runs with the connection's c.mu held; waitSent and write
+// release it while they wait.
 
 import (
 	"fmt"
@@ -56,8 +56,9 @@ type h2Pipe struct {
 	in    []byte // received, not taken yet
 	open  bool   // our side is open: the body empties without END_STREAM
 	spare []byte // the body's buffer, reused once it drained
-	// linger: after our END_STREAM on an error of handle, how long the
-	// peer's is awaited (0: as long as it takes).
+	// linger: once our side ended because of the user (an error of handle,
+	// or the peer's END_STREAM for a WebSocket), how long the peer's
+	// END_STREAM is awaited (0: as long as it takes).
 	linger time.Duration
 }
 
