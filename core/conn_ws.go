@@ -381,13 +381,10 @@ func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
 			p.sendClose(f.Code, string(f.Data))
 		}
 	}
-	if p.h2 != nil {
-		if !p.h2.waitSent() {
+	if !p.t.waitSent() {
+		if _, ok := p.t.(*h2Pipe); ok {
 			return fmt.Errorf("%w: WebSocket stream %d ended while its frames waited for the server's window", ErrClosed, ref)
 		}
-		return nil
-	}
-	if !c.waitDrained() {
 		return fmt.Errorf("%w: the connection went down while sending", ErrClosed)
 	}
 	return nil

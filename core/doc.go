@@ -9,10 +9,32 @@
 // conn.go is the only place that knows about connecting, retrying and
 // exiting; each protocol (http1.go, http2.go, ws.go, raw.go) implements the
 // protocol interface, the way Gun's gun_http, gun_http2, gun_ws and gun_raw
-// implement one behaviour. A protocol runs on a net.Conn that is the
-// socket or a tunnel made of it (tunnel.go: HTTP/1.1 CONNECT and SOCKS5
-// take the socket; tunnel_h2.go: an HTTP/2 CONNECT stream carries a whole
-// child connection), the way Gun layers gun_tunnel and gun_tls_proxy.
+// implement one behaviour.
+//
+// The seam (one way of layering, Gun's gun_tunnel with gun_tcp_proxy and
+// gun_tls_proxy): a protocol runs on a transport that is either the socket
+// or one stream of another protocol, with flow control and back-pressure
+// carried through it, and never knows which.
+//   - The socket: the connection's read loop hands it the bytes (handle)
+//     and keeps what it leaves; its output waits in the connection's
+//     buffer for the writer. A tunnel that takes the whole socket (an
+//     HTTP/1.1 CONNECT's 2xx, a SOCKS5 reply: tunnel.go) wraps it, TLS to
+//     the origin included, and the origin's protocol runs on that.
+//   - A stream: after the 2xx to a CONNECT on HTTP/2, the stream is an
+//     h2Pipe (pipe_h2.go): its DATA is handed to what runs on it, and held
+//     (the stream's window shut on it) until that is done with it; what it
+//     writes becomes the stream's body, sent as the server's windows
+//     allow; its end is END_STREAM (then the peer's awaited, bounded) or
+//     RST_STREAM. Two things run on a pipe: a whole child connection, any
+//     protocol and TLS included, through tunnelConn, the pipe's net.Conn
+//     face (tunnel_h2.go: gun:connect through an HTTP/2 proxy), and an RFC
+//     8441 WebSocket, the same ws.go state machine that runs on a socket
+//     after a 101 (ws_h2.go), fed in place with no goroutine of its own.
+//     What a WebSocket writes goes through a wsCarrier, the socket's or the
+//     pipe's; an error from its handle ends its transport our way (the
+//     connection; or our side of the stream), and closing_timeout ends it
+//     at once (the connection; or RST_STREAM CANCEL), so a WebSocket over
+//     HTTP/2 ends its stream, not the connection.
 //
 // WebSocket (ws.go) is gunmetal's own state machine on gobwas/ws's frames
 // and wsflate's parameters, as Gun's gun_ws is on cow_ws. It replaced

@@ -123,7 +123,7 @@ type h2Stream struct {
 	ws        *wsUp       // a WebSocket upgrade (RFC 8441, ws_h2.go)
 	winT      *time.Timer // send_window_timeout: the body waits for window
 	endWhy    string      // why we reset it, for a Data caller
-	wsOpen    bool        // a WebSocket's frames go through body: no END_STREAM when it empties
+	pipe      *h2Pipe     // a byte stream both ways after a CONNECT's 2xx: a tunnel or a WebSocket (pipe_h2.go)
 	tun       *h2Tunnel   // a CONNECT (tunnel_h2.go)
 	errored   bool        // its end was reported (ERROR) or asked for (cancel): a tunnel's child need not
 
@@ -683,7 +683,7 @@ func (h *h2conn) sendBody(s *h2Stream) {
 			return
 		}
 		h.windowMoved(s)
-		last := n == len(s.body) && !s.wsOpen
+		last := n == len(s.body) && (s.pipe == nil || !s.pipe.open)
 		h.writeData(s.id, last, s.body[:n])
 		s.body = s.body[n:]
 		s.sendWin -= int64(n)
@@ -695,9 +695,9 @@ func (h *h2conn) sendBody(s *h2Stream) {
 			h.maybeClose(s)
 		}
 	}
-	if s.wsOpen {
+	if s.pipe != nil {
 		h.unqueue(s)
-		h.c.wincond.Broadcast() // WSSend may wait for the body to drain
+		h.c.wincond.Broadcast() // a pipe's writer may wait for the body to drain
 	}
 }
 
@@ -849,6 +849,7 @@ func (h *h2conn) windowWait(s *h2Stream) {
 		}
 		s.winT = nil
 		s.endWhy = fmt.Sprintf("timeout: the server kept the flow-control window closed for %v (http2_opts.send_window_timeout); the stream was reset", d)
+		s.errored = true // told: a tunnel's child does not tell it again
 		h.c.emit(&Event{Kind: EvError, Ref: s.ref, Reason: s.endWhy})
 		h.reset(s, http2.ErrCodeCancel)
 	})
@@ -877,11 +878,10 @@ func (h *h2conn) remove(s *h2Stream) {
 	h.windowMoved(s)
 	delete(h.streams, s.id)
 	delete(h.refs, s.ref)
-	if s.ws != nil {
-		h.wsGone(s) // ws_h2.go
-	}
-	if s.tun != nil {
-		h.tunnelGone(s, "closed: the tunnel's stream ended") // tunnel_h2.go
+	if s.pipe != nil { // a tunnel's or a WebSocket's: its user lets go (pipe_h2.go)
+		s.pipe.user.gone("closed: the tunnel's stream ended")
+	} else if s.ws != nil { // an upgrade not answered
+		s.ws.fail()
 	}
 	if s.held > 0 {
 		h.lingerHeld[s.ref] += s.held

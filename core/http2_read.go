@@ -244,12 +244,8 @@ func (h *h2conn) dataFrame(id uint32, flags http2.Flags, payload []byte) error {
 	case !s.gotFinal:
 		h.streamError(s, http2.ErrCodeProtocol, "DATA frame received before the response headers. (RFC7540 8.1)")
 	default:
-		if s.ws != nil { // a WebSocket's bytes (RFC 8441, ws_h2.go)
-			h.wsData(s, data, flags.Has(http2.FlagDataEndStream), free)
-			return nil
-		}
-		if s.tun != nil && s.tun.tc != nil { // a tunnel's bytes (tunnel_h2.go)
-			h.tunnelData(s, data, flags.Has(http2.FlagDataEndStream), free)
+		if s.pipe != nil { // a tunnel's or a WebSocket's bytes (pipe_h2.go)
+			h.pipeData(s, data, flags.Has(http2.FlagDataEndStream), free)
 			return nil
 		}
 		s.rcvd += int64(len(data))

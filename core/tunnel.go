@@ -23,10 +23,13 @@ package core
 // transport's: a socket's buffers, or the stream's flow-control window,
 // given back as the connection above reads.
 //
-// WebSocket over HTTP/2 (RFC 8441, ws_h2.go) predates the seam and keeps
-// its own path: its stream's end is the WebSocket's (END_STREAM after the
-// close handshake, RST_STREAM at closing_timeout), which a transport under
-// a protocol does not see.
+// The HTTP/2 stream under a tunnel is an h2Pipe (pipe_h2.go), the same
+// stream transport an RFC 8441 WebSocket runs on (ws_h2.go): one way of
+// running something on another protocol's stream, not two. tunnelConn is
+// its net.Conn face for a child connection; a WebSocket is fed by the pipe
+// in place, as the socket's read loop feeds it after a 101, and its end is
+// the pipe's (END_STREAM after the close handshake, the server's awaited
+// at most closing_timeout; RST_STREAM at closing_timeout).
 
 import (
 	"context"

@@ -1,9 +1,11 @@
 package core
 
 // CONNECT over HTTP/2 (RFC 9113 8.5): the tunnel is one stream among the
-// connection's others. Its transport is a tunnelConn, a net.Conn whose
-// reads are the stream's DATA and whose writes go out as the stream's DATA
-// (as the proxy's windows allow), so a whole connection runs on it: a child
+// connection's others. After the 2xx the stream is an h2Pipe (pipe_h2.go),
+// the stream transport an RFC 8441 WebSocket runs on too, and its
+// tunnelConn is the pipe's net.Conn face: reads are the stream's DATA and
+// writes go out as the stream's DATA (as the proxy's windows allow), so a
+// whole connection runs on it: a child
 // Conn, adopted on the tunnelConn as gm_open_fd adopts a socket, with TLS
 // to the origin when asked and any protocol (HTTP/1.1, HTTP/2, WebSocket,
 // raw, a further CONNECT). This is the seam's other half: a protocol runs
@@ -83,26 +85,6 @@ func (h *h2conn) connectResponse(s *h2Stream, status int, endStream bool) bool {
 	return true
 }
 
-// tunnelData: DATA of a tunnel goes to its child's transport; the window is
-// given back as the child reads it (tunnelConn.Read).
-func (h *h2conn) tunnelData(s *h2Stream, data []byte, fin bool, free int64) {
-	if len(data) > 0 {
-		s.held += len(data)
-		h.connHeld += len(data)
-		s.tun.tc.feed(data)
-	}
-	if fin {
-		s.remoteFin = true
-		s.tun.tc.feedEOF()
-		h.maybeClose(s)
-	} else if free > 0 {
-		h.streamEnsure(s)
-	}
-	if free > 0 {
-		h.connEnsure()
-	}
-}
-
 // tunnelGone: the tunnel's stream ended (reset either way, closed both
 // ways, or the connection went down): its child's transport fails.
 // reported: the stream's end was told the host already (ERROR, DOWN) or
@@ -125,6 +107,7 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 	tc := &tunnelConn{c: c, h: h, ref: s.ref, local: c.nc.LocalAddr(), remote: tunnelAddr(d.authority())}
 	tc.cond.L = &tc.mu
 	s.tun.tc = tc
+	tc.w = h.pipe(s, tc, true, 0) // the window is given back as the child reads
 	child := &Conn{host: d.Host, port: d.Port, tag: c.tag, adopted: tc, tlsConf: conf, parent: c, tunRef: s.ref,
 		opts: o, baseOpts: o, trace: c.trace, owner: c.owner}
 	if c.cookies != nil {
@@ -401,6 +384,7 @@ func (c *Conn) tunnelExit(reason string) {
 type tunnelConn struct {
 	c      *Conn   // the parent
 	h      *h2conn // the parent's HTTP/2 engine, while it is the parent's
+	w      *h2Pipe // the stream it is the face of (under c.mu)
 	ref    uint64
 	local  net.Addr
 	remote net.Addr
@@ -421,19 +405,26 @@ type tunnelAddr string
 func (a tunnelAddr) Network() string { return "tunnel" }
 func (a tunnelAddr) String() string  { return string(a) }
 
-func (t *tunnelConn) feed(p []byte) {
+// handle (pipeUser): the stream's bytes wait for the child's reads, which
+// give their window back (keep). c.mu held.
+func (t *tunnelConn) handle(p []byte) (int, error) {
 	t.mu.Lock()
 	t.in = append(t.in, p...)
 	t.cond.Broadcast()
 	t.mu.Unlock()
+	return len(p), nil
 }
 
-func (t *tunnelConn) feedEOF() {
+// peerFin (pipeUser): the proxy ended the stream: the child sees the peer close.
+func (t *tunnelConn) peerFin() {
 	t.mu.Lock()
 	t.eof = true
 	t.cond.Broadcast()
 	t.mu.Unlock()
 }
+
+// gone (pipeUser): the stream is forgotten: the child's transport fails.
+func (t *tunnelConn) gone(why string) { t.fail(why, t.w.s.errored) }
 
 func (t *tunnelConn) fail(why string, told bool) {
 	t.mu.Lock()
@@ -482,9 +473,7 @@ func (t *tunnelConn) Read(b []byte) (int, error) {
 	// The bytes are the child's now: the proxy may send more.
 	c := t.c
 	c.mu.Lock()
-	if c.proto == t.h {
-		t.h.consumed(t.ref, n)
-	}
+	t.w.release(n)
 	c.mu.Unlock()
 	return n, nil
 }
@@ -492,28 +481,26 @@ func (t *tunnelConn) Read(b []byte) (int, error) {
 // errTunnelEOF: the proxy ended the stream; the child sees the peer close.
 var errTunnelEOF = fmt.Errorf("the proxy ended the tunnel: %w", io.EOF)
 
+// Write: b goes out as the proxy's windows allow; the writer waits while
+// much is pending (the pipe's back-pressure).
 func (t *tunnelConn) Write(b []byte) (int, error) {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.proto != t.h {
-		return 0, net.ErrClosed
-	}
-	if err := t.h.data(t.ref, b, false); err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	return t.w.write(b)
 }
 
-// CloseWrite ends the stream our way (END_STREAM): raw's half-close.
+// CloseWrite ends the stream our way (END_STREAM after what is pending):
+// raw's half-close.
 func (t *tunnelConn) CloseWrite() error {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.proto != t.h {
+	if !t.w.on() || t.w.s.localFin || !t.w.open {
 		return net.ErrClosed
 	}
-	return t.h.data(t.ref, nil, true)
+	t.w.closeWrite(0)
+	return nil
 }
 
 // Close: the child is done with the tunnel; the stream ends (END_STREAM if
@@ -538,17 +525,12 @@ func (t *tunnelConn) Close() error {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.proto != t.h {
-		return nil
-	}
-	if s := t.h.refs[t.ref]; s != nil && s.tun != nil {
-		if s.remoteFin && !s.localFin {
-			t.h.writeData(s.id, true, nil)
-			s.localFin = true
-			t.h.maybeClose(s)
+	if w := t.w; w.on() {
+		if s := w.s; s.remoteFin && !s.localFin {
+			w.closeWrite(0)
 		} else {
 			s.errored = true // the child tells the host why it ended
-			t.h.reset(s, http2.ErrCodeCancel)
+			w.abort()
 		}
 	}
 	return nil

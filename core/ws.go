@@ -6,9 +6,10 @@ package core
 // close codes, masking, the RFC 6455 header checks) and wsflate the
 // permessage-deflate parameters (RFC 7692); the protocol itself (control
 // frames, fragmentation, the close handshake, deflate contexts, limits,
-// flow) is this state machine. It runs inside the connection's read loop
-// (handle) and, over HTTP/2 (RFC 8441, ws_h2.go), inside the HTTP/2 engine's
-// DATA handling: no goroutine of its own.
+// flow) is this state machine. It runs on a transport (wsCarrier): inside
+// the connection's read loop on the socket after a 101, or on an HTTP/2
+// stream's pipe (RFC 8441, ws_h2.go, pipe_h2.go) inside the HTTP/2 engine's
+// DATA handling: no goroutine of its own either way.
 //
 // Why not coder/websocket (the first version): its message-level API cannot
 // send a ping with a chosen payload or an unsolicited pong, drops data
@@ -70,16 +71,15 @@ type wsProto struct {
 	ref     uint64
 	path    string
 	opts    *WSOpts
-	headers []Header // the 101's
-	h2      *wsH2    // RFC 8441: the HTTP/2 stream that carries it; nil over HTTP/1.1
+	headers []Header  // the 101's
+	t       wsCarrier // what its frames travel on: the socket, or an HTTP/2 stream (RFC 8441)
 
 	// All below under c.mu.
 	flow int // Gun's flow: events left; -1 off
 
 	// Input.
-	in      []byte // HTTP/2 only: stream bytes not parsed yet
-	inFrame bool   // in a frame's payload
-	left    int64  // payload bytes left in the current frame
+	inFrame bool  // in a frame's payload
+	left    int64 // payload bytes left in the current frame
 	fop     ws.OpCode
 	ffin    bool
 	flen    int64 // the frame's length, for trace events
@@ -114,6 +114,7 @@ func newWSProto(c *Conn, up *wsUp, hs []Header, neg wsNegotiated) *wsProto {
 	crand.Read(seed[:])
 	p := &wsProto{c: c, up: up, ref: up.ref, path: up.path, opts: up.opts, headers: hs,
 		flow: -1, rnd: rand.NewChaCha8(seed)}
+	p.t = wsSocket{p}
 	if up.opts.Flow > 0 {
 		p.flow = up.opts.Flow
 	}
@@ -161,12 +162,7 @@ func (p *wsProto) handle(buf []byte) (int, error) {
 
 // live: the connection still carries this WebSocket (as its protocol, or
 // through its HTTP/2 engine). c.mu held.
-func (p *wsProto) live() bool {
-	if p.h2 != nil {
-		return p.c.proto == p.h2.h
-	}
-	return p.c.proto == p
-}
+func (p *wsProto) live() bool { return p.t.live() }
 
 // eof: the socket ended. After a finished close handshake, or a decided
 // end (closing_timeout, a protocol error), that is the reason; otherwise
@@ -218,11 +214,7 @@ func (p *wsProto) updateFlow(ref uint64, n int) error {
 	}
 	if p.flow >= 0 {
 		p.flow += n
-		if p.h2 != nil {
-			p.h2.resume(p)
-		} else {
-			p.c.rcond.Signal() // the read loop handles what it kept, then reads
-		}
+		p.t.resume() // what the transport kept is handed to handle again
 	}
 	return nil
 }
@@ -645,15 +637,7 @@ func (p *wsProto) writeFrame(op ws.OpCode, payload []byte, z bool) {
 	}
 	var mask [4]byte
 	binary.LittleEndian.PutUint32(mask[:], uint32(p.rnd.Uint64()))
-	if p.h2 != nil {
-		p.h2.write(wsAppendFrame(p.h2.buf(), op, rsv, mask, payload))
-		return
-	}
-	c := p.c
-	if len(c.wbuf) == 0 {
-		c.wcond.Signal()
-	}
-	c.wbuf = wsAppendFrame(c.wbuf, op, rsv, mask, payload)
+	p.t.put(wsAppendFrame(p.t.buf(), op, rsv, mask, payload))
 }
 
 // wsPongBacklog bounds the output a server's pings can pile up (their
@@ -662,12 +646,7 @@ const wsPongBacklog = 2 * writeBound
 
 // pending is our output not yet written to the socket (HTTP/1.1) or not
 // yet sent within the server's windows (HTTP/2). c.mu held.
-func (p *wsProto) pending() int {
-	if p.h2 != nil {
-		return len(p.h2.s.body)
-	}
-	return len(p.c.wbuf)
-}
+func (p *wsProto) pending() int { return p.t.pending() }
 
 // wsAppendFrame appends a final frame: header, then the payload masked.
 func wsAppendFrame(dst []byte, op ws.OpCode, rsv byte, mask [4]byte, payload []byte) []byte {
@@ -763,14 +742,52 @@ func (p *wsProto) timedOut(ct time.Duration) {
 	p.emit(&Event{Kind: EvError, Reason: reason})
 	p.over = true
 	p.endErr = errors.New(reason)
-	if p.h2 != nil {
-		p.h2.finish(true)
-		return
+	p.t.abort()
+}
+
+// wsCarrier is the transport under a WebSocket, the seam of tunnel.go's
+// doc: the connection's socket after a 101 (wsSocket), or an HTTP/2
+// stream after RFC 8441's 2xx (an h2Pipe, pipe_h2.go). Bytes come in
+// through handle either way (the read loop's, or the pipe's), and what
+// handle leaves waits in the transport; an error from handle ends the
+// transport our way (the connection; or our side of the stream, the
+// peer's END_STREAM then awaited at most closing_timeout). c.mu held.
+type wsCarrier interface {
+	live() bool     // it still carries the WebSocket
+	buf() []byte    // where the next frames are appended
+	put(b []byte)   // b (buf with frames appended) goes out, in order
+	pending() int   // output not out yet
+	waitSent() bool // the writer waits (lock released) while much is pending; false: gone
+	resume()        // the WebSocket can take more: what was left is handed again
+	abort()         // end now (closing_timeout): the connection, or a reset stream
+}
+
+// wsSocket: the WebSocket is the connection's protocol, on its socket.
+type wsSocket struct{ p *wsProto }
+
+func (w wsSocket) live() bool { return w.p.c.proto == w.p }
+
+func (w wsSocket) buf() []byte {
+	c := w.p.c
+	if len(c.wbuf) == 0 {
+		c.wcond.Signal()
 	}
-	if nc := p.c.nc; nc != nil {
-		// The read loop wakes (an expired read deadline, or the signal if it
-		// waits for flow) and eof gives endErr as DOWN's reason.
+	return c.wbuf
+}
+
+func (w wsSocket) put(b []byte)   { w.p.c.wbuf = b }
+func (w wsSocket) pending() int   { return len(w.p.c.wbuf) }
+func (w wsSocket) waitSent() bool { return w.p.c.waitDrained() }
+
+// resume: the read loop handles what it kept, then reads.
+func (w wsSocket) resume() { w.p.c.rcond.Signal() }
+
+// abort: the read loop wakes (an expired read deadline, or the signal if it
+// waits for flow) and eof gives endErr as DOWN's reason.
+func (w wsSocket) abort() {
+	c := w.p.c
+	if nc := c.nc; nc != nil {
 		nc.SetReadDeadline(time.Now())
-		p.c.rcond.Signal()
+		c.rcond.Signal()
 	}
 }

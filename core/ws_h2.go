@@ -10,30 +10,28 @@ package core
 // RESPONSE (+ DATA), as over HTTP/1.1.
 //
 // RFC 8441 has no Sec-WebSocket-Key/Accept (the stream is the proof); the
-// extensions and subprotocol are checked as over HTTP/1.1. The same state
-// machine (ws.go) parses the stream's DATA and writes its frames into the
-// stream's body, which goes out as the server's windows allow (sendBody),
-// without blocking the reader; WSSend waits while much is pending.
+// extensions and subprotocol are checked as over HTTP/1.1. After the 2xx
+// the stream is an h2Pipe (pipe_h2.go), the same stream transport a
+// CONNECT tunnel's child connection runs on, and the same state machine
+// (ws.go) runs on it as on a socket: the pipe hands it the stream's DATA
+// (handle), its frames become the stream's body, sent as the server's
+// windows allow without blocking the reader (WSSend waits while much is
+// pending), and its end is the pipe's: END_STREAM after the close
+// handshake (or a failure's close frame), the server's END_STREAM then
+// awaited at most closing_timeout, else RST_STREAM CANCEL; RST_STREAM at
+// once when closing_timeout passes without the server's close frame.
 //
 // Flow control follows the host here too: DATA bytes are given back to the
 // windows as the WebSocket parses them; what Gun's flow holds back stays
-// unparsed (and the window shut) until gm_update_flow.
+// in the pipe, unparsed (and the window shut), until gm_update_flow.
 
 import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http2"
 )
-
-// wsH2 is the HTTP/2 stream that carries a WebSocket.
-type wsH2 struct {
-	h     *h2conn
-	s     *h2Stream
-	spare []byte // the body's buffer, reused once it drained
-}
 
 // wsUpgrade (wsUpgrader): the stream waits for the server's first SETTINGS
 // (extended CONNECT may only be used once it allowed it), then opens.
@@ -143,8 +141,9 @@ func (h *h2conn) wsResponse(s *h2Stream, status int, endStream bool) (done bool,
 	}
 	s.gotFinal, s.status = true, status
 	p := newWSProto(h.c, up, hs, neg)
-	p.h2 = &wsH2{h: h, s: s}
-	s.wsOpen = true
+	u := &wsOnStream{p: p}
+	u.w = h.pipe(s, u, false, up.opts.ClosingTimeout)
+	p.t = u.w
 	up.proto = p
 	up.answered = true
 	h.c.emit(&Event{Kind: EvUpgrade, Ref: s.ref, Protocol: "websocket", Headers: hs})
@@ -152,79 +151,41 @@ func (h *h2conn) wsResponse(s *h2Stream, status int, endStream bool) (done bool,
 	return true, nil
 }
 
-// wsData: DATA of a WebSocket stream is parsed at once (one copy, into the
-// event); what Gun's flow holds back waits in p.in. The bytes parsed go back
-// to the windows. free: padding, given back now.
-func (h *h2conn) wsData(s *h2Stream, data []byte, fin bool, free int64) {
-	p := s.ws.proto
-	if len(data) > 0 {
-		if p.over || p.detached {
-			free += int64(len(data)) // nobody reads it any more
-		} else {
-			s.held += len(data)
-			h.connHeld += len(data)
-			if len(p.in) == 0 {
-				n, err := p.parse(data)
-				p.in = append(p.in, data[n:]...)
-				h.wsParsed(p, n, err)
-			} else {
-				p.in = append(p.in, data...)
-				p.h2.resume(p)
-			}
-		}
+// wsOnStream is an RFC 8441 WebSocket as the user of its stream's pipe.
+type wsOnStream struct {
+	p *wsProto
+	w *h2Pipe
+}
+
+// handle parses the stream's bytes. Once the WebSocket is over, what still
+// comes is dropped (its window given back). An error (the close handshake
+// done, or a failure's close frame written) ends our side of the stream.
+func (u *wsOnStream) handle(b []byte) (int, error) {
+	if p := u.p; p.over || p.detached {
+		return len(b), nil
 	}
-	if fin {
-		s.remoteFin = true
-		if !p.over && !p.detached {
-			// The server ended the stream without a close frame.
-			p.emit(&Event{Kind: EvError, Reason: "closed: the server ended the WebSocket stream without a close frame"})
-			p.over = true
-		}
-		if h.refs[s.ref] == s && !s.localFin {
-			p.h2.finish(false)
-		}
-		h.maybeClose(s)
-	} else if free > 0 {
-		h.streamEnsure(s)
+	return u.p.parse(b)
+}
+
+// peerFin: the server ended the stream; without a close frame that is an
+// ERROR. Our side ends too.
+func (u *wsOnStream) peerFin() {
+	p, s := u.p, u.w.s
+	if !p.over && !p.detached {
+		p.emit(&Event{Kind: EvError, Reason: "closed: the server ended the WebSocket stream without a close frame"})
+		p.over = true
 	}
-	if free > 0 {
-		h.connEnsure()
+	if !s.localFin {
+		u.w.closeWrite(u.w.linger)
 	}
 }
 
-// wsParsed: n bytes of the stream were parsed; err ends the WebSocket (its
-// close frame is written): the stream ends too.
-func (h *h2conn) wsParsed(p *wsProto, n int, err error) {
-	if n > 0 {
-		h.consumed(p.ref, n)
-	}
-	if err != nil {
-		p.in = nil
-		p.h2.finish(false)
-	}
-}
-
-// resume parses what Gun's flow held back (flow grew, or more came).
-func (w *wsH2) resume(p *wsProto) {
-	if len(p.in) == 0 || w.h.refs[w.s.ref] != w.s {
-		return
-	}
-	n, err := p.parse(p.in)
-	p.in = p.in[:copy(p.in, p.in[n:])]
-	w.h.wsParsed(p, n, err)
-}
-
-// wsGone: a WebSocket stream is forgotten (h2conn.remove). After END_STREAM
-// both ways it is over; a reset stream (RST_STREAM either way, a cancel)
-// takes the WebSocket with it.
-func (h *h2conn) wsGone(s *h2Stream) {
-	p := s.ws.proto
-	if p == nil {
-		s.ws.fail()
-		return
-	}
-	p.over = true // its last event was emitted, or the engine emitted an ERROR
-	p.detach()
+// gone: the stream is forgotten (h2conn.remove). After END_STREAM both
+// ways it is over; a reset stream (RST_STREAM either way, a cancel) takes
+// the WebSocket with it.
+func (u *wsOnStream) gone(string) {
+	u.p.over = true // its last event was emitted, or the engine emitted an ERROR
+	u.p.detach()
 }
 
 // detach (Conn.serve's hook, any way the connection ends): every WebSocket
@@ -264,77 +225,4 @@ func (h *h2conn) wsPending(ref uint64) bool {
 		}
 	}
 	return false
-}
-
-// buf is where the next frames are appended: the stream's unsent body.
-func (w *wsH2) buf() []byte {
-	if len(w.s.body) == 0 {
-		return w.spare[:0]
-	}
-	return w.s.body
-}
-
-// write makes b (buf with frames appended) the stream's body and sends
-// what the windows allow; the rest goes as they open. c.mu held.
-func (w *wsH2) write(b []byte) {
-	h, s := w.h, w.s
-	if h.refs[s.ref] != s || s.localFin || !s.wsOpen {
-		return
-	}
-	if len(w.s.body) == 0 && cap(b) <= writeBound {
-		w.spare = b[:0]
-	}
-	s.body = b
-	h.sendBody(s)
-}
-
-// waitSent blocks WSSend (the lock released) while much of the stream's
-// output waits for the server's windows. False if the stream is gone.
-func (w *wsH2) waitSent() bool {
-	h, s := w.h, w.s
-	for len(s.body) > writeBound && h.refs[s.ref] == s && h.live() {
-		h.c.wincond.Wait()
-	}
-	if h.refs[s.ref] != s && len(s.body) > 0 {
-		return false
-	}
-	if c := h.c; len(c.wbuf) > writeBound && !c.waitDrained() {
-		return false
-	}
-	return true
-}
-
-// finish ends the stream: END_STREAM after what is pending (the server's
-// END_STREAM is then awaited at most closing_timeout), or RST_STREAM CANCEL
-// when abort.
-func (w *wsH2) finish(abort bool) {
-	h, s := w.h, w.s
-	if h.refs[s.ref] != s {
-		return
-	}
-	if abort {
-		h.reset(s, http2.ErrCodeCancel)
-		return
-	}
-	if s.wsOpen {
-		s.wsOpen = false
-		if len(s.body) > 0 {
-			h.sendBody(s) // END_STREAM goes with the last piece
-		} else if !s.localFin {
-			h.writeData(s.id, true, nil)
-			s.localFin = true
-			h.maybeClose(s)
-		}
-	}
-	if h.refs[s.ref] == s && s.ws.proto != nil {
-		if ct := s.ws.proto.opts.ClosingTimeout; ct > 0 {
-			time.AfterFunc(ct, func() {
-				h.c.mu.Lock()
-				defer h.c.mu.Unlock()
-				if h.refs[s.ref] == s && h.c.proto == h && !h.dead {
-					h.reset(s, http2.ErrCodeCancel)
-				}
-			})
-		}
-	}
 }
