@@ -582,8 +582,8 @@ func (c *Conn) down(nc net.Conn, wdone chan struct{}, reason, proto string) (dow
 		killed = p.down()
 		proto = p.name()
 	}
-	streamReason := "closed"
-	if reason != "closed" {
+	streamReason := reason // "closed", or "closed: why" (said once, not twice)
+	if reason != "closed" && !strings.HasPrefix(reason, "closed: ") {
 		streamReason = "closed: " + reason
 	}
 	for _, ref := range killed {

@@ -486,8 +486,18 @@ var errTunnelEOF = fmt.Errorf("the proxy ended the tunnel: %w", io.EOF)
 func (t *tunnelConn) Write(b []byte) (int, error) {
 	c := t.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return t.w.write(b)
+	n, err := t.w.write(b)
+	c.mu.Unlock()
+	if errors.Is(err, net.ErrClosed) {
+		// The stream ended: say why as Read does (whichever of the child's
+		// reader and writer sees it first gives the child's reason).
+		t.mu.Lock()
+		if t.err != "" && !t.closed {
+			err = errors.New(t.err)
+		}
+		t.mu.Unlock()
+	}
+	return n, err
 }
 
 // CloseWrite ends the stream our way (END_STREAM after what is pending):
