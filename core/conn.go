@@ -88,7 +88,6 @@ type Conn struct {
 
 	mu          sync.Mutex
 	rcond       sync.Cond // the reader: budget released, flow updated, closing
-	wcond       sync.Cond // the writer: output to write, or closing
 	drained     sync.Cond // API callers: output buffer drained below its bound
 	wincond     sync.Cond // API callers blocked on a protocol's send window (HTTP/2): windows grew, or the connection died
 	owner       *Queue
@@ -98,6 +97,7 @@ type Conn struct {
 	nc          net.Conn
 	wbuf        []byte
 	wspare      []byte
+	wrun        chan struct{} // the writer goroutine runs (started by output, gone when it is out); closed as it ends
 	wclosed     bool
 	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
 	werr        error
@@ -209,7 +209,7 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		scopeSessions(conf, c.host, c.port)
 		c.tlsConf = conf
 	}
-	c.rcond.L, c.wcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu, &c.mu
+	c.rcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu
 	c.done = make(chan struct{})
 	c.kick = make(chan struct{}, 1)
 	c.owner = q
@@ -403,14 +403,13 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.local, c.peer = "", c.unixPath
 	}
 	up := &Event{Kind: EvUp}
-	var wdone chan struct{}
 	var reason string
 	if name == "socks" {
 		var err error
 		if nc, name, err = c.socksUp(nc); err != nil {
 			c.mu.Lock()
 			c.wclosed = true
-			return c.down(nc, nil, reasonOf(err), "socks")
+			return c.down(nc, reasonOf(err), "socks")
 		}
 		c.mu.Lock()
 		up = &Event{Kind: EvTunnelUp}
@@ -418,13 +417,10 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 	for {
 		c.attachLocked(nc, name, up)
 		c.mu.Unlock()
-		wdone = make(chan struct{})
-		go c.writeLoop(nc, wdone)
 		reason = c.readLoop(nc)
 
 		c.mu.Lock()
-		c.wclosed = true
-		c.wcond.Broadcast()
+		c.wclosed = true // no writer starts from now on (wakeWriter)
 		c.wincond.Broadcast()
 		sw := c.switchTo
 		c.switchTo = nil
@@ -433,8 +429,11 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		// The proxy's protocol is done with the socket: once its last
 		// output is out, the socket is the tunnel's.
+		w := c.wrun
 		c.mu.Unlock()
-		<-wdone
+		if w != nil {
+			<-w
+		}
 		tnc, tname, err := c.enterTunnel(nc, sw)
 		c.mu.Lock()
 		if err != nil {
@@ -467,7 +466,7 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		nc, name, up = tnc, tname, &Event{Kind: EvTunnelUp, Ref: sw.ref}
 	}
-	return c.down(nc, wdone, reason, "")
+	return c.down(nc, reason, "")
 }
 
 // attachLocked makes nc, speaking name, the connection's transport and
@@ -538,7 +537,8 @@ func (c *Conn) socksUp(nc net.Conn) (net.Conn, string, error) {
 // down ends the connection being served (c.mu held, wclosed set): the
 // writer gets a moment to flush, the socket closes, the streams in flight
 // are reported lost. proto names the DOWN when no protocol ran (socks).
-func (c *Conn) down(nc net.Conn, wdone chan struct{}, reason, proto string) (downReason, exitReason string) {
+func (c *Conn) down(nc net.Conn, reason, proto string) (downReason, exitReason string) {
+	wdone := c.wrun // wclosed is set: no other writer starts
 	c.mu.Unlock()
 	if wdone != nil {
 		// Let the writer flush what the protocol wrote last (an HTTP/2
@@ -777,19 +777,35 @@ func (c *Conn) failLocked(err error) {
 	c.wclosed = true
 	c.nc.SetReadDeadline(time.Now())
 	c.rcond.Broadcast()
-	c.wcond.Broadcast()
 	c.drained.Broadcast()
 	c.wincond.Broadcast()
 }
 
+// wakeWriter starts the writer goroutine when output (or raw's write
+// shutdown) is queued and none runs. The writer exists only while there is
+// output (issue 16, W5: an idle connection keeps no goroutine and no stack
+// for it); none starts once the socket is closing (wclosed: serve and down
+// then wait for the one running, c.wrun), nor after a write failed.
+// Called with c.mu held.
+func (c *Conn) wakeWriter() {
+	if c.wrun == nil && !c.wclosed && c.werr == nil && c.nc != nil {
+		c.wrun = make(chan struct{})
+		go c.writeLoop(c.nc, c.wrun)
+	}
+}
+
+// wbufKeep: an idle connection keeps an output buffer up to this size
+// (the next burst's); bigger ones, and the spare, go.
+const wbufKeep = 4 << 10
+
 func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
-	defer close(done)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer func() {
+		c.wrun = nil
+		c.mu.Unlock()
+		close(done)
+	}()
 	for {
-		for len(c.wbuf) == 0 && !c.wclosed && c.wshut != 1 {
-			c.wcond.Wait()
-		}
 		if len(c.wbuf) == 0 && c.wshut == 1 && !c.wclosed {
 			// Everything written before the fin is out: shut the write side.
 			c.wshut = 2
@@ -807,6 +823,11 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			continue
 		}
 		if len(c.wbuf) == 0 {
+			// Everything is out: the writer goes until the next output.
+			c.wspare = nil
+			if cap(c.wbuf) > wbufKeep {
+				c.wbuf = nil
+			}
 			return
 		}
 		out := c.wbuf
@@ -856,7 +877,7 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 func (c *Conn) shutWrite() {
 	if c.wshut == 0 {
 		c.wshut = 1
-		c.wcond.Signal()
+		c.wakeWriter()
 	}
 }
 
@@ -879,11 +900,9 @@ func (e errSendTimeout) Error() string {
 
 // write queues bytes for the socket. Called with c.mu held, by protocols.
 func (c *Conn) write(b []byte) {
-	if len(c.wbuf) == 0 {
-		c.wcond.Signal()
-	}
 	c.wbuf = append(c.wbuf, b...)
 	c.wq += uint64(len(b))
+	c.wakeWriter()
 }
 
 // waitDrained blocks the caller (lock held) while too much output is
@@ -1426,7 +1445,6 @@ func (c *Conn) abortLocked() {
 	}
 	c.wclosed = true
 	c.rcond.Broadcast()
-	c.wcond.Broadcast()
 	c.drained.Broadcast()
 	c.wincond.Broadcast()
 	select {

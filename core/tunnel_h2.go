@@ -132,7 +132,7 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 		// Cookies set by the origin stay in the tunnel, as its requests do.
 		child.cookies = newCookieJar()
 	}
-	child.rcond.L, child.wcond.L, child.drained.L, child.wincond.L = &child.mu, &child.mu, &child.mu, &child.mu
+	child.rcond.L, child.drained.L, child.wincond.L = &child.mu, &child.mu, &child.mu
 	child.done = make(chan struct{})
 	child.kick = make(chan struct{}, 1)
 	child.tunTC = tc

@@ -650,10 +650,8 @@ func (p *wsProto) writeFrame(op ws.OpCode, payload []byte, z bool) {
 		return
 	}
 	c := p.c
-	if len(c.wbuf) == 0 {
-		c.wcond.Signal()
-	}
 	c.wbuf = wsAppendFrame(c.wbuf, op, rsv, mask, payload)
+	c.wakeWriter()
 }
 
 // wsPongBacklog bounds the output a server's pings can pile up (their
