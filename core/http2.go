@@ -234,10 +234,6 @@ func newHTTP2(c *Conn) protocol {
 		c:              c,
 		o:              o,
 		scheme:         "http",
-		streams:        map[uint32]*h2Stream{},
-		refs:           map[uint64]*h2Stream{},
-		lingerHeld:     map[uint64]int{},
-		userPings:      map[uint64]uint64{},
 		nextID:         1,
 		peerMaxStreams: math.MaxUint32,
 		peerInitWin:    h2DefaultWindow,
@@ -476,8 +472,7 @@ func (h *h2conn) open(r *Request) error {
 		sendWin: h.peerInitWin, recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
 		handlers: r.ContentHandlers,
 	}
-	h.streams[id] = s
-	h.refs[r.ref] = s
+	h.track(id, s)
 	h.activeLocal++
 	if len(r.Body) > 0 {
 		s.body = r.Body
@@ -877,6 +872,11 @@ func (h *h2conn) remove(s *h2Stream) {
 	h.windowMoved(s)
 	delete(h.streams, s.id)
 	delete(h.refs, s.ref)
+	if len(h.streams) == 0 {
+		// Idle: the maps' storage and the decoding buffer go; the next
+		// stream makes them again (issue 16, W5).
+		h.streams, h.refs, h.dFields = nil, nil, nil
+	}
 	if s.ws != nil {
 		h.wsGone(s) // ws_h2.go
 	}
@@ -884,6 +884,9 @@ func (h *h2conn) remove(s *h2Stream) {
 		h.tunnelGone(s, "closed: the tunnel's stream ended") // tunnel_h2.go
 	}
 	if s.held > 0 {
+		if h.lingerHeld == nil {
+			h.lingerHeld = map[uint64]int{}
+		}
 		h.lingerHeld[s.ref] += s.held
 		s.held = 0
 	}
@@ -1039,6 +1042,17 @@ func (h *h2conn) eof() error {
 	return h.fatal
 }
 
+// track files a new stream by id and ref. The maps are made for the first
+// stream and dropped with the last (remove): an idle connection keeps no
+// map storage (issue 16, W5).
+func (h *h2conn) track(id uint32, s *h2Stream) {
+	if h.streams == nil {
+		h.streams, h.refs = map[uint32]*h2Stream{}, map[uint64]*h2Stream{}
+	}
+	h.streams[id] = s
+	h.refs[s.ref] = s
+}
+
 // ping sends a user PING (Conn.Ping); its ack is NOTIFY "ping_ack" with
 // ref. Payloads 0..9999 are Gun's (0: keepalive); user pings use 10000 up.
 func (h *h2conn) ping(ref uint64) error {
@@ -1050,6 +1064,9 @@ func (h *h2conn) ping(ref uint64) error {
 	}
 	h.pingSeq++
 	payload := 9999 + h.pingSeq
+	if h.userPings == nil {
+		h.userPings = map[uint64]uint64{}
+	}
 	h.userPings[payload] = ref
 	var b [8]byte
 	for i := range b {
@@ -1073,7 +1090,9 @@ func (h *h2conn) consumed(ref uint64, n int) {
 	if l, ok := h.lingerHeld[ref]; ok {
 		n = min(n, l)
 		if l -= n; l <= 0 {
-			delete(h.lingerHeld, ref)
+			if delete(h.lingerHeld, ref); len(h.lingerHeld) == 0 {
+				h.lingerHeld = nil // none held: its storage goes (W5)
+			}
 		} else {
 			h.lingerHeld[ref] = l
 		}

@@ -623,8 +623,7 @@ func (h *h2conn) pushPromise(parentID, promised uint32) error {
 		flow: parent.initFlow, initFlow: parent.initFlow, pushed: true, localFin: true,
 		recvWin: int64(h.o.InitialStreamWindowSize), clen: -1, handlers: parent.handlers,
 	}
-	h.streams[promised] = s
-	h.refs[s.ref] = s
+	h.track(promised, s)
 	h.activePush++
 	h.lastPushID = promised
 	if q, ok := h.c.replyTo[parent.ref]; ok {
@@ -643,6 +642,7 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 			h.settingsAcked = true
 			if h.settingsT != nil {
 				h.settingsT.Stop()
+				h.settingsT = nil // done with: not kept by an idle connection
 			}
 			h.dec.SetAllowedMaxDynamicTableSize(h.o.MaxDecodeTableSize)
 		}
@@ -657,6 +657,7 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 	h.gotPreface = true
 	if first && h.prefaceT != nil {
 		h.prefaceT.Stop()
+		h.prefaceT = nil
 	}
 	var ferr error
 	f.ForeachSetting(func(st http2.Setting) error {

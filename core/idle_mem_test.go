@@ -129,3 +129,35 @@ func TestIdleConnsHoldNoWriter(t *testing.T) {
 		settle(round)
 	}
 }
+
+// An idle HTTP/2 connection keeps no per-stream storage (issue 16, W5):
+// once its streams are over and their events taken, the stream maps, the
+// held-bytes map, the header decoding buffer and the settings timers are
+// gone (made again by the next stream, which must work as the first).
+func TestIdleH2KeepsNoStreamState(t *testing.T) {
+	q := newQueue(t)
+	c := openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	if _, err := c.AwaitUp(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 2; round++ {
+		ref := get(t, c, "/bytes/100")
+		if b := ok200(t, q, ref); len(b) != 100 {
+			t.Fatalf("round %d: %d bytes, want 100", round, len(b))
+		}
+		c.mu.Lock()
+		h := c.proto.(*h2conn)
+		var kept []string
+		for name, v := range map[string]bool{"streams": h.streams != nil, "refs": h.refs != nil,
+			"lingerHeld": h.lingerHeld != nil, "userPings": h.userPings != nil, "dFields": h.dFields != nil,
+			"prefaceT": h.prefaceT != nil, "settingsT": h.settingsT != nil} {
+			if v {
+				kept = append(kept, name)
+			}
+		}
+		c.mu.Unlock()
+		if len(kept) > 0 {
+			t.Fatalf("round %d: the idle connection keeps %v", round, kept)
+		}
+	}
+}

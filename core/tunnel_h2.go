@@ -61,8 +61,7 @@ func (h *h2conn) connectOpen(r *Request) error {
 		sendWin: h.peerInitWin, recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
 		handlers: r.ContentHandlers,
 	}
-	h.streams[id] = s
-	h.refs[r.ref] = s
+	h.track(id, s)
 	h.activeLocal++
 	return nil
 }
