@@ -2,7 +2,9 @@ package core
 
 import (
 	"bytes"
+	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,5 +161,46 @@ func TestIdleH2KeepsNoStreamState(t *testing.T) {
 		if len(kept) > 0 {
 			t.Fatalf("round %d: the idle connection keeps %v", round, kept)
 		}
+	}
+}
+
+// The readiness peek of an idle connection's reader makes no garbage
+// beyond its callback (issue 16, W5: unix.Recvfrom allocated a sockaddr and
+// converted it on every wait, about 600 bytes per connection set up), and
+// still reports bytes, then the peer's reset as the read's error.
+func TestWaitReadableAllocs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sv.Close()
+	if _, err := sv.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	rc := idleWaitable(cl)
+	if err := waitReadable(rc); err != nil { // the byte is there (the peek leaves it)
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(100, func() { waitReadable(rc) }); a > 2 {
+		t.Fatalf("%.0f allocations per wait, want at most 2", a)
+	}
+	b := make([]byte, 2)
+	if n, err := cl.Read(b); n != 1 || err != nil {
+		t.Fatalf("read %d %v after the peeks, want the 1 byte", n, err)
+	}
+	sv.(*net.TCPConn).SetLinger(0)
+	sv.Close() // RST
+	if err := waitReadable(rc); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("after the peer's reset: %v, want connection reset", err)
 	}
 }
