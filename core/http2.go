@@ -482,7 +482,35 @@ func (h *h2conn) open(r *Request) error {
 }
 
 func (h *h2conn) field(name, value string) {
+	if h.enc == nil {
+		h.newEncoder()
+	}
 	h.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// An idle connection keeps no HPACK encoder (issue 16, W5: its table of
+// the headers we sent is most of an idle connection's HPACK memory):
+// dropEncoder lets it go with the last stream, and the next header block
+// makes a new one. The new one starts empty while the server's decoder
+// still holds what the old one indexed; that is consistent (both add the
+// new entries in step, and the server evicts its older ones first), and
+// the block starts with a table size update to 0 then back (RFC 7541 4.2)
+// so that the server drops them too. The decoder's table is the server's
+// to size: it stays.
+func (h *h2conn) dropEncoder() {
+	if h.enc == nil {
+		return
+	}
+	h.enc, h.hbuf, h.ec = nil, bytes.Buffer{}, h2EncCache{}
+	h.encGen++ // a cached block may name entries of the old table
+}
+
+func (h *h2conn) newEncoder() {
+	e := hpack.NewEncoder(&h.hbuf)
+	e.SetMaxDynamicTableSizeLimit(h.o.MaxEncodeTableSize)
+	e.SetMaxDynamicTableSize(0)
+	e.SetMaxDynamicTableSize(min(h.peerTable, h.o.MaxEncodeTableSize))
+	h.enc = e
 }
 
 // encodeRequest makes the request's header block: pseudo-headers first,
@@ -876,6 +904,7 @@ func (h *h2conn) remove(s *h2Stream) {
 		// Idle: the maps' storage and the decoding buffer go; the next
 		// stream makes them again (issue 16, W5).
 		h.streams, h.refs, h.dFields = nil, nil, nil
+		h.dropEncoder()
 	}
 	if s.ws != nil {
 		h.wsGone(s) // ws_h2.go

@@ -670,7 +670,9 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 		switch st.ID {
 		case http2.SettingHeaderTableSize:
 			h.peerTable = st.Val
-			h.enc.SetMaxDynamicTableSize(min(st.Val, h.o.MaxEncodeTableSize))
+			if h.enc != nil { // none while idle: the next one is made with this size
+				h.enc.SetMaxDynamicTableSize(min(st.Val, h.o.MaxEncodeTableSize))
+			}
 			h.encGen++
 		case http2.SettingEnablePush:
 			h.peerPush = st.Val == 1

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,24 +134,32 @@ func TestIdleConnsHoldNoWriter(t *testing.T) {
 }
 
 // An idle HTTP/2 connection keeps no per-stream storage (issue 16, W5):
-// once its streams are over and their events taken, the stream maps, the
-// held-bytes map, the header decoding buffer and the settings timers are
-// gone (made again by the next stream, which must work as the first).
+// once its streams are over and their events taken, the HPACK encoder (its
+// table), the stream maps, the held-bytes map, the header decoding buffer
+// and the settings timers are gone, made again by the next stream, whose
+// headers the server must decode as the first's.
 func TestIdleH2KeepsNoStreamState(t *testing.T) {
 	q := newQueue(t)
 	c := openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
 	if _, err := c.AwaitUp(waitFor); err != nil {
 		t.Fatal(err)
 	}
-	for round := 1; round <= 2; round++ {
-		ref := get(t, c, "/bytes/100")
-		if b := ok200(t, q, ref); len(b) != 100 {
-			t.Fatalf("round %d: %d bytes, want 100", round, len(b))
+	for round := 1; round <= 3; round++ {
+		// The same header each round: indexed by the first encoder, then
+		// by each new one while the server's table still holds the old
+		// entries (and is told to drop them).
+		ref := get(t, c, "/headers", Header{"x-idle", "the same value"}, Header{"x-round", strconv.Itoa(round)})
+		got := headersReply(t, ok200(t, q, ref)).Headers
+		if v := got["x-idle"]; len(v) != 1 || v[0] != "the same value" {
+			t.Fatalf("round %d: the server got x-idle %q", round, v)
+		}
+		if v := got["x-round"]; len(v) != 1 || v[0] != strconv.Itoa(round) {
+			t.Fatalf("round %d: the server got x-round %q", round, v)
 		}
 		c.mu.Lock()
 		h := c.proto.(*h2conn)
 		var kept []string
-		for name, v := range map[string]bool{"streams": h.streams != nil, "refs": h.refs != nil,
+		for name, v := range map[string]bool{"encoder": h.enc != nil, "streams": h.streams != nil, "refs": h.refs != nil,
 			"lingerHeld": h.lingerHeld != nil, "userPings": h.userPings != nil, "dFields": h.dFields != nil,
 			"prefaceT": h.prefaceT != nil, "settingsT": h.settingsT != nil} {
 			if v {
