@@ -144,7 +144,7 @@ type h2conn struct {
 	src    h2source
 	enc    *hpack.Encoder
 	hbuf   bytes.Buffer
-	ec     h2EncCache
+	ec     *h2EncCache // made by the first cacheable block, dropped with the encoder (W5: 128 bytes kept the struct a size class up)
 	encGen uint64 // changes whenever the encoder's table may have changed
 	dec    *hpack.Decoder
 	scheme string
@@ -248,9 +248,6 @@ func newHTTP2(c *Conn) protocol {
 	}
 	h.auth = c.authority()
 	h.maxFrameSend = h.peerMaxFrame
-	h.fr = http2.NewFramer(h2sink{c}, &h.src)
-	h.fr.SetReuseFrames()
-	h.fr.SetMaxReadFrameSize(o.MaxFrameSizeReceived)
 	h.enc = hpack.NewEncoder(&h.hbuf)
 	h.enc.SetMaxDynamicTableSizeLimit(o.MaxEncodeTableSize)
 	h.dec = hpack.NewDecoder(4096, h.onField)
@@ -282,9 +279,9 @@ func newHTTP2(c *Conn) protocol {
 	if o.EnableConnectProtocol { // as cowlib: announced when asked (RFC 8441 3), though servers act on theirs
 		set = append(set, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
 	}
-	h.fr.WriteSettings(set...)
+	h.framer().WriteSettings(set...)
 	if inc := int64(o.InitialConnectionWindowSize) - h2DefaultWindow; inc > 0 {
-		h.fr.WriteWindowUpdate(0, uint32(inc))
+		h.framer().WriteWindowUpdate(0, uint32(inc))
 		h.connRecv += inc
 	}
 
@@ -310,6 +307,20 @@ func newHTTP2(c *Conn) protocol {
 
 func (h *h2conn) name() string { return "http2" }
 
+// framer is the connection's Framer, made on demand: an idle connection
+// drops it with its last stream (remove), and its buffers with it (the
+// largest frame written and read; issue 16, W5). It keeps no state between
+// frames that matters: HEADERS and CONTINUATION are parsed here, never by
+// it, so frame order is checked here too (handle).
+func (h *h2conn) framer() *http2.Framer {
+	if h.fr == nil {
+		h.fr = http2.NewFramer(h2sink{h.c}, &h.src)
+		h.fr.SetReuseFrames()
+		h.fr.SetMaxReadFrameSize(h.o.MaxFrameSizeReceived)
+	}
+	return h.fr
+}
+
 // ---- timers ----
 
 // after runs f with the connection's lock held, if this protocol instance
@@ -332,7 +343,7 @@ func (h *h2conn) armKeepalive() {
 			h.failAsync(h.connError(http2.ErrCodeNo, "The number of unacknowledged pings exceed the configured tolerance value."))
 			return
 		}
-		h.fr.WritePing(false, [8]byte{})
+		h.framer().WritePing(false, [8]byte{})
 		h.pingsUnack++
 		h.armKeepalive()
 	})
@@ -368,7 +379,7 @@ func (h *h2conn) connError(code http2.ErrCode, why string) error {
 	if h.fatal != nil {
 		return h.fatal
 	}
-	h.fr.WriteGoAway(h.lastPushID, code, nil)
+	h.framer().WriteGoAway(h.lastPushID, code, nil)
 	h.goawaySent = true
 	if len(h.refs) > 0 {
 		h.c.emit(&Event{Kind: EvError, Reason: err.Error()})
@@ -501,7 +512,7 @@ func (h *h2conn) dropEncoder() {
 	if h.enc == nil {
 		return
 	}
-	h.enc, h.hbuf, h.ec = nil, bytes.Buffer{}, h2EncCache{}
+	h.enc, h.hbuf, h.ec = nil, bytes.Buffer{}, nil
 	h.encGen++ // a cached block may name entries of the old table
 }
 
@@ -523,7 +534,10 @@ func (h *h2conn) encodeRequest(r *Request) (string, []byte) {
 	if !ok {
 		authority = h.auth
 	}
-	ec := &h.ec
+	if h.ec == nil {
+		h.ec = &h2EncCache{}
+	}
+	ec := h.ec
 	if ec.ok && ec.gen == h.encGen && ec.method == r.Method && ec.path == r.Path && ec.authority == authority &&
 		ec.stream == r.Stream && ec.bodyLen == len(r.Body) && h2SameHeaders(ec.headers, r.Headers) {
 		return authority, ec.block
@@ -651,10 +665,10 @@ func (h *h2conn) writeHeaderBlock(id uint32, block []byte, endStream bool) {
 		first = block[:max]
 	}
 	block = block[len(first):]
-	h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
+	h.framer().WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
 	for len(block) > 0 {
 		n := min(len(block), max)
-		h.fr.WriteContinuation(id, n == len(block), block[:n])
+		h.framer().WriteContinuation(id, n == len(block), block[:n])
 		block = block[n:]
 	}
 }
@@ -905,6 +919,7 @@ func (h *h2conn) remove(s *h2Stream) {
 		// stream makes them again (issue 16, W5).
 		h.streams, h.refs, h.dFields = nil, nil, nil
 		h.dropEncoder()
+		h.fr = nil
 	}
 	if s.ws != nil {
 		h.wsGone(s) // ws_h2.go
@@ -933,7 +948,7 @@ func (h *h2conn) remove(s *h2Stream) {
 // reset sends RST_STREAM and forgets the stream; its late frames are
 // tolerated.
 func (h *h2conn) reset(s *h2Stream, code http2.ErrCode) {
-	h.fr.WriteRSTStream(s.id, code)
+	h.framer().WriteRSTStream(s.id, code)
 	h.lingerAdd(s.id)
 	h.remove(s)
 }
@@ -1041,7 +1056,7 @@ func (h *h2conn) down() []uint64 {
 // closing_timeout; pushes are refused from now on.
 func (h *h2conn) shutdown() time.Duration {
 	if !h.goawaySent {
-		h.fr.WriteGoAway(h.lastPushID, http2.ErrCodeNo, nil)
+		h.framer().WriteGoAway(h.lastPushID, http2.ErrCodeNo, nil)
 		h.goawaySent = true
 	}
 	for _, r := range h.waiting {
@@ -1101,7 +1116,7 @@ func (h *h2conn) ping(ref uint64) error {
 	for i := range b {
 		b[i] = byte(payload >> (56 - 8*i))
 	}
-	h.fr.WritePing(false, b)
+	h.framer().WritePing(false, b)
 	return nil
 }
 
@@ -1139,7 +1154,7 @@ func (h *h2conn) connEnsure() {
 	inc := h2Increment(h.connRecv, int64(h.o.InitialConnectionWindowSize)-int64(h.connHeld),
 		h.o.ConnectionWindowUpdateThreshold, h.o.ConnectionWindowMarginSize, h.o.MaxConnectionWindowSize)
 	if inc > 0 {
-		h.fr.WriteWindowUpdate(0, uint32(inc))
+		h.framer().WriteWindowUpdate(0, uint32(inc))
 		h.connRecv += inc
 	}
 }
@@ -1151,7 +1166,7 @@ func (h *h2conn) streamEnsure(s *h2Stream) {
 	inc := h2Increment(s.recvWin, int64(h.o.InitialStreamWindowSize)-int64(s.held),
 		h.o.StreamWindowUpdateThreshold, h.o.StreamWindowMarginSize, h.o.MaxStreamWindowSize)
 	if inc > 0 {
-		h.fr.WriteWindowUpdate(s.id, uint32(inc))
+		h.framer().WriteWindowUpdate(s.id, uint32(inc))
 		s.recvWin += inc
 	}
 }
