@@ -145,7 +145,7 @@ type h2conn struct {
 	enc    *hpack.Encoder
 	hbuf   bytes.Buffer
 	ec     *h2EncCache // made by the first cacheable block, dropped with the encoder (W5: 128 bytes kept the struct a size class up)
-	encGen uint64 // changes whenever the encoder's table may have changed
+	encGen uint64      // changes whenever the encoder's table may have changed
 	dec    *hpack.Decoder
 	scheme string
 	auth   string // c.authority(), made once
