@@ -213,3 +213,67 @@ func TestWaitReadableAllocs(t *testing.T) {
 		t.Fatalf("after the peer's reset: %v, want connection reset", err)
 	}
 }
+
+// goroutinesIn counts the goroutines with fn in their stack.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte(fn))
+}
+
+// An idle connection's reader parks (issue 16, W5): the goroutine that
+// served it (its stack grown by dialing and frames, never below 4 KiB again)
+// ends, and a fresh one waits for the socket in parkIdle, then serves it as
+// the first did. 100 idle h2c connections after a GET each: at least 100
+// goroutines in parkIdle (none before); a second GET on each is served
+// (the parked reader takes the response), and they park again; closing
+// them ends every goroutine (TestMain's leak check).
+func TestIdleConnsParkReader(t *testing.T) {
+	const n = 100
+	q := newQueue(t)
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	}
+	for _, c := range conns {
+		if _, err := c.AwaitUp(waitFor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 1; round <= 2; round++ {
+		body := map[uint64]int{}
+		for _, c := range conns {
+			body[get(t, c, "/bytes/100")] = 0
+		}
+		for ended := 0; ended < n; {
+			ev := next(t, q)
+			if _, ok := body[ev.Ref]; !ok || ev.Kind == EvError {
+				t.Fatalf("round %d: unexpected %s", round, evString(ev))
+			}
+			body[ev.Ref] += len(ev.Data)
+			if ev.Fin {
+				if ended++; body[ev.Ref] != 100 {
+					t.Fatalf("round %d: stream #%d: %d bytes, want 100", round, ev.Ref, body[ev.Ref])
+				}
+			}
+		}
+		p := goroutinesIn("core.(*Conn).parkIdle(")
+		for deadline := time.Now().Add(waitFor); p < n && time.Now().Before(deadline); p = goroutinesIn("core.(*Conn).parkIdle(") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("round %d: %d readers parked for %d idle connections", round, p, n)
+		if p < n {
+			t.Fatalf("round %d: %d readers parked for %d idle connections, want all", round, p, n)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	for _, c := range conns {
+		select {
+		case <-c.Done():
+		case <-time.After(waitFor):
+			t.Fatal("a parked connection did not exit after Close")
+		}
+	}
+}

@@ -83,6 +83,19 @@ func idleWaitable(nc net.Conn) syscall.RawConn {
 // The peek is a bare recvfrom(2): unix.Recvfrom allocates a sockaddr (and
 // converts it) on every call, garbage that made an idle process's heap, and
 // so its RSS, grow (issue 16, W5).
+// readableNow says, without waiting, whether rc has bytes (or EOF, or an
+// error) to read.
+func readableNow(rc syscall.RawConn) bool {
+	ready := true
+	rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		ready = errno != unix.EAGAIN
+	})
+	return ready
+}
+
 func waitReadable(rc syscall.RawConn) error {
 	var sockErr error
 	rc.Read(func(fd uintptr) bool {
