@@ -803,6 +803,9 @@ var errShutdownDone = errors.New("shutdown")
 func (c *Conn) parkable(raw syscall.RawConn) bool {
 	c.mu.Lock()
 	idle := c.proto != nil && c.proto.idle() && c.failErr == nil && c.closeReq == "" && !c.wclosed
+	if p, ok := c.proto.(interface{ parkOK() bool }); ok && idle {
+		idle = p.parkOK()
+	}
 	c.mu.Unlock()
 	return idle && !readableNow(raw)
 }

@@ -152,6 +152,8 @@ type h2conn struct {
 
 	streams     map[uint32]*h2Stream
 	refs        map[uint64]*h2Stream
+	busyHigh    int  // the most streams open at once since the connection was last idle
+	busy        bool // the last busy spell had more than h2LightStreams at once (remove)
 	nextID      uint32
 	maxPromised uint32 // highest promised stream id seen
 	lastPushID  uint32 // highest promised stream id accepted: our GOAWAY's last-stream-id
@@ -915,11 +917,17 @@ func (h *h2conn) remove(s *h2Stream) {
 	delete(h.streams, s.id)
 	delete(h.refs, s.ref)
 	if len(h.streams) == 0 {
-		// Idle: the maps' storage and the decoding buffer go; the next
-		// stream makes them again (issue 16, W5).
-		h.streams, h.refs, h.dFields = nil, nil, nil
-		h.dropEncoder()
-		h.fr = nil
+		// Idle: the maps, the decoding buffer, the encoder and the Framer
+		// go, made again on demand, and the reader may park (parkOK; issue
+		// 16, W5). Not after a busy spell: a connection with 100 streams in
+		// flight, all done before the host asks for more, would make them
+		// all again every hundred requests; it keeps them, as it did.
+		h.busy, h.busyHigh = h.busyHigh > h2LightStreams, 0
+		if !h.busy {
+			h.streams, h.refs, h.dFields = nil, nil, nil
+			h.dropEncoder()
+			h.fr = nil
+		}
 	}
 	if s.ws != nil {
 		h.wsGone(s) // ws_h2.go
@@ -1095,7 +1103,16 @@ func (h *h2conn) track(id uint32, s *h2Stream) {
 	}
 	h.streams[id] = s
 	h.refs[s.ref] = s
+	h.busyHigh = max(h.busyHigh, len(h.streams))
 }
+
+// h2LightStreams: an idle connection whose last busy spell had at most
+// this many streams at once lets its per-stream state go (remove).
+const h2LightStreams = 8
+
+// parkOK: the reader may park while idle (Conn.parkable), unless the
+// connection is between spells of many streams at once.
+func (h *h2conn) parkOK() bool { return !h.busy }
 
 // ping sends a user PING (Conn.Ping); its ack is NOTIFY "ping_ack" with
 // ref. Payloads 0..9999 are Gun's (0: keepalive); user pings use 10000 up.
@@ -1134,8 +1151,8 @@ func (h *h2conn) consumed(ref uint64, n int) {
 	if l, ok := h.lingerHeld[ref]; ok {
 		n = min(n, l)
 		if l -= n; l <= 0 {
-			if delete(h.lingerHeld, ref); len(h.lingerHeld) == 0 {
-				h.lingerHeld = nil // none held: its storage goes (W5)
+			if delete(h.lingerHeld, ref); len(h.lingerHeld) == 0 && len(h.streams) == 0 && !h.busy {
+				h.lingerHeld = nil // idle and none held: its storage goes (W5); a busy connection keeps it
 			}
 		} else {
 			h.lingerHeld[ref] = l

@@ -277,3 +277,49 @@ func TestIdleConnsParkReader(t *testing.T) {
 		}
 	}
 }
+
+// After a spell of many streams at once, an idle HTTP/2 connection keeps
+// its per-stream state and its reader (a connection refilled by the host in
+// bursts would otherwise make them all again every burst); after a light
+// spell it lets them go again.
+func TestBusyH2KeepsStreamState(t *testing.T) {
+	q := newQueue(t)
+	c := openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	if _, err := c.AwaitUp(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (enc, maps, busy bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		h := c.proto.(*h2conn)
+		return h.enc != nil, h.streams != nil, h.busy
+	}
+	// 20 streamed bodies to /echo: all 20 streams open at once until the
+	// bodies end.
+	const n = 20
+	refs := make([]uint64, n)
+	for i := range refs {
+		refs[i] = do(t, c, &Request{Method: "POST", Path: "/echo", Stream: true})
+	}
+	for _, ref := range refs {
+		if err := c.Data(ref, []byte("x"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ended := 0; ended < n; {
+		ev := next(t, q)
+		if ev.Kind == EvError {
+			t.Fatalf("unexpected %s", evString(ev))
+		}
+		if ev.Fin {
+			ended++
+		}
+	}
+	if enc, maps, busy := state(); !enc || !maps || !busy {
+		t.Fatalf("after %d streams at once: encoder kept %v, maps kept %v, busy %v; want all kept", n, enc, maps, busy)
+	}
+	ok200(t, q, get(t, c, "/bytes/100"))
+	if enc, maps, busy := state(); enc || maps || busy {
+		t.Fatalf("after a light spell: encoder kept %v, maps kept %v, busy %v; want none", enc, maps, busy)
+	}
+}
