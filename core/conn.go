@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -88,7 +89,6 @@ type Conn struct {
 
 	mu          sync.Mutex
 	rcond       sync.Cond // the reader: budget released, flow updated, closing
-	wcond       sync.Cond // the writer: output to write, or closing
 	drained     sync.Cond // API callers: output buffer drained below its bound
 	wincond     sync.Cond // API callers blocked on a protocol's send window (HTTP/2): windows grew, or the connection died
 	owner       *Queue
@@ -98,6 +98,7 @@ type Conn struct {
 	nc          net.Conn
 	wbuf        []byte
 	wspare      []byte
+	wrun        chan struct{} // the writer goroutine runs (started by output, gone when it is out); closed as it ends
 	wclosed     bool
 	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
 	werr        error
@@ -130,6 +131,8 @@ type Conn struct {
 	origin      *tunnelOrigin // where the tunnels lead; nil: host:port
 	hopRefs     []uint64      // the CONNECTs whose tunnels the socket became (Request.Tunnel may name them)
 	rawRef      uint64        // raw through an HTTP/1.1 CONNECT: its byte stream is the CONNECT's ref (Gun's), not 0
+	parkBig     bool          // readLoop's big and raw, for the parked reader's successor (the reader's own)
+	parkRaw     syscall.RawConn
 
 	// tunnel_h2.go: a connection running in an HTTP/2 tunnel has a parent
 	// (the connection carrying the stream) and the stream's ref; the root
@@ -209,7 +212,7 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		scopeSessions(conf, c.host, c.port)
 		c.tlsConf = conf
 	}
-	c.rcond.L, c.wcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu, &c.mu
+	c.rcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu
 	c.done = make(chan struct{})
 	c.kick = make(chan struct{}, 1)
 	c.owner = q
@@ -251,14 +254,62 @@ func (c *Conn) authority() string {
 
 // ---- the state machine ----
 
-func (c *Conn) run() {
+func (c *Conn) run() { c.runFrom(nil) }
+
+// idleResume is where a parked connection's reader stopped (readLoop
+// returned parked): the socket and its protocol, and run's own state.
+type idleResume struct {
+	nc               net.Conn
+	name             string
+	since            time.Time
+	retries, delayed int
+	big              bool            // readLoop's: the reads have filled small buffers
+	raw              syscall.RawConn // nc's, waited on
+	sockErr          error           // the wait's (waitReadable)
+}
+
+// parkIdle waits, on a fresh goroutine, for the socket of a connection that
+// is idle, then goes on where the reader stopped (issue 16, W5). The
+// goroutine that served the connection grew its stack handling frames and
+// dialing, and a parked goroutine's stack never shrinks below 4 KiB (the
+// runtime keeps 800 bytes of guard on top of what the frames use); this one
+// has only parkIdle and the poller's frames on its 2 KiB while it waits.
+// One goroutine at a time runs a connection's reader: the one that parked
+// started this one as the last thing it did.
+func (c *Conn) parkIdle(rs *idleResume) {
+	rs.sockErr = waitReadable(rs.raw)
+	c.runFrom(rs)
+}
+
+func (c *Conn) runFrom(rs *idleResume) {
 	retries := c.opts.Retry
 	delayed := 0 // retries that waited, for the retry policy
+	if rs != nil {
+		retries, delayed = rs.retries, rs.delayed
+	}
 	for {
-		nc, name, err := c.connect()
+		var nc net.Conn
+		var name string
+		var err error
+		if rs == nil {
+			nc, name, err = c.connect()
+		}
 		if err == nil {
 			since := time.Now()
-			reason, exitReason := c.serve(nc, name)
+			var reason, exitReason string
+			var parked *idleResume
+			if rs != nil {
+				since = rs.since
+				reason, exitReason, parked = c.serveLoop(rs.nc, rs.name, nil, rs)
+				rs = nil
+			} else {
+				reason, exitReason, parked = c.serve(nc, name)
+			}
+			if parked != nil {
+				parked.since, parked.retries, parked.delayed = since, retries, delayed
+				go c.parkIdle(parked)
+				return
+			}
 			if exitReason != "" {
 				c.exit(exitReason)
 				return
@@ -390,12 +441,12 @@ func (c *Conn) connect() (net.Conn, string, error) {
 // or an exit reason when the connection must not reconnect. A tunnel that
 // comes up on the socket (tunnel.go) replaces its transport and protocol
 // without a DOWN: the loop runs again on the tunnel.
-func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
+func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string, parked *idleResume) {
 	c.mu.Lock()
 	if c.closeReq != "" || c.shutReq {
 		c.mu.Unlock()
 		nc.Close()
-		return "", c.closeRequested()
+		return "", c.closeRequested(), nil
 	}
 	c.opts, c.via, c.origin, c.hopRefs, c.rawRef = c.baseOpts, nil, nil, nil, 0
 	c.local, c.peer = nc.LocalAddr().String(), nc.RemoteAddr().String()
@@ -403,28 +454,39 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		c.local, c.peer = "", c.unixPath
 	}
 	up := &Event{Kind: EvUp}
-	var wdone chan struct{}
-	var reason string
 	if name == "socks" {
 		var err error
 		if nc, name, err = c.socksUp(nc); err != nil {
 			c.mu.Lock()
 			c.wclosed = true
-			return c.down(nc, nil, reasonOf(err), "socks")
+			d, e := c.down(nc, reasonOf(err), "socks")
+			return d, e, nil
 		}
 		c.mu.Lock()
 		up = &Event{Kind: EvTunnelUp}
 	}
+	return c.serveLoop(nc, name, up, nil)
+}
+
+// serveLoop runs the socket (attached, then reported with up), or goes on
+// with the reader of a parked connection (rs: already attached). parked is
+// non-nil when the reader parked (readLoop).
+func (c *Conn) serveLoop(nc net.Conn, name string, up *Event, rs *idleResume) (downReason, exitReason string, parked *idleResume) {
+	var reason string
 	for {
-		c.attachLocked(nc, name, up)
-		c.mu.Unlock()
-		wdone = make(chan struct{})
-		go c.writeLoop(nc, wdone)
-		reason = c.readLoop(nc)
+		if rs == nil {
+			c.attachLocked(nc, name, up)
+			c.mu.Unlock()
+		}
+		var park bool
+		reason, park = c.readLoop(nc, rs)
+		rs = nil
+		if park {
+			return "", "", &idleResume{nc: nc, name: name, big: c.parkBig, raw: c.parkRaw}
+		}
 
 		c.mu.Lock()
-		c.wclosed = true
-		c.wcond.Broadcast()
+		c.wclosed = true // no writer starts from now on (wakeWriter)
 		c.wincond.Broadcast()
 		sw := c.switchTo
 		c.switchTo = nil
@@ -433,8 +495,11 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		// The proxy's protocol is done with the socket: once its last
 		// output is out, the socket is the tunnel's.
+		w := c.wrun
 		c.mu.Unlock()
-		<-wdone
+		if w != nil {
+			<-w
+		}
 		tnc, tname, err := c.enterTunnel(nc, sw)
 		c.mu.Lock()
 		if err != nil {
@@ -467,7 +532,8 @@ func (c *Conn) serve(nc net.Conn, name string) (downReason, exitReason string) {
 		}
 		nc, name, up = tnc, tname, &Event{Kind: EvTunnelUp, Ref: sw.ref}
 	}
-	return c.down(nc, wdone, reason, "")
+	d, e := c.down(nc, reason, "")
+	return d, e, nil
 }
 
 // attachLocked makes nc, speaking name, the connection's transport and
@@ -538,7 +604,8 @@ func (c *Conn) socksUp(nc net.Conn) (net.Conn, string, error) {
 // down ends the connection being served (c.mu held, wclosed set): the
 // writer gets a moment to flush, the socket closes, the streams in flight
 // are reported lost. proto names the DOWN when no protocol ran (socks).
-func (c *Conn) down(nc net.Conn, wdone chan struct{}, reason, proto string) (downReason, exitReason string) {
+func (c *Conn) down(nc net.Conn, reason, proto string) (downReason, exitReason string) {
+	wdone := c.wrun // wclosed is set: no other writer starts
 	c.mu.Unlock()
 	if wdone != nil {
 		// Let the writer flush what the protocol wrote last (an HTTP/2
@@ -607,15 +674,36 @@ const flushOnClose = time.Second
 // planned (a response with connection: close): DOWN's reason is "normal".
 var errCloseNormal = errors.New("normal")
 
-func (c *Conn) readLoop(nc net.Conn) string {
-	raw := idleWaitable(nc)
+// readLoop reads and handles the socket until it ends, and returns the
+// DOWN reason; or, when the protocol is idle and the socket has nothing to
+// read, it parks the reader: it returns park true (with c.parkBig), the
+// goroutine ends, and parkIdle's waits for the socket (issue 16, W5). rs
+// resumes a parked reader: the wait is done (rs.sockErr).
+func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park bool) {
+	var raw syscall.RawConn
+	if rs != nil {
+		raw = rs.raw
+	} else {
+		raw = idleWaitable(nc)
+	}
 	var buf []byte
 	have, big := 0, raw == nil
+	if rs != nil {
+		big = rs.big
+	}
 	for {
 		var sockErr error
 		if buf == nil {
 			if raw != nil {
-				sockErr = waitReadable(raw)
+				if rs != nil {
+					sockErr = rs.sockErr
+					rs = nil
+				} else if c.parkable(raw) {
+					c.parkBig, c.parkRaw = big, raw
+					return "", true
+				} else {
+					sockErr = waitReadable(raw)
+				}
 			}
 			buf = getReadBuf(big)
 		}
@@ -689,7 +777,7 @@ func (c *Conn) readLoop(nc net.Conn) string {
 		}
 		c.mu.Unlock()
 		if perr != nil {
-			return reasonOf(perr)
+			return reasonOf(perr), false
 		}
 		if have == len(buf) {
 			// One element (a header block, say) larger than the buffer:
@@ -708,6 +796,19 @@ func (c *Conn) readLoop(nc net.Conn) string {
 }
 
 var errShutdownDone = errors.New("shutdown")
+
+// parkable: the reader may park (readLoop) — the protocol has nothing in
+// flight and the socket nothing to read. A busy connection's reader waits
+// on itself: parking costs a goroutine and its stack growing again.
+func (c *Conn) parkable(raw syscall.RawConn) bool {
+	c.mu.Lock()
+	idle := c.proto != nil && c.proto.idle() && c.failErr == nil && c.closeReq == "" && !c.wclosed
+	if p, ok := c.proto.(interface{ parkOK() bool }); ok && idle {
+		idle = p.parkOK()
+	}
+	c.mu.Unlock()
+	return idle && !readableNow(raw)
+}
 
 // inputStaller is a protocol whose input elements (an HTTP/1.1 head, an
 // HTTP/2 frame or header block) must arrive whole within a bound once
@@ -777,19 +878,35 @@ func (c *Conn) failLocked(err error) {
 	c.wclosed = true
 	c.nc.SetReadDeadline(time.Now())
 	c.rcond.Broadcast()
-	c.wcond.Broadcast()
 	c.drained.Broadcast()
 	c.wincond.Broadcast()
 }
 
+// wakeWriter starts the writer goroutine when output (or raw's write
+// shutdown) is queued and none runs. The writer exists only while there is
+// output (issue 16, W5: an idle connection keeps no goroutine and no stack
+// for it); none starts once the socket is closing (wclosed: serve and down
+// then wait for the one running, c.wrun), nor after a write failed.
+// Called with c.mu held.
+func (c *Conn) wakeWriter() {
+	if c.wrun == nil && !c.wclosed && c.werr == nil && c.nc != nil {
+		c.wrun = make(chan struct{})
+		go c.writeLoop(c.nc, c.wrun)
+	}
+}
+
+// wbufKeep: an idle connection keeps an output buffer up to this size
+// (the next burst's); bigger ones, and the spare, go.
+const wbufKeep = 4 << 10
+
 func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
-	defer close(done)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer func() {
+		c.wrun = nil
+		c.mu.Unlock()
+		close(done)
+	}()
 	for {
-		for len(c.wbuf) == 0 && !c.wclosed && c.wshut != 1 {
-			c.wcond.Wait()
-		}
 		if len(c.wbuf) == 0 && c.wshut == 1 && !c.wclosed {
 			// Everything written before the fin is out: shut the write side.
 			c.wshut = 2
@@ -807,6 +924,11 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			continue
 		}
 		if len(c.wbuf) == 0 {
+			// Everything is out: the writer goes until the next output.
+			c.wspare = nil
+			if cap(c.wbuf) > wbufKeep {
+				c.wbuf = nil
+			}
 			return
 		}
 		out := c.wbuf
@@ -856,7 +978,7 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 func (c *Conn) shutWrite() {
 	if c.wshut == 0 {
 		c.wshut = 1
-		c.wcond.Signal()
+		c.wakeWriter()
 	}
 }
 
@@ -879,11 +1001,9 @@ func (e errSendTimeout) Error() string {
 
 // write queues bytes for the socket. Called with c.mu held, by protocols.
 func (c *Conn) write(b []byte) {
-	if len(c.wbuf) == 0 {
-		c.wcond.Signal()
-	}
 	c.wbuf = append(c.wbuf, b...)
 	c.wq += uint64(len(b))
+	c.wakeWriter()
 }
 
 // waitDrained blocks the caller (lock held) while too much output is
@@ -1426,7 +1546,6 @@ func (c *Conn) abortLocked() {
 	}
 	c.wclosed = true
 	c.rcond.Broadcast()
-	c.wcond.Broadcast()
 	c.drained.Broadcast()
 	c.wincond.Broadcast()
 	select {

@@ -144,14 +144,16 @@ type h2conn struct {
 	src    h2source
 	enc    *hpack.Encoder
 	hbuf   bytes.Buffer
-	ec     h2EncCache
-	encGen uint64 // changes whenever the encoder's table may have changed
+	ec     *h2EncCache // made by the first cacheable block, dropped with the encoder (W5: 128 bytes kept the struct a size class up)
+	encGen uint64      // changes whenever the encoder's table may have changed
 	dec    *hpack.Decoder
 	scheme string
 	auth   string // c.authority(), made once
 
 	streams     map[uint32]*h2Stream
 	refs        map[uint64]*h2Stream
+	busyHigh    int  // the most streams open at once since the connection was last idle
+	busy        bool // the last busy spell had more than h2LightStreams at once (remove)
 	nextID      uint32
 	maxPromised uint32 // highest promised stream id seen
 	lastPushID  uint32 // highest promised stream id accepted: our GOAWAY's last-stream-id
@@ -234,10 +236,6 @@ func newHTTP2(c *Conn) protocol {
 		c:              c,
 		o:              o,
 		scheme:         "http",
-		streams:        map[uint32]*h2Stream{},
-		refs:           map[uint64]*h2Stream{},
-		lingerHeld:     map[uint64]int{},
-		userPings:      map[uint64]uint64{},
 		nextID:         1,
 		peerMaxStreams: math.MaxUint32,
 		peerInitWin:    h2DefaultWindow,
@@ -252,9 +250,6 @@ func newHTTP2(c *Conn) protocol {
 	}
 	h.auth = c.authority()
 	h.maxFrameSend = h.peerMaxFrame
-	h.fr = http2.NewFramer(h2sink{c}, &h.src)
-	h.fr.SetReuseFrames()
-	h.fr.SetMaxReadFrameSize(o.MaxFrameSizeReceived)
 	h.enc = hpack.NewEncoder(&h.hbuf)
 	h.enc.SetMaxDynamicTableSizeLimit(o.MaxEncodeTableSize)
 	h.dec = hpack.NewDecoder(4096, h.onField)
@@ -286,9 +281,9 @@ func newHTTP2(c *Conn) protocol {
 	if o.EnableConnectProtocol { // as cowlib: announced when asked (RFC 8441 3), though servers act on theirs
 		set = append(set, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
 	}
-	h.fr.WriteSettings(set...)
+	h.framer().WriteSettings(set...)
 	if inc := int64(o.InitialConnectionWindowSize) - h2DefaultWindow; inc > 0 {
-		h.fr.WriteWindowUpdate(0, uint32(inc))
+		h.framer().WriteWindowUpdate(0, uint32(inc))
 		h.connRecv += inc
 	}
 
@@ -314,6 +309,20 @@ func newHTTP2(c *Conn) protocol {
 
 func (h *h2conn) name() string { return "http2" }
 
+// framer is the connection's Framer, made on demand: an idle connection
+// drops it with its last stream (remove), and its buffers with it (the
+// largest frame written and read; issue 16, W5). It keeps no state between
+// frames that matters: HEADERS and CONTINUATION are parsed here, never by
+// it, so frame order is checked here too (handle).
+func (h *h2conn) framer() *http2.Framer {
+	if h.fr == nil {
+		h.fr = http2.NewFramer(h2sink{h.c}, &h.src)
+		h.fr.SetReuseFrames()
+		h.fr.SetMaxReadFrameSize(h.o.MaxFrameSizeReceived)
+	}
+	return h.fr
+}
+
 // ---- timers ----
 
 // after runs f with the connection's lock held, if this protocol instance
@@ -336,7 +345,7 @@ func (h *h2conn) armKeepalive() {
 			h.failAsync(h.connError(http2.ErrCodeNo, "The number of unacknowledged pings exceed the configured tolerance value."))
 			return
 		}
-		h.fr.WritePing(false, [8]byte{})
+		h.framer().WritePing(false, [8]byte{})
 		h.pingsUnack++
 		h.armKeepalive()
 	})
@@ -372,7 +381,7 @@ func (h *h2conn) connError(code http2.ErrCode, why string) error {
 	if h.fatal != nil {
 		return h.fatal
 	}
-	h.fr.WriteGoAway(h.lastPushID, code, nil)
+	h.framer().WriteGoAway(h.lastPushID, code, nil)
 	h.goawaySent = true
 	if len(h.refs) > 0 {
 		h.c.emit(&Event{Kind: EvError, Reason: err.Error()})
@@ -476,8 +485,7 @@ func (h *h2conn) open(r *Request) error {
 		sendWin: h.peerInitWin, recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
 		handlers: r.ContentHandlers,
 	}
-	h.streams[id] = s
-	h.refs[r.ref] = s
+	h.track(id, s)
 	h.activeLocal++
 	if len(r.Body) > 0 {
 		s.body = r.Body
@@ -487,7 +495,35 @@ func (h *h2conn) open(r *Request) error {
 }
 
 func (h *h2conn) field(name, value string) {
+	if h.enc == nil {
+		h.newEncoder()
+	}
 	h.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// An idle connection keeps no HPACK encoder (issue 16, W5: its table of
+// the headers we sent is most of an idle connection's HPACK memory):
+// dropEncoder lets it go with the last stream, and the next header block
+// makes a new one. The new one starts empty while the server's decoder
+// still holds what the old one indexed; that is consistent (both add the
+// new entries in step, and the server evicts its older ones first), and
+// the block starts with a table size update to 0 then back (RFC 7541 4.2)
+// so that the server drops them too. The decoder's table is the server's
+// to size: it stays.
+func (h *h2conn) dropEncoder() {
+	if h.enc == nil {
+		return
+	}
+	h.enc, h.hbuf, h.ec = nil, bytes.Buffer{}, nil
+	h.encGen++ // a cached block may name entries of the old table
+}
+
+func (h *h2conn) newEncoder() {
+	e := hpack.NewEncoder(&h.hbuf)
+	e.SetMaxDynamicTableSizeLimit(h.o.MaxEncodeTableSize)
+	e.SetMaxDynamicTableSize(0)
+	e.SetMaxDynamicTableSize(min(h.peerTable, h.o.MaxEncodeTableSize))
+	h.enc = e
 }
 
 // encodeRequest makes the request's header block: pseudo-headers first,
@@ -500,7 +536,10 @@ func (h *h2conn) encodeRequest(r *Request) (string, []byte) {
 	if !ok {
 		authority = h.auth
 	}
-	ec := &h.ec
+	if h.ec == nil {
+		h.ec = &h2EncCache{}
+	}
+	ec := h.ec
 	if ec.ok && ec.gen == h.encGen && ec.method == r.Method && ec.path == r.Path && ec.authority == authority &&
 		ec.stream == r.Stream && ec.bodyLen == len(r.Body) && h2SameHeaders(ec.headers, r.Headers) {
 		return authority, ec.block
@@ -628,10 +667,10 @@ func (h *h2conn) writeHeaderBlock(id uint32, block []byte, endStream bool) {
 		first = block[:max]
 	}
 	block = block[len(first):]
-	h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
+	h.framer().WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
 	for len(block) > 0 {
 		n := min(len(block), max)
-		h.fr.WriteContinuation(id, n == len(block), block[:n])
+		h.framer().WriteContinuation(id, n == len(block), block[:n])
 		block = block[n:]
 	}
 }
@@ -878,12 +917,28 @@ func (h *h2conn) remove(s *h2Stream) {
 	h.windowMoved(s)
 	delete(h.streams, s.id)
 	delete(h.refs, s.ref)
+	if len(h.streams) == 0 {
+		// Idle: the maps, the decoding buffer, the encoder and the Framer
+		// go, made again on demand, and the reader may park (parkOK; issue
+		// 16, W5). Not after a busy spell: a connection with 100 streams in
+		// flight, all done before the host asks for more, would make them
+		// all again every hundred requests; it keeps them, as it did.
+		h.busy, h.busyHigh = h.busyHigh > h2LightStreams, 0
+		if !h.busy {
+			h.streams, h.refs, h.dFields = nil, nil, nil
+			h.dropEncoder()
+			h.fr = nil
+		}
+	}
 	if s.pipe != nil { // a tunnel's or a WebSocket's: its user lets go (pipe_h2.go)
 		s.pipe.user.gone("closed: the tunnel's stream ended")
 	} else if s.ws != nil { // an upgrade not answered
 		s.ws.fail()
 	}
 	if s.held > 0 {
+		if h.lingerHeld == nil {
+			h.lingerHeld = map[uint64]int{}
+		}
 		h.lingerHeld[s.ref] += s.held
 		s.held = 0
 	}
@@ -901,7 +956,7 @@ func (h *h2conn) remove(s *h2Stream) {
 // reset sends RST_STREAM and forgets the stream; its late frames are
 // tolerated.
 func (h *h2conn) reset(s *h2Stream, code http2.ErrCode) {
-	h.fr.WriteRSTStream(s.id, code)
+	h.framer().WriteRSTStream(s.id, code)
 	h.lingerAdd(s.id)
 	h.remove(s)
 }
@@ -1009,7 +1064,7 @@ func (h *h2conn) down() []uint64 {
 // closing_timeout; pushes are refused from now on.
 func (h *h2conn) shutdown() time.Duration {
 	if !h.goawaySent {
-		h.fr.WriteGoAway(h.lastPushID, http2.ErrCodeNo, nil)
+		h.framer().WriteGoAway(h.lastPushID, http2.ErrCodeNo, nil)
 		h.goawaySent = true
 	}
 	for _, r := range h.waiting {
@@ -1039,6 +1094,26 @@ func (h *h2conn) eof() error {
 	return h.fatal
 }
 
+// track files a new stream by id and ref. The maps are made for the first
+// stream and dropped with the last (remove): an idle connection keeps no
+// map storage (issue 16, W5).
+func (h *h2conn) track(id uint32, s *h2Stream) {
+	if h.streams == nil {
+		h.streams, h.refs = map[uint32]*h2Stream{}, map[uint64]*h2Stream{}
+	}
+	h.streams[id] = s
+	h.refs[s.ref] = s
+	h.busyHigh = max(h.busyHigh, len(h.streams))
+}
+
+// h2LightStreams: an idle connection whose last busy spell had at most
+// this many streams at once lets its per-stream state go (remove).
+const h2LightStreams = 8
+
+// parkOK: the reader may park while idle (Conn.parkable), unless the
+// connection is between spells of many streams at once.
+func (h *h2conn) parkOK() bool { return !h.busy }
+
 // ping sends a user PING (Conn.Ping); its ack is NOTIFY "ping_ack" with
 // ref. Payloads 0..9999 are Gun's (0: keepalive); user pings use 10000 up.
 func (h *h2conn) ping(ref uint64) error {
@@ -1050,12 +1125,15 @@ func (h *h2conn) ping(ref uint64) error {
 	}
 	h.pingSeq++
 	payload := 9999 + h.pingSeq
+	if h.userPings == nil {
+		h.userPings = map[uint64]uint64{}
+	}
 	h.userPings[payload] = ref
 	var b [8]byte
 	for i := range b {
 		b[i] = byte(payload >> (56 - 8*i))
 	}
-	h.fr.WritePing(false, b)
+	h.framer().WritePing(false, b)
 	return nil
 }
 
@@ -1073,7 +1151,9 @@ func (h *h2conn) consumed(ref uint64, n int) {
 	if l, ok := h.lingerHeld[ref]; ok {
 		n = min(n, l)
 		if l -= n; l <= 0 {
-			delete(h.lingerHeld, ref)
+			if delete(h.lingerHeld, ref); len(h.lingerHeld) == 0 && len(h.streams) == 0 && !h.busy {
+				h.lingerHeld = nil // idle and none held: its storage goes (W5); a busy connection keeps it
+			}
 		} else {
 			h.lingerHeld[ref] = l
 		}
@@ -1091,7 +1171,7 @@ func (h *h2conn) connEnsure() {
 	inc := h2Increment(h.connRecv, int64(h.o.InitialConnectionWindowSize)-int64(h.connHeld),
 		h.o.ConnectionWindowUpdateThreshold, h.o.ConnectionWindowMarginSize, h.o.MaxConnectionWindowSize)
 	if inc > 0 {
-		h.fr.WriteWindowUpdate(0, uint32(inc))
+		h.framer().WriteWindowUpdate(0, uint32(inc))
 		h.connRecv += inc
 	}
 }
@@ -1103,7 +1183,7 @@ func (h *h2conn) streamEnsure(s *h2Stream) {
 	inc := h2Increment(s.recvWin, int64(h.o.InitialStreamWindowSize)-int64(s.held),
 		h.o.StreamWindowUpdateThreshold, h.o.StreamWindowMarginSize, h.o.MaxStreamWindowSize)
 	if inc > 0 {
-		h.fr.WriteWindowUpdate(s.id, uint32(inc))
+		h.framer().WriteWindowUpdate(s.id, uint32(inc))
 		s.recvWin += inc
 	}
 }

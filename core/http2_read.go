@@ -70,7 +70,7 @@ func (h *h2conn) handle(buf []byte) (int, error) {
 			err = h.continuation(id, flags, payload)
 		default:
 			h.src.b = whole
-			f, rerr := h.fr.ReadFrame()
+			f, rerr := h.framer().ReadFrame()
 			if rerr != nil {
 				err = h.readError(rerr, h2FrameRule(ft, flags, id, payload))
 			} else {
@@ -101,7 +101,7 @@ func (h *h2conn) readError(err error, why string) error {
 		if s := h.streams[se.StreamID]; s != nil {
 			h.streamError(s, se.Code, why)
 		} else {
-			h.fr.WriteRSTStream(se.StreamID, se.Code)
+			h.framer().WriteRSTStream(se.StreamID, se.Code)
 		}
 		return nil
 	case errors.As(err, &ce):
@@ -228,7 +228,7 @@ func (h *h2conn) dataFrame(id uint32, flags http2.Flags, payload []byte) error {
 			return h.connError(http2.ErrCodeProtocol, "DATA frame received for an idle stream. (RFC7540 5.1)")
 		}
 		if !h.lingering(id) {
-			h.fr.WriteRSTStream(id, http2.ErrCodeStreamClosed)
+			h.framer().WriteRSTStream(id, http2.ErrCodeStreamClosed)
 			h.lingerAdd(id)
 		}
 		h.connEnsure() // cancelled streams' data still counts, and is acknowledged
@@ -589,7 +589,7 @@ func (h *h2conn) pushPromise(parentID, promised uint32) error {
 		if h.idleStream(parentID) {
 			return h.connError(http2.ErrCodeProtocol, "PUSH_PROMISE frame received for an idle stream. (RFC7540 6.6)")
 		}
-		h.fr.WriteRSTStream(promised, http2.ErrCodeCancel) // its parent was cancelled
+		h.framer().WriteRSTStream(promised, http2.ErrCodeCancel) // its parent was cancelled
 		h.lingerAdd(promised)
 		return nil
 	}
@@ -597,7 +597,7 @@ func (h *h2conn) pushPromise(parentID, promised uint32) error {
 		return h.connError(http2.ErrCodeProtocol, "PUSH_PROMISE frame received on a stream the client did not open or that is closed. (RFC7540 6.6)")
 	}
 	refuse := func(code http2.ErrCode) error {
-		h.fr.WriteRSTStream(promised, code)
+		h.framer().WriteRSTStream(promised, code)
 		h.lingerAdd(promised)
 		return nil
 	}
@@ -619,8 +619,7 @@ func (h *h2conn) pushPromise(parentID, promised uint32) error {
 		flow: parent.initFlow, initFlow: parent.initFlow, pushed: true, localFin: true,
 		recvWin: int64(h.o.InitialStreamWindowSize), clen: -1, handlers: parent.handlers,
 	}
-	h.streams[promised] = s
-	h.refs[s.ref] = s
+	h.track(promised, s)
 	h.activePush++
 	h.lastPushID = promised
 	if q, ok := h.c.replyTo[parent.ref]; ok {
@@ -639,6 +638,7 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 			h.settingsAcked = true
 			if h.settingsT != nil {
 				h.settingsT.Stop()
+				h.settingsT = nil // done with: not kept by an idle connection
 			}
 			h.dec.SetAllowedMaxDynamicTableSize(h.o.MaxDecodeTableSize)
 		}
@@ -653,6 +653,7 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 	h.gotPreface = true
 	if first && h.prefaceT != nil {
 		h.prefaceT.Stop()
+		h.prefaceT = nil
 	}
 	var ferr error
 	f.ForeachSetting(func(st http2.Setting) error {
@@ -665,7 +666,9 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 		switch st.ID {
 		case http2.SettingHeaderTableSize:
 			h.peerTable = st.Val
-			h.enc.SetMaxDynamicTableSize(min(st.Val, h.o.MaxEncodeTableSize))
+			if h.enc != nil { // none while idle: the next one is made with this size
+				h.enc.SetMaxDynamicTableSize(min(st.Val, h.o.MaxEncodeTableSize))
+			}
 			h.encGen++
 		case http2.SettingEnablePush:
 			h.peerPush = st.Val == 1
@@ -700,7 +703,7 @@ func (h *h2conn) settingsFrame(f *http2.SettingsFrame) error {
 	if ferr != nil {
 		return ferr
 	}
-	h.fr.WriteSettingsAck()
+	h.framer().WriteSettingsAck()
 	if h.o.NotifySettingsChanged {
 		h.c.emit(&Event{Kind: EvNotify, Reason: "settings_changed", Headers: h.remoteSettings()})
 	}
@@ -736,7 +739,7 @@ func (h *h2conn) remoteSettings() []Header {
 
 func (h *h2conn) pingFrame(f *http2.PingFrame) error {
 	if !f.IsAck() {
-		h.fr.WritePing(true, f.Data)
+		h.framer().WritePing(true, f.Data)
 		return nil
 	}
 	var payload uint64
@@ -781,7 +784,7 @@ func (h *h2conn) goawayFrame(f *http2.GoAwayFrame) error {
 	}
 	h.waiting = nil
 	if !h.goawaySent {
-		h.fr.WriteGoAway(h.lastPushID, http2.ErrCodeNo, nil)
+		h.framer().WriteGoAway(h.lastPushID, http2.ErrCodeNo, nil)
 		h.goawaySent = true
 	}
 	h.c.wincond.Broadcast()

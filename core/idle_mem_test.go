@@ -1,7 +1,11 @@
 package core
 
 import (
+	"bytes"
+	"net"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,5 +74,252 @@ func TestIdleConnsHoldNoReadBuffer(t *testing.T) {
 	t.Logf("%.1f KiB of heap per idle connection", per)
 	if per > 75 {
 		t.Fatalf("%.1f KiB of heap per idle connection, want < 75 (a read buffer kept while idle?)", per)
+	}
+}
+
+// writerGoroutines counts the goroutines running a connection's writer.
+func writerGoroutines() int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte("core.(*Conn).writeLoop("))
+}
+
+// An idle connection has no writer goroutine (issue 16, W5): the writer
+// starts with output and ends once it is out. 100 h2c connections after a
+// GET each settle to fewer than 50 writers in the whole process (each kept
+// one for its life before: 100 or more); a second GET on each then starts
+// one again and completes, and the writers go again.
+func TestIdleConnsHoldNoWriter(t *testing.T) {
+	const n = 100
+	q := newQueue(t)
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	}
+	for _, c := range conns {
+		if _, err := c.AwaitUp(waitFor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(round int) {
+		t.Helper()
+		w := writerGoroutines()
+		for deadline := time.Now().Add(waitFor); w >= n/2 && time.Now().Before(deadline); w = writerGoroutines() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("round %d: %d writer goroutines for %d idle connections", round, w, n)
+		if w >= n/2 {
+			t.Fatalf("round %d: %d writer goroutines for %d idle connections, want < %d", round, w, n, n/2)
+		}
+	}
+	for round := 1; round <= 2; round++ {
+		body := map[uint64]int{}
+		for _, c := range conns {
+			body[get(t, c, "/bytes/100")] = 0
+		}
+		for ended := 0; ended < n; {
+			ev := next(t, q)
+			if _, ok := body[ev.Ref]; !ok || ev.Kind == EvError {
+				t.Fatalf("round %d: unexpected %s", round, evString(ev))
+			}
+			body[ev.Ref] += len(ev.Data)
+			if ev.Fin {
+				if ended++; body[ev.Ref] != 100 {
+					t.Fatalf("round %d: stream #%d: %d bytes, want 100", round, ev.Ref, body[ev.Ref])
+				}
+			}
+		}
+		settle(round)
+	}
+}
+
+// An idle HTTP/2 connection keeps no per-stream storage (issue 16, W5):
+// once its streams are over and their events taken, the HPACK encoder (its
+// table, its cached block), the Framer (its buffers), the stream maps, the held-bytes map, the header decoding buffer
+// and the settings timers are gone, made again by the next stream, whose
+// headers the server must decode as the first's.
+func TestIdleH2KeepsNoStreamState(t *testing.T) {
+	q := newQueue(t)
+	c := openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	if _, err := c.AwaitUp(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 3; round++ {
+		// The same header each round: indexed by the first encoder, then
+		// by each new one while the server's table still holds the old
+		// entries (and is told to drop them).
+		ref := get(t, c, "/headers", Header{"x-idle", "the same value"}, Header{"x-round", strconv.Itoa(round)})
+		got := headersReply(t, ok200(t, q, ref)).Headers
+		if v := got["x-idle"]; len(v) != 1 || v[0] != "the same value" {
+			t.Fatalf("round %d: the server got x-idle %q", round, v)
+		}
+		if v := got["x-round"]; len(v) != 1 || v[0] != strconv.Itoa(round) {
+			t.Fatalf("round %d: the server got x-round %q", round, v)
+		}
+		c.mu.Lock()
+		h := c.proto.(*h2conn)
+		var kept []string
+		for name, v := range map[string]bool{"encoder": h.enc != nil, "encoded block cache": h.ec != nil, "framer": h.fr != nil, "streams": h.streams != nil, "refs": h.refs != nil,
+			"lingerHeld": h.lingerHeld != nil, "userPings": h.userPings != nil, "dFields": h.dFields != nil,
+			"prefaceT": h.prefaceT != nil, "settingsT": h.settingsT != nil} {
+			if v {
+				kept = append(kept, name)
+			}
+		}
+		c.mu.Unlock()
+		if len(kept) > 0 {
+			t.Fatalf("round %d: the idle connection keeps %v", round, kept)
+		}
+	}
+}
+
+// The readiness peek of an idle connection's reader makes no garbage
+// beyond its callback (issue 16, W5: unix.Recvfrom allocated a sockaddr and
+// converted it on every wait, about 600 bytes per connection set up), and
+// still reports bytes, then the peer's reset as the read's error.
+func TestWaitReadableAllocs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sv.Close()
+	if _, err := sv.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	rc := idleWaitable(cl)
+	if err := waitReadable(rc); err != nil { // the byte is there (the peek leaves it)
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(100, func() { waitReadable(rc) }); a > 2 {
+		t.Fatalf("%.0f allocations per wait, want at most 2", a)
+	}
+	b := make([]byte, 2)
+	if n, err := cl.Read(b); n != 1 || err != nil {
+		t.Fatalf("read %d %v after the peeks, want the 1 byte", n, err)
+	}
+	sv.(*net.TCPConn).SetLinger(0)
+	sv.Close() // RST
+	if err := waitReadable(rc); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("after the peer's reset: %v, want connection reset", err)
+	}
+}
+
+// goroutinesIn counts the goroutines with fn in their stack.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte(fn))
+}
+
+// An idle connection's reader parks (issue 16, W5): the goroutine that
+// served it (its stack grown by dialing and frames, never below 4 KiB again)
+// ends, and a fresh one waits for the socket in parkIdle, then serves it as
+// the first did. 100 idle h2c connections after a GET each: at least 100
+// goroutines in parkIdle (none before); a second GET on each is served
+// (the parked reader takes the response), and they park again; closing
+// them ends every goroutine (TestMain's leak check).
+func TestIdleConnsParkReader(t *testing.T) {
+	const n = 100
+	q := newQueue(t)
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	}
+	for _, c := range conns {
+		if _, err := c.AwaitUp(waitFor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 1; round <= 2; round++ {
+		body := map[uint64]int{}
+		for _, c := range conns {
+			body[get(t, c, "/bytes/100")] = 0
+		}
+		for ended := 0; ended < n; {
+			ev := next(t, q)
+			if _, ok := body[ev.Ref]; !ok || ev.Kind == EvError {
+				t.Fatalf("round %d: unexpected %s", round, evString(ev))
+			}
+			body[ev.Ref] += len(ev.Data)
+			if ev.Fin {
+				if ended++; body[ev.Ref] != 100 {
+					t.Fatalf("round %d: stream #%d: %d bytes, want 100", round, ev.Ref, body[ev.Ref])
+				}
+			}
+		}
+		p := goroutinesIn("core.(*Conn).parkIdle(")
+		for deadline := time.Now().Add(waitFor); p < n && time.Now().Before(deadline); p = goroutinesIn("core.(*Conn).parkIdle(") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("round %d: %d readers parked for %d idle connections", round, p, n)
+		if p < n {
+			t.Fatalf("round %d: %d readers parked for %d idle connections, want all", round, p, n)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	for _, c := range conns {
+		select {
+		case <-c.Done():
+		case <-time.After(waitFor):
+			t.Fatal("a parked connection did not exit after Close")
+		}
+	}
+}
+
+// After a spell of many streams at once, an idle HTTP/2 connection keeps
+// its per-stream state and its reader (a connection refilled by the host in
+// bursts would otherwise make them all again every burst); after a light
+// spell it lets them go again.
+func TestBusyH2KeepsStreamState(t *testing.T) {
+	q := newQueue(t)
+	c := openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	if _, err := c.AwaitUp(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (enc, maps, busy bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		h := c.proto.(*h2conn)
+		return h.enc != nil, h.streams != nil, h.busy
+	}
+	// 20 streamed bodies to /echo: all 20 streams open at once until the
+	// bodies end.
+	const n = 20
+	refs := make([]uint64, n)
+	for i := range refs {
+		refs[i] = do(t, c, &Request{Method: "POST", Path: "/echo", Stream: true})
+	}
+	for _, ref := range refs {
+		if err := c.Data(ref, []byte("x"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ended := 0; ended < n; {
+		ev := next(t, q)
+		if ev.Kind == EvError {
+			t.Fatalf("unexpected %s", evString(ev))
+		}
+		if ev.Fin {
+			ended++
+		}
+	}
+	if enc, maps, busy := state(); !enc || !maps || !busy {
+		t.Fatalf("after %d streams at once: encoder kept %v, maps kept %v, busy %v; want all kept", n, enc, maps, busy)
+	}
+	ok200(t, q, get(t, c, "/bytes/100"))
+	if enc, maps, busy := state(); enc || maps || busy {
+		t.Fatalf("after a light spell: encoder kept %v, maps kept %v, busy %v; want none", enc, maps, busy)
 	}
 }

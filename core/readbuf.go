@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,17 +79,35 @@ func idleWaitable(nc net.Conn) syscall.RawConn {
 // pending error (SO_ERROR: a reset, say) with it, so the next read would
 // see a clean EOF: that error is returned, to be the read's. Other
 // failures (the socket closed, a deadline) are left to the read to report.
+//
+// The peek is a bare recvfrom(2): unix.Recvfrom allocates a sockaddr (and
+// converts it) on every call, garbage that made an idle process's heap, and
+// so its RSS, grow (issue 16, W5).
+// readableNow says, without waiting, whether rc has bytes (or EOF, or an
+// error) to read.
+func readableNow(rc syscall.RawConn) bool {
+	ready := true
+	rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		ready = errno != unix.EAGAIN
+	})
+	return ready
+}
+
 func waitReadable(rc syscall.RawConn) error {
-	var b [1]byte
 	var sockErr error
 	rc.Read(func(fd uintptr) bool {
-		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch err {
+		var b [1]byte
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
 		case unix.EAGAIN:
 			return false
-		case nil, unix.EINTR:
+		case 0, unix.EINTR:
 		default:
-			sockErr = os.NewSyscallError("read", err)
+			sockErr = os.NewSyscallError("read", errno)
 		}
 		return true
 	})

@@ -63,8 +63,7 @@ func (h *h2conn) connectOpen(r *Request) error {
 		sendWin: h.peerInitWin, recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
 		handlers: r.ContentHandlers,
 	}
-	h.streams[id] = s
-	h.refs[r.ref] = s
+	h.track(id, s)
 	h.activeLocal++
 	return nil
 }
@@ -115,7 +114,7 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 		// Cookies set by the origin stay in the tunnel, as its requests do.
 		child.cookies = newCookieJar()
 	}
-	child.rcond.L, child.wcond.L, child.drained.L, child.wincond.L = &child.mu, &child.mu, &child.mu, &child.mu
+	child.rcond.L, child.drained.L, child.wincond.L = &child.mu, &child.mu, &child.mu
 	child.done = make(chan struct{})
 	child.kick = make(chan struct{}, 1)
 	child.tunTC = tc

@@ -767,15 +767,15 @@ type wsSocket struct{ p *wsProto }
 
 func (w wsSocket) live() bool { return w.p.c.proto == w.p }
 
-func (w wsSocket) buf() []byte {
+func (w wsSocket) buf() []byte { return w.p.c.wbuf }
+
+// put: the frame is queued; a writer runs while there is output.
+func (w wsSocket) put(b []byte) {
 	c := w.p.c
-	if len(c.wbuf) == 0 {
-		c.wcond.Signal()
-	}
-	return c.wbuf
+	c.wbuf = b
+	c.wakeWriter()
 }
 
-func (w wsSocket) put(b []byte)   { w.p.c.wbuf = b }
 func (w wsSocket) pending() int   { return len(w.p.c.wbuf) }
 func (w wsSocket) waitSent() bool { return w.p.c.waitDrained() }
 

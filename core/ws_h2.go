@@ -112,8 +112,7 @@ func (h *h2conn) wsOpen(r *Request) error {
 		flow: -1, initFlow: -1, streaming: true, ws: r.ws,
 		sendWin: h.peerInitWin, recvWin: int64(h.o.InitialStreamWindowSize), clen: -1,
 	}
-	h.streams[id] = s
-	h.refs[r.ref] = s
+	h.track(id, s)
 	h.activeLocal++
 	return nil
 }

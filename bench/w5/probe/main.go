@@ -65,6 +65,9 @@ func main() {
 	fmt.Printf("per connection: heap in use %.2f KiB, stacks %.2f KiB, goroutines %.2f, sys %.2f KiB\n",
 		per(m0.HeapInuse, m1.HeapInuse), per(m0.StackInuse, m1.StackInuse),
 		float64(runtime.NumGoroutine()-g0)/float64(*n), per(m0.Sys, m1.Sys))
+	fmt.Printf("  of sys: heap live %.2f, heap free not returned %.2f, stacks %.2f, spans %.2f, GC metadata %.2f, other %.2f KiB; %d GC cycles\n",
+		per(m0.HeapAlloc, m1.HeapAlloc), per(m0.HeapIdle-m0.HeapReleased+m0.HeapInuse-m0.HeapAlloc, m1.HeapIdle-m1.HeapReleased+m1.HeapInuse-m1.HeapAlloc),
+		per(m0.StackSys, m1.StackSys), per(m0.MSpanSys, m1.MSpanSys), per(m0.GCSys, m1.GCSys), per(m0.OtherSys+m0.MCacheSys+m0.BuckHashSys, m1.OtherSys+m1.MCacheSys+m1.BuckHashSys), m1.NumGC-m0.NumGC)
 	if *gprof != "" {
 		f, _ := os.Create(*gprof)
 		pprof.Lookup("goroutine").WriteTo(f, 1)
