@@ -231,6 +231,17 @@ func (c *Conn) tunnel(ref uint64) (*Conn, error) {
 	}
 	root.mu.Unlock()
 	if t != nil {
+		// Registered until it settles (its events released): a tunnel whose
+		// stream ended, or whose connection is ending, is no tunnel any more.
+		if t.tunTC.ended() {
+			return nil, fmt.Errorf("%w: tunnel %d has ended", ErrNoStream, ref)
+		}
+		t.mu.Lock()
+		gone := t.state == stateDone || t.closeReq != ""
+		t.mu.Unlock()
+		if gone {
+			return nil, fmt.Errorf("%w: tunnel %d has ended", ErrNoStream, ref)
+		}
 		return t, nil
 	}
 	// An HTTP/1.1 CONNECT made inside an HTTP/2 tunnel: that tunnel's
@@ -432,6 +443,17 @@ func (t *tunnelConn) fail(why string, told bool) {
 	}
 	t.cond.Broadcast()
 	t.mu.Unlock()
+}
+
+// ended: the stream under it ended (reset, ended both ways, or its
+// connection went), or the child closed it. A nil tunnelConn has not.
+func (t *tunnelConn) ended() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err != "" || t.closed
 }
 
 func (t *tunnelConn) reported() bool {

@@ -543,14 +543,19 @@ func TestConnectHTTP2Ends(t *testing.T) {
 	if err := c.Cancel(a); err != nil {
 		t.Fatal(err)
 	}
+	// At once, while the tunnel's connection is still ending (and stays
+	// registered until its events are released): no tunnel any more.
+	if _, err := c.Request(&Request{Method: "GET", Path: "/", Tunnel: a}); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("a request through a cancelled tunnel: %v, want ErrNoStream", err)
+	}
 	if ev := expect(t, q, EvError, slow); !strings.HasPrefix(ev.Reason, "closed") {
 		t.Fatalf("got %s", evString(ev))
 	}
 	if b := tunnelGet(t, c, b, "/bytes/10"); len(b.Data) != 10 {
 		t.Fatal("the other tunnel")
 	}
-	if _, err := c.Request(&Request{Method: "GET", Path: "/", Tunnel: a}); err == nil {
-		t.Fatal("a request through a cancelled tunnel was taken")
+	if _, err := c.Request(&Request{Method: "GET", Path: "/", Tunnel: a}); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("a request through a cancelled tunnel: %v, want ErrNoStream", err)
 	}
 	slow2, err := c.Request(&Request{Method: "GET", Path: "/delay/10000", Tunnel: b})
 	if err != nil {
