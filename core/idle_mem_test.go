@@ -113,22 +113,7 @@ func TestIdleConnsHoldNoWriter(t *testing.T) {
 		}
 	}
 	for round := 1; round <= 2; round++ {
-		body := map[uint64]int{}
-		for _, c := range conns {
-			body[get(t, c, "/bytes/100")] = 0
-		}
-		for ended := 0; ended < n; {
-			ev := next(t, q)
-			if _, ok := body[ev.Ref]; !ok || ev.Kind == EvError {
-				t.Fatalf("round %d: unexpected %s", round, evString(ev))
-			}
-			body[ev.Ref] += len(ev.Data)
-			if ev.Fin {
-				if ended++; body[ev.Ref] != 100 {
-					t.Fatalf("round %d: stream #%d: %d bytes, want 100", round, ev.Ref, body[ev.Ref])
-				}
-			}
-		}
+		getEach(t, q, conns, round)
 		settle(round)
 	}
 }
@@ -241,22 +226,7 @@ func TestIdleConnsParkReader(t *testing.T) {
 		}
 	}
 	for round := 1; round <= 2; round++ {
-		body := map[uint64]int{}
-		for _, c := range conns {
-			body[get(t, c, "/bytes/100")] = 0
-		}
-		for ended := 0; ended < n; {
-			ev := next(t, q)
-			if _, ok := body[ev.Ref]; !ok || ev.Kind == EvError {
-				t.Fatalf("round %d: unexpected %s", round, evString(ev))
-			}
-			body[ev.Ref] += len(ev.Data)
-			if ev.Fin {
-				if ended++; body[ev.Ref] != 100 {
-					t.Fatalf("round %d: stream #%d: %d bytes, want 100", round, ev.Ref, body[ev.Ref])
-				}
-			}
-		}
+		getEach(t, q, conns, round)
 		p := goroutinesIn("core.(*Conn).parkIdle(")
 		for deadline := time.Now().Add(waitFor); p < n && time.Now().Before(deadline); p = goroutinesIn("core.(*Conn).parkIdle(") {
 			time.Sleep(20 * time.Millisecond)
@@ -321,5 +291,27 @@ func TestBusyH2KeepsStreamState(t *testing.T) {
 	ok200(t, q, get(t, c, "/bytes/100"))
 	if enc, maps, busy := state(); enc || maps || busy {
 		t.Fatalf("after a light spell: encoder kept %v, maps kept %v, busy %v; want none", enc, maps, busy)
+	}
+}
+
+// getEach makes one GET /bytes/100 on each connection and takes the
+// answers: 100 bytes each, no error.
+func getEach(t *testing.T, q *Queue, conns []*Conn, round int) {
+	t.Helper()
+	body := map[uint64]int{}
+	for _, c := range conns {
+		body[get(t, c, "/bytes/100")] = 0
+	}
+	for ended := 0; ended < len(conns); {
+		ev := next(t, q)
+		if _, ok := body[ev.Ref]; !ok || ev.Kind == EvError {
+			t.Fatalf("round %d: unexpected %s", round, evString(ev))
+		}
+		body[ev.Ref] += len(ev.Data)
+		if ev.Fin {
+			if ended++; body[ev.Ref] != 100 {
+				t.Fatalf("round %d: stream #%d: %d bytes, want 100", round, ev.Ref, body[ev.Ref])
+			}
+		}
 	}
 }
