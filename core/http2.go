@@ -824,7 +824,7 @@ func (h *h2conn) data(ref uint64, p []byte, fin bool) error {
 			c.wincond.Wait()
 		}
 		if h.refs[ref] != s && s.endWhy != "" {
-			return fmt.Errorf("%w: stream %d: %s", ErrTimeout, ref, s.endWhy)
+			return fmt.Errorf("%w: stream %d: %s", ErrTimeout, ref, strings.TrimPrefix(s.endWhy, "timeout: "))
 		}
 		if !h.live() {
 			return fmt.Errorf("%w: the connection went down while the body waited for the server's flow-control window", ErrClosed)

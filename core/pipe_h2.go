@@ -30,6 +30,7 @@ package core
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -198,7 +199,7 @@ func (w *h2Pipe) write(b []byte) (int, error) {
 	w.put(append(w.buf(), b...))
 	if !w.waitBelow(0) {
 		if why := w.s.endWhy; why != "" { // send_window_timeout reset it
-			return 0, fmt.Errorf("%w: stream %d: %s", ErrTimeout, w.s.ref, why)
+			return 0, fmt.Errorf("%w: stream %d: %s", ErrTimeout, w.s.ref, strings.TrimPrefix(why, "timeout: "))
 		}
 		return 0, net.ErrClosed
 	}

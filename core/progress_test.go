@@ -333,7 +333,7 @@ func TestH2SendWindowTimeout(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Data(ref, []byte("0123456789"), true) }()
 	sc.Expect("RST_STREAM CANCEL", isRST(r.StreamID, http2.ErrCodeCancel))
-	if err := dataReturns(t, done); !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "http2_opts.send_window_timeout") {
+	if err := dataReturns(t, done); !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "http2_opts.send_window_timeout") || strings.Count(err.Error(), "timeout:") > 1 {
 		t.Fatalf("Data: %v", err)
 	}
 	if ev := expect(t, q, EvError, ref); !strings.Contains(ev.Reason, "http2_opts.send_window_timeout") {
