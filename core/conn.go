@@ -131,8 +131,6 @@ type Conn struct {
 	origin      *tunnelOrigin // where the tunnels lead; nil: host:port
 	hopRefs     []uint64      // the CONNECTs whose tunnels the socket became (Request.Tunnel may name them)
 	rawRef      uint64        // raw through an HTTP/1.1 CONNECT: its byte stream is the CONNECT's ref (Gun's), not 0
-	parkBig     bool          // readLoop's big and raw, for the parked reader's successor (the reader's own)
-	parkRaw     syscall.RawConn
 
 	// tunnel_h2.go: a connection running in an HTTP/2 tunnel has a parent
 	// (the connection carrying the stream) and the stream's ref; the root
@@ -478,11 +476,12 @@ func (c *Conn) serveLoop(nc net.Conn, name string, up *Event, rs *idleResume) (d
 			c.attachLocked(nc, name, up)
 			c.mu.Unlock()
 		}
-		var park bool
+		var park *idleResume
 		reason, park = c.readLoop(nc, rs)
 		rs = nil
-		if park {
-			return "", "", &idleResume{nc: nc, name: name, big: c.parkBig, raw: c.parkRaw}
+		if park != nil {
+			park.nc, park.name = nc, name
+			return "", "", park
 		}
 
 		c.mu.Lock()
@@ -676,10 +675,10 @@ var errCloseNormal = errors.New("normal")
 
 // readLoop reads and handles the socket until it ends, and returns the
 // DOWN reason; or, when the protocol is idle and the socket has nothing to
-// read, it parks the reader: it returns park true (with c.parkBig), the
+// read, it parks the reader: it returns park (its buffer size and socket), the
 // goroutine ends, and parkIdle's waits for the socket (issue 16, W5). rs
 // resumes a parked reader: the wait is done (rs.sockErr).
-func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park bool) {
+func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park *idleResume) {
 	var raw syscall.RawConn
 	if rs != nil {
 		raw = rs.raw
@@ -699,8 +698,7 @@ func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park bool) 
 					sockErr = rs.sockErr
 					rs = nil
 				} else if c.parkable(raw) {
-					c.parkBig, c.parkRaw = big, raw
-					return "", true
+					return "", &idleResume{big: big, raw: raw}
 				} else {
 					sockErr = waitReadable(raw)
 				}
@@ -777,7 +775,7 @@ func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park bool) 
 		}
 		c.mu.Unlock()
 		if perr != nil {
-			return reasonOf(perr), false
+			return reasonOf(perr), nil
 		}
 		if have == len(buf) {
 			// One element (a header block, say) larger than the buffer:

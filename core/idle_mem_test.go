@@ -92,15 +92,7 @@ func writerGoroutines() int {
 func TestIdleConnsHoldNoWriter(t *testing.T) {
 	const n = 100
 	q := newQueue(t)
-	conns := make([]*Conn, n)
-	for i := range conns {
-		conns[i] = openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
-	}
-	for _, c := range conns {
-		if _, err := c.AwaitUp(waitFor); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conns := upH2c(t, q, n)
 	settle := func(round int) {
 		t.Helper()
 		w := writerGoroutines()
@@ -216,15 +208,7 @@ func goroutinesIn(fn string) int {
 func TestIdleConnsParkReader(t *testing.T) {
 	const n = 100
 	q := newQueue(t)
-	conns := make([]*Conn, n)
-	for i := range conns {
-		conns[i] = openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
-	}
-	for _, c := range conns {
-		if _, err := c.AwaitUp(waitFor); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conns := upH2c(t, q, n)
 	for round := 1; round <= 2; round++ {
 		getEach(t, q, conns, round)
 		p := goroutinesIn("core.(*Conn).parkIdle(")
@@ -314,4 +298,19 @@ func getEach(t *testing.T, q *Queue, conns []*Conn, round int) {
 			}
 		}
 	}
+}
+
+// upH2c opens n h2c connections to the shared server and waits for their UP.
+func upH2c(t *testing.T, q *Queue, n int) []*Conn {
+	t.Helper()
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = openTo(t, q, srv.HTTPPort(), `{"protocols":["http2"],"retry":0}`)
+	}
+	for _, c := range conns {
+		if _, err := c.AwaitUp(waitFor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conns
 }

@@ -277,15 +277,22 @@ func TestConnectWebSocket(t *testing.T) {
 	p := tinyproxy(t, "", "")
 	q, c := upTo(t, p.Port, `{"retry":0}`)
 	connectTo(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), "http")
-	ref, err := c.WSUpgrade("/ws", nil, nil)
+	wsEcho(t, q, c, nil, "through")
+}
+
+// wsEcho upgrades to the test server's /ws echo (with opts) and checks that
+// msg comes back.
+func wsEcho(t *testing.T, q *Queue, c *Conn, opts *WSOpts, msg string) {
+	t.Helper()
+	ref, err := c.WSUpgrade("/ws", nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	expect(t, q, EvUpgrade, ref)
-	if err := c.WSSend(ref, []WSFrame{{Op: WSText, Data: []byte("through")}}); err != nil {
+	if err := c.WSSend(ref, []WSFrame{{Op: WSText, Data: []byte(msg)}}); err != nil {
 		t.Fatal(err)
 	}
-	if ev := expect(t, q, EvWS, ref); string(ev.Data) != "through" {
+	if ev := expect(t, q, EvWS, ref); string(ev.Data) != msg {
 		t.Fatalf("echo %s", evString(ev))
 	}
 }
@@ -515,17 +522,7 @@ func TestConnectHTTP2RawAndWS(t *testing.T) {
 		t.Fatalf("echo %q", got)
 	}
 	web := h2Connect(t, q, c, dest(t, fmt.Sprintf(`{"host":"127.0.0.1","port":%d}`, srv.HTTPPort())), 0, "http")
-	ws, err := c.WSUpgrade("/ws", nil, &WSOpts{Tunnel: web})
-	if err != nil {
-		t.Fatal(err)
-	}
-	expect(t, q, EvUpgrade, ws)
-	if err := c.WSSend(ws, []WSFrame{{Op: WSText, Data: []byte("hi")}}); err != nil {
-		t.Fatal(err)
-	}
-	if ev := expect(t, q, EvWS, ws); string(ev.Data) != "hi" {
-		t.Fatalf("got %s", evString(ev))
-	}
+	wsEcho(t, q, c, &WSOpts{Tunnel: web}, "hi")
 }
 
 // TestConnectHTTP2Ends: cancelling a tunnel ends its streams (ERROR) and
