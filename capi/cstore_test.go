@@ -108,7 +108,7 @@ func TestOutParametersIgnoreStaleContents(t *testing.T) {
 	end = time.Now().Add(time.Second)
 	for time.Now().Before(end) {
 		dirty()
-		n := gm_queue_poll(q, outEv, 256, 100)
+		n := gmgo_queue_poll(q, outEv, 256, 0, new(_Ctype_int))
 		if n < 0 {
 			t.Fatalf("gm_queue_poll: %d", n)
 		}
@@ -118,7 +118,7 @@ func TestOutParametersIgnoreStaleContents(t *testing.T) {
 		t.Fatalf("gm_close: %d", rc)
 	}
 	for {
-		n := gm_queue_poll(q, outEv, 256, 0)
+		n := gmgo_queue_poll(q, outEv, 256, 0, new(_Ctype_int))
 		if n <= 0 {
 			break
 		}

@@ -51,7 +51,7 @@ func benchDrain(b *testing.B, ws bool, batch int) {
 	drain := func() int {
 		n := 0
 		for {
-			k := gm_queue_poll(q, outEv, _Ctype_int(batch), 0)
+			k := gmgo_queue_poll(q, outEv, _Ctype_int(batch), 0, new(_Ctype_int))
 			if k < 0 {
 				b.Fatalf("gm_queue_poll: %d", k)
 			}

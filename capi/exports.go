@@ -214,8 +214,19 @@ func gm_flush(qp *C.gm_queue, p *C.gm_conn, ref C.gm_ref) (rc C.int) {
 
 var pollBufs = sync.Pool{New: func() any { s := make([]*core.Event, 256); return &s }}
 
-//export gm_queue_poll
-func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) (rc C.int) {
+// gmgo_queue_poll takes what is queued without waiting. When there is
+// nothing (and no wake was pending) and the caller may wait, it returns
+// gmWait with *fd the queue's eventfd: gm_queue_poll (gunmetal.c) then waits
+// in C, in poll(2), and calls again. Waiting in Go instead would park the
+// goroutine of a cgo callback, which is locked to the host's thread: the
+// runtime then hands its P to another thread and back on every wait.
+//
+// gmWait is gmgo_queue_poll's "wait on *fd and call again"; gunmetal.c's
+// GM__WAIT. Never returned to the host.
+const gmWait = -1000
+
+//export gmgo_queue_poll
+func gmgo_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, mayWait C.int, fd *C.int) (rc C.int) {
 	defer guard(&rc)
 	q, st := queueOf(p)
 	if st != nil {
@@ -230,13 +241,16 @@ func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) 
 	if int(max) < len(evs) {
 		evs = evs[:max]
 	}
-	d, st := timeout(timeoutMS)
-	if st != nil {
-		return st.report()
-	}
-	n, err := q.Poll(evs, d)
+	n, woken, err := q.TryPoll(evs)
 	if err != nil {
 		return fromErr(err).report()
+	}
+	if n == 0 {
+		if mayWait != 0 && !woken {
+			*fd = C.int(q.FD())
+			return gmWait
+		}
+		return 0
 	}
 	var dst [256]*C.gm_event // C pointers, copied to out with cStore
 	k := marshalBatch(evs[:n], dst[:n])
@@ -245,11 +259,17 @@ func gm_queue_poll(p *C.gm_queue, out **C.gm_event, max C.int, timeoutMS C.int) 
 	for i := 0; i < k; i++ {
 		cStore(unsafe.Pointer(&outs[i]), unsafe.Pointer(dst[i]))
 	}
-	if k == 0 && n > 0 {
+	if k == 0 {
 		// The events taken are lost to the host: say so rather than hide it.
 		return fail(C.GM_ENOMEM, "out of memory copying %d events", n).report()
 	}
 	return C.int(k)
+}
+
+//export gmgo_bad_timeout
+func gmgo_bad_timeout(ms C.int) C.int {
+	_, st := timeout(ms)
+	return st.report()
 }
 
 func open(owner *C.gm_queue, out **C.gm_conn, opts *C.char, port int,

@@ -1,6 +1,9 @@
 /* The parts of the C ABI that need no Go: error strings, the thread-local
  * error sentence, the version. Calling them costs no C→Go crossing. */
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <time.h>
 #include "gunmetal.h"
 
 static __thread char gm_errbuf[1024];
@@ -112,4 +115,42 @@ extern int gmgo_cookies_set(gm_conn *, char *);
 
 int gm_cookies_set(gm_conn *c, const char *json) {
     return gmgo_cookies_set(c, (char *)json);
+}
+
+/* gm_queue_poll waits here, in C, not in Go: a goroutine entered from C is
+ * locked to the host's thread, and parking it makes the Go scheduler hand
+ * that thread's P to another thread and back on every wait (a futex round
+ * trip or two per poll that waits). gmgo_queue_poll takes without waiting and
+ * answers GM__WAIT with the queue's eventfd, which is readable exactly while
+ * the queue holds events or a gm_queue_wake is pending. */
+#define GM__WAIT (-1000)
+extern int gmgo_queue_poll(gm_queue *, gm_event **, int, int, int *);
+extern int gmgo_bad_timeout(int);
+
+static long long gm__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int gm_queue_poll(gm_queue *q, gm_event **out, int max, int timeout_ms) {
+    if (timeout_ms < -1) return gmgo_bad_timeout(timeout_ms);
+    int fd = -1;
+    int rc = gmgo_queue_poll(q, out, max, timeout_ms != 0, &fd);
+    if (rc != GM__WAIT) return rc;
+    long long deadline = timeout_ms > 0 ? gm__now_ms() + timeout_ms : 0;
+    for (;;) {
+        int left = -1;
+        if (timeout_ms > 0) {
+            long long l = deadline - gm__now_ms();
+            left = l > 0 ? (int)l : 0;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = left == 0 ? 0 : poll(&p, 1, left);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) /* timed out (or poll failed): one last look */
+            return gmgo_queue_poll(q, out, max, 0, &fd);
+        rc = gmgo_queue_poll(q, out, max, 1, &fd);
+        if (rc != GM__WAIT) return rc;
+    }
 }

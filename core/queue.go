@@ -149,6 +149,27 @@ func (q *Queue) Poll(out []*Event, timeout time.Duration) (int, error) {
 	return n, err
 }
 
+// TryPoll takes up to len(out) events without waiting. woken says that a
+// Wake was pending (and is now consumed): a waiter must return rather than
+// wait again. A host that waits itself (on FD, outside Go) uses it so that a
+// thread blocked in the wait holds no Go scheduler state (see gm_queue_poll).
+func (q *Queue) TryPoll(out []*Event) (n int, woken bool, err error) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0, false, ErrQueueClosed
+	}
+	n = q.takeLocked(out, nil)
+	woken = q.woken
+	q.woken = false
+	if n == 0 && q.head == len(q.events) {
+		q.clearFD()
+	}
+	q.mu.Unlock()
+	q.released(out[:n])
+	return n, woken, nil
+}
+
 // SetDeferredRelease makes taken events stay charged to their connection
 // until ReleaseEvents is called for them, instead of when they are taken.
 // The C ABI uses it so that flow control follows gm_event_free and a

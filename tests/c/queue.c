@@ -194,6 +194,40 @@ TEST(blocked_poll_gets_event) {
     gm_queue_free(q);
 }
 
+/* Two threads blocked in gm_queue_poll(-1) on one queue, one event: one
+ * thread gets it, the other keeps waiting (the fd went readable for both:
+ * the one that finds nothing waits again) until a wake. */
+TEST(two_blocked_polls_one_event) {
+    gm_queue *q = gm_queue_new();
+    REQUIRE(q != NULL);
+    struct poller a = {.q = q, .timeout = -1}, b = {.q = q, .timeout = -1};
+    pthread_t ta, tb;
+    REQUIRE(pthread_create(&ta, NULL, poll_thread, &a) == 0);
+    REQUIRE(pthread_create(&tb, NULL, poll_thread, &b) == 0);
+    msleep(100);
+    gm_conn *c = NULL;
+    CHECK_RC(gm_open(q, "127.0.0.1", http_port(), NULL, &c), GM_OK);
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        if (__atomic_load_n(&a.done, __ATOMIC_SEQ_CST) || __atomic_load_n(&b.done, __ATOMIC_SEQ_CST)) break;
+        msleep(10);
+    }
+    msleep(150); /* the other one, had it returned, would have by now */
+    int da = __atomic_load_n(&a.done, __ATOMIC_SEQ_CST), db = __atomic_load_n(&b.done, __ATOMIC_SEQ_CST);
+    CHECK_EQ(da + db, 1);
+    struct poller *got = da ? &a : &b;
+    CHECK_EQ(got->rc, 1);
+    if (got->rc == 1) {
+        CHECK_EQ(got->evs[0]->kind, GM_EV_UP);
+        gm_event_free(got->evs[0]);
+    }
+    CHECK_RC(gm_queue_wake(q), GM_OK);
+    for (int i = 0; i < 50 && !join_within(da ? tb : ta, 100); i++) gm_queue_wake(q);
+    join_within(da ? ta : tb, WAIT_MS);
+    CHECK_EQ((da ? &b : &a)->rc, 0);
+    CHECK(close_and_free(q, c));
+    gm_queue_free(q);
+}
+
 /* Six events queued (three streams' RESPONSE and DATA): max=1 gives them
  * one at a time, in order; larger batches give up to max. */
 TEST(poll_batch_sizes_and_order) {
@@ -400,6 +434,7 @@ static const struct check_case cases[] = {
     CASE(wake_unblocks_blocked_poll),
     CASE(wake_makes_fd_readable_until_next_poll),
     CASE(blocked_poll_gets_event),
+    CASE(two_blocked_polls_one_event),
     CASE(poll_batch_sizes_and_order),
     CASE(poll_large_batches),
     CASE(connections_share_a_queue),
