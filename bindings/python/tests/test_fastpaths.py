@@ -408,6 +408,34 @@ async def test_burst_over_http2(server: Server) -> None:
         assert done == 1000 and not c._streams and not c._pending
 
 
+async def test_bare_requests_reuse_arguments(server: Server) -> None:
+    # get/head/delete/options without options: the arguments of the first
+    # request to a path are kept (per connection and method) and reused.
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        await c.up(5)
+        assert [await (await c.get("/bytes/3")).read() for _ in range(3)] == [b"abc"] * 3
+        args = c._bare_args[b"GET"]["/bytes/3"]
+        task = asyncio.ensure_future(c.get("/bytes/3"))
+        await asyncio.sleep(0)
+        (st, queued), = c._pending
+        assert queued is args and st.ref == 0
+        assert await (await task).read() == b"abc"
+        assert (await c.head("/bytes/3")).status == 200 and b"HEAD" in c._bare_args
+        assert (await c.delete("/echo")).status == 200 and (await c.options("/echo")).status == 200
+        for _ in range(2):  # refused each time, never kept
+            with pytest.raises(gunmetal.InvalidArgument):
+                await c.get("/a\x00b")
+        with pytest.raises(TypeError):
+            await c.get(12)  # type: ignore[arg-type]
+        assert set(c._bare_args[b"GET"]) == {"/bytes/3"}
+        async with gunmetal.aio.open(server.host, server.http, retry=0) as c2:
+            await c2.up(5)
+            assert await (await c2.get("/bytes/3")).read() == b"abc"
+            assert c2._bare_args[b"GET"]["/bytes/3"][0] is not args[0]  # its own handle
+    with pytest.raises(gunmetal.Closed):
+        await c.get("/bytes/3")  # kept arguments, closed connection
+
+
 # ------------------------------------------------------------------ bench_w1.py
 
 
