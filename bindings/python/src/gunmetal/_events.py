@@ -539,6 +539,7 @@ def decode_many(ptrs: Any, n: int, lookup: Callable[[int], Any]) -> List[Event]:
     mem = _MEM
     unpack_from = _unpack_event_from
     packed = copy_headers_packed
+    new = object.__new__
     out: List[Event] = []
     append = out.append
     last_conn = 0
@@ -553,13 +554,30 @@ def decode_many(ptrs: Any, n: int, lookup: Callable[[int], Any]) -> List[Event]:
         # The events of a busy connection: a DATA with only a payload, and a
         # RESPONSE with only headers. Everything else takes the general path.
         if not (protocol or reason or method or uri or n_killed):
+            # What Event.__init__ does, without its call: every slot set.
             if kind == 6 and not nh:
-                append(Event(_DATA, last_obj, ref, fin != 0, status, None, mem[d : d + dl].tobytes() if dl else b"",
-                             None, None, None, None, new_ref, [], wsop))
+                ev = new(Event)
+                ev.kind = _DATA
+                ev._headers = None
+                ev.data = mem[d : d + dl].tobytes() if dl else b""
+            elif kind == 5 and not dl:
+                ev = new(Event)
+                ev.kind = _RESPONSE
+                ev._headers = packed(hp, nh) if nh else None
+                ev.data = b""
+            else:
+                append(_full(unpack_from(mem, addr), last_obj))
                 continue
-            if kind == 5 and not dl:
-                append(Event(_RESPONSE, last_obj, ref, fin != 0, status, packed(hp, nh) if nh else None, b"",
-                             None, None, None, None, new_ref, [], wsop))
-                continue
+            ev.conn = last_obj
+            ev.ref = ref
+            ev.fin = fin != 0
+            ev.status = status
+            ev.reason = ev.protocol = ev.method = ev.uri = None
+            ev.new_ref = new_ref
+            ev.killed = []
+            ev.ws_opcode = wsop
+            ev.ts_ns = 0
+            append(ev)
+            continue
         append(_full(unpack_from(mem, addr), last_obj))
     return out
