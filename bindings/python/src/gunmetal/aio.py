@@ -805,7 +805,28 @@ class Connection(BaseConnection):
     async def get(self, path: StrOrBytes, headers: HeadersIn = None, *,
                   timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
         if headers is None and timeout is None and tunnel is None:
-            return await self._head(self._start_bare(b"GET", path))
+            st = self._start_bare(b"GET", path)
+            if st.error is None and not st.events:
+                # _head's usual case, inline: the wait for a RESPONSE that
+                # comes first (one coroutine less on every request's path).
+                # Anything else is left to _head, the events still in place.
+                fut: asyncio.Future[None] = _Future(loop=self._loop)
+                st.waiter = fut
+                try:
+                    await fut
+                except asyncio.CancelledError:
+                    if not st.ended:
+                        self._cancel_stream(st)
+                    raise
+                finally:
+                    st.waiter = None
+                evs = st.events
+                if evs and evs[0].kind == _RESPONSE:
+                    ev = evs.popleft()  # st.pop(): a RESPONSE takes no flow
+                    if st.ended and not evs:
+                        self._forget(st)
+                    return Response(self, st.ref, ev.status, None, ev.fin, [], [], ev, st)
+            return await self._head(st)
         return await self._head(self._start_soon(b"GET", path, headers, None, timeout, tunnel))
 
     async def head(self, path: StrOrBytes, headers: HeadersIn = None, *,
