@@ -295,7 +295,11 @@ def test_sync_bare_paths_bounded(server: Server, monkeypatch: pytest.MonkeyPatch
         c.await_up(5)
         refs = [c.get(f"/bytes/{i}") for i in range(1, 6)]
         assert [len(c.await_body(r, 5).body) for r in refs] == [1, 2, 3, 4, 5]
-    assert len(_core._paths) == 3
+        assert len(_core._paths) == 3
+        monkeypatch.setattr(_core, "_paths", {})
+        long_path = "/bytes/1?" + "q" * _core._PATH_CACHED_MAX
+        assert c.await_body(c.get(long_path), 5).body == b"a"
+        assert _core._paths == {}  # too long to keep
 
 
 # ------------------------------------------------------------------ asyncio bursts
@@ -434,6 +438,18 @@ async def test_bare_requests_reuse_arguments(server: Server) -> None:
             assert c2._bare_args[b"GET"]["/bytes/3"][0] is not args[0]  # its own handle
     with pytest.raises(gunmetal.Closed):
         await c.get("/bytes/3")  # kept arguments, closed connection
+
+
+async def test_bare_arguments_bounded(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gunmetal.aio, "_BARE_MAX", 2)
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        await c.up(5)
+        for i in range(1, 5):
+            assert len(await (await c.get(f"/bytes/{i}")).read()) == i
+        assert list(c._bare_args[b"GET"]) == ["/bytes/1", "/bytes/2"]
+        long_path = "/bytes/1?" + "q" * _core._PATH_CACHED_MAX
+        assert await (await c.head(long_path)).read() == b""
+        assert c._bare_args[b"HEAD"] == {}  # too long to keep
 
 
 # ------------------------------------------------------------------ bench_w1.py

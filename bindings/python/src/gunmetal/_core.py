@@ -846,7 +846,7 @@ class BaseConnection(Managed):
         m = method if type(method) is bytes and b"\x00" not in method else _cstr(method, "method")
         if type(path) is str and path.isascii() and "\x00" not in path:
             p = path.encode("ascii")
-            if len(_paths) < _PATHS_MAX:
+            if len(p) <= _PATH_CACHED_MAX and len(_paths) < _PATHS_MAX:
                 _paths[path] = p
         else:
             p = _cstr(path, "path")
@@ -1078,10 +1078,12 @@ _SIZE0 = c_size_t(0)
 _SIZE0P = c_size_t.from_param(0)  # the same as an argument object: for argtypes-free calls only
 _REQ_STREAM = _ffi.GM_REQ_STREAM
 # The request fast path (_bare): str paths already checked by
-# _request_args (ASCII, no NUL) and their bytes; bounded, so that a client
-# requesting ever new paths stops adding and takes the checks each time.
+# _request_args (ASCII, no NUL) and their bytes; bounded (at most 1024
+# paths of up to 512 bytes: about 1 MiB), so that a client requesting ever
+# new or long paths stops adding and takes the checks each time.
 _paths: Dict[str, bytes] = {}
-_PATHS_MAX = 4096
+_PATHS_MAX = 1024
+_PATH_CACHED_MAX = 512
 # (c_uint64, byref) pairs for gm_request's ref, reused instead of made for
 # each request: list.pop() and append() are atomic, so no two threads ever
 # hold the same pair.

@@ -60,7 +60,7 @@ from typing import (
 from . import _ffi
 from ._core import (
     _FLOW_OPTS,
-    _PATHS_MAX,
+    _PATH_CACHED_MAX,
     _SIZE0P,
     _sse_request,
     _sse_step,
@@ -94,6 +94,10 @@ __all__ = ["AsyncMode", "Connection", "Headers", "RawReader", "RawWriter", "Resp
            "open_raw_unix", "open_unix"]
 
 DEFAULT_WINDOW = 16
+# The most paths per method and connection whose gm_request arguments are
+# kept for the next request (Connection._bare_args): a few paths asked
+# again and again are the usual case, and a connection stays small.
+_BARE_MAX = 64
 
 _UP = EventKind.UP
 _DOWN = EventKind.DOWN
@@ -569,7 +573,7 @@ class Connection(BaseConnection):
             cache = self._bare_args.get(method)
             if cache is None:
                 cache = self._bare_args[method] = {}
-            if len(cache) < _PATHS_MAX:
+            if len(cache) < _BARE_MAX and len(path) <= _PATH_CACHED_MAX:
                 cache[path] = args
         else:
             args = self._request_args(method, path, headers, body, False, timeout, w if w > 0 else None, None, None,
