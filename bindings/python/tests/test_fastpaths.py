@@ -207,6 +207,101 @@ def test_sync_request_arguments(server: Server) -> None:
             c.get("/", flow=0)
 
 
+def library_layout(pairs: List[Tuple[bytes, bytes]], keep: List[Any]) -> Tuple[int, int]:
+    """A gm_header array with its strings right after it, in one block, as
+    the library lays an event out (capi/event.go): (array address, count)."""
+    n = len(pairs)
+    hs = n * ctypes.sizeof(_ffi.gm_header)
+    blob = b"".join(k + b"\0" + v + b"\0" for k, v in pairs)
+    block = ctypes.create_string_buffer(hs + len(blob))
+    keep.append(block)
+    base = ctypes.addressof(block)
+    ctypes.memmove(base + hs, blob, len(blob))
+    arr = (_ffi.gm_header * n).from_address(base)
+    off = base + hs
+    for i, (k, v) in enumerate(pairs):
+        arr[i].name, arr[i].name_len = off, len(k)
+        off += len(k) + 1
+        arr[i].value, arr[i].value_len = off, len(v)
+        off += len(v) + 1
+    return base, n
+
+
+@pytest.mark.parametrize("pairs", [HDRS, HDRS[:1], [(b"x-empty-last", b"")], [(b"a", b"1"), (b"", b"")]])
+def test_headers_library_layout(pairs: List[Tuple[bytes, bytes]]) -> None:
+    # One copy of the array and its strings; the same headers as the
+    # string-by-string path, decoded on first use.
+    keep: List[Any] = []
+    p, n = library_layout(pairs, keep)
+    raw = _events.copy_headers_packed(p, n)
+    assert len(raw) == 3 and raw[1] == p and raw[2] == n  # the one-copy form
+    want = decode_headers(p, n)
+    assert _events._decode_raw(raw) == want
+    assert [(k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in want] == pairs
+    # in an event, through decode_many (the RESPONSE fast path) and decode
+    ev = _ffi.gm_event()
+    ev.size, ev.kind, ev.ref, ev.status = ctypes.sizeof(ev), _ffi.GM_EV_RESPONSE, 3, 200
+    ev.headers, ev.n_headers = ctypes.cast(p, ctypes.POINTER(_ffi.gm_header)), n
+    ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(ev))
+    (fast,) = decode_many(ptrs, 1, lambda a: None)
+    assert not isinstance(fast._headers, list) and len(fast._headers) == 3
+    slow = decode(ctypes.addressof(ev), lambda a: None)
+    del keep  # the event's memory may go: everything was copied
+    assert fast.headers == want and fast == slow
+    assert pickle.loads(pickle.dumps(fast)) == fast
+
+
+def test_headers_not_library_layout() -> None:
+    # Strings elsewhere than right after the array, or a NULL last value:
+    # copy_headers' checks, never one span from the array.
+    m = Made()
+    arr, n = m.packed_headers(HDRS)  # strings in a block of their own
+    raw = _events.copy_headers_packed(ctypes.addressof(arr), n)
+    assert len(raw) == 4 and _events._decode_raw(raw) == decode_headers(ctypes.addressof(arr), n)
+    keep: List[Any] = []
+    p, n = library_layout([(b"a", b"1"), (b"b", b"")], keep)
+    ctypes.c_void_p.from_address(p + ctypes.sizeof(_ffi.gm_header) + _ffi.gm_header.value.offset).value = None
+    raw = _events.copy_headers_packed(p, n)
+    assert len(raw) == 4 and _events._decode_raw(raw) == [("a", "1"), ("b", "")]
+
+
+def test_sync_bare_requests(server: Server) -> None:
+    # get/head/delete/options without options take _bare: the same refs,
+    # checks and errors as the general path.
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        c.await_up(5)
+        refs = [c.get("/bytes/3") for _ in range(3)]  # the first checks the path, the others reuse it
+        assert len(set(refs)) == 3 and all(c.await_body(r, 5).body == b"abc" for r in refs)
+        assert "/bytes/3" in _core._paths
+        assert c.await_body(c.get(b"/bytes/2"), 5).body == b"ab"  # bytes: the general path
+        assert c.await_body(c.head("/bytes/3"), 5).status == 200
+        assert c.await_body(c.delete("/echo"), 5).status == 200
+        assert c.await_body(c.options("/echo"), 5).status == 200
+        assert c.await_body(c.get("/echo?q=\u00e9"), 5).status == 200  # not ASCII: the general path
+        for _ in range(2):  # a bad path is refused each time, never cached
+            with pytest.raises(gunmetal.InvalidArgument):
+                c.get("/a\x00b")
+        assert "/a\x00b" not in _core._paths
+        with pytest.raises(TypeError):
+            c.get(12)  # type: ignore[arg-type]
+    with pytest.raises(gunmetal.Closed):
+        c.get("/bytes/3")  # cached path, closed connection
+
+
+def test_sync_bare_paths_bounded(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_core, "_paths", {})
+    monkeypatch.setattr(_core, "_PATHS_MAX", 3)
+    with gunmetal.open(server.host, server.http, retry=0) as c:
+        c.await_up(5)
+        refs = [c.get(f"/bytes/{i}") for i in range(1, 6)]
+        assert [len(c.await_body(r, 5).body) for r in refs] == [1, 2, 3, 4, 5]
+        assert len(_core._paths) == 3
+        monkeypatch.setattr(_core, "_paths", {})
+        long_path = "/bytes/1?" + "q" * _core._PATH_CACHED_MAX
+        assert c.await_body(c.get(long_path), 5).body == b"a"
+        assert _core._paths == {}  # too long to keep
+
+
 # ------------------------------------------------------------------ asyncio bursts
 
 
@@ -315,6 +410,46 @@ async def test_burst_over_http2(server: Server) -> None:
 
         await asyncio.gather(*(worker(i) for i in range(50)))
         assert done == 1000 and not c._streams and not c._pending
+
+
+async def test_bare_requests_reuse_arguments(server: Server) -> None:
+    # get/head/delete/options without options: the arguments of the first
+    # request to a path are kept (per connection and method) and reused.
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        await c.up(5)
+        assert [await (await c.get("/bytes/3")).read() for _ in range(3)] == [b"abc"] * 3
+        args = c._bare_args[b"GET"]["/bytes/3"]
+        task = asyncio.ensure_future(c.get("/bytes/3"))
+        await asyncio.sleep(0)
+        (st, queued), = c._pending
+        assert queued is args and st.ref == 0
+        assert await (await task).read() == b"abc"
+        assert (await c.head("/bytes/3")).status == 200 and b"HEAD" in c._bare_args
+        assert (await c.delete("/echo")).status == 200 and (await c.options("/echo")).status == 200
+        for _ in range(2):  # refused each time, never kept
+            with pytest.raises(gunmetal.InvalidArgument):
+                await c.get("/a\x00b")
+        with pytest.raises(TypeError):
+            await c.get(12)  # type: ignore[arg-type]
+        assert set(c._bare_args[b"GET"]) == {"/bytes/3"}
+        async with gunmetal.aio.open(server.host, server.http, retry=0) as c2:
+            await c2.up(5)
+            assert await (await c2.get("/bytes/3")).read() == b"abc"
+            assert c2._bare_args[b"GET"]["/bytes/3"][0] is not args[0]  # its own handle
+    with pytest.raises(gunmetal.Closed):
+        await c.get("/bytes/3")  # kept arguments, closed connection
+
+
+async def test_bare_arguments_bounded(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gunmetal.aio, "_BARE_MAX", 2)
+    async with gunmetal.aio.open(server.host, server.http, retry=0) as c:
+        await c.up(5)
+        for i in range(1, 5):
+            assert len(await (await c.get(f"/bytes/{i}")).read()) == i
+        assert list(c._bare_args[b"GET"]) == ["/bytes/1", "/bytes/2"]
+        long_path = "/bytes/1?" + "q" * _core._PATH_CACHED_MAX
+        assert await (await c.head(long_path)).read() == b""
+        assert c._bare_args[b"HEAD"] == {}  # too long to keep
 
 
 # ------------------------------------------------------------------ bench_w1.py

@@ -679,7 +679,10 @@ class BaseConnection(Managed):
         if own_queue:
             queue._warn_unclosed = False
         self._where = where
-        self._hv = c_void_p(handle)  # for the argtypes-free hot path
+        # For the argtypes-free hot path: the handle as ctypes' own argument
+        # object (what c_void_p.from_param gives), which a call takes as is,
+        # where a c_void_p would be converted again at each call.
+        self._hv = c_void_p.from_param(handle)
         self._sync_sender: Optional[_Sender] = None
         # reply_to queues of streamed requests, for what data() holds
         self._reply_to: Dict[int, Queue] = {}
@@ -799,6 +802,25 @@ class BaseConnection(Managed):
             self._reply_to[ref.value] = reply_to
         return ref.value
 
+    def _bare(self, method: bytes, path: Any) -> int:
+        """_request for a request with no headers, body or options (a
+        plain get(path) etc.): the same checks, results and errors, with
+        the path's bytes cached and the ref buffer reused."""
+        p = _paths.get(path) if type(path) is str else None
+        if p is None or self._handle is None:
+            return self._request(method, path, None, None, False, None, None, None)
+        try:
+            ref, out = _refbufs.pop()
+        except IndexError:
+            ref = c_uint64()
+            out = byref(ref)
+        rc = _ffi.gm_request_noconv(self._hv, method, p, None, _SIZE0P, None, _SIZE0P, 0, None, out)
+        r: int = ref.value
+        _refbufs.append((ref, out))
+        if rc < 0:
+            raise self._conn_error(rc)
+        return r
+
     def _request_args(
         self,
         method: Any,
@@ -824,6 +846,8 @@ class BaseConnection(Managed):
         m = method if type(method) is bytes and b"\x00" not in method else _cstr(method, "method")
         if type(path) is str and path.isascii() and "\x00" not in path:
             p = path.encode("ascii")
+            if len(p) <= _PATH_CACHED_MAX and len(_paths) < _PATHS_MAX:
+                _paths[path] = p
         else:
             p = _cstr(path, "path")
         if headers:
@@ -1051,7 +1075,19 @@ for _n in (1, 2, 4, 8, 16, 32, 64, 128):
     _o.flow = _n
     _FLOW_OPTS[_n] = byref(_o)
 _SIZE0 = c_size_t(0)
+_SIZE0P = c_size_t.from_param(0)  # the same as an argument object: for argtypes-free calls only
 _REQ_STREAM = _ffi.GM_REQ_STREAM
+# The request fast path (_bare): str paths already checked by
+# _request_args (ASCII, no NUL) and their bytes; bounded (at most 1024
+# paths of up to 512 bytes: about 1 MiB), so that a client requesting ever
+# new or long paths stops adding and takes the checks each time.
+_paths: Dict[str, bytes] = {}
+_PATHS_MAX = 1024
+_PATH_CACHED_MAX = 512
+# (c_uint64, byref) pairs for gm_request's ref, reused instead of made for
+# each request: list.pop() and append() are atomic, so no two threads ever
+# hold the same pair.
+_refbufs: List[Tuple[Any, Any]] = []
 
 
 def _ref(ref: Any) -> int:
@@ -1449,21 +1485,29 @@ class Connection(BaseConnection):
     def get(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
             flow: Optional[int] = None, reply_to: Optional[Queue] = None,
             tunnel: Optional[int] = None) -> int:
+        if headers is None and timeout is None and flow is None and reply_to is None and tunnel is None:
+            return self._bare(b"GET", path)
         return self._request(b"GET", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def head(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
              flow: Optional[int] = None, reply_to: Optional[Queue] = None,
              tunnel: Optional[int] = None) -> int:
+        if headers is None and timeout is None and flow is None and reply_to is None and tunnel is None:
+            return self._bare(b"HEAD", path)
         return self._request(b"HEAD", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def options(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
                 flow: Optional[int] = None, reply_to: Optional[Queue] = None,
                 tunnel: Optional[int] = None) -> int:
+        if headers is None and timeout is None and flow is None and reply_to is None and tunnel is None:
+            return self._bare(b"OPTIONS", path)
         return self._request(b"OPTIONS", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def delete(self, path: StrOrBytes, headers: HeadersIn = None, *, timeout: Optional[float] = None,
                flow: Optional[int] = None, reply_to: Optional[Queue] = None,
                tunnel: Optional[int] = None) -> int:
+        if headers is None and timeout is None and flow is None and reply_to is None and tunnel is None:
+            return self._bare(b"DELETE", path)
         return self._request(b"DELETE", path, headers, None, False, timeout, flow, reply_to, None, tunnel)
 
     def post(self, path: StrOrBytes, headers: HeadersIn = None, body: Optional[BufferLike] = None, *,

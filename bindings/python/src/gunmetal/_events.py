@@ -414,7 +414,46 @@ def copy_headers(p: int, n: int) -> _RawHeaders:
     return (blob, 0, tuple(offs), lens)
 
 
-def _decode_raw(raw: _RawHeaders) -> List[Header]:
+# The library's layout (capi/event.go): the gm_header array, then the
+# strings right after it, each name and value followed by a NUL. For such an
+# event one read of three words (the first name's address, the last value's
+# address and length) bounds the strings, and one copy from the array to
+# their end takes everything; the array is parsed when headers are first
+# read. Headers laid out otherwise take copy_headers.
+_PackedHeaders = Tuple[bytes, int, int]  # (array and strings, array address, count)
+_hdr_ends: Dict[int, Any] = {}
+_SPAN_MAX = 1 << 20  # past this, copy_headers (which looks at every string)
+
+
+def _hdr_ends_struct(n: int) -> Any:
+    # name[0], then value[n-1] and value_len[n-1] (the last entry's 2nd and 4th words)
+    u = struct.Struct("@P%dxP%dxN" % ((n - 1) * _HDR_SIZE, _PTR_SIZE))
+    if len(_hdr_ends) < 256:
+        _hdr_ends[n] = u
+    return u
+
+
+def copy_headers_packed(p: int, n: int) -> Union[_RawHeaders, _PackedHeaders]:
+    """copy_headers for the library's layout (see above) in one copy, else
+    copy_headers. Needs _MEM."""
+    mem = cast(memoryview, _MEM)
+    lo, vp, vl = (_hdr_ends.get(n) or _hdr_ends_struct(n)).unpack_from(mem, p)
+    hi = vp + vl
+    if lo == p + n * _HDR_SIZE and lo <= hi <= lo + _SPAN_MAX:
+        return (mem[p:hi].tobytes(), p, n)
+    return copy_headers(p, n)
+
+
+def _unpack_packed(raw: _PackedHeaders) -> _RawHeaders:
+    blob, p, n = raw
+    up, ul = _hdr_structs.get(n) or _hdr_unpackers(n)
+    start = n * _HDR_SIZE
+    return (blob[start:], p + start, up.unpack_from(blob), ul.unpack_from(blob))
+
+
+def _decode_raw(raw: Union[_RawHeaders, _PackedHeaders]) -> List[Header]:
+    if len(raw) == 3:
+        raw = _unpack_packed(raw)
     blob, lo, ptrs, lens = raw
     it = iter(zip(ptrs, lens))
     if blob.isascii():  # the usual case: one decode, then str slices
@@ -499,31 +538,46 @@ def decode_many(ptrs: Any, n: int, lookup: Callable[[int], Any]) -> List[Event]:
         return [decode(ptrs[i], lookup) for i in range(n)]
     mem = _MEM
     unpack_from = _unpack_event_from
+    packed = copy_headers_packed
+    new = object.__new__
     out: List[Event] = []
     append = out.append
     last_conn = 0
     last_obj: Any = None
     # The pointers: one unpack of the array instead of n ctypes item reads.
     for addr in struct.unpack_from(f"{n}P", ptrs):
-        f = unpack_from(mem, addr)
-        c = f[5]
+        (_, kind, fin, wsop, status, c, ref, new_ref, protocol, reason, method, uri, hp, nh, d, dl, _,
+         n_killed, _) = unpack_from(mem, addr)
         if c != last_conn:
             last_conn = c
             last_obj = lookup(c) if c else None
-        kind = f[1]
         # The events of a busy connection: a DATA with only a payload, and a
         # RESPONSE with only headers. Everything else takes the general path.
-        if kind == 6 and not (f[8] or f[9] or f[10] or f[11] or f[13] or f[17]):
-            dl = f[15]
-            d = f[14]
-            append(Event(_DATA, last_obj, f[6], f[2] != 0, f[4], None,
-                         mem[d : d + dl].tobytes() if dl else b"", None, None, None, None,
-                         f[7], [], f[3]))
-        elif kind == 5 and not (f[8] or f[9] or f[10] or f[11] or f[15] or f[17]):
-            nh = f[13]
-            append(Event(_RESPONSE, last_obj, f[6], f[2] != 0, f[4],
-                         copy_headers(f[12], nh) if nh else None, b"", None, None, None, None,
-                         f[7], [], f[3]))
-        else:
-            append(_full(f, last_obj))
+        if not (protocol or reason or method or uri or n_killed):
+            # What Event.__init__ does, without its call: every slot set.
+            if kind == 6 and not nh:
+                ev = new(Event)
+                ev.kind = _DATA
+                ev._headers = None
+                ev.data = mem[d : d + dl].tobytes() if dl else b""
+            elif kind == 5 and not dl:
+                ev = new(Event)
+                ev.kind = _RESPONSE
+                ev._headers = packed(hp, nh) if nh else None
+                ev.data = b""
+            else:
+                append(_full(unpack_from(mem, addr), last_obj))
+                continue
+            ev.conn = last_obj
+            ev.ref = ref
+            ev.fin = fin != 0
+            ev.status = status
+            ev.reason = ev.protocol = ev.method = ev.uri = None
+            ev.new_ref = new_ref
+            ev.killed = []
+            ev.ws_opcode = wsop
+            ev.ts_ns = 0
+            append(ev)
+            continue
+        append(_full(unpack_from(mem, addr), last_obj))
     return out

@@ -60,7 +60,8 @@ from typing import (
 from . import _ffi
 from ._core import (
     _FLOW_OPTS,
-    _SIZE0,
+    _PATH_CACHED_MAX,
+    _SIZE0P,
     _sse_request,
     _sse_step,
     ws_closed,
@@ -93,6 +94,10 @@ __all__ = ["AsyncMode", "Connection", "Headers", "RawReader", "RawWriter", "Resp
            "open_raw_unix", "open_unix"]
 
 DEFAULT_WINDOW = 16
+# The most paths per method and connection whose gm_request arguments are
+# kept for the next request (Connection._bare_args): a few paths asked
+# again and again are the usual case, and a connection stays small.
+_BARE_MAX = 64
 
 _UP = EventKind.UP
 _DOWN = EventKind.DOWN
@@ -326,6 +331,9 @@ class Connection(BaseConnection):
         # Requests made by get()/request()/... since the loop last ran
         # _send_pending: (stream, gm_request arguments). See _start.
         self._pending: List[Tuple[_Stream, Tuple[Any, ...]]] = []
+        # method → {path: its gm_request arguments}, for requests without
+        # headers, body or options (_start_bare); filled by _start_soon.
+        self._bare_args: Dict[bytes, Dict[str, Tuple[Any, ...]]] = {}
         self._events: Deque[Event] = deque(maxlen=1024)
         self._event_waiter: Optional[asyncio.Future[None]] = None
         self._up_waiters: List[asyncio.Future[str]] = []
@@ -558,9 +566,15 @@ class Connection(BaseConnection):
         if (headers is None and body is None and timeout is None and tunnel is None and type(path) is str
                 and path.isascii() and "\x00" not in path and type(method) is bytes
                 and b"\x00" not in method and self._handle is not None and w in _FLOW_OPTS):
-            # what _request_args gives for these arguments
-            args: Tuple[Any, ...] = (self._hv, method, path.encode("ascii"), None, _SIZE0, None, _SIZE0, 0,
+            # what _request_args gives for these arguments (sizes as argument
+            # objects: _send_pending's call is argtypes-free)
+            args: Tuple[Any, ...] = (self._hv, method, path.encode("ascii"), None, _SIZE0P, None, _SIZE0P, 0,
                                      _FLOW_OPTS[w])
+            cache = self._bare_args.get(method)
+            if cache is None:
+                cache = self._bare_args[method] = {}
+            if len(cache) < _BARE_MAX and len(path) <= _PATH_CACHED_MAX:
+                cache[path] = args
         else:
             args = self._request_args(method, path, headers, body, False, timeout, w if w > 0 else None, None, None,
                                       tunnel)
@@ -570,6 +584,20 @@ class Connection(BaseConnection):
         if self._error is not None:
             st.fail(self._error)
             return st
+        pending = self._pending
+        pending.append((st, args))
+        if len(pending) == 1:
+            self._loop.call_soon(self._send_pending)
+        return st
+
+    def _start_bare(self, method: bytes, path: Any) -> _Stream:
+        """_start_soon for a request without headers, body or options, with
+        the arguments of an earlier one to the same path."""
+        cache = self._bare_args.get(method)
+        args = cache.get(path) if cache is not None and type(path) is str else None
+        if args is None or self._handle is None or self._error is not None:
+            return self._start_soon(method, path, None, None, None)
+        st = _Stream(self, 0, self._window)
         pending = self._pending
         pending.append((st, args))
         if len(pending) == 1:
@@ -780,18 +808,47 @@ class Connection(BaseConnection):
 
     async def get(self, path: StrOrBytes, headers: HeadersIn = None, *,
                   timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        if headers is None and timeout is None and tunnel is None:
+            st = self._start_bare(b"GET", path)
+            if st.error is None and not st.events:
+                # _head's usual case, inline: the wait for a RESPONSE that
+                # comes first (one coroutine less on every request's path).
+                # Anything else is left to _head, the events still in place.
+                fut: asyncio.Future[None] = _Future(loop=self._loop)
+                st.waiter = fut
+                try:
+                    await fut
+                except asyncio.CancelledError:
+                    if not st.ended:
+                        self._cancel_stream(st)
+                    raise
+                finally:
+                    st.waiter = None
+                evs = st.events
+                if evs and evs[0].kind == _RESPONSE:
+                    ev = evs.popleft()  # st.pop(): a RESPONSE takes no flow
+                    if st.ended and not evs:
+                        self._forget(st)
+                    return Response(self, st.ref, ev.status, None, ev.fin, [], [], ev, st)
+            return await self._head(st)
         return await self._head(self._start_soon(b"GET", path, headers, None, timeout, tunnel))
 
     async def head(self, path: StrOrBytes, headers: HeadersIn = None, *,
                    timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        if headers is None and timeout is None and tunnel is None:
+            return await self._head(self._start_bare(b"HEAD", path))
         return await self._head(self._start_soon(b"HEAD", path, headers, None, timeout, tunnel))
 
     async def options(self, path: StrOrBytes, headers: HeadersIn = None, *,
                       timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        if headers is None and timeout is None and tunnel is None:
+            return await self._head(self._start_bare(b"OPTIONS", path))
         return await self._head(self._start_soon(b"OPTIONS", path, headers, None, timeout, tunnel))
 
     async def delete(self, path: StrOrBytes, headers: HeadersIn = None, *,
                      timeout: Optional[float] = None, tunnel: Optional[int] = None) -> Response[AsyncMode]:
+        if headers is None and timeout is None and tunnel is None:
+            return await self._head(self._start_bare(b"DELETE", path))
         return await self._head(self._start_soon(b"DELETE", path, headers, None, timeout, tunnel))
 
     async def post(self, path: StrOrBytes, headers: HeadersIn = None, body: BufferLike = b"", *,
