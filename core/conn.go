@@ -99,6 +99,7 @@ type Conn struct {
 	wbuf        []byte
 	wspare      []byte
 	wrun        chan struct{} // the writer goroutine runs (started by output, gone when it is out); closed as it ends
+	park        *idleResume   // the reader is parked in the idle poller (idlepoll.go); parkWoken: it must not park
 	wclosed     bool
 	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
 	werr        error
@@ -263,20 +264,7 @@ type idleResume struct {
 	retries, delayed int
 	big              bool            // readLoop's: the reads have filled small buffers
 	raw              syscall.RawConn // nc's, waited on
-	sockErr          error           // the wait's (waitReadable)
-}
-
-// parkIdle waits, on a fresh goroutine, for the socket of a connection that
-// is idle, then goes on where the reader stopped (issue 16, W5). The
-// goroutine that served the connection grew its stack handling frames and
-// dialing, and a parked goroutine's stack never shrinks below 4 KiB (the
-// runtime keeps 800 bytes of guard on top of what the frames use); this one
-// has only parkIdle and the poller's frames on its 2 KiB while it waits.
-// One goroutine at a time runs a connection's reader: the one that parked
-// started this one as the last thing it did.
-func (c *Conn) parkIdle(rs *idleResume) {
-	rs.sockErr = waitReadable(rs.raw)
-	c.runFrom(rs)
+	tok              uint64          // its registration in the idle poller (idlepoll.go)
 }
 
 func (c *Conn) runFrom(rs *idleResume) {
@@ -304,9 +292,15 @@ func (c *Conn) runFrom(rs *idleResume) {
 				reason, exitReason, parked = c.serve(nc, name)
 			}
 			if parked != nil {
+				// The goroutine ends and the socket waits in the idle
+				// poller (idlepoll.go), which starts a reader when it is
+				// readable; or, when it may not park, the reader goes on.
 				parked.since, parked.retries, parked.delayed = since, retries, delayed
-				go c.parkIdle(parked)
-				return
+				if c.tryPark(parked) {
+					return
+				}
+				rs = parked
+				continue
 			}
 			if exitReason != "" {
 				c.exit(exitReason)
@@ -548,6 +542,7 @@ func (c *Conn) attachLocked(nc net.Conn, name string, up *Event) {
 	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
 	c.wshut = 0
+	c.park = nil   // a new socket: its reader may park
 	c.wdone = c.wq // what the last socket left unwritten is dropped (counters stay monotonic)
 	c.failErr, c.stallAt = nil, time.Time{}
 	if p := c.proto; p != nil {
@@ -676,8 +671,8 @@ var errCloseNormal = errors.New("normal")
 // readLoop reads and handles the socket until it ends, and returns the
 // DOWN reason; or, when the protocol is idle and the socket has nothing to
 // read, it parks the reader: it returns park (its buffer size and socket), the
-// goroutine ends, and parkIdle's waits for the socket (issue 16, W5). rs
-// resumes a parked reader: the wait is done (rs.sockErr).
+// goroutine ends, and the idle poller waits for the socket (issue 16, W5;
+// idlepoll.go). rs resumes a parked reader.
 func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park *idleResume) {
 	var raw syscall.RawConn
 	if rs != nil {
@@ -695,7 +690,9 @@ func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park *idleR
 		if buf == nil {
 			if raw != nil {
 				if rs != nil {
-					sockErr = rs.sockErr
+					// Resumed: the socket was reported readable, or a
+					// waker (a close, a deadline) started the reader.
+					sockErr = waitReadable(raw)
 					rs = nil
 				} else if c.parkable(raw) {
 					return "", &idleResume{big: big, raw: raw}
@@ -875,6 +872,7 @@ func (c *Conn) failLocked(err error) {
 	}
 	c.wclosed = true
 	c.nc.SetReadDeadline(time.Now())
+	c.wakeParkedLocked()
 	c.rcond.Broadcast()
 	c.drained.Broadcast()
 	c.wincond.Broadcast()
@@ -916,6 +914,7 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 					c.werr = err
 				}
 				c.rcond.Broadcast()
+				c.wakeParkedLocked()
 				nc.Close()
 				return
 			}
@@ -965,6 +964,7 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			}
 			c.wbuf = c.wbuf[:0]
 			c.rcond.Broadcast()
+			c.wakeParkedLocked()
 			nc.Close() // the reader returns and the connection goes down
 			return
 		}
@@ -1540,6 +1540,7 @@ func (c *Conn) abortLocked() {
 		c.cancelDial()
 	}
 	if c.nc != nil {
+		c.wakeParkedLocked() // out of the idle poller before the close
 		c.nc.Close()
 	}
 	c.wclosed = true

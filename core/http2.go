@@ -369,6 +369,7 @@ func (h *h2conn) failAsync(err error) {
 func (h *h2conn) wakeReader() {
 	if nc := h.c.nc; nc != nil {
 		nc.SetReadDeadline(time.Now())
+		h.c.wakeParkedLocked() // a parked reader runs (idlepoll.go)
 	}
 	h.c.rcond.Broadcast()
 }
