@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Idle connections hold no read buffer (issue 16, W5): 200 idle h2c
@@ -428,5 +429,18 @@ func TestParkedConnRequestAndClose(t *testing.T) {
 		case <-time.After(waitFor):
 			t.Fatal("a connection closed while parked did not exit")
 		}
+	}
+}
+
+// The per-connection structures stay in their size classes (issue 16, W5:
+// a Conn of 769 bytes takes 896, of 897 takes 1024; each step up is ~128
+// bytes more per idle connection, about twice that in RSS). A field added
+// past the bound belongs behind a pointer, made when used.
+func TestConnSizeClass(t *testing.T) {
+	if s := unsafe.Sizeof(Conn{}); s > 768 {
+		t.Errorf("Conn is %d bytes, want at most 768", s)
+	}
+	if s := unsafe.Sizeof(h2conn{}); s > 640 {
+		t.Errorf("h2conn is %d bytes, want at most 640", s)
 	}
 }
