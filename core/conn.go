@@ -468,7 +468,15 @@ func (c *Conn) serveLoop(nc net.Conn, name string, up *Event, rs *idleResume) (d
 	var reason string
 	for {
 		if rs == nil {
+			held := c.wrun == nil
+			if held {
+				c.wrun = writerHeld // attachLocked's output waits for flushFirst (idlepoll.go)
+			}
 			c.attachLocked(nc, name, up)
+			if held {
+				c.wrun = nil
+				c.flushFirst(nc)
+			}
 			c.mu.Unlock()
 		}
 		var park *idleResume

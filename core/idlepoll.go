@@ -1,6 +1,7 @@
 package core
 
 import (
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -206,4 +207,46 @@ func (p *idlePoller) loop() {
 		p.f.SetReadDeadline(time.Time{}) // under p.mu: forget's deadline comes after, or finds conns
 		p.mu.Unlock()
 	}
+}
+
+// writerHeld in c.wrun while attachLocked queues a socket's first output:
+// no writer goroutine starts for it (wakeWriter), flushFirst writes it.
+// Never seen outside serveLoop's hold of c.mu.
+var writerHeld = make(chan struct{})
+
+// flushFirst writes the output a socket starts with (the preface and
+// settings, the requests that waited for the connection) from the reader's
+// goroutine, in one write that does not wait: on a fresh plain socket all
+// of it goes at once and no writer goroutine starts (issue 16, W5: each
+// goroutine alive at the same time as others leaves its g, ~0.5 KiB, in
+// the runtime for good, and the writers of thousands of connections set up
+// at once were a third of them). What does not go at once, or an error, is
+// the writer's, as for any output. Called with c.mu held.
+func (c *Conn) flushFirst(nc net.Conn) {
+	if len(c.wbuf) == 0 {
+		return
+	}
+	raw := idleWaitable(nc)
+	if raw == nil || c.wclosed || c.werr != nil || c.wshut != 0 {
+		c.wakeWriter()
+		return
+	}
+	n := 0
+	raw.Write(func(fd uintptr) bool {
+		if w, err := unix.Write(int(fd), c.wbuf); err == nil {
+			n = w
+		}
+		return true // never waits: the rest is the writer's
+	})
+	if n > 0 {
+		c.wsent += uint64(n)
+		c.wdone += uint64(n)
+		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[n:])]
+		c.drained.Broadcast()
+	}
+	if len(c.wbuf) > 0 {
+		c.wakeWriter()
+		return
+	}
+	c.wbuf = nil // an idle connection keeps no output buffer
 }
