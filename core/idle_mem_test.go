@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -442,5 +443,76 @@ func TestConnSizeClass(t *testing.T) {
 	}
 	if s := unsafe.Sizeof(h2conn{}); s > 640 {
 		t.Errorf("h2conn is %d bytes, want at most 640", s)
+	}
+}
+
+// goroutinesCreated is the runtime's count of goroutines ever created.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// A connection's first output (the preface, its settings and the request
+// made before it was up) goes out without a writer goroutine (issue 16, W5:
+// with thousands of connections set up at once, each goroutine alive at the
+// same time as the others leaves its g in the runtime for good). 100 h2c
+// connections to a server that accepts and reads nothing, a GET made on
+// each before it is up: once every byte is out, fewer than 1.5 goroutines
+// were created per connection (the connection's own, and no writer; 2 or
+// more before).
+func TestSetupStartsNoWriter(t *testing.T) {
+	const n = 100
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan []net.Conn)
+	go func() {
+		var held []net.Conn
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				accepted <- held
+				return
+			}
+			held = append(held, nc)
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for _, nc := range <-accepted {
+			nc.Close()
+		}
+	}()
+	q := newQueue(t)
+	port := ln.Addr().(*net.TCPAddr).Port
+	before := goroutinesCreated()
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = openTo(t, q, port, `{"protocols":["http2"],"retry":0}`)
+		if _, err := conns[i].Request(&Request{Method: "GET", Path: "/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := func(c *Conn) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.wq > 0 && c.wsent == c.wq && c.wrun == nil
+	}
+	for _, c := range conns {
+		for deadline := time.Now().Add(waitFor); !out(c); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a connection's first output did not go out")
+			}
+		}
+	}
+	created := goroutinesCreated() - before
+	t.Logf("%d goroutines created for %d connections set up", created, n)
+	if created >= n*3/2 {
+		t.Fatalf("%d goroutines created for %d connections set up, want fewer than %d (a writer goroutine each?)", created, n, n*3/2)
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }
