@@ -516,3 +516,23 @@ func TestSetupStartsNoWriter(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A first output larger than the socket takes at once (an 8 MiB body made
+// before the connection was up, over HTTP/1.1) goes out in part from the
+// reader's goroutine and the rest from a writer, in order: the server
+// echoes every byte.
+func TestFirstOutputLargerThanSocket(t *testing.T) {
+	q := newQueue(t)
+	c := openTo(t, q, srv.HTTPPort(), `{"protocols":["http"],"retry":0}`)
+	body := make([]byte, 8<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	ref := do(t, c, &Request{Method: "POST", Path: "/echo", Body: body})
+	if ev := next(t, q); ev.Kind != EvUp {
+		t.Fatalf("%s, want UP", evString(ev))
+	}
+	if got := ok200(t, q, ref); !bytes.Equal(got, body) {
+		t.Fatalf("echo of %d bytes: %d back, equal %v", len(body), len(got), bytes.Equal(got, body))
+	}
+}

@@ -241,7 +241,7 @@ func (c *Conn) flushFirst(nc net.Conn) {
 	if n > 0 {
 		c.wsent += uint64(n)
 		c.wdone += uint64(n)
-		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[n:])]
+		c.wbuf = c.wbuf[n:] // no copy: a large first output (bodies that waited) may be megabytes
 		c.drained.Broadcast()
 	}
 	if len(c.wbuf) > 0 {
