@@ -536,3 +536,21 @@ func TestFirstOutputLargerThanSocket(t *testing.T) {
 		t.Fatalf("echo of %d bytes: %d back, equal %v", len(body), len(got), bytes.Equal(got, body))
 	}
 }
+
+// A connection over a Unix socket parks as a TCP one does: between two
+// GETs its reader waits in the idle poller, and the second GET is served.
+func TestParkedUnixConn(t *testing.T) {
+	q := newQueue(t)
+	c, err := OpenUnix(srv.UnixPath(), parseOpts(t, `{"protocols":["http2"],"retry":0}`, 0), q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnCleanup(t, c)
+	h2awaitUp(t, c)
+	for round := 1; round <= 2; round++ {
+		if got := ok200(t, q, get(t, c, "/bytes/100")); len(got) != 100 {
+			t.Fatalf("round %d: %d bytes, want 100", round, len(got))
+		}
+		waitParked(t, c)
+	}
+}
