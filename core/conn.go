@@ -88,19 +88,25 @@ type Conn struct {
 	done     chan struct{}
 
 	mu          sync.Mutex
-	rcond       sync.Cond // the reader: budget released, flow updated, closing
-	drained     sync.Cond // API callers: output buffer drained below its bound
-	wincond     sync.Cond // API callers blocked on a protocol's send window (HTTP/2): windows grew, or the connection died
+	rcond       sync.Cond  // the reader: budget released, flow updated, closing
+	drained     sync.Cond  // API callers: output buffer drained below its bound
+	wincond     *sync.Cond // API callers blocked on a protocol's send window (HTTP/2): windows grew, or the connection died. It is &drained: one cond for both (every wait rechecks its condition), 48 bytes less per connection (issue 16, W5)
 	owner       *Queue
-	state       connState
 	proto       protocol
 	protoNm     string // the last protocol that was up, for info
 	nc          net.Conn
 	wbuf        []byte
 	wspare      []byte
 	wrun        chan struct{} // the writer goroutine runs (started by output, gone when it is out); closed as it ends
+	park        *idleResume   // the reader is parked in the idle poller (idlepoll.go); parkWoken: it must not park
 	wclosed     bool
-	wshut       uint8 // raw's half-close: 1 asked (after the pending output), 2 done
+	wshut       uint8     // raw's half-close: 1 asked (after the pending output), 2 done
+	state       connState // this and the one-byte fields below fill wshut's padding (issue 16, W5: the Conn fits the 768-byte size class; TestConnSizeClass)
+	settled     bool      // exited and every event released
+	batching    bool
+	shutReq     bool // Shutdown was called
+	useful      bool // the connection being served completed a response (see run)
+	stallArmed  bool
 	werr        error
 	pending     []*Request // made while not connected, sent on UP
 	held        map[uint64]*heldBody
@@ -108,23 +114,16 @@ type Conn struct {
 	replyTo     map[uint64]*Queue
 	timers      map[uint64]*time.Timer
 	budget      int    // bytes of events the host has not taken yet
-	settled     bool   // exited and every event released
 	onSettled   func() // see OnSettled
 	batch       []*Event
-	batching    bool
 	closeReq    string // set by Close/Free: the exit reason
-	shutReq     bool   // Shutdown was called
 	cancelDial  context.CancelFunc
-	kick        chan struct{} // wakes the manager while it waits to retry
+	kick        chan struct{} // wakes the manager while it waits to retry (made by sleep)
 	closeTimer  *time.Timer
 	local, peer string
 	tlsInfo     *TLSInfo
-	useful      bool      // the connection being served completed a response (see run)
-	failErr     error     // failLocked: why the connection being served must go
-	stallAt     time.Time // watchStall: when the element being received must be whole
-	stallOpt    string    // the option that bounds it
-	stallD      time.Duration
-	stallArmed  bool
+	failErr     error         // failLocked: why the connection being served must go
+	stall       *stallWatch   // watchStall's, made by the first partial element
 	lastFailure string        // the last connect failure or DOWN reason, for AwaitUp's errors
 	switchTo    *tunnelSwitch // the protocol handed the socket to a tunnel (serve, tunnel.go)
 	via         []Intermediary
@@ -210,9 +209,8 @@ func start(c *Conn, opts *Options, q *Queue) (*Conn, error) {
 		scopeSessions(conf, c.host, c.port)
 		c.tlsConf = conf
 	}
-	c.rcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu
+	c.rcond.L, c.drained.L, c.wincond = &c.mu, &c.mu, &c.drained
 	c.done = make(chan struct{})
-	c.kick = make(chan struct{}, 1)
 	c.owner = q
 	if !q.adopt(c) {
 		return nil, ErrQueueClosed
@@ -263,20 +261,7 @@ type idleResume struct {
 	retries, delayed int
 	big              bool            // readLoop's: the reads have filled small buffers
 	raw              syscall.RawConn // nc's, waited on
-	sockErr          error           // the wait's (waitReadable)
-}
-
-// parkIdle waits, on a fresh goroutine, for the socket of a connection that
-// is idle, then goes on where the reader stopped (issue 16, W5). The
-// goroutine that served the connection grew its stack handling frames and
-// dialing, and a parked goroutine's stack never shrinks below 4 KiB (the
-// runtime keeps 800 bytes of guard on top of what the frames use); this one
-// has only parkIdle and the poller's frames on its 2 KiB while it waits.
-// One goroutine at a time runs a connection's reader: the one that parked
-// started this one as the last thing it did.
-func (c *Conn) parkIdle(rs *idleResume) {
-	rs.sockErr = waitReadable(rs.raw)
-	c.runFrom(rs)
+	tok              uint64          // its registration in the idle poller (idlepoll.go)
 }
 
 func (c *Conn) runFrom(rs *idleResume) {
@@ -304,9 +289,15 @@ func (c *Conn) runFrom(rs *idleResume) {
 				reason, exitReason, parked = c.serve(nc, name)
 			}
 			if parked != nil {
+				// The goroutine ends and the socket waits in the idle
+				// poller (idlepoll.go), which starts a reader when it is
+				// readable; or, when it may not park, the reader goes on.
 				parked.since, parked.retries, parked.delayed = since, retries, delayed
-				go c.parkIdle(parked)
-				return
+				if c.tryPark(parked) {
+					return
+				}
+				rs = parked
+				continue
 			}
 			if exitReason != "" {
 				c.exit(exitReason)
@@ -386,13 +377,17 @@ func (c *Conn) sleep(d time.Duration) bool {
 		return false
 	}
 	c.state = stateNotConnected
+	if c.kick == nil && d > 0 {
+		c.kick = make(chan struct{}, 1) // made by the first wait: most connections never retry (issue 16, W5)
+	}
+	kick := c.kick
 	c.mu.Unlock()
 	if d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-c.kick:
+		case <-kick:
 		}
 	}
 	return c.closeRequested() == ""
@@ -473,7 +468,15 @@ func (c *Conn) serveLoop(nc net.Conn, name string, up *Event, rs *idleResume) (d
 	var reason string
 	for {
 		if rs == nil {
+			held := c.wrun == nil
+			if held {
+				c.wrun = writerHeld // attachLocked's output waits for flushFirst (idlepoll.go)
+			}
 			c.attachLocked(nc, name, up)
+			if held {
+				c.wrun = nil
+				c.flushFirst(nc)
+			}
 			c.mu.Unlock()
 		}
 		var park *idleResume
@@ -548,8 +551,10 @@ func (c *Conn) attachLocked(nc net.Conn, name string, up *Event) {
 	}
 	c.wbuf, c.wclosed, c.werr = c.wbuf[:0], false, nil
 	c.wshut = 0
+	c.park = nil   // a new socket: its reader may park
 	c.wdone = c.wq // what the last socket left unwritten is dropped (counters stay monotonic)
-	c.failErr, c.stallAt = nil, time.Time{}
+	c.failErr = nil
+	c.clearStall()
 	if p := c.proto; p != nil {
 		if d, ok := p.(interface{ detach() }); ok {
 			d.detach()
@@ -676,8 +681,8 @@ var errCloseNormal = errors.New("normal")
 // readLoop reads and handles the socket until it ends, and returns the
 // DOWN reason; or, when the protocol is idle and the socket has nothing to
 // read, it parks the reader: it returns park (its buffer size and socket), the
-// goroutine ends, and parkIdle's waits for the socket (issue 16, W5). rs
-// resumes a parked reader: the wait is done (rs.sockErr).
+// goroutine ends, and the idle poller waits for the socket (issue 16, W5;
+// idlepoll.go). rs resumes a parked reader.
 func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park *idleResume) {
 	var raw syscall.RawConn
 	if rs != nil {
@@ -695,7 +700,9 @@ func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park *idleR
 		if buf == nil {
 			if raw != nil {
 				if rs != nil {
-					sockErr = rs.sockErr
+					// Resumed: the socket was reported readable, or a
+					// waker (a close, a deadline) started the reader.
+					sockErr = waitReadable(raw)
 					rs = nil
 				} else if c.parkable(raw) {
 					return "", &idleResume{big: big, raw: raw}
@@ -755,7 +762,7 @@ func (c *Conn) readLoop(nc net.Conn, rs *idleResume) (reason string, park *idleR
 			blocked := false
 			for perr == nil && c.closeReq == "" && !c.wclosed && (c.budget > readBudget || c.proto.paused()) {
 				blocked, waited = true, true
-				c.stallAt = time.Time{} // not reading: the server is not the one stalling
+				c.clearStall() // not reading: the server is not the one stalling
 				c.rcond.Wait()
 			}
 			// Bytes left over because the flow ran out are handled as soon
@@ -826,21 +833,39 @@ type inputStaller interface {
 func (c *Conn) watchStall(nc net.Conn, partial, fresh bool) {
 	st, ok := c.proto.(inputStaller)
 	if !ok {
-		c.stallAt = time.Time{}
+		c.clearStall()
 		return
 	}
 	d, option, open := st.inputTimeout()
 	if d <= 0 || (!partial && !open) {
-		c.stallAt = time.Time{}
+		c.clearStall()
 		return
 	}
-	if c.stallAt.IsZero() || (fresh && !open) {
-		c.stallAt = time.Now().Add(d)
-		c.stallOpt, c.stallD = option, d
+	if c.stall == nil {
+		c.stall = &stallWatch{}
+	}
+	if sw := c.stall; sw.at.IsZero() || (fresh && !open) {
+		sw.at = time.Now().Add(d)
+		sw.opt, sw.d = option, d
 	}
 	if !c.stallArmed {
 		c.stallArmed = true
 		c.armStall(nc, d)
+	}
+}
+
+// stallWatch: the deadline of the element being received (watchStall).
+// Behind a pointer, as most connections never see a partial element.
+type stallWatch struct {
+	at  time.Time // when the element must be whole
+	opt string    // the option that bounds it
+	d   time.Duration
+}
+
+// clearStall: no element is pending. Called with c.mu held.
+func (c *Conn) clearStall() {
+	if c.stall != nil {
+		c.stall.at = time.Time{}
 	}
 }
 
@@ -850,16 +875,17 @@ func (c *Conn) armStall(nc net.Conn, d time.Duration) {
 	time.AfterFunc(d, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.nc != nc || c.stallAt.IsZero() {
+		sw := c.stall
+		if c.nc != nc || sw == nil || sw.at.IsZero() {
 			c.stallArmed = false
 			return
 		}
-		if left := time.Until(c.stallAt); left > 0 {
+		if left := time.Until(sw.at); left > 0 {
 			c.armStall(nc, left)
 			return
 		}
 		c.stallArmed = false
-		c.failLocked(fmt.Errorf("timeout: the server sent the start of a response element (head, frame) but not the rest within %v (%s)", c.stallD, c.stallOpt))
+		c.failLocked(fmt.Errorf("timeout: the server sent the start of a response element (head, frame) but not the rest within %v (%s)", sw.d, sw.opt))
 	})
 }
 
@@ -875,6 +901,7 @@ func (c *Conn) failLocked(err error) {
 	}
 	c.wclosed = true
 	c.nc.SetReadDeadline(time.Now())
+	c.wakeParkedLocked()
 	c.rcond.Broadcast()
 	c.drained.Broadcast()
 	c.wincond.Broadcast()
@@ -916,6 +943,7 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 					c.werr = err
 				}
 				c.rcond.Broadcast()
+				c.wakeParkedLocked()
 				nc.Close()
 				return
 			}
@@ -965,6 +993,7 @@ func (c *Conn) writeLoop(nc net.Conn, done chan struct{}) {
 			}
 			c.wbuf = c.wbuf[:0]
 			c.rcond.Broadcast()
+			c.wakeParkedLocked()
 			nc.Close() // the reader returns and the connection goes down
 			return
 		}
@@ -1540,6 +1569,7 @@ func (c *Conn) abortLocked() {
 		c.cancelDial()
 	}
 	if c.nc != nil {
+		c.wakeParkedLocked() // out of the idle poller before the close
 		c.nc.Close()
 	}
 	c.wclosed = true

@@ -143,9 +143,9 @@ type h2conn struct {
 	fr     *http2.Framer
 	src    h2source
 	enc    *hpack.Encoder
-	hbuf   bytes.Buffer
-	ec     *h2EncCache // made by the first cacheable block, dropped with the encoder (W5: 128 bytes kept the struct a size class up)
-	encGen uint64      // changes whenever the encoder's table may have changed
+	hbuf   *bytes.Buffer // the encoder's output, made and dropped with it (blockStart)
+	ec     *h2EncCache   // made by the first cacheable block, dropped with the encoder (W5: 128 bytes kept the struct a size class up)
+	encGen uint64        // changes whenever the encoder's table may have changed
 	dec    *hpack.Decoder
 	scheme string
 	auth   string // c.authority(), made once
@@ -154,6 +154,7 @@ type h2conn struct {
 	refs        map[uint64]*h2Stream
 	busyHigh    int  // the most streams open at once since the connection was last idle
 	busy        bool // the last busy spell had more than h2LightStreams at once (remove)
+	goawaySent  bool // here and dead after goawayRecv: in padding (issue 16, W5: 640-byte size class)
 	nextID      uint32
 	maxPromised uint32 // highest promised stream id seen
 	lastPushID  uint32 // highest promised stream id accepted: our GOAWAY's last-stream-id
@@ -198,10 +199,9 @@ type h2conn struct {
 	gotPreface    bool // the server's SETTINGS arrived
 	settingsAcked bool
 	goawayRecv    bool
+	dead          bool // down() was called
 	goawayLast    uint32
-	goawaySent    bool
 	fatal         error // set once the connection is going: what DOWN says
-	dead          bool  // down() was called
 	pingsUnack    int
 	userPings     map[uint64]uint64 // payload → the ping's ref
 	pingSeq       uint64
@@ -250,7 +250,8 @@ func newHTTP2(c *Conn) protocol {
 	}
 	h.auth = c.authority()
 	h.maxFrameSend = h.peerMaxFrame
-	h.enc = hpack.NewEncoder(&h.hbuf)
+	h.hbuf = new(bytes.Buffer)
+	h.enc = hpack.NewEncoder(h.hbuf)
 	h.enc.SetMaxDynamicTableSizeLimit(o.MaxEncodeTableSize)
 	h.dec = hpack.NewDecoder(4096, h.onField)
 	h.dec.SetAllowedMaxDynamicTableSize(max(4096, o.MaxDecodeTableSize))
@@ -369,6 +370,7 @@ func (h *h2conn) failAsync(err error) {
 func (h *h2conn) wakeReader() {
 	if nc := h.c.nc; nc != nil {
 		nc.SetReadDeadline(time.Now())
+		h.c.wakeParkedLocked() // a parked reader runs (idlepoll.go)
 	}
 	h.c.rcond.Broadcast()
 }
@@ -494,6 +496,14 @@ func (h *h2conn) open(r *Request) error {
 	return nil
 }
 
+// blockStart: the next header block's fields go to an empty hbuf.
+func (h *h2conn) blockStart() {
+	if h.enc == nil {
+		h.newEncoder()
+	}
+	h.hbuf.Reset()
+}
+
 func (h *h2conn) field(name, value string) {
 	if h.enc == nil {
 		h.newEncoder()
@@ -514,12 +524,13 @@ func (h *h2conn) dropEncoder() {
 	if h.enc == nil {
 		return
 	}
-	h.enc, h.hbuf, h.ec = nil, bytes.Buffer{}, nil
+	h.enc, h.hbuf, h.ec = nil, nil, nil
 	h.encGen++ // a cached block may name entries of the old table
 }
 
 func (h *h2conn) newEncoder() {
-	e := hpack.NewEncoder(&h.hbuf)
+	h.hbuf = new(bytes.Buffer)
+	e := hpack.NewEncoder(h.hbuf)
 	e.SetMaxDynamicTableSizeLimit(h.o.MaxEncodeTableSize)
 	e.SetMaxDynamicTableSize(0)
 	e.SetMaxDynamicTableSize(min(h.peerTable, h.o.MaxEncodeTableSize))
@@ -544,7 +555,7 @@ func (h *h2conn) encodeRequest(r *Request) (string, []byte) {
 		ec.stream == r.Stream && ec.bodyLen == len(r.Body) && h2SameHeaders(ec.headers, r.Headers) {
 		return authority, ec.block
 	}
-	h.hbuf.Reset()
+	h.blockStart()
 	h.field(":method", r.Method)
 	h.field(":scheme", h.scheme)
 	h.field(":authority", authority)

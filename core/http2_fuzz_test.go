@@ -64,7 +64,7 @@ func FuzzHTTP2Handle(f *testing.F) {
 			t.Fatal(err)
 		}
 		c := &Conn{opts: o, host: "example.com", port: 80, owner: q, state: stateUp}
-		c.rcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu
+		c.rcond.L, c.drained.L, c.wincond = &c.mu, &c.mu, &c.drained
 		c.mu.Lock()
 		h := newHTTP2(c).(*h2conn)
 		c.proto = h

@@ -48,7 +48,7 @@ func (h *h2conn) connectOpen(r *Request) error {
 	}
 	id := h.nextID
 	h.nextID += 2
-	h.hbuf.Reset()
+	h.blockStart()
 	h.field(":method", "CONNECT")
 	h.field(":authority", r.Path)
 	for _, x := range r.Headers {
@@ -114,7 +114,7 @@ func (h *h2conn) tunnelStart(s *h2Stream) error {
 		// Cookies set by the origin stay in the tunnel, as its requests do.
 		child.cookies = newCookieJar()
 	}
-	child.rcond.L, child.drained.L, child.wincond.L = &child.mu, &child.mu, &child.mu
+	child.rcond.L, child.drained.L, child.wincond = &child.mu, &child.mu, &child.drained
 	child.done = make(chan struct{})
 	child.kick = make(chan struct{}, 1)
 	child.tunTC = tc

@@ -788,6 +788,7 @@ func (w wsSocket) abort() {
 	c := w.p.c
 	if nc := c.nc; nc != nil {
 		nc.SetReadDeadline(time.Now())
+		c.wakeParkedLocked() // a parked reader runs (idlepoll.go)
 		c.rcond.Signal()
 	}
 }

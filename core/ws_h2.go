@@ -97,7 +97,7 @@ func (h *h2conn) wsOpen(r *Request) error {
 	}
 	id := h.nextID
 	h.nextID += 2
-	h.hbuf.Reset()
+	h.blockStart()
 	h.field(":method", "CONNECT")
 	h.field(":protocol", "websocket")
 	h.field(":scheme", h.scheme)

@@ -789,7 +789,7 @@ func TestWSReplyTo(t *testing.T) {
 func TestWSAllocsPerMessage(t *testing.T) {
 	q := newQueue(t)
 	c := &Conn{owner: q, opts: DefaultOptions(80)}
-	c.rcond.L, c.drained.L, c.wincond.L = &c.mu, &c.mu, &c.mu
+	c.rcond.L, c.drained.L, c.wincond = &c.mu, &c.mu, &c.drained
 	up := &wsUp{c: c, ref: 1, path: "/", opts: DefaultWSOpts()}
 	p := newWSProto(c, up, nil, wsNegotiated{})
 	c.proto = p

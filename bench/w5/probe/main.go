@@ -19,6 +19,7 @@ func main() {
 	n := flag.Int("n", 2000, "connections")
 	prof := flag.String("heapprofile", "", "write a heap profile here")
 	gprof := flag.String("goroutines", "", "write the goroutines' stacks here (debug=1)")
+	peak := flag.String("peakprofile", "", "write a heap profile here once every connection is up, before taking any response (what the set-up holds at its peak, as a host that opens them all first sees)")
 	gcs := flag.Int("gcs", 1, "GC cycles before measuring (each may shrink idle goroutines' stacks by half)")
 	flag.Parse()
 	q, _ := core.NewQueue()
@@ -43,6 +44,13 @@ func main() {
 		if _, err := c.Request(&core.Request{Method: "GET", Path: "/bytes/100"}); err != nil {
 			panic(err)
 		}
+	}
+	if *peak != "" {
+		time.Sleep(time.Second) // the responses arrive and wait in the queue
+		runtime.GC()
+		f, _ := os.Create(*peak)
+		pprof.WriteHeapProfile(f)
+		f.Close()
 	}
 	evs := make([]*core.Event, 256)
 	for got := 0; got < 2**n; { // RESPONSE and DATA fin (and the UPs, if AwaitUp left them)
