@@ -39,7 +39,9 @@
  * BEAM started with scheduler binding (+sbt) does not pin the Go runtime to
  * one core, and the BEAM's signal handlers never run on Go threads. The
  * dispatcher and janitor threads are started in the same window. GOMAXPROCS
- * is set to the CPU count when unset (and unset again once Go has read it).
+ * is Go's default (the CPU count, from the widened affinity) or the VM's
+ * environment's: a Go c-shared library reads the environment the process
+ * started with (the array after argv), so a setenv here would not reach it.
  * Neither library is ever unloaded (RTLD_NODELETE).
  */
 #define _GNU_SOURCE
@@ -2409,18 +2411,6 @@ static int load_library(char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) sigdelset(&block, keep[i]);
     pthread_sigmask(SIG_BLOCK, &block, &old_mask);
 
-    int set_gomaxprocs = 0;
-    if (!getenv("GOMAXPROCS")) {
-        cpu_set_t now;
-        int n = 0;
-        if (sched_getaffinity(0, sizeof now, &now) == 0) n = CPU_COUNT(&now);
-        if (n < 1) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-        if (n < 1) n = 1;
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d", n);
-        set_gomaxprocs = setenv("GOMAXPROCS", buf, 0) == 0;
-    }
-
     int ok = 0;
     gm_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!gm_handle) {
@@ -2466,7 +2456,7 @@ static int load_library(char *err, size_t errlen) {
     gm.connect = dlsym(gm_handle, "gm_connect");
 
     /* The first Go call waits for the runtime to be up (with the wide
-     * affinity, the blocked signals and GOMAXPROCS it was started with). */
+     * affinity and the blocked signals it was started with). */
     null_oq = enif_alloc_resource(RT_OQ, sizeof *null_oq);
     if (!null_oq) { snprintf(err, errlen, "out of memory"); goto restore; }
     memset(null_oq, 0, sizeof *null_oq);
@@ -2498,7 +2488,6 @@ static int load_library(char *err, size_t errlen) {
     ok = 1;
 
 restore:
-    if (set_gomaxprocs) unsetenv("GOMAXPROCS");
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (have_old) sched_setaffinity(0, sizeof old_aff, &old_aff);
     return ok;
