@@ -39,7 +39,9 @@
  * BEAM started with scheduler binding (+sbt) does not pin the Go runtime to
  * one core, and the BEAM's signal handlers never run on Go threads. The
  * dispatcher and janitor threads are started in the same window. GOMAXPROCS
- * is set to the CPU count when unset (and unset again once Go has read it).
+ * is Go's default (the CPU count, from the widened affinity) or the VM's
+ * environment's: a Go c-shared library reads the environment the process
+ * started with (the array after argv), so a setenv here would not reach it.
  * Neither library is ever unloaded (RTLD_NODELETE).
  */
 #define _GNU_SOURCE
@@ -71,6 +73,7 @@ static struct {
     __typeof__(gm_strerror) *strerror_;
     __typeof__(gm_errmsg) *errmsg;
     __typeof__(gm_event_free) *event_free;
+    __typeof__(gm_events_free) *events_free;
     __typeof__(gm_queue_new) *queue_new;
     __typeof__(gm_queue_free) *queue_free;
     __typeof__(gm_queue_fd) *queue_fd;
@@ -139,6 +142,32 @@ static ERL_NIF_TERM mk_bin(ErlNifEnv *env, const void *p, size_t n) {
     unsigned char *d = enif_make_new_binary(env, n, &t);
     if (n) memcpy(d, p, n);
     return t;
+}
+
+/* The small payloads (DATA, WebSocket frames: 65 bytes to ARENA_PIECE) of
+ * one batch of events share one buffer, a resource sized to what the batch
+ * needs; each payload is a binary over its slice (enif_make_resource_binary)
+ * and the buffer goes with the last of them. One allocation per batch
+ * instead of one refc binary per event, made on the dispatcher thread and
+ * freed on a scheduler's (delayed deallocation, the aux thread's work). As
+ * with Gun, whose payloads are sub-binaries of what the socket read, a
+ * payload kept keeps its batch's small payloads (never more than
+ * ARENA_MAX) with it. At most 64 bytes: heap binaries, copied. */
+#define ARENA_PIECE 1024
+#define ARENA_MAX (64 << 10)
+typedef struct {
+    size_t cap, used;
+    unsigned char data[];
+} arena_t;
+
+/* A payload as a binary: a slice of the batch's arena when it is one of
+ * its small ones and there is room, else a binary of its own. */
+static ERL_NIF_TERM payload_bin(ErlNifEnv *env, arena_t *a, const void *p, size_t n) {
+    if (!a || !p || n <= 64 || n > ARENA_PIECE || a->cap - a->used < n) return mk_bin(env, p, n);
+    unsigned char *d = a->data + a->used;
+    memcpy(d, p, n);
+    a->used += n;
+    return enif_make_resource_binary(env, a, d, n);
 }
 
 static ERL_NIF_TERM mk_str(ErlNifEnv *env, const char *s) {
@@ -280,15 +309,22 @@ typedef struct conn {
     ErlNifPid pid;   /* ConnPid */
     ErlNifPid owner; /* under mu */
     ErlNifMutex *mu; /* streams, killed, owner */
+    /* Taken before mu by a stream event's delivery, from its lookup to its
+     * send, and by cancel/2: once cancel/2 has dropped a stream nothing more
+     * of it is sent. Apart from mu so that the request path (mu only,
+     * briefly) never waits for a message to be built and sent. */
+    ErlNifMutex *smu;
     ErlNifMonitor mon;
     hmap streams; /* gm_ref -> stream_t* (one reference each) */
     stream_t **killed; /* ended with ERROR "closed...": for DOWN's list */
     size_t nkilled, capkilled;
     int in_pid; /* in conns_by_pid: a reference, until ConnPid dies */
     int in_h;   /* in conns_by_h: a reference, until the handle is done */
-    /* gm_request calls running without mu (under mu): an event for a stream
-     * that is not in the map yet waits on cv for them, so the map is not
-     * locked while a large body is copied into the library. */
+    /* gm_request calls running without mu: an event for a stream that is
+     * not in the map yet waits on cv for them, so the map is not locked
+     * while a large body is copied into the library. Raised atomically
+     * before the call (an event of the stream can only be taken after it),
+     * lowered under mu, read under mu. */
     int inflight;
     ErlNifCond *cv;
     /* set_chain: the connection's content_handlers have a module of the
@@ -302,7 +338,25 @@ typedef struct conn {
     int has_raw_to;
 } conn_t;
 
-static ErlNifResourceType *RT_OQ, *RT_CONN, *RT_STREAM;
+static ErlNifResourceType *RT_OQ, *RT_CONN, *RT_STREAM, *RT_ARENA;
+
+static int arena_piece(const gm_event *ev) {
+    return (ev->kind == GM_EV_DATA || ev->kind == GM_EV_WS) && ev->data && ev->data_len > 64 &&
+           ev->data_len <= ARENA_PIECE;
+}
+
+/* The buffer for the small payloads of evs[0..n-1]; NULL when there are
+ * none (or no memory: each payload then gets its own binary). */
+static arena_t *arena_for(gm_event **evs, int n) {
+    size_t need = 0;
+    for (int i = 0; i < n && need < ARENA_MAX; i++)
+        if (arena_piece(evs[i])) need += evs[i]->data_len;
+    if (need == 0) return NULL;
+    if (need > ARENA_MAX) need = ARENA_MAX;
+    arena_t *a = enif_alloc_resource(RT_ARENA, sizeof *a + need);
+    if (a) { a->cap = need; a->used = 0; }
+    return a;
+}
 
 static ErlNifMutex *owners_mu;
 static hmap owners; /* pid term -> oq_t* (a reference) */
@@ -472,6 +526,7 @@ static void conn_dtor(ErlNifEnv *env, void *obj) {
     conn_clear_streams(c);
     if (c->h) janitor_post(J_CONNFREE, c->h);
     if (c->mu) enif_mutex_destroy(c->mu);
+    if (c->smu) enif_mutex_destroy(c->smu);
     if (c->cv) enif_cond_destroy(c->cv);
     __atomic_sub_fetch(&n_conns, 1, __ATOMIC_RELAXED);
 }
@@ -726,8 +781,8 @@ static int ends_stream(const gm_event *ev) {
     return 0;
 }
 
-static ERL_NIF_TERM ws_frame_term(ErlNifEnv *env, const gm_event *ev) {
-    ERL_NIF_TERM data = mk_bin(env, ev->data, ev->data ? ev->data_len : 0);
+static ERL_NIF_TERM ws_frame_term(ErlNifEnv *env, const gm_event *ev, arena_t *arena) {
+    ERL_NIF_TERM data = payload_bin(env, arena, ev->data, ev->data ? ev->data_len : 0);
     switch (ev->ws_opcode) {
     case GM_WS_TEXT: return enif_make_tuple2(env, A_text, data);
     case GM_WS_BINARY: return enif_make_tuple2(env, A_binary, data);
@@ -770,8 +825,8 @@ static void trace_to_connpid(ErlNifEnv *caller_env, oq_t *o, conn_t *c, const gm
     if (ev->ref) {
         enif_mutex_lock(c->mu);
         stream_t *s = stream_take(c, ev->ref, 0);
-        while (!s && c->inflight > 0) { /* a request still on its way into the map */
-            while (c->inflight > 0) enif_cond_wait(c->cv, c->mu);
+        while (!s && __atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) > 0) { /* a request still on its way into the map */
+            while (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) > 0) enif_cond_wait(c->cv, c->mu);
             s = stream_take(c, ev->ref, 0);
         }
         enif_mutex_unlock(c->mu);
@@ -808,7 +863,7 @@ static void trace_to_connpid(ErlNifEnv *caller_env, oq_t *o, conn_t *c, const gm
  * the queue's pid (the owner when the event was made), stream events to the
  * stream's reply_to. Called with o->mu held; caller_env is the calling
  * process's env, or NULL on the dispatcher thread. */
-static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEnv *env) {
+static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEnv *env, arena_t *arena) {
     if (!ev->conn) return;
     int alive = 0;
     conn_t *c = conn_by_handle(ev->conn, &alive);
@@ -853,8 +908,9 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
     int streamy = ev->kind != GM_EV_UP && ev->kind != GM_EV_DOWN && ev->kind != GM_EV_EXIT &&
                   !(ev->kind == GM_EV_ERROR && ev->ref == 0) &&
                   !(ev->kind == GM_EV_NOTIFY && ev->ref == 0);
-    /* For a stream event, c->mu is held from the lookup to the send: once
-     * cancel/2 has dropped the stream, nothing more of it is sent. */
+    /* For a stream event, c->smu is held from the lookup to the send: once
+     * cancel/2 has dropped the stream, nothing more of it is sent. c->mu
+     * only around the map. */
     int locked = 0;
     if (streamy && ev->ref != 0) {
         int how = 0;
@@ -862,8 +918,9 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
             how = 1;
             if (ev->kind == GM_EV_ERROR && ev->reason && strncmp(ev->reason, "closed", 6) == 0) how = 2;
         }
-        enif_mutex_lock(c->mu);
+        enif_mutex_lock(c->smu);
         locked = 1;
+        enif_mutex_lock(c->mu);
         if (how == 1 && ev->kind == GM_EV_ERROR) {
             /* A WebSocket that fails (max_message_size, ws_error...) on
              * HTTP/1.1 takes the connection with it and DOWN lists it, as
@@ -893,10 +950,11 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         }
         s = stream_take(c, ev->ref, how);
         /* Maybe a request still on its way into the map (see inflight). */
-        while (!s && c->inflight > 0) {
-            while (c->inflight > 0) enif_cond_wait(c->cv, c->mu);
+        while (!s && __atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) > 0) {
+            while (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) > 0) enif_cond_wait(c->cv, c->mu);
             s = stream_take(c, ev->ref, how);
         }
+        enif_mutex_unlock(c->mu);
         if (!s) goto out; /* cancelled or unknown: Gun sends nothing more for it */
         ref = stream_term(env, s);
         if (s->has_reply_to) to = &s->reply_to;
@@ -951,7 +1009,7 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
     }
     case GM_EV_DATA:
         msg = enif_make_tuple5(env, A_gun_data, cp, ref, ev->fin ? A_fin : A_nofin,
-                               mk_bin(env, ev->data, ev->data ? ev->data_len : 0));
+                               payload_bin(env, arena, ev->data, ev->data ? ev->data_len : 0));
         break;
     case GM_EV_TRAILERS:
         msg = enif_make_tuple4(env, A_gun_trailers, cp, ref, headers_term(env, ev->headers, ev->n_headers));
@@ -961,8 +1019,14 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         stream_t *ns = new_stream(ev->new_ref, rt);
         if (!ns) goto out;
         /* Pushed inside a tunnel: its StreamRef is in the same tunnel. */
-        if ((s && s->penv && !stream_set_prefix(ns, s->penv, s->prefix)) ||
-            !hmap_put(&c->streams, ev->new_ref, ns)) {
+        if (s && s->penv && !stream_set_prefix(ns, s->penv, s->prefix)) {
+            enif_release_resource(ns);
+            goto out;
+        }
+        enif_mutex_lock(c->mu);
+        int put = hmap_put(&c->streams, ev->new_ref, ns);
+        enif_mutex_unlock(c->mu);
+        if (!put) {
             enif_release_resource(ns);
             goto out;
         }
@@ -979,7 +1043,9 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         const char *pr = ev->protocol ? ev->protocol : "websocket";
         ERL_NIF_TERM protos;
         if (strcmp(pr, "websocket") == 0) {
-            if (s) s->ws = 1; /* c->mu is held (locked) */
+            enif_mutex_lock(c->mu);
+            if (s) s->ws = 1;
+            enif_mutex_unlock(c->mu);
             protos = enif_make_list1(env, mk_str(env, pr));
         } else {
             /* An upgrade to raw: Gun's Protocols is the 101's upgrade
@@ -994,15 +1060,17 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
             }
             protos = enif_make_list_from_array(env, toks, nt);
             if (s && s->has_reply_to) {
+                enif_mutex_lock(c->mu);
                 c->raw_to = s->reply_to;
                 c->has_raw_to = 1;
+                enif_mutex_unlock(c->mu);
             }
         }
         msg = enif_make_tuple5(env, A_gun_upgrade, cp, ref, protos, headers_term(env, ev->headers, ev->n_headers));
         break;
     }
     case GM_EV_WS:
-        msg = enif_make_tuple4(env, A_gun_ws, cp, ref, ws_frame_term(env, ev));
+        msg = enif_make_tuple4(env, A_gun_ws, cp, ref, ws_frame_term(env, ev, arena));
         break;
     case GM_EV_NOTIFY:
         if (ev->reason && strcmp(ev->reason, "ping_ack") == 0)
@@ -1016,8 +1084,10 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
         break;
     case GM_EV_TUNNEL_UP:
         if (s && !s->tproto[0] && ev->protocol && strlen(ev->protocol) < sizeof s->tproto) {
+            enif_mutex_lock(c->mu);
             memcpy(s->tproto, ev->protocol, strlen(ev->protocol));
             __atomic_thread_fence(__ATOMIC_RELEASE);
+            enif_mutex_unlock(c->mu);
         }
         msg = enif_make_tuple4(env, A_gun_tunnel_up, cp, ref, proto_term(env, ev->protocol));
         break;
@@ -1054,7 +1124,7 @@ static void deliver(ErlNifEnv *caller_env, oq_t *o, const gm_event *ev, ErlNifEn
     }
     enif_send(caller_env, to, env, msg);
 out:
-    if (locked) enif_mutex_unlock(c->mu);
+    if (locked) enif_mutex_unlock(c->smu);
     enif_clear_env(env);
     if (s) enif_release_resource(s);
     enif_release_resource(c);
@@ -1098,10 +1168,11 @@ static void *dispatcher(void *arg) {
             enif_mutex_lock(o->mu);
             if (!o->dead && o->q) {
                 int k = gm.queue_poll(o->q, evs, BATCH, 0);
-                for (int j = 0; j < k; j++) {
-                    deliver(NULL, o, evs[j], env);
-                    gm.event_free(evs[j]);
-                }
+                arena_t *arena = k > 0 ? arena_for(evs, k) : NULL;
+                for (int j = 0; j < k; j++) deliver(NULL, o, evs[j], env, arena);
+                if (arena) enif_release_resource(arena); /* the binaries hold it now */
+                /* One crossing into Go for the batch, not one per event. */
+                if (k > 0) gm.events_free(evs, k);
             }
             enif_mutex_unlock(o->mu);
         }
@@ -1120,6 +1191,29 @@ static char *cstr_of(ErlNifEnv *env, ERL_NIF_TERM t) {
     memcpy(s, b.data, b.size);
     s[b.size] = 0;
     return s;
+}
+
+/* cstr_of into buf (n bytes) when it fits, else enif_alloc'ed; release
+ * with cstr_done. The request path's method and path: a charlist or a
+ * binary, copied without the temporary binary and the allocation that
+ * cstr_of costs per call. NULL if not iodata. */
+static char *cstr_in(ErlNifEnv *env, ERL_NIF_TERM t, char *buf, size_t n) {
+    ErlNifBinary b;
+    if (enif_inspect_binary(env, t, &b)) {
+        if (b.size < n) {
+            memcpy(buf, b.data, b.size);
+            buf[b.size] = 0;
+            return buf;
+        }
+        return cstr_of(env, t);
+    }
+    /* A flat charlist (Gun's examples' "/path") that fits. */
+    if (enif_get_string(env, t, buf, (unsigned)n, ERL_NIF_LATIN1) > 0) return buf;
+    return cstr_of(env, t);
+}
+
+static void cstr_done(char *p, const char *buf) {
+    if (p && p != buf) enif_free(p);
 }
 
 typedef struct {
@@ -1334,6 +1428,7 @@ static ERL_NIF_TERM do_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[],
     c->pid = connpid;
     c->owner = self;
     c->mu = enif_mutex_create("gunmetal.conn");
+    c->smu = enif_mutex_create("gunmetal.conn_send");
     c->cv = enif_cond_create("gunmetal.conn");
     /* The handle index first (the allocation's reference): from now on the
      * handle is freed only once the connection is done. */
@@ -1341,7 +1436,7 @@ static ERL_NIF_TERM do_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[],
     int okh = hmap_put(&conns_by_h, (uint64_t)(uintptr_t)h, c);
     if (okh) c->in_h = 1;
     enif_rwlock_rwunlock(reg_lock);
-    if (!okh || !c->mu || !c->cv) {
+    if (!okh || !c->mu || !c->smu || !c->cv) {
         if (okh) { gm.close(h); goto unlock_noconn; } /* released at its EXIT */
         enif_release_resource(c);                      /* nothing was queued yet: */
         ret = enif_make_tuple3(env, A_error, enif_make_atom(env, "enomem"), mk_str(env, ""));
@@ -1438,8 +1533,9 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
         handlers[chj.size] = 0;
     }
     int stream = big || enif_is_identical(argv[5], A_true);
-    char *method = cstr_of(env, argv[1]);
-    char *path = cstr_of(env, argv[2]);
+    char method_buf[32], path_buf[512];
+    char *method = cstr_in(env, argv[1], method_buf, sizeof method_buf);
+    char *path = cstr_in(env, argv[2], path_buf, sizeof path_buf);
     ErlNifBinary body = {0};
     hdrs_t hs = {0};
     ERL_NIF_TERM ret;
@@ -1469,9 +1565,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
                       .content_handlers_json = handlers, .tunnel = tid};
     gm_ref id = 0;
     stream_t *body_for = NULL;
-    enif_mutex_lock(c->mu);
-    c->inflight++;
-    enif_mutex_unlock(c->mu);
+    __atomic_add_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
     int rc = gm.request(c->h, method, path, hs.hs, hs.n, stream ? NULL : body.data, stream ? 0 : body.size,
                         stream ? GM_REQ_STREAM : 0, &ro, &id);
     enif_mutex_lock(c->mu);
@@ -1499,7 +1593,7 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     } else {
         ret = gm_err(env, rc);
     }
-    if (--c->inflight == 0) enif_cond_broadcast(c->cv);
+    if (__atomic_sub_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST) == 0) enif_cond_broadcast(c->cv);
     enif_mutex_unlock(c->mu);
     if (body_for) {
         /* Copying the message (a deep iolist's cells) is not done under
@@ -1509,8 +1603,8 @@ static ERL_NIF_TERM do_request(ErlNifEnv *env, const ERL_NIF_TERM argv[], int bi
     }
     enif_release_resource(c);
 out:
-    if (method) enif_free(method);
-    if (path) enif_free(path);
+    cstr_done(method, method_buf);
+    cstr_done(path, path_buf);
     if (handlers) enif_free(handlers);
     hdrs_free(&hs);
     return ret;
@@ -1786,9 +1880,11 @@ static ERL_NIF_TERM nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     if (!s) return A_ok;
     conn_t *c = conn_by_pid(env, argv[0]);
     if (!c) return A_ok;
+    enif_mutex_lock(c->smu); /* a message of it being sent now goes first */
     enif_mutex_lock(c->mu);
     stream_t *old = hmap_get(&c->streams, id) == s ? hmap_del(&c->streams, id) : NULL;
     enif_mutex_unlock(c->mu);
+    enif_mutex_unlock(c->smu);
     /* Not in the map: its last message was sent, or it was cancelled. */
     if (old) gm.cancel(c->h, id);
     if (old) enif_release_resource(old);
@@ -1841,10 +1937,10 @@ static void drain_locked(ErlNifEnv *caller_env, oq_t *o) {
     gm_event *evs[BATCH];
     int k;
     while (menv && (k = gm.queue_poll(o->q, evs, BATCH, 0)) > 0) {
-        for (int j = 0; j < k; j++) {
-            deliver(caller_env, o, evs[j], menv);
-            gm.event_free(evs[j]);
-        }
+        arena_t *arena = arena_for(evs, k);
+        for (int j = 0; j < k; j++) deliver(caller_env, o, evs[j], menv, arena);
+        if (arena) enif_release_resource(arena);
+        gm.events_free(evs, k);
         if (k < BATCH) break;
     }
     if (menv) enif_free_env(menv);
@@ -2315,18 +2411,6 @@ static int load_library(char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) sigdelset(&block, keep[i]);
     pthread_sigmask(SIG_BLOCK, &block, &old_mask);
 
-    int set_gomaxprocs = 0;
-    if (!getenv("GOMAXPROCS")) {
-        cpu_set_t now;
-        int n = 0;
-        if (sched_getaffinity(0, sizeof now, &now) == 0) n = CPU_COUNT(&now);
-        if (n < 1) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-        if (n < 1) n = 1;
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d", n);
-        set_gomaxprocs = setenv("GOMAXPROCS", buf, 0) == 0;
-    }
-
     int ok = 0;
     gm_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!gm_handle) {
@@ -2342,6 +2426,7 @@ static int load_library(char *err, size_t errlen) {
     SYM(strerror_, "gm_strerror");
     SYM(errmsg, "gm_errmsg");
     SYM(event_free, "gm_event_free");
+    SYM(events_free, "gm_events_free");
     SYM(queue_new, "gm_queue_new");
     SYM(queue_free, "gm_queue_free");
     SYM(queue_fd, "gm_queue_fd");
@@ -2371,7 +2456,7 @@ static int load_library(char *err, size_t errlen) {
     gm.connect = dlsym(gm_handle, "gm_connect");
 
     /* The first Go call waits for the runtime to be up (with the wide
-     * affinity, the blocked signals and GOMAXPROCS it was started with). */
+     * affinity and the blocked signals it was started with). */
     null_oq = enif_alloc_resource(RT_OQ, sizeof *null_oq);
     if (!null_oq) { snprintf(err, errlen, "out of memory"); goto restore; }
     memset(null_oq, 0, sizeof *null_oq);
@@ -2403,7 +2488,6 @@ static int load_library(char *err, size_t errlen) {
     ok = 1;
 
 restore:
-    if (set_gomaxprocs) unsetenv("GOMAXPROCS");
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (have_old) sched_setaffinity(0, sizeof old_aff, &old_aff);
     return ok;
@@ -2446,10 +2530,12 @@ static int on_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info) {
     ErlNifResourceTypeInit oq_init = {.dtor = oq_dtor, .stop = NULL, .down = oq_down};
     ErlNifResourceTypeInit conn_init = {.dtor = conn_dtor, .stop = NULL, .down = conn_down};
     ErlNifResourceTypeInit stream_init = {.dtor = stream_dtor, .stop = NULL, .down = NULL};
+    ErlNifResourceTypeInit arena_init = {.dtor = NULL, .stop = NULL, .down = NULL};
     RT_OQ = enif_open_resource_type_x(env, "gunmetal_queue", &oq_init, ERL_NIF_RT_CREATE, NULL);
     RT_CONN = enif_open_resource_type_x(env, "gunmetal_conn", &conn_init, ERL_NIF_RT_CREATE, NULL);
     RT_STREAM = enif_open_resource_type_x(env, "gunmetal_stream", &stream_init, ERL_NIF_RT_CREATE, NULL);
-    if (!RT_OQ || !RT_CONN || !RT_STREAM) return 1;
+    RT_ARENA = enif_open_resource_type_x(env, "gunmetal_arena", &arena_init, ERL_NIF_RT_CREATE, NULL);
+    if (!RT_OQ || !RT_CONN || !RT_STREAM || !RT_ARENA) return 1;
 
     owners_mu = enif_mutex_create("gunmetal.owners");
     dead_mu = enif_mutex_create("gunmetal.dead");

@@ -737,6 +737,47 @@ http2_test_() -> t(20, fun() ->
 	end
 end).
 
+%% Payloads of many sizes, many at once: the small ones of a batch of
+%% events share one buffer in the NIF (65 bytes to 1 KiB; at most 64 bytes
+%% are copied, larger ones get a binary of their own). Each is the right
+%% bytes and an ordinary binary, also once the connection and the other
+%% payloads of its batch are gone.
+payload_sizes_test_() -> t(30, fun() ->
+	Pattern = fun(N) -> list_to_binary([$a + I rem 26 || I <- lists:seq(0, N - 1)]) end,
+	Sizes = [0, 1, 63, 64, 65, 100, 1000, 1023, 1024, 1025, 4096, 70000],
+	{ok, C} = gunmetal:open("localhost", tls_port(), #{transport => tls, tls_opts => tls_opts(), retry => 0}),
+	{ok, http2} = gunmetal:await_up(C),
+	Refs = [{N, gunmetal:get(C, "/bytes/" ++ integer_to_list(N))} || _ <- lists:seq(1, 4), N <- Sizes],
+	Body = fun(R) ->
+		case gunmetal:await(C, R) of
+			{response, fin, 200, _} -> <<>>;
+			{response, nofin, 200, _} -> {ok, B} = gunmetal:await_body(C, R), B
+		end
+	end,
+	Bodies = [{N, Body(R)} || {N, R} <- Refs],
+	gunmetal:close(C),
+	WC = open(),
+	W = gunmetal:ws_upgrade(WC, "/ws"),
+	{upgrade, [<<"websocket">>], _} = gunmetal:await(WC, W),
+	Frames = [Pattern(N) || _ <- lists:seq(1, 4), N <- Sizes, N < 70000],
+	ok = gunmetal:ws_send(WC, W, [{binary, F} || F <- Frames]),
+	Echoes = [begin {ws, {binary, E}} = gunmetal:await(WC, W), E end || _ <- Frames],
+	gunmetal:close(WC),
+	Kept = [B || {N, B} <- Bodies, N =:= 100] ++ [E || E <- Echoes, byte_size(E) =:= 100],
+	erlang:garbage_collect(),
+	[?assertEqual({N, Pattern(N)}, {N, B}) || {N, B} <- Bodies],
+	?assertEqual(Frames, Echoes),
+	[begin
+		?assertEqual(Pattern(100), B),
+		?assertEqual(B, binary_to_term(term_to_binary(B))),
+		?assertEqual(<<B/binary, "x">>, <<(Pattern(100))/binary, "x">>),
+		?assertEqual(Pattern(100), binary:copy(B))
+	end || B <- Kept],
+	Self = self(),
+	spawn(fun() -> Self ! {kept, Kept} end),
+	receive {kept, K} -> ?assertEqual(Kept, K) after 5000 -> error(no_kept) end
+end).
+
 %% ------------------------------------------------------------------ bad arguments
 
 bad_arguments_test() ->
