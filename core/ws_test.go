@@ -574,9 +574,11 @@ func TestWSPings(t *testing.T) {
 	ref2, _ := wsUpgrade(t, q, c2, "/ws", wsOpts(t, `{"silence_pings":false,"keepalive":50}`))
 	expectWS(t, q, ref2, WSPong)
 	expectWS(t, q, ref2, WSPong)
-	// silence_pings (the default): nothing.
-	c3 := up(t, q, `{"retry":0}`)
-	ref3, _ := wsUpgrade(t, q, c3, "/ws", wsOpts(t, `{"keepalive":50}`))
+	// silence_pings (the default): nothing. On a queue of its own: c2's
+	// keepalive pongs go on arriving on q meanwhile.
+	q3 := newQueue(t)
+	c3 := up(t, q3, `{"retry":0}`)
+	ref3, _ := wsUpgrade(t, q3, c3, "/ws", wsOpts(t, `{"keepalive":50}`))
 	wsSend(t, c3, ref3, WSFrame{Op: WSPing})
 	c2.Close()
 	for _, ev := range waitExit(t, q, c2) {
@@ -584,7 +586,8 @@ func TestWSPings(t *testing.T) {
 			t.Fatalf("keepalive: %s op %d", evString(ev), ev.WSOp)
 		}
 	}
-	noEvent(t, q, 300*time.Millisecond)
+	noEvent(t, q3, 300*time.Millisecond)
+	noEvent(t, q, 50*time.Millisecond)
 }
 
 func TestWSSendErrors(t *testing.T) {
