@@ -67,7 +67,7 @@ $(LIB): $(LIB_SRCS)
 	@rm -f $(B)/libgunmetal.so.h  # cgo's generated header: include/gunmetal.h is the contract
 	@touch $@  # go build leaves an up-to-date file untouched
 
-$(B)/libgunmetal.so: | $(LIB)
+$(B)/libgunmetal.so: $(LIB)
 	ln -sfn $(SONAME) $@
 
 $(B)/include/gunmetal.h: include/gunmetal.h

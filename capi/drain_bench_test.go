@@ -81,7 +81,7 @@ func benchDrain(b *testing.B, ws bool, batch int) {
 				frames[i].len = 100
 			}
 			for i := 0; i < perRound; i += 256 {
-				if rc := gmgo_ws_send(conns[0], ref, &frames[0], _Ctype_size_t(min(256, perRound-i))); rc != 0 {
+				if rc := gmgo_ws_send(conns[0], ref, &frames[0], _Ctype_size_t(min(256, perRound-i)), 0); rc != 0 {
 					b.Fatalf("gm_ws_send: %d", rc)
 				}
 			}

@@ -913,7 +913,7 @@ func gmgo_ws_upgrade(p *C.gm_conn, path *C.char, hs *C.gm_header, nh C.size_t, o
 }
 
 //export gmgo_ws_send
-func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t) (rc C.int) {
+func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t, nowait C.int) (rc C.int) {
 	defer guard(&rc)
 	h, st := connOf(p)
 	if st != nil {
@@ -947,6 +947,9 @@ func gmgo_ws_send(p *C.gm_conn, ref C.gm_ref, frames *C.gm_ws_frame, n C.size_t)
 			// writes before returning and keeps nothing.
 			out[i].Data = unsafe.Slice((*byte)(f.data), int(f.len))
 		}
+	}
+	if nowait != 0 {
+		return fromErr(h.c.WSSendNoWait(uint64(ref), out)).report()
 	}
 	return fromErr(h.c.WSSend(uint64(ref), out)).report()
 }

@@ -43,6 +43,7 @@ const char *gm_strerror(int code) {
     case GM_ESTREAM: return "stream error";
     case GM_EINTERNAL: return "internal error";
     case GM_EQUEUE: return "queue freed";
+    case GM_EAGAIN: return "would block";
     }
     return "unknown error";
 }
@@ -58,7 +59,7 @@ extern int gmgo_request(gm_conn *, char *, char *, gm_header *, size_t, void *, 
 extern int gmgo_data(gm_conn *, gm_ref, void *, size_t, int, size_t *);
 extern int gmgo_connect(gm_conn *, char *, gm_header *, size_t, gm_req_opts *, gm_ref *);
 extern int gmgo_ws_upgrade(gm_conn *, char *, gm_header *, size_t, char *, gm_queue *, gm_ref *);
-extern int gmgo_ws_send(gm_conn *, gm_ref, gm_ws_frame *, size_t);
+extern int gmgo_ws_send(gm_conn *, gm_ref, gm_ws_frame *, size_t, int);
 
 int gm_open(gm_queue *owner, const char *host, int port, const char *opts_json, gm_conn **out) {
     return gmgo_open(owner, (char *)host, port, (char *)opts_json, out);
@@ -108,7 +109,11 @@ int gm_ws_upgrade_to(gm_conn *c, const char *path, const gm_header *headers, siz
 }
 
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n) {
-    return gmgo_ws_send(c, ref, (gm_ws_frame *)frames, n);
+    return gmgo_ws_send(c, ref, (gm_ws_frame *)frames, n, 0);
+}
+
+int gm_ws_send_nowait(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n) {
+    return gmgo_ws_send(c, ref, (gm_ws_frame *)frames, n, 1);
 }
 
 extern int gmgo_cookies_set(gm_conn *, char *);

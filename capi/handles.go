@@ -111,6 +111,8 @@ func fromErr(err error) *status {
 		code = C.GM_EUNSUPPORTED
 	case errors.Is(err, core.ErrQueueClosed):
 		code = C.GM_EQUEUE
+	case errors.Is(err, core.ErrWouldBlock):
+		code = C.GM_EAGAIN
 	}
 	return &status{code, err.Error()}
 }

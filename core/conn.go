@@ -24,6 +24,9 @@ var (
 	ErrNotUp       = errors.New("connection is not up")
 	ErrUnsupported = errors.New("not supported by this protocol")
 	ErrBadState    = errors.New("badstate")
+	// ErrWouldBlock: a send that may not wait (WSSendNoWait) found the
+	// output past its bound; nothing was sent.
+	ErrWouldBlock = errors.New("would block")
 )
 
 // connection states, as in gun.erl

@@ -323,9 +323,19 @@ func (up *wsUp) accept(hs []Header) (*wsProto, error) {
 // (code 0: none) must come last: it starts the close handshake
 // (closing_timeout). The call blocks while much output is pending, as Data
 // does.
-func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
+func (c *Conn) WSSend(ref uint64, frames []WSFrame) error { return c.wsSend(ref, frames, true) }
+
+// WSSendNoWait is WSSend for a caller that must not block (an Erlang NIF on
+// a normal scheduler): when the output is already past its bound (the
+// socket's, or an HTTP/2 stream's windows) it sends nothing and returns
+// ErrWouldBlock, and otherwise it queues the frames and returns without
+// waiting for them to go out. Memory stays bounded as with WSSend: each call
+// adds at most its own frames past the bound, and only when it was below.
+func (c *Conn) WSSendNoWait(ref uint64, frames []WSFrame) error { return c.wsSend(ref, frames, false) }
+
+func (c *Conn) wsSend(ref uint64, frames []WSFrame, wait bool) error {
 	if t := c.forRef(ref); t != c {
-		return t.WSSend(ref, frames)
+		return t.wsSend(ref, frames, wait)
 	}
 	for i, f := range frames {
 		switch f.Op {
@@ -367,6 +377,9 @@ func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
 	if p.sentClose || p.over || p.detached || !p.live() {
 		return fmt.Errorf("%w: WebSocket stream %d is closing", ErrBadState, ref)
 	}
+	if !wait && p.t.full() {
+		return fmt.Errorf("%w: WebSocket stream %d: its output is past its bound; nothing was sent", ErrWouldBlock, ref)
+	}
 	for _, f := range frames {
 		switch f.Op {
 		case WSText:
@@ -381,7 +394,7 @@ func (c *Conn) WSSend(ref uint64, frames []WSFrame) error {
 			p.sendClose(f.Code, string(f.Data))
 		}
 	}
-	if !p.t.waitSent() {
+	if wait && !p.t.waitSent() {
 		if _, ok := p.t.(*h2Pipe); ok {
 			return fmt.Errorf("%w: WebSocket stream %d ended while its frames waited for the server's window", ErrClosed, ref)
 		}

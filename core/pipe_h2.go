@@ -175,6 +175,9 @@ func (w *h2Pipe) pending() int { return len(w.s.body) }
 // with output unsent.
 func (w *h2Pipe) waitSent() bool { return w.waitBelow(writeBound) }
 
+// full: waitSent would wait.
+func (w *h2Pipe) full() bool { return len(w.s.body) > writeBound || len(w.h.c.wbuf) > writeBound }
+
 // waitBelow is waitSent down to bound bytes pending.
 func (w *h2Pipe) waitBelow(bound int) bool {
 	h, s := w.h, w.s

@@ -149,3 +149,37 @@ func TestConnectHTTP2SendWindowTimeout(t *testing.T) {
 	}
 	noEvent(t, q, 300*time.Millisecond)
 }
+
+// TestWSH2SendNoWait: with no window from the server, WSSendNoWait queues
+// one call's frames past the bound without waiting, then refuses the next
+// call with ErrWouldBlock and sends nothing of it.
+func TestWSH2SendNoWait(t *testing.T) {
+	q, c, _, sc := h2script(t, "")
+	sc.Handshake(http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	ref, err := c.WSUpgrade("/chat", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := sc.ReadRequest()
+	sc.Respond(req.StreamID, 200, false)
+	expect(t, q, EvUpgrade, ref)
+	big := bytes.Repeat([]byte{'x'}, writeBound+1<<20)
+	if err := c.WSSendNoWait(ref, []WSFrame{{Op: WSBinary, Data: big}}); err != nil {
+		t.Fatalf("first WSSendNoWait (output below the bound): %v", err)
+	}
+	err = c.WSSendNoWait(ref, []WSFrame{{Op: WSText, Data: []byte("refused")}})
+	if !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("second WSSendNoWait: %v, want ErrWouldBlock", err)
+	}
+	c.mu.Lock()
+	pending := len(c.wsStreamOf(ref).t.(*h2Pipe).s.body)
+	c.mu.Unlock()
+	if want := len(big) + 4 + 10; pending > want+1024 || pending < len(big) {
+		t.Fatalf("%d bytes pending, want the first call's frame only (~%d)", pending, want)
+	}
+	// A bad frame is still refused as such, not as would-block.
+	if err := c.WSSendNoWait(ref, []WSFrame{{Op: 3}}); !errors.Is(err, ErrBadArg) {
+		t.Fatalf("bad op: %v, want ErrBadArg", err)
+	}
+}

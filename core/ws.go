@@ -758,6 +758,7 @@ type wsCarrier interface {
 	put(b []byte)   // b (buf with frames appended) goes out, in order
 	pending() int   // output not out yet
 	waitSent() bool // the writer waits (lock released) while much is pending; false: gone
+	full() bool     // waitSent would wait
 	resume()        // the WebSocket can take more: what was left is handed again
 	abort()         // end now (closing_timeout): the connection, or a reset stream
 }
@@ -778,6 +779,8 @@ func (w wsSocket) put(b []byte) {
 
 func (w wsSocket) pending() int   { return len(w.p.c.wbuf) }
 func (w wsSocket) waitSent() bool { return w.p.c.waitDrained() }
+
+func (w wsSocket) full() bool { return len(w.p.c.wbuf) > writeBound }
 
 // resume: the read loop handles what it kept, then reads.
 func (w wsSocket) resume() { w.p.c.rcond.Signal() }

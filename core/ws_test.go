@@ -811,3 +811,46 @@ func TestWSOverHTTP2NoExtendedConnect(t *testing.T) {
 		t.Fatalf("GET: %q", b)
 	}
 }
+
+// TestWSSendNoWait: a server that stops reading (its echoes are not taken
+// from the queue, so it blocks writing them): WSSendNoWait never blocks,
+// refuses with ErrWouldBlock once the output is past its bound, and every
+// frame it accepted, and none it refused, is echoed once the queue drains.
+func TestWSSendNoWait(t *testing.T) {
+	q := newQueue(t)
+	c := up(t, q, `{"retry":0}`)
+	ref, _ := wsUpgrade(t, q, c, "/ws", nil)
+	payload := func(i int) []byte {
+		b := bytes.Repeat([]byte{'.'}, 64<<10)
+		copy(b, fmt.Sprintf("%08d", i))
+		return b
+	}
+	sent, refused := 0, -1
+	for i := 0; i < 4096; i++ {
+		err := c.WSSendNoWait(ref, []WSFrame{{Op: WSBinary, Data: payload(i)}})
+		if errors.Is(err, ErrWouldBlock) {
+			refused = i
+			break
+		}
+		if err != nil {
+			t.Fatalf("WSSendNoWait %d: %v", i, err)
+		}
+		sent++
+	}
+	if refused < 0 {
+		t.Fatalf("%d frames of 64 KiB accepted and never ErrWouldBlock", sent)
+	}
+	for i := 0; i < sent; i++ {
+		ev := expectWS(t, q, ref, WSBinary)
+		if got := string(ev.Data[:8]); got != fmt.Sprintf("%08d", i) {
+			t.Fatalf("echo %d is frame %s", i, got)
+		}
+	}
+	noEvent(t, q, 200*time.Millisecond) // the refused frame was not sent
+	if err := c.WSSendNoWait(ref, []WSFrame{{Op: WSText, Data: []byte("after")}}); err != nil {
+		t.Fatalf("WSSendNoWait once drained: %v", err)
+	}
+	if ev := expectWS(t, q, ref, WSText); string(ev.Data) != "after" {
+		t.Fatalf("echo %q", ev.Data)
+	}
+}

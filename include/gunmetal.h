@@ -125,7 +125,8 @@ enum {
     GM_EUNSUPPORTED = -9, /* the protocol in use cannot do that */
     GM_ESTREAM = -10,     /* gm_await_body: the stream ended with an ERROR */
     GM_EINTERNAL = -11,   /* a bug: please report the message */
-    GM_EQUEUE = -12       /* the queue was freed */
+    GM_EQUEUE = -12,      /* the queue was freed */
+    GM_EAGAIN = -13       /* gm_ws_send_nowait: the output is past its bound; nothing sent */
 };
 
 /* A static English name for a status code ("invalid argument", ...). Never
@@ -893,6 +894,17 @@ typedef struct gm_ws_frame {
  * GM_ECLOSED.
  */
 int gm_ws_send(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
+
+/* gm_ws_send that never blocks, for a caller that must not (an Erlang NIF on
+ * a normal scheduler, an event loop's thread): when the output is already
+ * past its bound (the connection's socket, or on HTTP/2 the stream's
+ * windows) it sends nothing and returns GM_EAGAIN; otherwise it queues the
+ * frames (checked as gm_ws_send checks them) and returns GM_OK without
+ * waiting for them to go out. After GM_EAGAIN call gm_ws_send (which waits)
+ * from a thread that may block, or try again later. Memory stays bounded:
+ * each call adds at most its own frames past the bound, and only when the
+ * output was below it. Other errors as gm_ws_send. */
+int gm_ws_send_nowait(gm_conn *c, gm_ref ref, const gm_ws_frame *frames, size_t n);
 
 /* As gm_data, and *sent (when not NULL) is set on return to how many of
  * this call's len bytes went out: len on GM_OK; on a failed call, the count

@@ -22,7 +22,7 @@ TEST(version_matches_header) {
 TEST(strerror_every_code) {
     static const int codes[] = {GM_OK,       GM_EINVAL,   GM_ENOMEM,       GM_ECLOSED, GM_ETIMEOUT,
                                 GM_EOPTION,  GM_ENOSTREAM, GM_ENOTUP,      GM_EBADSTATE,
-                                GM_EUNSUPPORTED, GM_ESTREAM, GM_EINTERNAL, GM_EQUEUE};
+                                GM_EUNSUPPORTED, GM_ESTREAM, GM_EINTERNAL, GM_EQUEUE, GM_EAGAIN};
     int n = (int)(sizeof codes / sizeof codes[0]);
     for (int i = 0; i < n; i++) {
         const char *s = gm_strerror(codes[i]);
@@ -42,7 +42,8 @@ TEST(strerror_every_code) {
     CHECK_EQ(GM_OK, 0);
     CHECK_EQ(GM_EINVAL, -1);
     CHECK_EQ(GM_EQUEUE, -12);
-    static const int unknown[] = {1, 2, -13, -100, 12345, INT_MIN, INT_MAX};
+    CHECK_EQ(GM_EAGAIN, -13);
+    static const int unknown[] = {1, 2, -14, -100, 12345, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         CHECK_STR(gm_strerror(unknown[i]), "unknown error");
 }

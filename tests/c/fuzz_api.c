@@ -72,7 +72,7 @@ static void violation(const char *call, int rc) {
 static void check_rc(const char *call, int rc) {
     if (rc == GM_OK) n_ok++;
     else n_fail++;
-    if (rc > 0 || rc < GM_EQUEUE || rc == GM_EINTERNAL) {
+    if (rc > 0 || rc < GM_EAGAIN || rc == GM_EINTERNAL) {
         violation(call, rc);
         return;
     }
@@ -319,7 +319,8 @@ static void op_ws_send(void) {
     size_t n = k;
     if (chance(3)) n = (size_t)GM_MAX_WS_FRAMES + 1 + rn(5);
     if (chance(2)) n = (size_t)-1;
-    check_rc("gm_ws_send", gm_ws_send(any_conn(), any_ref(), chance(3) ? NULL : fr, n));
+    if (chance(2)) check_rc("gm_ws_send_nowait", gm_ws_send_nowait(any_conn(), any_ref(), chance(3) ? NULL : fr, n));
+    else check_rc("gm_ws_send", gm_ws_send(any_conn(), any_ref(), chance(3) ? NULL : fr, n));
 }
 
 static void op_poll(void) {

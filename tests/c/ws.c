@@ -175,6 +175,63 @@ TEST(ws_many_messages_in_order) {
     gm_queue_free(q);
 }
 
+/* gm_ws_send_nowait with nothing taken from the queue (so the echo server
+ * blocks writing and stops reading): it never blocks, answers GM_EAGAIN once
+ * the output is past its bound, and every frame it took, none it refused,
+ * comes back once the queue is drained. */
+TEST(ws_send_nowait) {
+    gm_queue *q = gm_queue_new();
+    REQUIRE(q != NULL);
+    gm_conn *c = NULL;
+    gm_ref ref = 0;
+    gm_event *up = upgrade(q, &c, "/ws", NULL, &ref);
+    gm_event_free(up);
+    if (up) {
+        static char buf[64 << 10];
+        memset(buf, '.', sizeof buf);
+        int sent = 0, rc = GM_OK;
+        for (; sent < 4096; sent++) {
+            char tag[16];
+            snprintf(tag, sizeof tag, "%08u", (unsigned)sent);
+            memcpy(buf, tag, 8);
+            gm_ws_frame f = {GM_WS_BINARY, 0, buf, sizeof buf};
+            if ((rc = gm_ws_send_nowait(c, ref, &f, 1)) != GM_OK) break;
+        }
+        CHECK_RC(rc, GM_EAGAIN);
+        CHECK(strstr(gm_errmsg(), "nothing was sent") != NULL);
+        CHECK_STR(gm_strerror(GM_EAGAIN), "would block");
+        int got = 0, bad = 0;
+        int64_t end = check_now_ms() + 8 * WAIT_MS;
+        while (got < sent && check_now_ms() < end) {
+            gm_event *evs[256];
+            int k = gm_queue_poll(q, evs, 256, 100);
+            for (int e = 0; e < k; e++) {
+                char want[16];
+                snprintf(want, sizeof want, "%08u", (unsigned)got);
+                if (evs[e]->kind != GM_EV_WS || evs[e]->data_len != sizeof buf || memcmp(evs[e]->data, want, 8) != 0)
+                    bad++;
+                got++;
+            }
+            if (k > 0) gm_events_free(evs, k);
+        }
+        CHECK_EQ(got, sent);
+        CHECK_EQ(bad, 0);
+        gm_event *extra = next_event(q, 200);
+        CHECK(extra == NULL); /* the refused frame was not sent */
+        if (extra) gm_event_free(extra);
+        gm_ws_frame f = {GM_WS_TEXT, 0, "after", 5};
+        CHECK_RC(gm_ws_send_nowait(c, ref, &f, 1), GM_OK);
+        gm_event *ev = expect_ws(q, ref, GM_WS_TEXT);
+        if (ev) {
+            CHECK(ev->data_len == 5 && memcmp(ev->data, "after", 5) == 0);
+            gm_event_free(ev);
+        }
+    }
+    CHECK_RC(gm_ws_send_nowait(NULL, 1, NULL, 0), GM_EINVAL);
+    CHECK(close_and_free(q, c));
+    gm_queue_free(q);
+}
+
 TEST(ws_server_close) {
     gm_queue *q = gm_queue_new();
     REQUIRE(q != NULL);
@@ -381,6 +438,7 @@ TEST(ws_reply_to) {
 static const struct check_case cases[] = {
     CASE(ws_echo_and_close),
     CASE(ws_many_messages_in_order),
+    CASE(ws_send_nowait),
     CASE(ws_server_close),
     CASE(ws_rejected_is_a_response),
     CASE(ws_request_after_upgrade_is_a_connection_error),

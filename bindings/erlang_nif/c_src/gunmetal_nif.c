@@ -92,7 +92,7 @@ static struct {
     __typeof__(gm_stream_info) *stream_info;
     __typeof__(gm_tls_session_cache) *tls_session_cache;
     /* Optional: present once the WebSocket and HTTP/2 work lands. */
-    void *ws_upgrade, *ws_send, *ping, *ping_tunnel;
+    void *ws_upgrade, *ws_send, *ws_send_nowait, *ping, *ping_tunnel;
     /* Optional: the cookie store's export and seed (gm_cookies_get/set). */
     void *cookies_get, *cookies_set;
     /* Issue 11: gm_data_v2 (the bytes of a call that went out) and gm_open_fd. */
@@ -2182,8 +2182,26 @@ out:
     return ret;
 }
 
-static ERL_NIF_TERM nif_ws_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+/* ws_send(ConnPid, StreamRef, Frames) runs on a normal scheduler: small
+ * frames go out through gm_ws_send_nowait, which never blocks; only when
+ * the connection's output is past its bound (GM_EAGAIN, nothing sent) or
+ * the frames are large (compressing them could take long) is the call
+ * rescheduled as a dirty I/O NIF that waits in gm_ws_send. A dirty trip
+ * per message cost most of W4's CPU (issue 16). */
+#define WS_NOWAIT_MAX (64 * 1024)
+static ERL_NIF_TERM ws_send_call(ErlNifEnv *env, const ERL_NIF_TERM argv[], int nowait);
+
+static ERL_NIF_TERM nif_ws_send_dirty(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
+    return ws_send_call(env, argv, 0);
+}
+
+static ERL_NIF_TERM nif_ws_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    if (!gm.ws_send_nowait) return enif_schedule_nif(env, "ws_send", ERL_NIF_DIRTY_JOB_IO_BOUND, nif_ws_send_dirty, argc, argv);
+    return ws_send_call(env, argv, 1);
+}
+
+static ERL_NIF_TERM ws_send_call(ErlNifEnv *env, const ERL_NIF_TERM argv[], int nowait) {
     stream_t *s;
     uint64_t id;
     unsigned n;
@@ -2192,6 +2210,10 @@ static ERL_NIF_TERM nif_ws_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     if (!enif_is_pid(env, argv[0]) || !k || !enif_get_list_length(env, argv[2], &n) || n > 65536)
         return enif_make_badarg(env);
     if (k == 2) return A_ok;
+    /* On a normal scheduler only a little work: few frames, binaries (an
+     * iolist is flattened by copying), at most WS_NOWAIT_MAX bytes. */
+    if (nowait && n > 64) return enif_schedule_nif(env, "ws_send", ERL_NIF_DIRTY_JOB_IO_BOUND, nif_ws_send_dirty, 3, argv);
+    size_t total = 0;
     gm_ws_frame *fs = enif_alloc((n ? n : 1) * sizeof *fs);
     if (!fs) return enif_make_badarg(env);
     memset(fs, 0, (n ? n : 1) * sizeof *fs);
@@ -2202,7 +2224,15 @@ static ERL_NIF_TERM nif_ws_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         int ar, op, code;
         ErlNifBinary b;
         if (!enif_get_tuple(env, head, &ar, &el) || ar != 3 || !enif_get_int(env, el[0], &op) ||
-            !enif_get_int(env, el[1], &code) || !enif_inspect_iolist_as_binary(env, el[2], &b)) {
+            !enif_get_int(env, el[1], &code)) {
+            enif_free(fs);
+            return enif_make_badarg(env);
+        }
+        if (nowait && !enif_is_binary(env, el[2])) {
+            enif_free(fs);
+            return enif_schedule_nif(env, "ws_send", ERL_NIF_DIRTY_JOB_IO_BOUND, nif_ws_send_dirty, 3, argv);
+        }
+        if (!enif_inspect_iolist_as_binary(env, el[2], &b)) {
             enif_free(fs);
             return enif_make_badarg(env);
         }
@@ -2210,13 +2240,23 @@ static ERL_NIF_TERM nif_ws_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         fs[i].code = (uint32_t)code;
         fs[i].data = b.data;
         fs[i].len = b.size;
+        total += b.size;
+    }
+    if (nowait && total > WS_NOWAIT_MAX) {
+        enif_free(fs);
+        return enif_schedule_nif(env, "ws_send", ERL_NIF_DIRTY_JOB_IO_BOUND, nif_ws_send_dirty, 3, argv);
     }
     conn_t *c = conn_by_pid(env, argv[0]);
     ERL_NIF_TERM ret = A_noconn;
     if (c) {
-        int rc = ((__typeof__(gm_ws_send) *)gm.ws_send)(c->h, id, fs, n);
-        ret = rc == GM_OK ? A_ok : gm_err(env, rc);
+        int rc = nowait ? ((__typeof__(gm_ws_send) *)gm.ws_send_nowait)(c->h, id, fs, n)
+                        : ((__typeof__(gm_ws_send) *)gm.ws_send)(c->h, id, fs, n);
         enif_release_resource(c);
+        if (nowait && rc == GM_EAGAIN) {
+            enif_free(fs);
+            return enif_schedule_nif(env, "ws_send", ERL_NIF_DIRTY_JOB_IO_BOUND, nif_ws_send_dirty, 3, argv);
+        }
+        ret = rc == GM_OK ? A_ok : gm_err(env, rc);
     }
     enif_free(fs);
     return ret;
@@ -2449,6 +2489,7 @@ static int load_library(char *err, size_t errlen) {
 #undef SYM
     gm.ws_upgrade = dlsym(gm_handle, "gm_ws_upgrade");
     gm.ws_send = dlsym(gm_handle, "gm_ws_send");
+    gm.ws_send_nowait = dlsym(gm_handle, "gm_ws_send_nowait");
     gm.ping = dlsym(gm_handle, "gm_ping");
     gm.ping_tunnel = dlsym(gm_handle, "gm_ping_tunnel");
     gm.cookies_get = dlsym(gm_handle, "gm_cookies_get");
@@ -2580,7 +2621,7 @@ static ErlNifFunc funcs[] = {
     {"stream_info", 2, nif_stream_info, 0},
     {"tunnel_protocol", 1, nif_tunnel_protocol, 0},
     {"ws_upgrade", 6, nif_ws_upgrade, 0},
-    {"ws_send", 3, nif_ws_send, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"ws_send", 3, nif_ws_send, 0},
     {"ping", 3, nif_ping, 0},
     {"features", 0, nif_features, 0},
     {"version", 0, nif_version, 0},

@@ -106,6 +106,12 @@ class QueueClosed(Closed):
     """GM_EQUEUE: the queue was freed."""
 
 
+class WouldBlock(Error, BlockingIOError):
+    """GM_EAGAIN: a send that may not wait (gm_ws_send_nowait) found the
+    output past its bound; nothing was sent. The binding's own sends wait
+    (on their sender thread), so it does not raise this itself."""
+
+
 class Timeout(Error, TimeoutError):
     """GM_ETIMEOUT: a wait ran out of time."""
 
@@ -219,6 +225,7 @@ _BY_CODE: Dict[int, Type[Error]] = {
     _ffi.GM_ESTREAM: StreamError,
     _ffi.GM_EINTERNAL: InternalError,
     _ffi.GM_EQUEUE: QueueClosed,
+    _ffi.GM_EAGAIN: WouldBlock,
 }
 
 
@@ -227,7 +234,7 @@ _NAMES = {
     0: "ok", -1: "invalid argument", -2: "out of memory", -3: "connection closed",
     -4: "timed out", -5: "invalid option", -6: "no such stream", -7: "connection not up",
     -8: "not possible in this state", -9: "not supported by the protocol",
-    -10: "stream error", -11: "internal error", -12: "queue freed",
+    -10: "stream error", -11: "internal error", -12: "queue freed", -13: "would block",
 }
 
 

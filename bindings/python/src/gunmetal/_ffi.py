@@ -59,6 +59,7 @@ GM_EUNSUPPORTED = -9
 GM_ESTREAM = -10
 GM_EINTERNAL = -11
 GM_EQUEUE = -12
+GM_EAGAIN = -13
 
 GM_EV_UP = 1
 GM_EV_DOWN = 2
@@ -252,6 +253,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
         [c_void_p, c_char_p, POINTER(gm_header), c_size_t, c_char_p, c_void_p, POINTER(c_uint64)],
     ),
     "gm_ws_send": (c_int, [c_void_p, c_uint64, POINTER(gm_ws_frame), c_size_t]),
+    "gm_ws_send_nowait": (c_int, [c_void_p, c_uint64, POINTER(gm_ws_frame), c_size_t]),
     "gm_data_v2": (c_int, [c_void_p, c_uint64, c_void_p, c_size_t, c_int, POINTER(c_size_t)]),
 }
 
