@@ -778,6 +778,63 @@ payload_sizes_test_() -> t(30, fun() ->
 	receive {kept, K} -> ?assertEqual(Kept, K) after 5000 -> error(no_kept) end
 end).
 
+%% ws_send runs on a normal scheduler and goes dirty (and waits) only when
+%% the connection's output is past its bound: a server that takes the
+%% upgrade and then reads nothing makes the sender block in the dirty NIF
+%% (it does not get an error back), and closing that server releases it.
+ws_send_backpressure_test_() -> t(30, fun() ->
+	{ok, L} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false}, {reuseaddr, true}]),
+	{ok, Port} = inet:port(L),
+	Self = self(),
+	Srv = spawn_link(fun() ->
+		{ok, S} = gen_tcp:accept(L),
+		Head = recv_head(S, <<>>),
+		{match, [Key]} = re:run(Head, "(?i)sec-websocket-key: *([^\r\n]+)", [{capture, all_but_first, binary}]),
+		Accept = base64:encode(crypto:hash(sha, <<Key/binary, "258EAFA5-E914-47DA-95CA-C5AB0DC85B11">>)),
+		ok = gen_tcp:send(S, [<<"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+			"connection: upgrade\r\nsec-websocket-accept: ">>, Accept, <<"\r\n\r\n">>]),
+		Self ! {server, S},
+		receive close -> gen_tcp:close(S) end
+	end),
+	{ok, C} = gunmetal:open("127.0.0.1", Port, #{retry => 0}),
+	{ok, http} = gunmetal:await_up(C),
+	W = gunmetal:ws_upgrade(C, "/ws"),
+	{upgrade, [<<"websocket">>], _} = gunmetal:await(C, W),
+	receive {server, _} -> ok after 5000 -> error(no_server) end,
+	Frame = binary:copy(<<"x">>, 60000),
+	Counter = counters:new(1, []),
+	Sender = spawn(fun() ->
+		R = (fun Loop(N) when N < 2000 ->
+				case gunmetal:ws_send(C, W, {binary, Frame}) of
+					ok -> counters:add(Counter, 1, 1), Loop(N + 1);
+					Other -> Other
+				end;
+			 Loop(_) -> all_sent
+			end)(0),
+		Self ! {sender_done, R}
+	end),
+	%% Past the bound (4 MiB of output) the sender waits: it neither ends
+	%% nor gets an error while the server reads nothing.
+	timer:sleep(1500),
+	Sent1 = counters:get(Counter, 1),
+	receive {sender_done, Early} -> error({sender_did_not_wait, Early, Sent1}) after 0 -> ok end,
+	?assert(Sent1 * 60000 > 4 * 1024 * 1024),
+	?assert(Sent1 < 2000),
+	timer:sleep(300),
+	?assertEqual(Sent1, counters:get(Counter, 1)),
+	?assert(is_process_alive(Sender)),
+	Srv ! close,
+	receive {sender_done, _} -> ok after 10000 -> error(sender_still_blocked) end,
+	gunmetal:close(C),
+	gen_tcp:close(L)
+end).
+
+recv_head(S, Acc) ->
+	case binary:match(Acc, <<"\r\n\r\n">>) of
+		nomatch -> {ok, B} = gen_tcp:recv(S, 0, 5000), recv_head(S, <<Acc/binary, B/binary>>);
+		_ -> Acc
+	end.
+
 %% ------------------------------------------------------------------ bad arguments
 
 bad_arguments_test() ->
