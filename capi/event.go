@@ -16,9 +16,9 @@ import (
 )
 
 // An event crosses into C as a private prefix (what the event holds of its
-// connection's read budget, given back by gm_event_free, and the arena it
-// lives in), the gm_event, its arrays (headers, killed), then its strings
-// and data, each NUL-terminated.
+// connection's read budget, given back by gm_event_free, the arena it
+// lives in, and what finds its stream's flow accounting), the gm_event, its
+// arrays (headers, killed), then its strings and data, each NUL-terminated.
 //
 // The events of one gm_queue_poll share arenas: one malloc per batch and
 // one free when its last event is freed, instead of a malloc and a free per
@@ -30,7 +30,7 @@ import (
 // (gm_await, gm_info, ...) have a block of their own (arena nil).
 
 const (
-	prefixSize    = 24 // credit int64, arena pointer, tunnel ref (tunnel_h2.go)
+	prefixSize    = 32 // credit int64, arena pointer, tunnel ref (tunnel_h2.go), stream hold uint32 (core/http2_hold.go), padding
 	arenaHeader   = 16 // live events int64, padding
 	arenaMax      = 64 << 10
 	arenaEventMax = 4 << 10
@@ -82,7 +82,7 @@ func marshal(ev *core.Event, credit int) *C.gm_event {
 	base := C.malloc(C.size_t(prefixSize + total))
 	if base == nil {
 		if ev.Conn != nil {
-			ev.Conn.ReleaseTaken(core.Taken{Kind: ev.Kind, Ref: ev.Ref, Fin: ev.Fin, DataLen: len(ev.Data), Credit: credit})
+			ev.Conn.ReleaseTaken(core.Taken{Kind: ev.Kind, Ref: ev.Ref, Fin: ev.Fin, DataLen: len(ev.Data), Credit: credit, Tunnel: ev.Tunnel(), Hold: ev.Hold()})
 		}
 		return nil
 	}
@@ -137,6 +137,7 @@ func fill(base, arena unsafe.Pointer, ev *core.Event, credit int, total int) *C.
 	*(*int64)(base) = int64(credit)
 	cStore(unsafe.Add(base, 8), arena)
 	*(*uint64)(unsafe.Add(base, 16)) = ev.Tunnel() // which tunnel's (tunnel_h2.go) the release goes to
+	*(*uint64)(unsafe.Add(base, 24)) = uint64(ev.Hold())
 	mem := unsafe.Add(base, prefixSize)
 	buf := unsafe.Slice((*byte)(mem), total)
 	e := (*C.gm_event)(mem)
@@ -218,7 +219,8 @@ func putString(slot **C.char, buf []byte, off int, s string) int {
 func taken(e *C.gm_event) core.Taken {
 	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 	return core.Taken{Kind: core.EventKind(e.kind), Ref: uint64(e.ref), Fin: e.fin != 0,
-		DataLen: int(e.data_len), Credit: int(*(*int64)(base)), Tunnel: *(*uint64)(unsafe.Add(base, 16))}
+		DataLen: int(e.data_len), Credit: int(*(*int64)(base)), Tunnel: *(*uint64)(unsafe.Add(base, 16)),
+		Hold: uint32(*(*uint64)(unsafe.Add(base, 24)))}
 }
 
 // eventConn is the connection an event names. Its handle is live: it is

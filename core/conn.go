@@ -1217,7 +1217,7 @@ func (c *Conn) consume(evs []*Event) {
 		ev.credit = 0
 		c.forgetStream(ev)
 		if (ev.Kind == EvData || ev.Kind == EvSSE) && c.proto != nil && len(ev.Data) > 0 {
-			c.proto.consumed(ev.Ref, len(ev.Data))
+			c.consumedEvent(ev.Ref, ev.hold, len(ev.Data))
 		}
 	}
 	c.uncharge(credit)
@@ -1281,7 +1281,12 @@ type Taken struct {
 	DataLen int
 	Credit  int
 	Tunnel  uint64 // Event.Tunnel: the tunnel that emitted it, 0 for the connection itself
+	Hold    uint32 // Event.Hold
 }
+
+// Hold is what a copy of the event released later (Taken) gives back to
+// find its stream's count of held bytes without a lookup by ref.
+func (ev *Event) Hold() uint32 { return ev.hold }
 
 // Tunnel is the ref of the HTTP/2 tunnel whose connection emitted the
 // event (tunnel_h2.go), 0 when it is the connection the host opened: a
@@ -1310,7 +1315,7 @@ func (c *Conn) ReleaseTaken(ts ...Taken) {
 			c.forgetStream(&Event{Kind: t.Kind, Ref: t.Ref, Fin: t.Fin})
 		}
 		if (t.Kind == EvData || t.Kind == EvSSE) && c.proto != nil && t.DataLen > 0 {
-			c.proto.consumed(t.Ref, t.DataLen)
+			c.consumedEvent(t.Ref, t.Hold, t.DataLen)
 		}
 		credit += t.Credit
 	}

@@ -75,6 +75,9 @@ type Event struct {
 	// credit is what this event holds of its connection's read budget; the
 	// connection gets it back when the host takes the event off a queue.
 	credit int
+	// hold is where an HTTP/2 stream counts the held bytes of this event's
+	// Data (http2_hold.go), 0 when it is found by ref.
+	hold uint32
 }
 
 // eventOverhead is what an event costs the read budget besides its bytes,

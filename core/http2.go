@@ -129,6 +129,8 @@ type h2Stream struct {
 
 	handlers ContentHandlers // the request's content_handlers; unset: http2_opts'
 	sink     *bodySink       // the handler that took the body; nil: DATA events (sse.go)
+
+	hold uint32 // its index + 1 in h.holds, which its events carry (http2_hold.go); 0: none
 }
 
 // h2pseudo holds the pseudo-header fields of a decoded header block.
@@ -164,7 +166,8 @@ type h2conn struct {
 	sendq       []*h2Stream // streams whose request body waits for window
 	linger      []uint32    // h2LingerStreams ids, made at the first reset: an idle connection does without (issue 16, W5)
 	lingerAt    int
-	lingerHeld  map[uint64]int // bytes of DATA events of closed streams the host holds
+	lingerHeld  map[uint64]int // bytes of DATA events of closed streams the host holds (streams without a hold)
+	holds       *h2Holds       // http2_hold.go; nil while no stream has one (a pointer: W5's h2conn size class)
 
 	// the header block being received (HEADERS/PUSH_PROMISE + CONTINUATION)
 	hdrOn       bool
@@ -946,7 +949,7 @@ func (h *h2conn) remove(s *h2Stream) {
 	} else if s.ws != nil { // an upgrade not answered
 		s.ws.fail()
 	}
-	if s.held > 0 {
+	if !h.holdRemoved(s) && s.held > 0 {
 		if h.lingerHeld == nil {
 			h.lingerHeld = map[uint64]int{}
 		}

@@ -271,7 +271,11 @@ func (h *h2conn) dataFrame(id uint32, flags http2.Flags, payload []byte) error {
 				return nil
 			}
 		} else if len(data) > 0 || fin {
-			h.c.emit(&Event{Kind: EvData, Ref: s.ref, Fin: fin, Data: append([]byte(nil), data...)})
+			ev := &Event{Kind: EvData, Ref: s.ref, Fin: fin, Data: append([]byte(nil), data...)}
+			if len(data) > 0 {
+				ev.hold = h.holdOf(s)
+			}
+			h.c.emit(ev)
 			if len(data) > 0 {
 				s.held += len(data)
 				h.connHeld += len(data)
@@ -573,6 +577,9 @@ func (h *h2conn) headers(id uint32, endStream bool) error {
 			hs = h.o.ContentHandlers
 		}
 		s.sink = newBodySink(hs, s.ref, hdrs)
+		if s.sink != nil && s.sink.sse != nil {
+			s.sink.hold = h.holdOf(s) // its events' data is held (http2_hold.go)
+		}
 	}
 	if endStream {
 		s.remoteFin = true

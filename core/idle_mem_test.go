@@ -115,7 +115,7 @@ func TestIdleConnsHoldNoWriter(t *testing.T) {
 
 // An idle HTTP/2 connection keeps no per-stream storage (issue 16, W5):
 // once its streams are over and their events taken, the HPACK encoder (its
-// table, its cached block), the Framer (its buffers), the stream maps, the held-bytes map, the header decoding buffer
+// table, its cached block), the Framer (its buffers), the stream maps, the held-bytes map and holds, the header decoding buffer
 // and the settings timers are gone, made again by the next stream, whose
 // headers the server must decode as the first's.
 func TestIdleH2KeepsNoStreamState(t *testing.T) {
@@ -140,7 +140,7 @@ func TestIdleH2KeepsNoStreamState(t *testing.T) {
 		h := c.proto.(*h2conn)
 		var kept []string
 		for name, v := range map[string]bool{"encoder": h.enc != nil, "encoded block cache": h.ec != nil, "framer": h.fr != nil, "streams": h.streams != nil, "refs": h.refs != nil,
-			"lingerHeld": h.lingerHeld != nil, "userPings": h.userPings != nil, "dFields": h.dFields != nil,
+			"lingerHeld": h.lingerHeld != nil, "holds": h.holds != nil, "userPings": h.userPings != nil, "dFields": h.dFields != nil,
 			"prefaceT": h.prefaceT != nil, "settingsT": h.settingsT != nil} {
 			if v {
 				kept = append(kept, name)

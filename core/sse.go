@@ -145,6 +145,8 @@ type bodySink struct {
 	sse  *sseParser // nil: no handler took the body (dropped)
 	ref  uint64
 	dead bool // the event size limit was hit: the rest is dropped
+
+	hold uint32 // HTTP/2: its stream's hold, which its events carry (http2_hold.go)
 }
 
 // newBodySink runs Gun's gun_content_handler:init for a response head;
@@ -190,7 +192,7 @@ func (b *bodySink) feed(c *Conn, data []byte, fin bool) (events, held int, faile
 		return 0, 0, false
 	}
 	emit := func(ev *Event) {
-		ev.Kind, ev.Ref = EvSSE, b.ref
+		ev.Kind, ev.Ref, ev.hold = EvSSE, b.ref, b.hold
 		c.emit(ev)
 		events++
 		held += len(ev.Data)
