@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -74,11 +75,72 @@ func eventBytes(ev *core.Event) int {
 	return n
 }
 
+// Events that need a block of their own and fit bigBlockSize (an HTTP/2
+// DATA frame of up to 16 KiB: W2's bodies) get one of that size from a
+// bounded free list, given back by gm_event_free, instead of a malloc and a
+// free each: each is a cgo call, and a host's malloc giving the memory of
+// freed blocks back to the system and faulting it in again was a tenth of
+// W2's CPU (issue 16). Such a block's arena slot holds bigMark.
+const (
+	bigBlockSize = 20 << 10
+	bigBlocksMax = 64 // 1.25 MiB kept at most
+)
+
+var (
+	bigMark = C.malloc(1) // never freed: only its address is used
+	// The free list is C memory (calloc'ed once, its address in a Go
+	// global): LeakSanitizer, which checks the C tests, scans the
+	// library's globals and C memory but not the Go heap, so blocks listed
+	// from a Go slice would look leaked.
+	bigFree = (*[bigBlocksMax]uintptr)(C.calloc(bigBlocksMax, C.size_t(unsafe.Sizeof(uintptr(0)))))
+	bigMu   sync.Mutex
+	bigN    int
+)
+
+func getBigBlock() unsafe.Pointer {
+	bigMu.Lock()
+	if bigN > 0 {
+		bigN--
+		b := *(*unsafe.Pointer)(unsafe.Pointer(&bigFree[bigN])) // a C pointer, kept in C memory
+		bigFree[bigN] = 0
+		bigMu.Unlock()
+		return b
+	}
+	bigMu.Unlock()
+	return C.malloc(bigBlockSize)
+}
+
+func putBigBlock(b unsafe.Pointer) {
+	bigMu.Lock()
+	if bigFree != nil && bigN < bigBlocksMax {
+		cStore(unsafe.Pointer(&bigFree[bigN]), b)
+		bigN++
+		bigMu.Unlock()
+		return
+	}
+	bigMu.Unlock()
+	C.free(b)
+}
+
+// freeBlock frees an event's own block (arena slot a: nil or bigMark).
+func freeBlock(base, a unsafe.Pointer) {
+	if a == bigMark {
+		putBigBlock(base)
+		return
+	}
+	C.free(base)
+}
+
 // marshal copies ev into a C block of its own; nil if malloc fails (the
 // event is then released at once). credit is what the C event will give
 // back when freed.
 func marshal(ev *core.Event, credit int) *C.gm_event {
 	total := eventBytes(ev)
+	if prefixSize+total > arenaEventMax && prefixSize+total <= bigBlockSize {
+		if base := getBigBlock(); base != nil {
+			return fill(base, bigMark, ev, credit, total)
+		}
+	}
 	base := C.malloc(C.size_t(prefixSize + total))
 	if base == nil {
 		if ev.Conn != nil {
@@ -113,6 +175,7 @@ func marshalBatch(evs []*core.Event, dst []*C.gm_event) int {
 				core.ReleaseEvents(evs[i+1:])
 				return i
 			}
+			core.RecycleData(evs[i]) // copied: its buffer serves the next frame
 			i++
 			continue
 		}
@@ -235,11 +298,11 @@ func eventConn(p *C.gm_conn) *core.Conn {
 // release frees the C memory of e: its block, or its share of its arena.
 func release(e *C.gm_event) {
 	base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
-	if arena := *(*unsafe.Pointer)(unsafe.Add(base, 8)); arena != nil {
+	if arena := *(*unsafe.Pointer)(unsafe.Add(base, 8)); arena != nil && arena != bigMark {
 		dropArena(arena, 1)
-		return
+	} else {
+		freeBlock(base, arena)
 	}
-	C.free(base)
 }
 
 // dropArena takes n freed events off arena's count and frees it with its
@@ -298,8 +361,8 @@ func gm_events_free(evs **C.gm_event, n C.int) {
 		base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 		a := *(*unsafe.Pointer)(unsafe.Add(base, 8))
 		switch {
-		case a == nil:
-			C.free(base)
+		case a == nil || a == bigMark:
+			freeBlock(base, a)
 		case a == arena:
 			inArena++
 		default:

@@ -78,6 +78,9 @@ type Event struct {
 	// hold is where an HTTP/2 stream counts the held bytes of this event's
 	// Data (http2_hold.go), 0 when it is found by ref.
 	hold uint32
+	// pooled: Data is a dataBuf (databuf.go), which RecycleData may take
+	// back once the Data has been copied out.
+	pooled bool
 }
 
 // eventOverhead is what an event costs the read budget besides its bytes,

@@ -271,7 +271,8 @@ func (h *h2conn) dataFrame(id uint32, flags http2.Flags, payload []byte) error {
 				return nil
 			}
 		} else if len(data) > 0 || fin {
-			ev := &Event{Kind: EvData, Ref: s.ref, Fin: fin, Data: append([]byte(nil), data...)}
+			ev := &Event{Kind: EvData, Ref: s.ref, Fin: fin}
+			ev.Data, ev.pooled = dataCopy(data)
 			if len(data) > 0 {
 				ev.hold = h.holdOf(s)
 			}

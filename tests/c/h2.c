@@ -294,8 +294,72 @@ TEST(streamed_body) {
     gm_queue_free(q);
 }
 
+/* Eight 1 MiB bodies at once, taken with gm_queue_poll in small batches and
+ * each DATA event kept while the next batches arrive (the last 48): every
+ * event's bytes are the body's at its offset when taken and still when
+ * freed. Big DATA events come from recycled memory on both sides (a pooled
+ * Go buffer copied out at poll, a C block given back at free): an event
+ * whose memory was reused while held, or copied after reuse, fails here. */
+TEST(bodies_polled_and_held) {
+    gm_queue *q = gm_queue_new();
+    REQUIRE(q != NULL);
+    gm_conn *c = open_h2c(q, NULL);
+    REQUIRE(c != NULL);
+    enum { N = 8, KEEP = 48 };
+    gm_ref refs[N];
+    size_t off[N] = {0};
+    int done = 0, bad = 0;
+    for (int i = 0; i < N; i++) refs[i] = get(c, "/bytes/1048576");
+    struct { gm_event *ev; size_t off; } kept[KEEP];
+    int nk = 0;
+    int64_t end = check_now_ms() + 8 * WAIT_MS;
+    while (done < N && check_now_ms() < end) {
+        gm_event *evs[7];
+        int k = gm_queue_poll(q, evs, 7, 100);
+        CHECK(k >= 0);
+        for (int e = 0; e < k; e++) {
+            gm_event *ev = evs[e];
+            int i = 0;
+            while (i < N && refs[i] != ev->ref) i++;
+            if (i == N || (ev->kind != GM_EV_RESPONSE && ev->kind != GM_EV_DATA)) {
+                bad++;
+                gm_event_free(ev);
+                continue;
+            }
+            if (ev->kind == GM_EV_DATA) {
+                if (!is_pattern(ev->data, ev->data_len, off[i])) bad++;
+                size_t at = off[i];
+                off[i] += ev->data_len;
+                if (ev->fin) done++;
+                if (nk == KEEP) {
+                    if (!is_pattern(kept[0].ev->data, kept[0].ev->data_len, kept[0].off)) bad++;
+                    gm_event_free(kept[0].ev);
+                    memmove(kept, kept + 1, (KEEP - 1) * sizeof kept[0]);
+                    nk--;
+                }
+                kept[nk].ev = ev;
+                kept[nk].off = at;
+                nk++;
+            } else {
+                CHECK_EQ(ev->status, 200);
+                gm_event_free(ev);
+            }
+        }
+    }
+    for (int j = 0; j < nk; j++) {
+        if (!is_pattern(kept[j].ev->data, kept[j].ev->data_len, kept[j].off)) bad++;
+        gm_event_free(kept[j].ev);
+    }
+    CHECK_EQ(done, N);
+    CHECK_EQ(bad, 0);
+    for (int i = 0; i < N; i++) CHECK_EQ(off[i], 1048576);
+    CHECK(close_and_free(q, c));
+    gm_queue_free(q);
+}
+
 static const struct check_case cases[] = {
     CASE(tls_alpn_h2), CASE(push), CASE(ping), CASE(cancel), CASE(goaway), CASE(flow), CASE(streamed_body),
+    CASE(bodies_polled_and_held),
 };
 
 int main(int argc, char **argv) { return check_main(argc, argv, cases, CHECK_N(cases)); }
