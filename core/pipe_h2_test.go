@@ -10,6 +10,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/net/http2"
+
+	"gunmetal/tests/h2server"
 )
 
 // The stream ends of an RFC 8441 WebSocket (the h2Pipe's, pipe_h2.go), on
@@ -77,11 +79,9 @@ func TestWSH2ServerEndsWithoutClose(t *testing.T) {
 	noEvent(t, q, 100*time.Millisecond)
 }
 
-// TestWSH2SendBackpressure: the server gives no window: WSSend keeps at
-// most writeBound pending and then blocks; a reset stream releases it with
-// ErrClosed, the WebSocket gets the stream's ERROR, and the connection
-// carries on.
-func TestWSH2SendBackpressure(t *testing.T) {
+// wsH2NoWindow is a WebSocket over HTTP/2 (RFC 8441) on a scripted server
+// that gives no window.
+func wsH2NoWindow(t *testing.T) (*Queue, *Conn, *h2server.Conn, uint64, *h2server.Request) {
 	q, c, _, sc := h2script(t, "")
 	sc.Handshake(http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
@@ -92,6 +92,15 @@ func TestWSH2SendBackpressure(t *testing.T) {
 	req := sc.ReadRequest()
 	sc.Respond(req.StreamID, 200, false)
 	expect(t, q, EvUpgrade, ref)
+	return q, c, sc, ref, req
+}
+
+// TestWSH2SendBackpressure: the server gives no window: WSSend keeps at
+// most writeBound pending and then blocks; a reset stream releases it with
+// ErrClosed, the WebSocket gets the stream's ERROR, and the connection
+// carries on.
+func TestWSH2SendBackpressure(t *testing.T) {
+	q, c, sc, ref, req := wsH2NoWindow(t)
 	done := make(chan error, 1)
 	go func() {
 		big := bytes.Repeat([]byte{'x'}, writeBound+1<<20)
@@ -154,21 +163,12 @@ func TestConnectHTTP2SendWindowTimeout(t *testing.T) {
 // one call's frames past the bound without waiting, then refuses the next
 // call with ErrWouldBlock and sends nothing of it.
 func TestWSH2SendNoWait(t *testing.T) {
-	q, c, _, sc := h2script(t, "")
-	sc.Handshake(http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	ref, err := c.WSUpgrade("/chat", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := sc.ReadRequest()
-	sc.Respond(req.StreamID, 200, false)
-	expect(t, q, EvUpgrade, ref)
+	_, c, _, ref, _ := wsH2NoWindow(t)
 	big := bytes.Repeat([]byte{'x'}, writeBound+1<<20)
 	if err := c.WSSendNoWait(ref, []WSFrame{{Op: WSBinary, Data: big}}); err != nil {
 		t.Fatalf("first WSSendNoWait (output below the bound): %v", err)
 	}
-	err = c.WSSendNoWait(ref, []WSFrame{{Op: WSText, Data: []byte("refused")}})
+	err := c.WSSendNoWait(ref, []WSFrame{{Op: WSText, Data: []byte("refused")}})
 	if !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("second WSSendNoWait: %v, want ErrWouldBlock", err)
 	}
