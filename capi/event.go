@@ -83,7 +83,7 @@ func eventBytes(ev *core.Event) int {
 // W2's CPU (issue 16). Such a block's arena slot holds bigMark.
 const (
 	bigBlockSize = 20 << 10
-	bigBlocksMax = 64 // 1.25 MiB kept at most
+	bigBlocksMax = 256 // 5 MiB kept at most
 )
 
 var (

@@ -12,7 +12,7 @@ import "sync"
 const (
 	dataBufSize = 16384 // HTTP/2's default frame size, max_frame_size_received's default
 	dataBufMin  = 4096
-	dataBufsMax = 64 // 1 MiB kept at most
+	dataBufsMax = 256 // 4 MiB kept at most
 )
 
 var dataBufs struct {
