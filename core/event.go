@@ -88,7 +88,11 @@ type Event struct {
 const eventOverhead = 64
 
 func (e *Event) size() int {
-	n := eventOverhead + len(e.Data) + len(e.Reason) + len(e.Method) + len(e.URI)
+	data := len(e.Data)
+	if e.pooled {
+		data = cap(e.Data) // the whole pooled buffer is held while queued
+	}
+	n := eventOverhead + data + len(e.Reason) + len(e.Method) + len(e.URI)
 	for _, h := range e.Headers {
 		n += len(h.Name) + len(h.Value) + 16
 	}
