@@ -110,22 +110,25 @@ func getBigBlock() unsafe.Pointer {
 	return C.malloc(bigBlockSize)
 }
 
-func putBigBlock(b unsafe.Pointer) {
+// putBigBlocks gives blocks back to the free list, under one lock for a
+// batch (gm_events_free), and frees those past its bound.
+func putBigBlocks(bs []unsafe.Pointer) {
 	bigMu.Lock()
-	if bigFree != nil && bigN < bigBlocksMax {
-		cStore(unsafe.Pointer(&bigFree[bigN]), b)
+	i := 0
+	for ; i < len(bs) && bigFree != nil && bigN < bigBlocksMax; i++ {
+		cStore(unsafe.Pointer(&bigFree[bigN]), bs[i])
 		bigN++
-		bigMu.Unlock()
-		return
 	}
 	bigMu.Unlock()
-	C.free(b)
+	for _, b := range bs[i:] {
+		C.free(b)
+	}
 }
 
 // freeBlock frees an event's own block (arena slot a: nil or bigMark).
 func freeBlock(base, a unsafe.Pointer) {
 	if a == bigMark {
-		putBigBlock(base)
+		putBigBlocks([]unsafe.Pointer{base})
 		return
 	}
 	C.free(base)
@@ -344,6 +347,8 @@ func gm_events_free(evs **C.gm_event, n C.int) {
 	var runConn *C.gm_conn
 	var arena unsafe.Pointer
 	var inArena int64
+	var bigBuf [64]unsafe.Pointer // blocks for the free list, given back under one lock
+	big := bigBuf[:0]
 	for _, e := range list {
 		if e == nil {
 			continue
@@ -361,8 +366,13 @@ func gm_events_free(evs **C.gm_event, n C.int) {
 		base := unsafe.Add(unsafe.Pointer(e), -prefixSize)
 		a := *(*unsafe.Pointer)(unsafe.Add(base, 8))
 		switch {
-		case a == nil || a == bigMark:
-			freeBlock(base, a)
+		case a == bigMark:
+			if big = append(big, base); len(big) == cap(big) {
+				putBigBlocks(big)
+				big = big[:0]
+			}
+		case a == nil:
+			C.free(base)
 		case a == arena:
 			inArena++
 		default:
@@ -374,6 +384,9 @@ func gm_events_free(evs **C.gm_event, n C.int) {
 	}
 	if arena != nil {
 		dropArena(arena, inArena)
+	}
+	if len(big) > 0 {
+		putBigBlocks(big)
 	}
 	releaseRun(runConn, run)
 }
