@@ -945,6 +945,14 @@ func (h *h2conn) remove(s *h2Stream) {
 		}
 	}
 	if s.pipe != nil { // a tunnel's or a WebSocket's: its user lets go (pipe_h2.go)
+		// The stream's own events (its ERROR) reach the queue first: the
+		// user (a tunnel's child connection) runs on its own goroutine and
+		// reports its streams' end as soon as it is told, while this
+		// connection's events of the frame being handled wait in its batch.
+		if h.c.batching {
+			h.c.flushEvents()
+			h.c.batching = true
+		}
 		s.pipe.user.gone("closed: the tunnel's stream ended")
 	} else if s.ws != nil { // an upgrade not answered
 		s.ws.fail()
